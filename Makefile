@@ -1,0 +1,112 @@
+# pg-swarm-backup: build, ship and operate the Swarm stack, and run the local checks.
+# `make` alone lists the targets. Override any variable on the command line:
+#   make update VERSION=1.2.0      make logs SERVICE=backup-full      make deploy STACK=db
+VERSION ?= $(shell cat VERSION)
+REGISTRY ?= registry.local
+STACK ?= pgsb
+SERVICE ?= postgres
+# Extra `docker build` arguments, e.g. BUILD_ARGS="--build-arg BACKUP_UID=1001"
+BUILD_ARGS ?=
+# Command run by `make shell` inside the postgres container.
+EXEC ?= sh
+
+POSTGRES_IMAGE := $(REGISTRY)/pg-swarm-backup-postgres
+TASK_IMAGE := $(REGISTRY)/pg-swarm-backup-task
+TASK_SERVICES := backup-full backup-differential backup-incremental cleanup verify auto-restore
+STACK_FILE := stack/docker-compose.swarm.yml
+RUN_TASK := IMAGE=$(TASK_IMAGE):$(VERSION) bash stack/swarm-run-task.sh
+
+# The stack file reads ${REGISTRY} and ${VERSION} from the environment.
+export VERSION REGISTRY
+
+.DEFAULT_GOAL := help
+.PHONY: help build push deploy update remove clean ps logs shell \
+	backup-full backup-diff backup-incr backup-list backup-restore \
+	test lint demo bench typecheck
+
+help: ## List the targets
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: ## Build both images, tagged VERSION and latest
+	docker build -f Dockerfile.postgres --build-arg VERSION=$(VERSION) $(BUILD_ARGS) \
+		-t $(POSTGRES_IMAGE):$(VERSION) -t $(POSTGRES_IMAGE):latest .
+	docker build -f Dockerfile.task --build-arg VERSION=$(VERSION) $(BUILD_ARGS) \
+		-t $(TASK_IMAGE):$(VERSION) -t $(TASK_IMAGE):latest .
+
+push: ## Push both images (both tags) to REGISTRY
+	docker push $(POSTGRES_IMAGE):$(VERSION)
+	docker push $(POSTGRES_IMAGE):latest
+	docker push $(TASK_IMAGE):$(VERSION)
+	docker push $(TASK_IMAGE):latest
+
+deploy: ## Deploy or update the stack STACK with images VERSION
+	docker stack deploy -c $(STACK_FILE) --with-registry-auth $(STACK)
+
+update: ## Build, push and roll out VERSION=... to postgres and every task service
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory push
+	docker service update --with-registry-auth --image $(POSTGRES_IMAGE):$(VERSION) $(STACK)_postgres
+	for svc in $(TASK_SERVICES); do \
+		docker service update --with-registry-auth --image $(TASK_IMAGE):$(VERSION) $(STACK)_$$svc || exit 1; \
+	done
+
+remove: ## Remove the stack (the data volume and the backups stay)
+	docker stack rm $(STACK)
+
+clean: ## Remove the local images, dist/ and node_modules/
+	-docker image rm $(POSTGRES_IMAGE):$(VERSION) $(POSTGRES_IMAGE):latest \
+		$(TASK_IMAGE):$(VERSION) $(TASK_IMAGE):latest
+	rm -rf dist node_modules
+
+ps: ## Show the stack's tasks
+	docker stack ps $(STACK)
+
+logs: ## Follow a service's logs (SERVICE=postgres)
+	docker service logs -f $(STACK)_$(SERVICE)
+
+shell: ## Open a shell (EXEC=sh) in the postgres container on this node
+	@cid=$$(docker ps -q -f name=$(STACK)_postgres | head -n 1); \
+	if [ -z "$$cid" ]; then \
+		echo "no running $(STACK)_postgres container on this node; run this on the node labelled database=true" >&2; \
+		exit 1; \
+	fi; \
+	docker exec -it $$cid $(EXEC)
+
+backup-full: ## Run a full backup now, as a one-off Swarm job
+	$(RUN_TASK) backup-full -- backup full
+
+backup-diff: ## Run a differential backup now
+	$(RUN_TASK) backup-diff -- backup differential
+
+backup-incr: ## Run an incremental backup now
+	$(RUN_TASK) backup-incr -- backup incremental
+
+backup-list: ## List the backups
+	$(RUN_TASK) backup-list -- list
+
+backup-restore: ## Run a restore: make backup-restore ARGS="restore-database FILE DB"
+ifeq ($(strip $(ARGS)),)
+	@echo 'usage: make backup-restore ARGS="restore-latest | restore-full FILE | restore-database FILE DB | list-databases FILE"' >&2
+	@exit 2
+endif
+	$(RUN_TASK) backup-restore -- $(ARGS)
+
+test: ## Install what the tests need, then run every test
+	bash scripts/setup.sh
+	npm test
+
+lint: ## Lint the TypeScript and shellcheck every shell script
+	bash scripts/setup.sh
+	npm run lint
+	find scripts stack .ci -type f -name '*.sh' -exec shellcheck {} +
+
+demo: ## Run the local demo
+	bash scripts/setup.sh
+	bash scripts/demo.sh
+
+bench: ## Run the benchmark (BENCH_ARGS=...)
+	bash scripts/setup.sh
+	npm run bench -- $(BENCH_ARGS)
+
+typecheck: ## Type-check without emitting
+	npm run typecheck

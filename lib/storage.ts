@@ -1,0 +1,155 @@
+// Atomic backup files: data goes to <name>.partial in the tier folder, is fsynced, the
+// .sha256 and .json sidecars are written (each atomically), the data file is renamed into
+// place, the folder fsynced, and only then the latest_<tier> pointer moves.
+import { mkdir, open, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { ExitCode, TaskError, errnoCode } from "./errors.js";
+import type { Manifest } from "./manifest.js";
+import type { Codec, Tier } from "./naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, latestPointerName } from "./naming.js";
+
+const STORAGE_CODES: Record<string, string> = {
+  EACCES: "permission denied: the task's user cannot write there; fix the owner/mode of the storage box folder (the task image runs as uid 1000 by default)",
+  EPERM: "operation not permitted; fix the owner/mode of the storage box folder",
+  EROFS: "the file system is read-only; remount the storage box read-write",
+  ENOSPC: "no space left on the device; free space or run cleanup",
+  EDQUOT: "the disk quota is exhausted; free space or raise the quota",
+  ENOENT: "the folder does not exist; create it or fix the bind mount",
+  EIO: "an I/O error from the storage device; check the storage box mount",
+};
+
+/** A storage failure as a TaskError naming BACKUP_DIR, the file and the fix. */
+export function storageError(backupDir: string, path: string, err: unknown): TaskError {
+  const code = errnoCode(err);
+  const why = code !== undefined && STORAGE_CODES[code] !== undefined ? `${code}: ${STORAGE_CODES[code]}` : (err as Error).message;
+  return new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir}: cannot write ${path} (${why})`, { cause: err });
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a small file atomically: temp file in the same folder, fsync, rename. */
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, "w", 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+export interface PartialFile {
+  path: string;
+  finalPath: string;
+  handle: FileHandle;
+}
+
+export async function createPartial(backupDir: string, dir: string, name: string): Promise<PartialFile> {
+  const finalPath = join(dir, name);
+  const path = finalPath + PARTIAL_SUFFIX;
+  try {
+    await mkdir(dir, { recursive: true });
+    const handle = await open(path, "wx", 0o644);
+    return { path, finalPath, handle };
+  } catch (err) {
+    throw storageError(backupDir, path, err);
+  }
+}
+
+/** Removes a partial after a failure; never throws (the original error matters more). */
+export async function discardPartial(p: PartialFile): Promise<void> {
+  if (p.handle.fd !== -1) await p.handle.close().catch(() => undefined);
+  await rm(p.path, { force: true }).catch(() => undefined);
+}
+
+export function checksumLine(sha256: string, name: string): string {
+  return `${sha256}  ${name}\n`;
+}
+
+/** fsync, sidecars, rename into place, fsync the folder. After this the backup is visible. */
+export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest): Promise<void> {
+  const name = basename(p.finalPath);
+  try {
+    if (p.handle.fd !== -1) await p.handle.close();
+    const fh = await open(p.path, "r+");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await writeFileAtomic(p.finalPath + CHECKSUM_SUFFIX, checksumLine(manifest.sha256, name));
+    await writeFileAtomic(p.finalPath + MANIFEST_SUFFIX, JSON.stringify(manifest, null, 2) + "\n");
+    await rename(p.path, p.finalPath);
+    await fsyncDir(dirname(p.finalPath));
+  } catch (err) {
+    await rm(p.finalPath + CHECKSUM_SUFFIX, { force: true }).catch(() => undefined);
+    await rm(p.finalPath + MANIFEST_SUFFIX, { force: true }).catch(() => undefined);
+    await discardPartial(p);
+    throw storageError(backupDir, p.finalPath, err);
+  }
+}
+
+/** Where a latest pointer that cannot be a symlink (CIFS/SMB) is written instead: a text file holding the name. */
+export function pointerFileName(tier: Tier, codec: Codec): string {
+  return `${latestPointerName(tier, codec)}.txt`;
+}
+
+/**
+ * Points latest_<tier> at `name`: an atomic symlink swap; where the file system refuses
+ * symlinks, a pointer text file. Returns which kind was written.
+ */
+export async function updateLatestPointer(dir: string, tier: Tier, codec: Codec, name: string): Promise<"symlink" | "file"> {
+  const link = join(dir, latestPointerName(tier, codec));
+  const tmp = `${link}.tmp-${process.pid}`;
+  try {
+    await rm(tmp, { force: true });
+    await symlink(name, tmp);
+    await rename(tmp, link);
+    await rm(join(dir, pointerFileName(tier, codec)), { force: true });
+    return "symlink";
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    if (!["EPERM", "ENOTSUP", "EOPNOTSUPP", "EINVAL", "ENOSYS"].includes(errnoCode(err) ?? "")) throw err;
+    await writeFileAtomic(join(dir, pointerFileName(tier, codec)), `${name}\n`);
+    return "file";
+  }
+}
+
+/** The backup name a latest pointer names, or null when there is none. */
+export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): Promise<string | null> {
+  try {
+    return basename(await readlink(join(dir, latestPointerName(tier, codec))));
+  } catch {
+    try {
+      return (await readFile(join(dir, pointerFileName(tier, codec)), "utf8")).trim() || null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** Checks BACKUP_DIR can be written before any work starts, so a wrong mount fails fast and clearly. */
+export async function assertWritable(backupDir: string, dir: string): Promise<void> {
+  const probe = join(dir, `.write-test-${process.pid}`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(probe, "");
+    await unlink(probe);
+  } catch (err) {
+    throw storageError(backupDir, dir, err);
+  }
+}
+
+export async function fileSize(path: string): Promise<number> {
+  return (await stat(path)).size;
+}

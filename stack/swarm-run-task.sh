@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs one pg-swarm-backup task once on the Swarm and behaves like a local command:
+# starts it as a replicated job, waits for the task's end state, prints its logs,
+# removes the service (also on Ctrl-C) and exits with the task's exit code.
+#
+#   stack/swarm-run-task.sh NAME -- ARGS...     e.g.  stack/swarm-run-task.sh list -- list --json
+#
+# Environment (defaults in brackets):
+#   IMAGE                  task image [$REGISTRY/pg-swarm-backup-task:$VERSION]
+#   NETWORK                overlay network shared with postgres [backend-net]
+#   BACKUP_HOST_DIR        backup directory on the node [/mnt/storagebox/backups/postgresql]
+#   PGHOST, PGUSER         [postgres, postgres]
+#   TZ, LOCK_MODE, LOG_LEVEL  [Europe/Berlin, wait, info]
+#   TASK_TIMEOUT_SECONDS   give up waiting after this long [21600]
+#   POLL_SECONDS           poll interval [2]
+# Exit codes: the task's own; 124 timeout; 125 task rejected by Swarm (e.g. image not
+# pullable, no node labelled database=true); 1 when the exit code cannot be determined.
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 NAME -- ARGS...   (NAME: lower-case letters, digits and '-')" >&2
+  exit 2
+}
+
+[ $# -ge 1 ] || usage
+name=$1
+shift
+[[ $name =~ ^[a-z0-9][a-z0-9-]*$ ]] || usage
+if [ "${1:-}" = "--" ]; then shift; fi
+[ $# -ge 1 ] || usage
+
+image=${IMAGE:-${REGISTRY:-registry.local}/pg-swarm-backup-task:${VERSION:-latest}}
+timeout=${TASK_TIMEOUT_SECONDS:-21600}
+poll=${POLL_SECONDS:-2}
+service="pgsb-${name}-$(date -u +%Y%m%d%H%M%S)"
+
+# The service is removed however this script ends: a leftover job would keep its
+# finished container and clutter `docker service ls`.
+trap 'docker service rm "$service" >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+docker service create \
+  --mode replicated-job \
+  --detach \
+  --quiet \
+  --name "$service" \
+  --label pgsb.one-off=true \
+  --with-registry-auth \
+  --network "${NETWORK:-backend-net}" \
+  --secret postgres_password \
+  --mount "type=bind,source=${BACKUP_HOST_DIR:-/mnt/storagebox/backups/postgresql},target=/backups,bind-propagation=rslave" \
+  --constraint 'node.labels.database==true' \
+  --restart-condition none \
+  -e "PGHOST=${PGHOST:-postgres}" \
+  -e "PGUSER=${PGUSER:-postgres}" \
+  -e POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password \
+  -e BACKUP_DIR=/backups \
+  -e "TZ=${TZ:-Europe/Berlin}" \
+  -e "LOCK_MODE=${LOCK_MODE:-wait}" \
+  -e "LOG_LEVEL=${LOG_LEVEL:-info}" \
+  "$image" "$@" >/dev/null
+echo "$service: started ${*}" >&2
+
+# Prints "state|exit code|error" of the job's task; "pending||" before Swarm made one.
+task_status() {
+  local id
+  id=$(docker service ps --quiet --no-trunc "$service" 2>/dev/null | head -n 1) || true
+  if [ -z "$id" ]; then
+    echo "pending||"
+    return
+  fi
+  docker inspect --type task \
+    --format '{{.Status.State}}|{{with .Status.ContainerStatus}}{{.ExitCode}}{{end}}|{{.Status.Err}}' \
+    "$id" 2>/dev/null || echo "unknown||"
+}
+
+deadline=$(($(date +%s) + timeout))
+last=""
+while :; do
+  IFS='|' read -r state code err <<<"$(task_status)"
+  case $state in
+    complete | failed | rejected | shutdown | orphaned | remove) break ;;
+  esac
+  # Say why a task sits in "pending" (e.g. no node labelled database=true) instead of
+  # waiting silently for hours.
+  if [ "$state|$err" != "$last" ]; then
+    echo "$service: $state${err:+ ($err)}" >&2
+    last="$state|$err"
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    docker service logs --raw "$service" 2>&1 || true
+    echo "$service: still '$state' after ${timeout}s (TASK_TIMEOUT_SECONDS); removing it" >&2
+    exit 124
+  fi
+  sleep "$poll"
+done
+
+docker service logs --raw "$service" 2>&1 || true
+
+case $state in
+  complete)
+    echo "$service: complete, exit code ${code:-0}" >&2
+    exit "${code:-0}"
+    ;;
+  rejected)
+    echo "$service: rejected by Swarm: ${err:-no reason given}" >&2
+    exit 125
+    ;;
+esac
+if [[ $code =~ ^[0-9]+$ ]] && [ "$code" -ne 0 ]; then
+  echo "$service: $state, exit code $code${err:+ ($err)}" >&2
+  exit "$code"
+fi
+echo "$service: $state, exit code unknown${err:+ ($err)}" >&2
+exit 1

@@ -1,0 +1,192 @@
+// backup full|differential|incremental: plan (lib/backupPlan.ts), then dump the planned
+// databases through the compressor into an atomic file with sidecars and a manifest.
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { planBackup } from "../lib/backupPlan.js";
+import type { BackupPlan } from "../lib/backupPlan.js";
+import { scanCatalog, tierDir, usable } from "../lib/catalog.js";
+import { compressorFor } from "../lib/compression.js";
+import type { Config } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { dumpStream } from "../lib/dump.js";
+import type { DumpResult } from "../lib/dump.js";
+import { ExitCode, TaskError } from "../lib/errors.js";
+import { databaseFingerprint, globalsFingerprint } from "../lib/fingerprint.js";
+import type { Fingerprint, Manifest } from "../lib/manifest.js";
+import { MANIFEST_FORMAT } from "../lib/manifest.js";
+import { acquireLock } from "../lib/lock.js";
+import type { HeldLock } from "../lib/lock.js";
+import { backupName } from "../lib/naming.js";
+import type { Tier } from "../lib/naming.js";
+import { childEnv, connect, withClient } from "../lib/pg.js";
+import type { Client } from "../lib/pg.js";
+import { writeCompressed } from "../lib/pipeline.js";
+import { runCommand } from "../lib/proc.js";
+import { listDatabases, serverInfo, userDatabases } from "../lib/server.js";
+import type { DatabaseInfo } from "../lib/server.js";
+import { assertWritable, commitPartial, createPartial, discardPartial, updateLatestPointer } from "../lib/storage.js";
+import { TOOL } from "../lib/version.js";
+
+export interface BackupArgs {
+  tier: Tier;
+  force: boolean;
+  dryRun: boolean;
+  allowNewCluster: boolean;
+}
+
+export type BackupResult =
+  | { status: "skipped"; tier: Tier; reason: string }
+  | { status: "planned"; plan: BackupPlan }
+  | { status: "written"; tier: Tier; name: string; path: string; manifest: Manifest; seconds: number };
+
+const PROGRESS_MS = 5000;
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+async function takeFingerprint(config: Config, client: Client, dbs: readonly DatabaseInfo[], deps: Deps): Promise<Fingerprint> {
+  const g = await globalsFingerprint(client);
+  const parts = await mapLimit(dbs, 8, (d) => withClient(config.pg, d.name, (c) => databaseFingerprint(c, d.oid), deps.log));
+  return { ...g, databases: Object.fromEntries(dbs.map((d, i) => [d.name, parts[i] as Fingerprint["databases"][string]])) };
+}
+
+export function formatBackupPlan(plan: BackupPlan): string {
+  if (plan.action === "refuse") return `refused: ${plan.reason}\n`;
+  if (plan.action === "skip") return `${plan.tier}: skipped: ${plan.reason}\n`;
+  const lines = [`${plan.tier} backup${plan.reference ? ` (compared with ${plan.reference})` : ""}`];
+  for (const n of plan.notes) lines.push(`  note: ${n}`);
+  lines.push(plan.databases.length === 0 ? "  databases: none (globals only)" : "  databases:");
+  for (const d of plan.databases) lines.push(`    ${JSON.stringify(d.name)}  ${d.reason}`);
+  return lines.join("\n") + "\n";
+}
+
+export async function run(config: Config, deps: Deps, args: BackupArgs): Promise<BackupResult> {
+  const log = deps.log.child({ task: "backup", tier: args.tier });
+  const releasers: (() => Promise<void>)[] = [];
+  try {
+    if (!args.dryRun) await assertWritable(config.backupDir, tierDir(config.backupDir, args.tier));
+    const client = await connect(config.pg, config.pg.database, log);
+    releasers.push(() => client.end().catch(() => undefined));
+    if (!args.dryRun) {
+      const lock: HeldLock = await acquireLock(config, `backup ${args.tier}`, log);
+      releasers.push(() => lock.release());
+    }
+    const info = await serverInfo(client);
+    const dbs = await listDatabases(client);
+    const catalog = usable(await scanCatalog(config.backupDir));
+    const fingerprint = await takeFingerprint(config, client, dbs, deps);
+    const plan = planBackup({
+      requested: args.tier,
+      catalog,
+      systemIdentifier: info.systemIdentifier,
+      fingerprint,
+      userDatabases: await userDatabases(client, dbs),
+      force: args.force,
+      allowNewCluster: args.allowNewCluster,
+    });
+    if (args.dryRun) {
+      deps.out(formatBackupPlan(plan));
+      return { status: "planned", plan };
+    }
+    if (plan.action === "refuse") throw new TaskError(ExitCode.refused, `backup refused: ${plan.reason}`);
+    if (plan.action === "skip") {
+      log.info({ reference: plan.reference }, `skipped: no changes since ${plan.reference}`);
+      return { status: "skipped", tier: plan.tier, reason: plan.reason };
+    }
+    for (const note of plan.notes) log.info(note);
+    return await execute(config, deps, plan, info, dbs, fingerprint, log);
+  } finally {
+    for (const release of releasers.reverse()) await release();
+  }
+}
+
+async function execute(
+  config: Config,
+  deps: Deps,
+  plan: Extract<BackupPlan, { action: "backup" }>,
+  info: Awaited<ReturnType<typeof serverInfo>>,
+  dbs: readonly DatabaseInfo[],
+  fingerprint: Fingerprint,
+  parentLog: Deps["log"],
+): Promise<BackupResult> {
+  const started = deps.now();
+  const { codec, level, threads } = config.compression;
+  const name = backupName(plan.tier, started, codec);
+  const log = parentLog.child({ backup: name });
+  const env = childEnv(config.pg, deps.env);
+  const compressor = compressorFor(codec, level, threads, env);
+  const pgDumpVersion = (await runCommand("pg_dump", ["--version"], { env })).trim();
+  const dir = tierDir(config.backupDir, plan.tier);
+  log.info(
+    { databases: plan.databases.map((d) => d.name), compressor: compressor?.label ?? "none", parent: plan.parent, pgDump: pgDumpVersion },
+    `starting ${plan.tier} backup of ${plan.databases.length} database(s) with ${compressor?.label ?? "no compression"}`,
+  );
+  const partial = await createPartial(config.backupDir, dir, name);
+  const result: DumpResult = { rowCounts: {}, rawBytes: 0 };
+  const progress = { compressedBytes: 0 };
+  let current = "(globals)";
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    const secs = (Date.now() - t0) / 1000;
+    log.info(
+      { database: current, rawBytes: result.rawBytes, compressedBytes: progress.compressedBytes, rawMBps: +(result.rawBytes / 1e6 / secs).toFixed(1) },
+      `progress: ${(result.rawBytes / 1e6).toFixed(0)} MB dumped, ${(progress.compressedBytes / 1e6).toFixed(0)} MB written`,
+    );
+  }, PROGRESS_MS);
+  let written;
+  try {
+    const source = dumpStream(
+      { env, maintenanceDb: config.pg.database, databases: plan.databases.map((d) => d.name), secrets: [config.pg.password], onDatabase: (d) => (current = d) },
+      result,
+    );
+    written = await writeCompressed(source, compressor, partial, env, progress);
+  } catch (err) {
+    await discardPartial(partial);
+    log.error({ err: (err as Error).message, removed: partial.path }, "backup failed; partial file removed, nothing else changed");
+    throw err;
+  } finally {
+    clearInterval(timer);
+  }
+  const finished = deps.now();
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    tool: TOOL,
+    name,
+    tier: plan.tier,
+    parent: plan.parent,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    serverVersion: info.version,
+    pgDumpVersion,
+    systemIdentifier: info.systemIdentifier,
+    compression: { codec, program: compressor?.label ?? "none", level },
+    rawBytes: result.rawBytes,
+    compressedBytes: written.bytes,
+    sha256: written.sha256,
+    fingerprint,
+    databases: dbs.map((d) => d.name),
+    included: plan.databases.map((d) => d.name),
+    rowCounts: result.rowCounts,
+  };
+  await commitPartial(config.backupDir, partial, manifest);
+  const pointer = await updateLatestPointer(dir, plan.tier, codec, name).catch((err: unknown) => {
+    log.warn({ err: (err as Error).message }, "backup written, but the latest pointer could not be updated");
+    return "none";
+  });
+  const seconds = (Date.now() - t0) / 1000;
+  log.info(
+    { path: join(dir, name), rawBytes: result.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, seconds, pointer, cores: availableParallelism() },
+    `${plan.tier} backup written: ${name} (${(written.bytes / 1e6).toFixed(1)} MB from ${(result.rawBytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s)`,
+  );
+  return { status: "written", tier: plan.tier, name, path: join(dir, name), manifest, seconds };
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// The only place that reads argv and the environment, and maps errors to exit codes.
+import { availableParallelism } from "node:os";
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import type { Config } from "../lib/config.js";
+import { resolveConfig } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { ExitCode, TaskError } from "../lib/errors.js";
+import { createLogger } from "../lib/log.js";
+import type { Tier } from "../lib/naming.js";
+import { TIERS } from "../lib/naming.js";
+import { redact } from "../lib/secret.js";
+import { TOOL } from "../lib/version.js";
+import * as backup from "./backup.js";
+import * as list from "./list.js";
+
+type Handler = (config: Config, deps: Deps) => Promise<ExitCode | void>;
+
+const EXIT_TABLE = `Exit codes:
+  0  success (a backup skipped because nothing changed is a success)
+  1  the task failed (dump, compression, restore); nothing was changed
+  2  usage or configuration error (the message names the variable)
+  3  lock busy: another task holds the cluster lock
+  4  refused for safety (wiped cluster, existing database, bad checksum)
+  5  verify found problems
+  6  S3 mirror failed; the local backup succeeded
+  7  not implemented yet in this version
+  8  cannot connect to or authenticate with PostgreSQL
+  9  storage error: BACKUP_DIR not writable, full or missing`;
+
+async function execute(handler: Handler, task: string): Promise<void> {
+  let config: Config | undefined;
+  try {
+    config = resolveConfig(process.env);
+    const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version });
+    const deps: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
+    const code = await handler(config, deps);
+    process.exitCode = code ?? ExitCode.ok;
+  } catch (err) {
+    const exitCode = err instanceof TaskError ? err.exitCode : ExitCode.failed;
+    const message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
+    process.stderr.write(JSON.stringify({ level: "error", time: new Date().toISOString(), task, exitCode, msg: message }) + "\n");
+    process.stderr.write(`pg-swarm-backup ${task}: ${message}\n`);
+    process.exitCode = exitCode;
+  }
+}
+
+function notImplemented(name: string): Handler {
+  return async () => {
+    throw new TaskError(ExitCode.notImplemented, `"${name}" is not implemented in version ${TOOL.version} yet`);
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName("pg-swarm-backup")
+    .usage("$0 <command> [options]\n\nTiered logical backups of a PostgreSQL cluster. Configuration comes from the environment (see README).")
+    .command(
+      "backup <tier>",
+      "back up the cluster: full (all databases), differential (changed since the last full), incremental (changed since the last backup)",
+      (y) =>
+        y
+          .positional("tier", { choices: TIERS, demandOption: true, describe: "which tier" })
+          .option("force", { type: "boolean", default: false, describe: "back up even when nothing changed" })
+          .option("dry-run", { type: "boolean", default: false, describe: "print which databases would be dumped and why; write nothing" })
+          .option("allow-new-cluster", { type: "boolean", default: false, describe: "back up a fresh, empty cluster although older backups are of another cluster" }),
+      (a) =>
+        execute(async (config, deps) => {
+          await backup.run(config, deps, { tier: a.tier as Tier, force: a.force, dryRun: a.dryRun, allowNewCluster: a.allowNewCluster });
+        }, `backup ${String(a.tier)}`),
+    )
+    .command(
+      "list",
+      "list the backups in BACKUP_DIR",
+      (y) => y.option("json", { type: "boolean", default: false }).option("tier", { choices: TIERS, describe: "only this tier" }),
+      (a) => execute((config, deps) => list.run(config, deps, { json: a.json, tier: a.tier as Tier | undefined }).then(() => undefined), "list"),
+    )
+    .command("list-databases <file>", "list the databases a backup file holds (FILE: a path or a backup name)", (y) => y.positional("file", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }), () => execute(notImplemented("list-databases"), "list-databases"))
+    .command(
+      "restore-latest",
+      "restore the newest state (full + differential + incrementals) into the cluster",
+      (y) =>
+        y
+          .option("at", { type: "string", describe: "restore the state as of this ISO time instead of the newest" })
+          .option("drop-existing", { type: "boolean", default: false, describe: "replace existing non-empty databases" })
+          .option("dry-run", { type: "boolean", default: false, describe: "print the plan; change nothing" }),
+      () => execute(notImplemented("restore-latest"), "restore-latest"),
+    )
+    .command("restore-full <file>", "restore every database of one backup file", (y) => y.positional("file", { type: "string", demandOption: true }).option("drop-existing", { type: "boolean", default: false }), () => execute(notImplemented("restore-full"), "restore-full"))
+    .command(
+      "restore-database <file> <db>",
+      "restore one database from a backup file",
+      (y) =>
+        y
+          .positional("file", { type: "string", demandOption: true })
+          .positional("db", { type: "string", demandOption: true })
+          .option("as", { type: "string", describe: "restore under another name" })
+          .option("drop-existing", { type: "boolean", default: false }),
+      () => execute(notImplemented("restore-database"), "restore-database"),
+    )
+    .command("auto-restore", "restore the newest backups into a wiped cluster; a no-op anywhere else", (y) => y.option("wait", { type: "number", default: 60, describe: "seconds to wait for PostgreSQL" }), () => execute(notImplemented("auto-restore"), "auto-restore"))
+    .command(
+      "cleanup",
+      "delete backups the retention policy no longer needs",
+      (y) =>
+        y
+          .option("dry-run", { type: "boolean", default: false })
+          .option("json", { type: "boolean", default: false })
+          .option("now", { type: "string", describe: "plan as of this ISO time" }),
+      () => execute(notImplemented("cleanup"), "cleanup"),
+    )
+    .command(
+      "verify",
+      "prove the backups are intact and restorable",
+      (y) =>
+        y
+          .option("json", { type: "boolean", default: false })
+          .option("max-age", { type: "number", describe: "hours; the newest backup must be younger" })
+          .option("restore", { type: "boolean", default: false, describe: "restore the newest chain into a throwaway cluster and compare row counts" }),
+      () => execute(notImplemented("verify"), "verify"),
+    )
+    .demandCommand(1, "name a command; see --help")
+    .strict()
+    .epilogue(`${EXIT_TABLE}\n\nCores here: ${availableParallelism()}. Docs: README.md`)
+    .version(TOOL.version)
+    .help()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`pg-swarm-backup: ${msg}\nRun with --help for usage.\n`);
+      process.exitCode = ExitCode.usage;
+    })
+    .parseAsync();
+}
+
+await main(hideBin(process.argv));

@@ -1,0 +1,79 @@
+// list: every backup with tier, local time, size, databases and checksum-sidecar state.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import type { CatalogEntry } from "../lib/catalog.js";
+import { scanCatalog } from "../lib/catalog.js";
+import type { Config } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { humanBytes, localTime, table } from "../lib/format.js";
+import { CHECKSUM_SUFFIX } from "../lib/naming.js";
+import type { Tier } from "../lib/naming.js";
+
+export interface ListArgs {
+  json: boolean;
+  tier?: Tier;
+}
+
+export interface ListedBackup {
+  name: string;
+  tier: Tier;
+  time: string;
+  localTime: string;
+  bytes: number;
+  parent: string | null;
+  databases: string[];
+  included: string[];
+  /** "recorded": the .sha256 sidecar matches the manifest (run `verify` to hash the data); otherwise what is wrong. */
+  checksum: "recorded" | "missing" | "mismatch" | "no manifest";
+  problem: string | null;
+}
+
+async function checksumState(e: CatalogEntry): Promise<ListedBackup["checksum"]> {
+  if (e.manifest === null) return "no manifest";
+  try {
+    const line = await readFile(e.path + CHECKSUM_SUFFIX, "utf8");
+    return line.split(/\s+/)[0] === e.manifest.sha256 ? "recorded" : "mismatch";
+  } catch {
+    return "missing";
+  }
+}
+
+export async function listBackups(config: Config, tier?: Tier): Promise<ListedBackup[]> {
+  const entries = (await scanCatalog(config.backupDir)).filter((e) => tier === undefined || e.tier === tier);
+  return Promise.all(
+    entries.map(async (e) => ({
+      name: e.name,
+      tier: e.tier,
+      time: e.time.toISOString(),
+      localTime: localTime(e.time, config.tz),
+      bytes: e.bytes,
+      parent: e.parent,
+      databases: e.manifest?.databases ?? [],
+      included: e.manifest?.included ?? [],
+      checksum: await checksumState(e),
+      problem: e.problem,
+    })),
+  );
+}
+
+export async function run(config: Config, deps: Deps, args: ListArgs): Promise<ListedBackup[]> {
+  const listed = await listBackups(config, args.tier);
+  if (args.json) {
+    deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed }, null, 2) + "\n");
+    return listed;
+  }
+  if (listed.length === 0) {
+    const why = existsSync(config.backupDir)
+      ? `no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}`
+      : `BACKUP_DIR=${config.backupDir} does not exist (is the storage box mounted?)`;
+    deps.out(`${why}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
+    return listed;
+  }
+  const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"]];
+  for (const b of listed) {
+    const dbs = b.problem !== null ? `unusable: ${b.problem}` : `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
+    rows.push([b.tier, b.localTime, humanBytes(b.bytes), b.checksum, dbs.length > 60 ? dbs.slice(0, 57) + "..." : dbs, b.name]);
+  }
+  deps.out(table(rows));
+  return listed;
+}
