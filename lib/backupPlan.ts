@@ -39,6 +39,15 @@ function newest(entries: readonly CatalogEntry[]): CatalogEntry | undefined {
 export function planBackup(input: BackupPlanInput): BackupPlan {
   const all = Object.keys(input.fingerprint.databases);
   const notes: string[] = [];
+  const unnamable = all.find((n) => /[\r\n]/.test(n));
+  if (unnamable !== undefined) {
+    return {
+      action: "refuse",
+      reason:
+        `database ${JSON.stringify(unnamable)} has a line break in its name; pg_dump refuses such names (they cannot be restored with psql safely). ` +
+        "Rename it with ALTER DATABASE … RENAME TO a name without line breaks, then run the backup again",
+    };
+  }
   const latest = newest(input.catalog);
   const sameCluster = input.catalog.filter((e) => e.manifest?.systemIdentifier === input.systemIdentifier);
   if (latest !== undefined && latest.manifest?.systemIdentifier !== input.systemIdentifier) {

@@ -83,6 +83,9 @@ export async function* dumpStream(opts: DumpOptions, result: DumpResult): AsyncG
       encoding: "buffer",
       stdin: "ignore",
     });
+    // Awaited below on the normal path; when the consumer stops early the kill in `finally`
+    // rejects it, which must not surface as an unhandled rejection.
+    child.catch(() => undefined);
     const counter = new RowCounter();
     let last: Buffer = Buffer.alloc(0);
     try {

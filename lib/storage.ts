@@ -138,15 +138,21 @@ export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): 
   }
 }
 
-/** Checks BACKUP_DIR can be written before any work starts, so a wrong mount fails fast and clearly. */
+/**
+ * Checks BACKUP_DIR can be written before any work starts, so a wrong mount fails fast and
+ * clearly. BACKUP_DIR itself is never created: in a container it is the storage box's mount
+ * point, and creating it would write the backups into the container instead.
+ */
 export async function assertWritable(backupDir: string, dir: string): Promise<void> {
-  const probe = join(dir, `.write-test-${process.pid}`);
-  try {
-    await mkdir(dir, { recursive: true });
-    await writeFile(probe, "");
-    await unlink(probe);
-  } catch (err) {
-    throw storageError(backupDir, dir, err);
+  for (const target of [backupDir, dir]) {
+    const probe = join(target, `.write-test-${process.pid}`);
+    try {
+      if (target !== backupDir) await mkdir(target, { recursive: true });
+      await writeFile(probe, "");
+      await unlink(probe);
+    } catch (err) {
+      throw storageError(backupDir, target, err);
+    }
   }
 }
 

@@ -10,7 +10,7 @@ import type { Config } from "../lib/config.js";
 import type { Deps } from "../lib/deps.js";
 import { dumpStream } from "../lib/dump.js";
 import type { DumpResult } from "../lib/dump.js";
-import { ExitCode, TaskError } from "../lib/errors.js";
+import { ExitCode, TaskError, errnoCode } from "../lib/errors.js";
 import { databaseFingerprint, globalsFingerprint } from "../lib/fingerprint.js";
 import type { Fingerprint, Manifest } from "../lib/manifest.js";
 import { MANIFEST_FORMAT } from "../lib/manifest.js";
@@ -24,7 +24,7 @@ import { writeCompressed } from "../lib/pipeline.js";
 import { runCommand } from "../lib/proc.js";
 import { listDatabases, serverInfo, userDatabases } from "../lib/server.js";
 import type { DatabaseInfo } from "../lib/server.js";
-import { assertWritable, commitPartial, createPartial, discardPartial, updateLatestPointer } from "../lib/storage.js";
+import { assertWritable, commitPartial, createPartial, discardPartial, storageError, updateLatestPointer } from "../lib/storage.js";
 import { TOOL } from "../lib/version.js";
 
 export interface BackupArgs {
@@ -68,6 +68,14 @@ export function formatBackupPlan(plan: BackupPlan): string {
   lines.push(plan.databases.length === 0 ? "  databases: none (globals only)" : "  databases:");
   for (const d of plan.databases) lines.push(`    ${JSON.stringify(d.name)}  ${d.reason}`);
   return lines.join("\n") + "\n";
+}
+
+/** One line for people on stdout; the JSON log carries the details. */
+export function summarize(r: BackupResult): string {
+  if (r.status === "planned") return "";
+  if (r.status === "skipped") return `${r.tier}: skipped: ${r.reason}\n`;
+  const m = r.manifest;
+  return `${r.tier} backup written: ${r.path} (${m.included.length}/${m.databases.length} databases, ${m.compressedBytes} bytes, ${r.seconds.toFixed(1)} s)\n`;
 }
 
 export async function run(config: Config, deps: Deps, args: BackupArgs): Promise<BackupResult> {
@@ -152,8 +160,9 @@ async function execute(
     written = await writeCompressed(source, compressor, partial, env, progress);
   } catch (err) {
     await discardPartial(partial);
-    log.error({ err: (err as Error).message, removed: partial.path }, "backup failed; partial file removed, nothing else changed");
-    throw err;
+    const failure = errnoCode(err) !== undefined && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;
+    log.error({ err: (failure as Error).message, removed: partial.path }, "backup failed; partial file removed, nothing else changed");
+    throw failure;
   } finally {
     clearInterval(timer);
   }

@@ -13,6 +13,7 @@ import { TIERS } from "../lib/naming.js";
 import { redact } from "../lib/secret.js";
 import { TOOL } from "../lib/version.js";
 import * as backup from "./backup.js";
+import * as cleanup from "./cleanup.js";
 import * as list from "./list.js";
 
 type Handler = (config: Config, deps: Deps) => Promise<ExitCode | void>;
@@ -67,7 +68,8 @@ export async function main(argv: string[]): Promise<void> {
           .option("allow-new-cluster", { type: "boolean", default: false, describe: "back up a fresh, empty cluster although older backups are of another cluster" }),
       (a) =>
         execute(async (config, deps) => {
-          await backup.run(config, deps, { tier: a.tier as Tier, force: a.force, dryRun: a.dryRun, allowNewCluster: a.allowNewCluster });
+          const r = await backup.run(config, deps, { tier: a.tier as Tier, force: a.force, dryRun: a.dryRun, allowNewCluster: a.allowNewCluster });
+          deps.out(backup.summarize(r));
         }, `backup ${String(a.tier)}`),
     )
     .command(
@@ -108,7 +110,7 @@ export async function main(argv: string[]): Promise<void> {
           .option("dry-run", { type: "boolean", default: false })
           .option("json", { type: "boolean", default: false })
           .option("now", { type: "string", describe: "plan as of this ISO time" }),
-      () => execute(notImplemented("cleanup"), "cleanup"),
+      (a) => execute((config, deps) => cleanup.run(config, deps, { dryRun: a.dryRun, json: a.json, now: a.now }).then(() => undefined), "cleanup"),
     )
     .command(
       "verify",

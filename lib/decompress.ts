@@ -1,0 +1,61 @@
+// Reading a backup file back as SQL: the file streamed through the codec's (parallel)
+// decompressor. The caller consumes `stream` and must await `done`, which rejects when
+// the decompressor fails (a truncated or corrupt file).
+import { createReadStream } from "node:fs";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { execa } from "execa";
+import { decompressorFor } from "./compression.js";
+import type { Codec } from "./naming.js";
+import { toProcessError } from "./proc.js";
+
+export interface SqlStream {
+  stream: Readable;
+  done: Promise<void>;
+  /** Stops reading early (kills the decompressor); `done` then settles without an error. */
+  cancel(): void;
+}
+
+export function openSqlStream(path: string, codec: Codec, threads: number, env: NodeJS.ProcessEnv): SqlStream {
+  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  const prog = decompressorFor(codec, threads, env);
+  if (prog === null) {
+    const done = new Promise<void>((resolve, reject) => {
+      file.once("end", () => resolve());
+      file.once("close", () => resolve());
+      file.once("error", reject);
+    });
+    return { stream: file, done, cancel: () => file.destroy() };
+  }
+  let cancelled = false;
+  const child = execa(prog.program, prog.args, {
+    env,
+    extendEnv: false,
+    stdin: "pipe",
+    stdout: "pipe",
+    buffer: { stdout: false, stderr: true },
+    encoding: "buffer",
+  });
+  const feed = pipeline(file, child.stdin).catch((err: unknown) => {
+    if (!cancelled) throw err;
+  });
+  const exited = child.then(
+    () => undefined,
+    (err: unknown) => {
+      if (cancelled) return;
+      const e = err as { stderr?: unknown };
+      if (e.stderr instanceof Uint8Array) e.stderr = Buffer.from(e.stderr).toString("utf8");
+      throw toProcessError(prog.program, err);
+    },
+  );
+  const done = Promise.all([exited, feed.catch((err: unknown) => exited.then(() => Promise.reject(err)))]).then(() => undefined);
+  return {
+    stream: child.stdout as Readable,
+    done,
+    cancel() {
+      cancelled = true;
+      file.destroy();
+      child.kill("SIGKILL");
+    },
+  };
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The main job end to end on a throwaway local cluster and folder: sample data, a full
+# backup, list, the file proven with stock tools (sha256sum -c, bunzip2 -t), an
+# incremental that is skipped because nothing changed, and one that holds only the
+# changed database. Everything lives under one temp folder, printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+npm run build --silent
+
+bindir=""
+if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
+  bindir="$(pg_config --bindir)"
+else
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && bindir="$d"; done
+fi
+[ -n "$bindir" ] || { echo "demo: PostgreSQL server binaries not found; run scripts/setup.sh" >&2; exit 1; }
+
+root="$(mktemp -d /tmp/pgsb-demo-XXXXXX)"
+chmod 755 "$root"
+data="$root/data"
+sock="$root/sock"
+backups="$root/backups"
+mkdir -p "$sock" "$backups"
+port=$((20000 + RANDOM % 20000))
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+[ "$(id -u)" -eq 0 ] && chown postgres: "$root" "$sock"
+
+stop() { as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true; }
+trap stop EXIT
+
+echo "== throwaway cluster in $data (port $port, socket $sock)"
+as_pg "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+as_pg "$bindir/pg_ctl" -D "$data" -l "$root/server.log" -w \
+  -o "-p $port -k $sock -c listen_addresses=''" start >/dev/null
+
+export PGHOST="$sock" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+export BACKUP_DIR="$backups" TZ="${TZ:-Europe/Berlin}" LOG_FILE="$root/backup.log"
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+echo "== sample data: roles, three databases (one named with a space and a quote), a large object"
+psql_q <<'SQL'
+CREATE ROLE app_owner LOGIN PASSWORD 'demo-only';
+CREATE ROLE reader NOLOGIN;
+GRANT reader TO app_owner;
+CREATE DATABASE shop OWNER app_owner;
+CREATE DATABASE analytics;
+CREATE DATABASE "it's a demo";
+SQL
+psql_q -d shop <<'SQL'
+CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note jsonb);
+INSERT INTO customers (name, note) SELECT 'customer ' || g, jsonb_build_object('n', g) FROM generate_series(1, 50000) g;
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer int REFERENCES customers, total numeric(10,2));
+INSERT INTO orders (customer, total) SELECT 1 + g % 50000, g * 1.5 FROM generate_series(1, 100000) g;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader;
+SELECT lo_from_bytea(0, 'a large object'::bytea);
+SQL
+psql_q -d analytics -c "CREATE TABLE events AS SELECT g AS id, now() - g * interval '1 minute' AS at FROM generate_series(1, 20000) g"
+psql_q -d "it's a demo" -c "CREATE TABLE t (v text); INSERT INTO t VALUES ('-- Database \"x\" dump'), ('\\connect x')"
+
+cli() { node dist/tasks/cli.js "$@" 2>>"$root/demo-stderr.log"; }
+
+echo; echo "== backup full"
+cli backup full
+echo; echo "== list"
+cli list
+fulls=("$backups"/full/*_full.sql.bz2)
+full="${fulls[0]}"
+echo; echo "== checksum with stock tools (in $backups/full)"
+(cd "$backups/full" && sha256sum -c ./*.sha256)
+echo; echo "== bunzip2 -t"
+bunzip2 -t "$full" && echo "$(basename "$full"): bzip2 stream OK"
+
+echo; echo "== backup incremental, nothing changed (expect: skipped)"
+cli backup incremental
+grep -o '"msg":"skipped[^"]*"' "$root/demo-stderr.log" | tail -n 1
+sleep 1
+echo; echo "== change one database, then backup incremental --dry-run and for real"
+psql_q -d analytics -c "INSERT INTO events VALUES (0, now())"
+sleep 1.5   # statistics are flushed by backends within a second
+cli backup incremental --dry-run
+cli backup incremental
+cli list
+
+echo; echo "== done"
+echo "backups:      $backups"
+echo "log (JSON):   $root/backup.log"
+echo "server log:   $root/server.log"
+echo "restore with stock tools into an empty cluster:  bunzip2 -c $full | psql -X -d postgres"
+echo "(the throwaway cluster is stopped now; rm -rf $root removes everything)"

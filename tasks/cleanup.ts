@@ -1,0 +1,279 @@
+// cleanup [--dry-run] [--json] [--now ISO-TIME]: plan with lib/retention.ts, refuse when
+// the newest backup is bad or BACKUP_DIR looks wrong, then delete, repair the latest
+// pointers and remove stale leftovers (old .partial files, orphaned sidecars).
+import { lstat, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { CatalogEntry } from "../lib/catalog.js";
+import { scanCatalog, tierDir } from "../lib/catalog.js";
+import { verifyChecksum } from "../lib/checksum.js";
+import type { PointerChange, PointerState } from "../lib/cleanupPlan.js";
+import { DAY_MS, backupDirProblem, isPartialName, orphanSidecars, parseNowOption, planPointers } from "../lib/cleanupPlan.js";
+import type { Config } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { ExitCode, TaskError, errnoCode } from "../lib/errors.js";
+import { humanBytes, localTime, table } from "../lib/format.js";
+import { acquireLock } from "../lib/lock.js";
+import type { Logger } from "../lib/log.js";
+import { CHECKSUM_SUFFIX, CODECS, MANIFEST_SUFFIX, TIERS, latestPointerName } from "../lib/naming.js";
+import type { Tier } from "../lib/naming.js";
+import type { RetentionAction } from "../lib/retention.js";
+import { planRetention } from "../lib/retention.js";
+import { pointerFileName, readLatestPointer, storageError, updateLatestPointer } from "../lib/storage.js";
+
+export interface CleanupArgs {
+  dryRun: boolean;
+  json: boolean;
+  /** Plan as of this ISO time instead of the clock (see parseNowOption). */
+  now?: string;
+}
+
+export interface CleanupDecision {
+  name: string;
+  tier: Tier;
+  time: string;
+  action: RetentionAction;
+  reason: string;
+  /** Data file plus sidecars: what deleting it frees. */
+  bytes: number;
+}
+
+export interface CleanupReport {
+  now: string;
+  dryRun: boolean;
+  /** keepFullDays null = fulls are kept forever. */
+  policy: { keepAllDays: number; keepDifferentialDays: number; minFull: number; keepFullDays: number | null };
+  decisions: CleanupDecision[];
+  /** Bytes removed (with --dry-run: bytes a real run would remove). */
+  freedBytes: number;
+  /** Stale leftovers, as <tier>/<file>. */
+  removedPartials: string[];
+  removedOrphans: string[];
+  pointers: PointerChange[];
+}
+
+interface Leftover {
+  rel: string;
+  path: string;
+  bytes: number;
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await lstat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function assertBackupDir(backupDir: string): Promise<void> {
+  try {
+    if ((await stat(backupDir)).isDirectory()) return;
+  } catch (err) {
+    const why = errnoCode(err) === "ENOENT" ? "does not exist (is the storage box mounted?)" : `cannot be read (${errnoCode(err) ?? (err as Error).message})`;
+    throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir} ${why}; cleanup deleted nothing. Mount the backup folder or fix BACKUP_DIR`, { cause: err });
+  }
+  throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir} is not a folder; cleanup deleted nothing. Point BACKUP_DIR at the backup folder`);
+}
+
+async function listTier(backupDir: string, tier: Tier): Promise<string[]> {
+  try {
+    return await readdir(tierDir(backupDir, tier));
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") return [];
+    throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir}: cannot read ${tierDir(backupDir, tier)} (${errnoCode(err) ?? "error"}); fix the folder's owner or mode`, { cause: err });
+  }
+}
+
+/** Stale leftovers as of the clock (never --now: they are about crashed runs, not retention), and every orphan for the sanity check. */
+async function findLeftovers(backupDir: string, clock: Date): Promise<{ partials: Leftover[]; orphans: Leftover[]; orphanCount: number }> {
+  const partials: Leftover[] = [];
+  const orphans: Leftover[] = [];
+  let orphanCount = 0;
+  for (const tier of TIERS) {
+    const names = await listTier(backupDir, tier);
+    for (const name of names.filter(isPartialName)) {
+      const path = join(tierDir(backupDir, tier), name);
+      const info = await lstat(path);
+      // A partial has no manifest and its name stamp is the start of a dump that may have
+      // run for hours, so its mtime (the last write) is the only sign it is abandoned.
+      if (info.isFile() && clock.getTime() - info.mtimeMs > DAY_MS) partials.push({ rel: `${tier}/${name}`, path, bytes: info.size });
+    }
+    for (const s of orphanSidecars(names)) {
+      orphanCount++;
+      const path = join(tierDir(backupDir, tier), s.name);
+      if (clock.getTime() - s.time.getTime() > DAY_MS) orphans.push({ rel: `${tier}/${s.name}`, path, bytes: await sizeOf(path) });
+    }
+  }
+  return { partials, orphans, orphanCount };
+}
+
+/** Why cleanup must not delete anything, or null. Hashes the newest backup only: it is the one whose failure matters now. */
+async function refusal(config: Config, catalog: readonly CatalogEntry[], orphanCount: number): Promise<string | null> {
+  const layout = backupDirProblem(catalog, orphanCount);
+  if (layout !== null) {
+    return `BACKUP_DIR=${config.backupDir} looks wrong: ${layout}. Check the mount and BACKUP_DIR, then take a new full with \`pg-swarm-backup backup full\``;
+  }
+  const newest = catalog.at(-1);
+  if (newest === undefined) return null;
+  const problem = newest.problem ?? (await verifyChecksum(newest.path, newest.manifest?.sha256).then((v) => (v.ok ? null : v.problem)));
+  if (problem === null) return null;
+  return (
+    `the newest backup ${newest.name} failed verification (${problem}); while the newest backup is bad the older ones may be the only good copies. ` +
+    "Run `pg-swarm-backup verify` to see which backups are intact, then take a new full with `pg-swarm-backup backup full`"
+  );
+}
+
+async function readPointers(backupDir: string): Promise<PointerState[]> {
+  const states: PointerState[] = [];
+  for (const tier of TIERS) {
+    for (const codec of CODECS) states.push({ tier, codec, current: await readLatestPointer(tierDir(backupDir, tier), tier, codec) });
+  }
+  return states;
+}
+
+function remainingInputs(entries: readonly CatalogEntry[]) {
+  return entries.map((e) => ({ name: e.name, tier: e.tier, time: e.time, valid: e.problem === null }));
+}
+
+async function removeFile(config: Config, path: string): Promise<number> {
+  const bytes = await sizeOf(path);
+  try {
+    await rm(path, { force: true });
+  } catch (err) {
+    throw storageError(config.backupDir, path, err);
+  }
+  return bytes;
+}
+
+async function applyPointer(config: Config, change: PointerChange, log: Logger): Promise<void> {
+  const dir = tierDir(config.backupDir, change.tier);
+  try {
+    if (change.to !== null) {
+      await updateLatestPointer(dir, change.tier, change.codec, change.to);
+    } else {
+      // Both forms: the symlink and, where symlinks fail (CIFS/SMB), the pointer file.
+      await rm(join(dir, latestPointerName(change.tier, change.codec)), { force: true });
+      await rm(join(dir, pointerFileName(change.tier, change.codec)), { force: true });
+    }
+  } catch (err) {
+    throw storageError(config.backupDir, join(dir, latestPointerName(change.tier, change.codec)), err);
+  }
+  log.info({ tier: change.tier, from: change.from, to: change.to }, `latest ${change.tier} pointer ${change.to === null ? "removed" : `now names ${change.to}`}`);
+}
+
+/**
+ * Deletes newest first, so a crash halfway never leaves a kept-looking child whose parent
+ * is gone. Within a backup the manifest goes first: without it no reader trusts the data
+ * file, so a half-deleted backup is never mistaken for a valid one.
+ */
+async function execute(config: Config, report: CleanupReport, byName: ReadonlyMap<string, CatalogEntry>, leftovers: readonly Leftover[], log: Logger): Promise<void> {
+  let failure: unknown = null;
+  try {
+    for (const d of [...report.decisions].reverse().filter((x) => x.action === "delete")) {
+      const entry = byName.get(d.name);
+      if (entry === undefined) continue;
+      let freed = 0;
+      for (const path of [entry.path + MANIFEST_SUFFIX, entry.path, entry.path + CHECKSUM_SUFFIX]) freed += await removeFile(config, path);
+      report.freedBytes += freed;
+      log.info({ backup: d.name, tier: d.tier, reason: d.reason, bytes: freed }, `deleted ${d.name}: ${d.reason}`);
+    }
+    for (const f of leftovers) {
+      report.freedBytes += await removeFile(config, f.path);
+      log.info({ file: f.rel, bytes: f.bytes }, `removed stale ${f.rel}`);
+    }
+  } catch (err) {
+    failure = err;
+  }
+  // Pointers follow what is really on disk, so they are right even after a failed delete.
+  const remaining = remainingInputs(await scanCatalog(config.backupDir));
+  report.pointers = planPointers(remaining, await readPointers(config.backupDir));
+  for (const change of report.pointers) await applyPointer(config, change, log);
+  if (failure !== null) throw failure;
+}
+
+export function formatCleanupReport(report: CleanupReport, tz: string, refused: string | null): string {
+  const { policy } = report;
+  const fulls = policy.keepFullDays === null ? "fulls forever" : `fulls ${policy.keepFullDays} d`;
+  const lines = [
+    `retention as of ${localTime(new Date(report.now), tz)}: everything ${policy.keepAllDays} d, differentials ${policy.keepDifferentialDays} d, ${fulls}, newest ${policy.minFull} fulls always`,
+  ];
+  if (refused !== null) lines.push(`REFUSED, a real run would delete nothing: ${refused}`);
+  if (report.decisions.length === 0) lines.push("no backups");
+  let text = lines.join("\n") + "\n";
+  if (report.decisions.length > 0) {
+    const rows = [["ACTION", "TIER", `TIME (${tz})`, "SIZE", "NAME", "REASON"]];
+    for (const d of report.decisions) rows.push([d.action, d.tier, localTime(new Date(d.time), tz), humanBytes(d.bytes), d.name, d.reason]);
+    text += table(rows);
+  }
+  const verb = report.dryRun ? "would remove" : "removed";
+  const extra = [
+    ...report.removedPartials.map((f) => `${verb} stale partial ${f}`),
+    ...report.removedOrphans.map((f) => `${verb} orphaned sidecar ${f}`),
+    ...report.pointers.map((p) => `latest ${p.tier} pointer (${p.codec}): ${p.from ?? "none"} -> ${p.to ?? "removed"}`),
+  ];
+  const deleted = report.decisions.filter((d) => d.action === "delete").length;
+  const summary = `keep ${report.decisions.length - deleted}, delete ${deleted}, ${humanBytes(report.freedBytes)} ${report.dryRun ? "would be freed (dry run: nothing changed)" : "freed"}`;
+  return text + [...extra, summary].join("\n") + "\n";
+}
+
+export async function run(config: Config, deps: Deps, args: CleanupArgs): Promise<CleanupReport> {
+  const log = deps.log.child({ task: "cleanup" });
+  const clock = deps.now();
+  const now = parseNowOption(args.now) ?? clock;
+  const releasers: (() => Promise<void>)[] = [];
+  try {
+    await assertBackupDir(config.backupDir);
+    if (!args.dryRun) {
+      const lock = await acquireLock(config, "cleanup", log);
+      releasers.push(() => lock.release());
+    }
+    const catalog = await scanCatalog(config.backupDir).catch((err: unknown) => {
+      throw new TaskError(ExitCode.storage, `BACKUP_DIR=${config.backupDir} cannot be read (${errnoCode(err) ?? (err as Error).message}); cleanup deleted nothing`, { cause: err });
+    });
+    const found = await findLeftovers(config.backupDir, clock);
+    const refused = await refusal(config, catalog, found.orphanCount);
+    if (refused !== null && !args.dryRun) throw new TaskError(ExitCode.refused, `cleanup refused, nothing deleted: ${refused}`);
+    const { keepFullDays, ...rest } = config.retention;
+    const planned = planRetention(
+      catalog.map((e) => ({ name: e.name, tier: e.tier, time: e.time, parent: e.parent, valid: e.problem === null, problem: e.problem })),
+      config.retention,
+      now,
+    );
+    const byName = new Map(catalog.map((e) => [e.name, e]));
+    const decisions: CleanupDecision[] = [];
+    for (const d of planned) {
+      const path = byName.get(d.name)?.path ?? "";
+      const bytes = (await sizeOf(path)) + (await sizeOf(path + MANIFEST_SUFFIX)) + (await sizeOf(path + CHECKSUM_SUFFIX));
+      decisions.push({ name: d.name, tier: d.tier, time: d.time.toISOString(), action: d.action, reason: d.reason, bytes });
+    }
+    const leftovers = [...found.partials, ...found.orphans];
+    const report: CleanupReport = {
+      now: now.toISOString(),
+      dryRun: args.dryRun,
+      policy: { ...rest, keepFullDays: Number.isFinite(keepFullDays) ? keepFullDays : null },
+      decisions,
+      freedBytes: 0,
+      removedPartials: found.partials.map((f) => f.rel),
+      removedOrphans: found.orphans.map((f) => f.rel),
+      pointers: [],
+    };
+    if (args.now !== undefined && !args.dryRun) log.warn({ now: report.now }, `planning as of --now ${report.now}, not the clock`);
+    if (args.dryRun) {
+      const kept = catalog.filter((e) => decisions.find((d) => d.name === e.name)?.action === "keep");
+      report.pointers = planPointers(remainingInputs(kept), await readPointers(config.backupDir));
+      report.freedBytes = decisions.filter((d) => d.action === "delete").reduce((n, d) => n + d.bytes, 0) + leftovers.reduce((n, f) => n + f.bytes, 0);
+    } else {
+      await execute(config, report, byName, leftovers, log);
+    }
+    const deleted = decisions.filter((d) => d.action === "delete").length;
+    log.info(
+      { dryRun: args.dryRun, now: report.now, kept: decisions.length - deleted, deleted, freedBytes: report.freedBytes, partials: report.removedPartials.length, orphans: report.removedOrphans.length },
+      `cleanup ${args.dryRun ? "planned" : "done"}: keep ${decisions.length - deleted}, delete ${deleted}, ${humanBytes(report.freedBytes)} ${args.dryRun ? "would be freed" : "freed"}`,
+    );
+    deps.out(args.json ? JSON.stringify({ ...report, refused }, null, 2) + "\n" : formatCleanupReport(report, config.tz, refused));
+    if (refused !== null) throw new TaskError(ExitCode.refused, `cleanup would refuse: ${refused}`);
+    return report;
+  } finally {
+    for (const release of releasers.reverse()) await release();
+  }
+}

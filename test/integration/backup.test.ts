@@ -1,0 +1,180 @@
+// Full backups against real clusters: the file restores with stock psql and reproduces
+// the source; checksums work with sha256sum; every failing stage leaves nothing behind.
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run as backup } from "../../tasks/backup.js";
+import type { ClusterInfo } from "../cluster.js";
+import { TEST_PASSWORD, createCluster, destroyCluster, freePort, sql } from "../cluster.js";
+import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
+
+const normalise = (dump: string) =>
+  dump
+    .replace(/^\\(un)?restrict \S+$/gm, "\\$1restrict KEY")
+    .replace(/^-- Dumped (from|by) .*$/gm, "");
+
+function dumpall(c: ClusterInfo): string {
+  return execFileSync("pg_dumpall", ["-h", c.socketDir, "-p", String(c.port), "-U", "postgres"], { maxBuffer: 1 << 28 }).toString();
+}
+
+function decompress(path: string): string {
+  return execFileSync("bunzip2", ["-c", path], { maxBuffer: 1 << 28 }).toString();
+}
+
+function filesIn(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
+}
+
+let src: ClusterInfo;
+
+beforeAll(async () => {
+  src = await createCluster({ name: "backup-src" });
+  await sql(src, "postgres", `CREATE ROLE app_owner LOGIN PASSWORD 'pw'; CREATE ROLE reader; GRANT reader TO app_owner`);
+  for (const db of ["app", "with space", 'quo"te', "ünïcødé"]) await sql(src, "postgres", `CREATE DATABASE "${db.replace(/"/g, '""')}" OWNER app_owner`);
+  await sql(src, "app", `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+    INSERT INTO t VALUES (-1, E'-- Database "evil" dump'), (-2, E'\\\\connect evil'); GRANT SELECT ON t TO reader;
+    SELECT lo_from_bytea(0, 'large object');`);
+  await sql(src, 'quo"te', "CREATE TABLE q (x int); INSERT INTO q VALUES (1), (2)");
+});
+
+afterAll(() => destroyCluster(src));
+
+describe("backup full", () => {
+  it("writes a pg_dumpall-shaped file that restores with plain psql into a new cluster", async () => {
+    const dir = tempDir();
+    const deps = testDeps();
+    const r = await backup(testConfig(src, dir), deps, { tier: "full", force: false, dryRun: false, allowNewCluster: false });
+    expect(r.status).toBe("written");
+    if (r.status !== "written") return;
+    expect(r.manifest.included).toEqual(["template1", "app", "postgres", "quo\"te", "with space", "ünïcødé"]);
+    expect(r.manifest.rowCounts.app?.["public.t"]).toBe(20002);
+    expect(r.manifest.rowCounts['quo"te']?.["public.q"]).toBe(2);
+    // The SQL is what pg_dumpall prints, but for the random \restrict keys and version comments.
+    expect(normalise(decompress(r.path))).toBe(normalise(dumpall(src)));
+    expect(readlinkSync(join(dir, "full", "latest_full.sql.bz2"))).toBe(r.name);
+    execFileSync("sha256sum", ["-c", `${r.name}.sha256`], { cwd: join(dir, "full") });
+    expect(deps.logs.some((l) => String(l.msg).includes("lbzip2"))).toBe(true);
+
+    const dst = await createCluster({ name: "backup-dst" });
+    try {
+      execFileSync("sh", ["-c", `bunzip2 -c "$1" | psql -X -q -h "$2" -p "$3" -U postgres -d postgres >/dev/null 2>"$4"`, "sh", r.path, dst.socketDir, String(dst.port), join(dir, "restore.err")]);
+      // the only error: the bootstrap superuser exists already
+      expect(readFileSync(join(dir, "restore.err"), "utf8").trim()).toMatch(/^((psql:\S+ )?ERROR:  role "postgres" already exists\s*)?$/);
+      expect(normalise(dumpall(dst))).toBe(normalise(dumpall(src)));
+    } finally {
+      destroyCluster(dst);
+    }
+  });
+
+  it("leaves no visible backup and no moved pointer when pg_dump's backend is killed mid-dump", async () => {
+    const dir = tempDir();
+    const config = testConfig(src, dir);
+    const first = await backup(config, testDeps(), { tier: "full", force: true, dryRun: false, allowNewCluster: false });
+    expect(first.status).toBe("written");
+    await sql(src, "postgres", "CREATE DATABASE big");
+    await sql(src, "big", "CREATE TABLE b AS SELECT g, repeat(md5(g::text), 4) AS v FROM generate_series(1, 1500000) g");
+    try {
+      const before = filesIn(join(dir, "full"));
+      const killer = (async () => {
+        for (let i = 0; i < 400; i++) {
+          const r = await sql(src, "postgres", "SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE query LIKE 'COPY public.b %' AND pid <> pg_backend_pid()");
+          if (r.rowCount !== null && r.rowCount > 0) return true;
+          await new Promise((res) => setTimeout(res, 25));
+        }
+        return false;
+      })();
+      const later = new Date(Date.now() + 2000);
+      await expect(backup(config, testDeps(() => later), { tier: "full", force: true, dryRun: false, allowNewCluster: false })).rejects.toThrow(/pg_dump of database "big" failed/);
+      expect(await killer).toBe(true);
+      expect(filesIn(join(dir, "full"))).toEqual(before);
+      expect(readlinkSync(join(dir, "full", "latest_full.sql.bz2"))).toBe(first.status === "written" ? first.name : "");
+    } finally {
+      await sql(src, "postgres", "DROP DATABASE big");
+    }
+  });
+
+  it("fails with a clear error and leaves nothing when a stage fails: truncated pg_dump output, compressor crash", async () => {
+    const dir = tempDir();
+    const bin = tempDir("pgsb-fakebin-");
+    const realPgDump = execFileSync("sh", ["-c", "command -v pg_dump"]).toString().trim();
+    writeFileSync(join(bin, "pg_dump"), `#!/bin/sh\ncase "$*" in *--version*) exec ${realPgDump} "$@";; esac\n${realPgDump} "$@" | head -c 2000\n`);
+    writeFileSync(join(bin, "zstd"), "#!/bin/sh\nhead -c 100 >/dev/null\necho 'zstd: simulated failure' >&2\nexit 1\n");
+    chmodSync(join(bin, "pg_dump"), 0o755);
+    chmodSync(join(bin, "zstd"), 0o755);
+    const path = `${bin}:${process.env.PATH}`;
+    const truncated = await runCli(["backup", "full"], { ...cliEnv(src, dir), PATH: path });
+    expect(truncated.code).toBe(1);
+    expect(truncated.stderr).toMatch(/without the "-- PostgreSQL database dump complete" trailer/);
+    const crashed = await runCli(["backup", "full"], { ...cliEnv(src, dir), BACKUP_COMPRESSION: "zstd", PATH: path });
+    expect(crashed.code).toBe(1);
+    expect(crashed.stderr).toMatch(/zstd exited with 1: zstd: simulated failure/);
+    expect(filesIn(join(dir, "full"))).toEqual([]);
+  });
+
+  it("gives a storage error naming BACKUP_DIR on a read-only or full file system, and leaves nothing partial", async () => {
+    const mnt = tempDir("pgsb-mnt-");
+    const ro = join(mnt, "ro");
+    const full = join(mnt, "full");
+    mkdirSync(ro);
+    mkdirSync(full);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", ro]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", full]);
+    try {
+      const r1 = await runCli(["backup", "full"], cliEnv(src, ro));
+      expect(r1.code).toBe(9);
+      expect(r1.stderr).toMatch(new RegExp(`BACKUP_DIR=${ro}.*EROFS`));
+      const r2 = await runCli(["backup", "full"], cliEnv(src, full, { BACKUP_COMPRESSION: "none" }));
+      expect(r2.code).toBe(9);
+      expect(r2.stderr).toMatch(new RegExp(`BACKUP_DIR=${full}.*ENOSPC`));
+      expect(filesIn(join(full, "full"))).toEqual([]);
+    } finally {
+      execFileSync("umount", [ro]);
+      execFileSync("umount", [full]);
+    }
+  });
+
+  it("names where a wrong password came from and never prints it", async () => {
+    const dir = tempDir();
+    const secretFile = join(dir, "pw");
+    writeFileSync(secretFile, "not-the-password-XYZ\n");
+    const env = { ...cliEnv(src, dir), PGHOST: "127.0.0.1", POSTGRES_PASSWORD_FILE: secretFile, PG_CONNECT_TIMEOUT_SECONDS: "2" };
+    const r = await runCli(["backup", "full"], env);
+    expect(r.code).toBe(8);
+    expect(r.stderr).toContain(`password from POSTGRES_PASSWORD_FILE=${secretFile}`);
+    expect(r.stderr + r.stdout).not.toContain("not-the-password-XYZ");
+    const ok = await runCli(["backup", "full"], { ...cliEnv(src, dir), PGHOST: "127.0.0.1", PGPASSWORD: TEST_PASSWORD });
+    expect(ok.code).toBe(0);
+    expect(ok.stderr + ok.stdout).not.toContain(TEST_PASSWORD);
+  });
+
+  it("gives a clear error after a bounded retry when PostgreSQL is down", async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const r = await runCli(["backup", "full"], { ...cliEnv(src, tempDir()), PGHOST: "127.0.0.1", PGPORT: String(port), PG_CONNECT_TIMEOUT_SECONDS: "3" });
+    expect(r.code).toBe(8);
+    expect(r.stderr).toMatch(/cannot connect to PostgreSQL at postgres@127\.0\.0\.1:\d+\/postgres .*ECONNREFUSED.*check PGHOST\/PGPORT/);
+    expect(r.stderr).toMatch(/retrying/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
+});
+
+describe("CLI", () => {
+  it("rejects a bad setting at start, naming the variable and the fix", async () => {
+    const r = await runCli(["list"], { BACKUP_DIR: "/x", BACKUP_COMPRESSION: "lzma" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/BACKUP_COMPRESSION="lzma" is not one of bzip2, zstd, gzip, none/);
+  });
+
+  it("answers a command of a later version with its own exit code", async () => {
+    const r = await runCli(["mirror-all-the-things"], {});
+    expect(r.code).toBe(2);
+  });
+
+  it("lists nothing helpfully on a missing BACKUP_DIR", async () => {
+    const r = await runCli(["list"], { BACKUP_DIR: "/nonexistent/backups" });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/BACKUP_DIR=\/nonexistent\/backups does not exist/);
+  });
+});
+
