@@ -6,7 +6,10 @@
 // - per database: a hash of every table's insert/update/delete counters (catalogs included,
 //   so DDL, GRANT, TRUNCATE's new relfilenode and large objects count), of every sequence's
 //   position (nextval writes no table row), and of the database's stats reset time.
-//   pg_statistic is left out: autoanalyze rewrites it after real changes and would fire again.
+//   pg_statistic (and its TOAST table) is left out: autoanalyze rewrites it, even in an idle
+//   template1 after CREATE DATABASE, and would fire again.
+//   Shared catalogs are left out too: every database sees their counters, so a CREATE ROLE
+//   would otherwise mark every database changed; the globals hash covers them exactly.
 // - statsEpoch: pg_stat_archiver's reset time, which survives a clean restart but moves
 //   when a crash discards the counters, so counters that fell back are never trusted.
 // Counters are flushed by backends with a delay (up to ~1 s, longer when idle); because the
@@ -25,9 +28,11 @@ SELECT md5(concat_ws('|',
 
 export const DATABASE_SQL = `
 SELECT md5(concat_ws('|',
-  (SELECT string_agg(concat_ws(',', relid, n_tup_ins, n_tup_upd, n_tup_del), ';' ORDER BY relid)
-     FROM pg_stat_all_tables
-    WHERE relid NOT IN ('pg_catalog.pg_statistic'::regclass, 'pg_catalog.pg_statistic_ext_data'::regclass)),
+  (SELECT string_agg(concat_ws(',', s.relid, s.n_tup_ins, s.n_tup_upd, s.n_tup_del), ';' ORDER BY s.relid)
+     FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid
+    WHERE NOT c.relisshared
+      AND s.relid NOT IN (SELECT x.oid FROM pg_class x WHERE x.oid IN ('pg_catalog.pg_statistic'::regclass, 'pg_catalog.pg_statistic_ext_data'::regclass)
+                          UNION SELECT x.reltoastrelid FROM pg_class x WHERE x.oid IN ('pg_catalog.pg_statistic'::regclass, 'pg_catalog.pg_statistic_ext_data'::regclass))),
   (SELECT string_agg(concat_ws(',', schemaname, sequencename, last_value), ';' ORDER BY schemaname, sequencename) FROM pg_sequences),
   (SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database())
 )) AS hash`;

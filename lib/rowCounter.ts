@@ -60,7 +60,7 @@ export class RowCounter {
     if (length > PREFIX_KEEP || start[0] !== 0x43) return;
     const m = COPY_RE.exec(start.toString("utf8"));
     if (m?.[1] !== undefined) {
-      this.#table = m[1];
+      this.#table = m[1].trimEnd();
       this.#rows = 0;
     }
   }

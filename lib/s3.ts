@@ -86,7 +86,7 @@ export function explainS3Error(s3: S3Config, err: unknown): string {
   if (name === "CredentialsProviderError") return `no AWS credentials found (${e.message ?? name}); set AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE or configure the AWS SDK credential chain`;
   if (CREDENTIAL_NAMES.has(name)) return `S3 rejected the credentials (${text}); check ${credentialSource(s3)}`;
   if (name === "NoSuchBucket") return `the bucket S3_BUCKET=${s3.bucket} does not exist at ${endpointName(s3)}; create it or fix S3_BUCKET`;
-  if (name === "AccessDenied" || status === 403) return `access denied (${text}); the credentials from ${credentialSource(s3)} need s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on S3_BUCKET=${s3.bucket}`;
+  if (name === "AccessDenied" || status === 403) return `access denied (${text}); check the credentials from ${credentialSource(s3)}: they must be valid and allow s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on S3_BUCKET=${s3.bucket}`;
   if (name === "PermanentRedirect" || name === "AuthorizationHeaderMalformed" || status === 301) return `the bucket is in another region (${text}); set S3_REGION to the bucket's region`;
   return text;
 }

@@ -3,6 +3,7 @@
 // place, the folder fsynced, and only then the latest_<tier> pointer moves.
 import { mkdir, open, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { ExitCode, TaskError, errnoCode } from "./errors.js";
 import type { Manifest } from "./manifest.js";
@@ -145,7 +146,7 @@ export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): 
  */
 export async function assertWritable(backupDir: string, dir: string): Promise<void> {
   for (const target of [backupDir, dir]) {
-    const probe = join(target, `.write-test-${process.pid}`);
+    const probe = join(target, `.write-test-${randomUUID()}`);
     try {
       if (target !== backupDir) await mkdir(target, { recursive: true });
       await writeFile(probe, "");

@@ -93,10 +93,11 @@ async function findLeftovers(backupDir: string, clock: Date): Promise<{ partials
     const names = await listTier(backupDir, tier);
     for (const name of names.filter(isPartialName)) {
       const path = join(tierDir(backupDir, tier), name);
-      const info = await lstat(path);
+      // Gone already: a --dry-run holds no lock, so a running backup may just have renamed it.
+      const info = await lstat(path).catch(() => null);
       // A partial has no manifest and its name stamp is the start of a dump that may have
       // run for hours, so its mtime (the last write) is the only sign it is abandoned.
-      if (info.isFile() && clock.getTime() - info.mtimeMs > DAY_MS) partials.push({ rel: `${tier}/${name}`, path, bytes: info.size });
+      if (info?.isFile() === true && clock.getTime() - info.mtimeMs > DAY_MS) partials.push({ rel: `${tier}/${name}`, path, bytes: info.size });
     }
     for (const s of orphanSidecars(names)) {
       orphanCount++;
@@ -187,7 +188,13 @@ async function execute(config: Config, report: CleanupReport, byName: ReadonlyMa
   // Pointers follow what is really on disk, so they are right even after a failed delete.
   const remaining = remainingInputs(await scanCatalog(config.backupDir));
   report.pointers = planPointers(remaining, await readPointers(config.backupDir));
-  for (const change of report.pointers) await applyPointer(config, change, log);
+  for (const change of report.pointers) {
+    // After a failed delete, that failure is the one to report; a pointer problem is logged.
+    await applyPointer(config, change, log).catch((err: unknown) => {
+      if (failure === null) throw err;
+      log.error({ err: (err as Error).message }, "latest pointer not repaired");
+    });
+  }
   if (failure !== null) throw failure;
 }
 

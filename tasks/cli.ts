@@ -12,9 +12,13 @@ import type { Tier } from "../lib/naming.js";
 import { TIERS } from "../lib/naming.js";
 import { redact } from "../lib/secret.js";
 import { TOOL } from "../lib/version.js";
+import { verifyServerConfig } from "../lib/verifyTarget.js";
 import * as backup from "./backup.js";
 import * as cleanup from "./cleanup.js";
 import * as list from "./list.js";
+import * as mirror from "./mirror.js";
+import * as status from "./status.js";
+import * as verify from "./verify.js";
 
 type Handler = (config: Config, deps: Deps) => Promise<ExitCode | void>;
 
@@ -74,9 +78,26 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       "list",
-      "list the backups in BACKUP_DIR",
-      (y) => y.option("json", { type: "boolean", default: false }).option("tier", { choices: TIERS, describe: "only this tier" }),
-      (a) => execute((config, deps) => list.run(config, deps, { json: a.json, tier: a.tier as Tier | undefined }).then(() => undefined), "list"),
+      "list the backups in BACKUP_DIR (or, with --source s3, in the S3 mirror)",
+      (y) =>
+        y
+          .option("json", { type: "boolean", default: false })
+          .option("tier", { choices: TIERS, describe: "only this tier" })
+          .option("source", { choices: ["local", "s3"] as const, default: "local" as const, describe: "list BACKUP_DIR or the S3 mirror (S3_BUCKET/S3_PREFIX)" }),
+      (a) =>
+        execute(
+          (config, deps) =>
+            a.source === "s3"
+              ? mirror.listS3(config, deps, { json: a.json, tier: a.tier as Tier | undefined })
+              : list.run(config, deps, { json: a.json, tier: a.tier as Tier | undefined }).then(() => undefined),
+          "list",
+        ),
+    )
+    .command(
+      "mirror",
+      "upload every local backup that the S3 mirror lacks or holds differently (idempotent; checks each object's sha256)",
+      (y) => y.option("dry-run", { type: "boolean", default: false, describe: "print what would be uploaded and why; upload nothing" }),
+      (a) => execute((config, deps) => mirror.run(config, deps, { dryRun: a.dryRun }).then(() => undefined), "mirror"),
     )
     .command("list-databases <file>", "list the databases a backup file holds (FILE: a path or a backup name)", (y) => y.positional("file", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }), () => execute(notImplemented("list-databases"), "list-databases"))
     .command(
@@ -120,7 +141,18 @@ export async function main(argv: string[]): Promise<void> {
           .option("json", { type: "boolean", default: false })
           .option("max-age", { type: "number", describe: "hours; the newest backup must be younger" })
           .option("restore", { type: "boolean", default: false, describe: "restore the newest chain into a throwaway cluster and compare row counts" }),
-      () => execute(notImplemented("verify"), "verify"),
+      (a) =>
+        execute(async (config, deps) => {
+          const args = { json: a.json, maxAgeHours: a.maxAge, restore: a.restore, server: verifyServerConfig(process.env) };
+          const report = await verify.run(config, deps, args);
+          return report.ok ? ExitCode.ok : ExitCode.verifyFailed;
+        }, "verify"),
+    )
+    .command(
+      "status",
+      "show the newest backup per tier and each task's last run and result (from METRICS_FILE)",
+      (y) => y.option("json", { type: "boolean", default: false }),
+      (a) => execute((config, deps) => status.run(config, deps, { json: a.json }).then(() => undefined), "status"),
     )
     .demandCommand(1, "name a command; see --help")
     .strict()

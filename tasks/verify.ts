@@ -1,0 +1,203 @@
+// verify [--json] [--max-age HOURS] [--restore]: a proof a CI pipeline can trust by exit
+// code. Checks every file's manifest and checksum and every chain's links, reads the newest
+// chain back through its decompressor, checks the backups are fresh, and with --restore
+// restores that chain into a throwaway cluster and compares row counts with the manifests.
+// The decisions are in lib/verifyChecks.ts; this file reads, times and reports.
+import { scanCatalog } from "../lib/catalog.js";
+import type { CatalogEntry } from "../lib/catalog.js";
+import { verifyChecksum } from "../lib/checksum.js";
+import type { Config, PgConfig } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { ConfigError } from "../lib/errors.js";
+import { humanBytes } from "../lib/format.js";
+import type { Logger } from "../lib/log.js";
+import { recordTaskResult } from "../lib/metrics.js";
+import { planRestore } from "../lib/restorePlan.js";
+import type { RestorePlan } from "../lib/restorePlan.js";
+import { ageFindings, chainFindings, fail, family, manifestFindings, pass, restoredRowFindings, resultsByName, streamFindings } from "../lib/verifyChecks.js";
+import type { Check, Finding } from "../lib/verifyChecks.js";
+import { countRestoredRows, restoreChainForVerify } from "../lib/verifyRestore.js";
+import { scanBackup } from "../lib/verifyStream.js";
+import { openRestoreTarget } from "../lib/verifyTarget.js";
+import type { RestoreTarget } from "../lib/verifyTarget.js";
+
+export interface VerifyArgs {
+  json: boolean;
+  /** Limit for the newest backup of any tier; default lib/verifyChecks DEFAULT_MAX_AGE_HOURS. */
+  maxAgeHours?: number;
+  restore: boolean;
+  /** VERIFY_PGHOST's server (lib/verifyTarget verifyServerConfig); null: a scratch cluster in the task. */
+  server: PgConfig | null;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  checks: Check[];
+  durationMs: number;
+}
+
+/** Hashing is disk-bound; two files at a time keeps a storage box busy without thrashing it. */
+const HASH_CONCURRENCY = 2;
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+class Collector {
+  readonly checks: Check[] = [];
+  constructor(private readonly log: Logger) {}
+
+  /** Runs one step; each of its findings carries the step's duration. */
+  async step(fn: () => Finding[] | Promise<Finding[]>): Promise<Finding[]> {
+    const t0 = Date.now();
+    const findings = await fn();
+    const durationMs = Date.now() - t0;
+    for (const f of findings) {
+      this.checks.push({ ...f, durationMs });
+      if (!f.ok) this.log.error({ check: f.name, backup: f.file, figures: f.figures }, `FAIL ${f.name}: ${f.message}`);
+    }
+    return findings;
+  }
+}
+
+async function checksums(entries: readonly CatalogEntry[]): Promise<Finding[]> {
+  const results: { file: string; problem: string | null }[] = new Array(entries.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < entries.length; i = next++) {
+      const e = entries[i] as CatalogEntry;
+      const verdict = await verifyChecksum(e.path, e.manifest?.sha256).catch((err: unknown) => ({ ok: false as const, problem: `${e.name}: ${message(err)}` }));
+      results[i] = { file: e.name, problem: verdict.ok ? null : verdict.problem };
+    }
+  };
+  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, worker));
+  const bytes = entries.reduce((a, e) => a + e.bytes, 0);
+  return family("checksum", results, `${entries.length} files (${humanBytes(bytes)}) match their .sha256 sidecars and manifests`, { bytes });
+}
+
+function planFindings(catalog: readonly CatalogEntry[]): { plan: RestorePlan | null; findings: Finding[] } {
+  try {
+    const plan = planRestore(catalog, {});
+    const figures = { files: plan.chain.length, databases: Object.keys(plan.databases).length };
+    const chain = plan.chain.join(" -> ");
+    return {
+      plan,
+      findings: [
+        plan.warnings.length === 0
+          ? pass("restore-plan", `newest chain: ${chain}`, figures, plan.point)
+          : fail("restore-plan", `the newest backup cannot be restored: ${plan.warnings.join("; ")}`, figures, plan.point),
+      ],
+    };
+  } catch (err) {
+    return { plan: null, findings: [fail("restore-plan", message(err))] };
+  }
+}
+
+async function restoreStep(config: Config, deps: Deps, args: VerifyArgs, plan: RestorePlan, catalog: readonly CatalogEntry[], c: Collector, log: Logger): Promise<void> {
+  let target: RestoreTarget | null = null;
+  await c.step(async () => {
+    try {
+      target = await openRestoreTarget(args.server, deps.env, log);
+      return [];
+    } catch (err) {
+      return [fail("restore", `cannot prepare the restore target: ${message(err)}`, {}, plan.point)];
+    }
+  });
+  const t = target as RestoreTarget | null;
+  if (t === null) return;
+  try {
+    const restored = await restoreChainForVerify(plan, t, { threads: config.compression.threads, env: deps.env, log });
+    await c.step(() => {
+      const figures = { databases: restored.databases.length, toleratedErrors: restored.tolerated };
+      return [
+        restored.problems.length === 0
+          ? pass("restore", `restored ${restored.databases.length} databases of ${plan.chain.join(" -> ")} into the ${t.label}`, figures, plan.point)
+          : fail("restore", `restore into the ${t.label} failed: ${restored.problems.join("; ")}`, figures, plan.point),
+      ];
+    });
+    if (restored.databases.length === 0) return;
+    const manifests = new Map(catalog.map((e) => [e.name, e.manifest]));
+    await c.step(async () =>
+      restoredRowFindings(await countRestoredRows(t, restored.databases, (db) => manifests.get(db.provider)?.rowCounts[db.name] ?? {}, log)),
+    );
+  } finally {
+    await t.release();
+  }
+}
+
+async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collector, log: Logger): Promise<void> {
+  let catalog: CatalogEntry[] = [];
+  const [head] = await c.step(async () => {
+    try {
+      catalog = await scanCatalog(config.backupDir);
+    } catch (err) {
+      return [fail("catalog", `cannot read BACKUP_DIR=${config.backupDir}: ${message(err)}; check the storage box mount and permissions`)];
+    }
+    const usable = catalog.filter((e) => e.problem === null).length;
+    return catalog.length === 0
+      ? [fail("catalog", `no backups in BACKUP_DIR=${config.backupDir}; is the storage box mounted? Run \`backup full\` to make the first one`)]
+      : [pass("catalog", `${catalog.length} backups, ${usable} usable`, { backups: catalog.length, usable })];
+  });
+  if (head?.ok !== true) return;
+  await c.step(() => manifestFindings(catalog));
+  await c.step(() => checksums(catalog));
+  await c.step(() => chainFindings(catalog));
+  await c.step(() => ageFindings(catalog, deps.now(), args.maxAgeHours));
+  const { plan, findings } = planFindings(catalog);
+  await c.step(() => findings);
+  if (plan === null) return;
+  for (const name of plan.chain) {
+    const entry = catalog.find((e) => e.name === name) as CatalogEntry;
+    log.info({ backup: name }, `reading ${name} back through its decompressor`);
+    await c.step(async () => streamFindings(entry, await scanBackup(entry, config.compression.threads, deps.env)));
+  }
+  if (args.restore) await restoreStep(config, deps, args, plan, catalog, c, log);
+}
+
+const shown = (v: unknown): string => (typeof v === "string" && /[\s"]/.test(v) ? JSON.stringify(v) : String(v));
+
+/** One line per check — PASS/FAIL, name, file, message, figures — and a verdict line. */
+export function formatReport(report: VerifyReport): string {
+  const width = Math.max(...report.checks.map((c) => c.name.length), 4);
+  const lines = report.checks.map((c) => {
+    const figures = Object.entries(c.figures).map(([k, v]) => `${k}=${shown(v)}`).join(" ");
+    const text = c.message.replace(/\s*\n\s*/g, " | ");
+    return `${c.ok ? "PASS" : "FAIL"}  ${c.name.padEnd(width)}  ${c.file ?? "-"}  ${text}${figures === "" ? "" : `  (${figures})`}`;
+  });
+  const failed = report.checks.filter((c) => !c.ok);
+  const secs = (report.durationMs / 1000).toFixed(1);
+  lines.push(
+    failed.length === 0
+      ? `verify: OK, ${report.checks.length} checks passed in ${secs} s`
+      : `verify: FAILED, ${failed.length} of ${report.checks.length} checks failed in ${secs} s: ${failed.map((c) => `${c.name}${c.file === undefined ? "" : ` (${c.file})`}`).join(", ")}`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+export async function run(config: Config, deps: Deps, args: VerifyArgs): Promise<VerifyReport> {
+  if (args.maxAgeHours !== undefined && !(Number.isFinite(args.maxAgeHours) && args.maxAgeHours >= 0)) {
+    throw new ConfigError(`--max-age ${String(args.maxAgeHours)} is not a number of hours; use e.g. --max-age 26`);
+  }
+  const log = deps.log.child({ task: "verify" });
+  const t0 = Date.now();
+  const c = new Collector(log);
+  log.info({ restore: args.restore, maxAgeHours: args.maxAgeHours ?? null, backupDir: config.backupDir }, "verify started");
+  let report: VerifyReport | null = null;
+  try {
+    await collect(config, deps, args, c, log);
+    report = { ok: c.checks.every((x) => x.ok), checks: c.checks, durationMs: Date.now() - t0 };
+    deps.out(args.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
+    const failed = c.checks.filter((x) => !x.ok).length;
+    if (report.ok) log.info({ checks: c.checks.length, durationMs: report.durationMs }, "verify passed");
+    else log.error({ checks: c.checks.length, failed, durationMs: report.durationMs }, `verify found problems: ${failed} check(s) failed`);
+    return report;
+  } finally {
+    if (config.metricsFile !== null) {
+      await recordTaskResult(config.metricsFile, {
+        task: "verify",
+        ok: report?.ok ?? false,
+        durationSeconds: (Date.now() - t0) / 1000,
+        finishedAt: deps.now(),
+        checks: resultsByName(c.checks),
+      }).catch((err: unknown) => log.warn({ err: message(err) }, "verify metrics not recorded"));
+    }
+  }
+}

@@ -1,0 +1,330 @@
+// The S3 mirror against a real S3 server (s3rver, started here on 127.0.0.1 with a random
+// port and a temp folder): multipart upload with sha256 metadata, download with checksum
+// proof, mirrored deletions, a server that dies mid-upload, and wrong credentials.
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { scanCatalog, usable } from "../../lib/catalog.js";
+import { sha256File, verifyChecksum } from "../../lib/checksum.js";
+import type { Config } from "../../lib/config.js";
+import { ExitCode, TaskError } from "../../lib/errors.js";
+import type { Manifest } from "../../lib/manifest.js";
+import { MANIFEST_FORMAT } from "../../lib/manifest.js";
+import type { LocalBackup } from "../../lib/mirror.js";
+import { downloadBackup, fetchFromMirror, mirrorAll, mirrorDeletions, uploadBackup } from "../../lib/mirror.js";
+import type { Tier } from "../../lib/naming.js";
+import { backupName } from "../../lib/naming.js";
+import { listRemote } from "../../lib/remoteCatalog.js";
+import type { MirrorTarget } from "../../lib/s3.js";
+import { mirrorTarget } from "../../lib/s3.js";
+import { checksumLine } from "../../lib/storage.js";
+import { backupAndMirror } from "../../tasks/mirror.js";
+import { freePort } from "../cluster.js";
+import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
+
+// s3rver ships no types; this is the part of its API the tests use.
+interface S3rverInstance {
+  run(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+type S3rverCtor = new (opts: Record<string, unknown>) => S3rverInstance;
+const S3rver = createRequire(import.meta.url)("s3rver") as S3rverCtor;
+
+const BUCKET = "pgsb-backups";
+/** s3rver's only account; it checks the access key id but not V4 signatures, so any secret passes. */
+const GOOD = { id: "S3RVER", secret: "S3RVER" };
+const MiB = 1024 * 1024;
+
+interface Server {
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function startS3(dir: string, port = 0): Promise<Server> {
+  const server = new S3rver({ address: "127.0.0.1", port, silent: true, directory: dir, configureBuckets: [{ name: BUCKET }] });
+  const addr = await server.run();
+  return { port: addr.port, stop: () => server.close() };
+}
+
+function credentialFiles(id: string, secret: string): Record<string, string> {
+  const dir = tempDir("pgsb-s3cred-");
+  writeFileSync(join(dir, "id"), id + "\n", { mode: 0o600 });
+  writeFileSync(join(dir, "secret"), secret + "\n", { mode: 0o600 });
+  return { AWS_ACCESS_KEY_ID_FILE: join(dir, "id"), AWS_SECRET_ACCESS_KEY_FILE: join(dir, "secret") };
+}
+
+function s3Env(port: number, prefix: string, creds = GOOD): Record<string, string> {
+  return { S3_BUCKET: BUCKET, S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_REGION: "us-east-1", S3_PREFIX: prefix, ...credentialFiles(creds.id, creds.secret) };
+}
+
+/** A backup as the backup task leaves it (data, .sha256, .json), with random bytes for data. */
+function fakeBackup(backupDir: string, tier: Tier, time: Date, bytes: number): LocalBackup {
+  const name = backupName(tier, time, "bzip2");
+  const dir = join(backupDir, tier);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  const data = randomBytes(bytes);
+  writeFileSync(path, data);
+  const sha256 = createHash("sha256").update(data).digest("hex");
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    tool: { name: "pg-swarm-backup", version: "test" },
+    name,
+    tier,
+    parent: null,
+    startedAt: time.toISOString(),
+    finishedAt: time.toISOString(),
+    serverVersion: "16",
+    pgDumpVersion: "pg_dump (PostgreSQL) 16",
+    systemIdentifier: "1",
+    compression: { codec: "bzip2", program: "test", level: 9 },
+    rawBytes: bytes,
+    compressedBytes: bytes,
+    sha256,
+    fingerprint: { globals: "", statsEpoch: "", databases: {} },
+    databases: ["postgres", "app"],
+    included: ["postgres", "app"],
+    rowCounts: {},
+  };
+  writeFileSync(path + ".sha256", checksumLine(sha256, name));
+  writeFileSync(path + ".json", JSON.stringify(manifest, null, 2) + "\n");
+  return { name, tier, path, manifest };
+}
+
+function removeLocal(b: LocalBackup): void {
+  for (const s of ["", ".sha256", ".json"]) rmSync(b.path + s, { force: true });
+}
+
+async function head(t: MirrorTarget, key: string) {
+  return t.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+}
+
+const T = (iso: string) => new Date(iso);
+let shared: Server;
+let sharedDir: string;
+
+beforeAll(async () => {
+  sharedDir = tempDir("pgsb-s3rver-");
+  shared = await startS3(sharedDir);
+});
+afterAll(() => shared.stop());
+
+function setup(prefix: string, extra: Record<string, string> = {}): { dir: string; config: Config; t: MirrorTarget; deps: ReturnType<typeof testDeps> } {
+  const dir = tempDir();
+  const config = testConfig(inject("cluster"), dir, { ...s3Env(shared.port, prefix), ...extra });
+  const deps = testDeps();
+  if (config.s3 === null) throw new Error("S3 config missing");
+  return { dir, config, t: mirrorTarget(config.s3, deps.log), deps };
+}
+
+describe("upload", () => {
+  it("sends a > 8 MiB backup as a multipart upload with sha256 metadata, then the sidecars; a second run uploads nothing", async () => {
+    const { dir, config, t, deps } = setup("upload");
+    const b = fakeBackup(dir, "full", T("2026-03-01T03:00:00Z"), 12 * MiB + 12345);
+    const parts: number[] = [];
+    t.client.middlewareStack.add(
+      (next, _ctx) => async (args) => {
+        const input = args.input as { PartNumber?: number };
+        if (input.PartNumber !== undefined) parts.push(input.PartNumber);
+        return next(args);
+      },
+      { step: "initialize", name: "countParts" },
+    );
+    const r = await uploadBackup(t, b);
+    expect(r).toMatchObject({ key: `upload/full/${b.name}`, bytes: 12 * MiB + 12345, parts: 2 });
+    expect(parts.sort()).toEqual([1, 2]);
+    const h = await head(t, r.key);
+    expect(h.ContentLength).toBe(12 * MiB + 12345);
+    expect(h.Metadata?.sha256).toBe(b.manifest.sha256);
+    const remote = await listRemote(t);
+    expect(remote.map((x) => [x.name, x.bytes, x.problem])).toEqual([[b.name, 12 * MiB + 12345, null]]);
+    expect(deps.logs.some((l) => String(l.msg).includes("in 2 part(s)"))).toBe(true);
+
+    const again = await mirrorAll(t, await scanCatalog(config.backupDir), { thorough: true });
+    expect(again).toMatchObject({ planned: [], uploaded: [], inSync: [b.name] });
+  });
+
+
+  it("mirror re-uploads what S3 lacks or holds differently; a LIST sees sizes and sidecars, the thorough run also sha256 metadata", async () => {
+    const { dir, t } = setup("resync");
+    const a = fakeBackup(dir, "full", T("2026-03-01T03:00:00Z"), 1000);
+    const b = fakeBackup(dir, "incremental", T("2026-03-01T04:00:00Z"), 2000);
+    await mirrorAll(t, await scanCatalog(dir));
+    const c = fakeBackup(dir, "incremental", T("2026-03-01T05:00:00Z"), 3000);
+    // Same size, other bytes and metadata: only a HEAD can tell.
+    await t.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `resync/full/${a.name}`, Body: randomBytes(1000), Metadata: { sha256: "0".repeat(64) } }));
+    await t.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `resync/incremental/${b.name}.json` }));
+
+    const quick = await mirrorAll(t, await scanCatalog(dir), { dryRun: true });
+    expect(quick.planned).toEqual([
+      { name: c.name, reason: "not in S3" },
+      { name: b.name, reason: "sidecars missing in S3" },
+    ]);
+    expect(quick.uploaded).toEqual([]);
+    const r = await mirrorAll(t, await scanCatalog(dir), { thorough: true });
+    expect(r.planned.map((p) => [p.name, p.reason])).toEqual([
+      [c.name, "not in S3"],
+      [b.name, "sidecars missing in S3"],
+      [a.name, "sha256 in S3 differs (000000000000…)"],
+    ]);
+    expect((await head(t, `resync/full/${a.name}`)).Metadata?.sha256).toBe(a.manifest.sha256);
+    expect((await mirrorAll(t, await scanCatalog(dir), { thorough: true })).planned).toEqual([]);
+  });
+});
+
+describe("download", () => {
+  it("fetches a backup whose local copy was deleted, proves its checksum, and refuses a corrupted remote copy", async () => {
+    const { dir, config, t, deps } = setup("download");
+    const b = fakeBackup(dir, "differential", T("2026-03-04T03:00:00Z"), 3 * MiB);
+    await uploadBackup(t, b);
+    removeLocal(b);
+    expect(await fetchFromMirror(config, b.name, deps.log)).toBe(b.path);
+    expect(await sha256File(b.path)).toBe(b.manifest.sha256);
+    expect(await verifyChecksum(b.path, b.manifest.sha256)).toMatchObject({ ok: true });
+    expect(usable(await scanCatalog(dir)).map((e) => e.name)).toEqual([b.name]);
+
+    // Bit rot in the bucket: same size, the metadata still claims the old sha256.
+    await t.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `download/differential/${b.name}`, Body: randomBytes(3 * MiB), Metadata: { sha256: b.manifest.sha256 } }));
+    removeLocal(b);
+    const err = await downloadBackup(t, b.name, dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    expect((err as TaskError).exitCode).toBe(ExitCode.refused);
+    expect((err as TaskError).message).toMatch(new RegExp(`s3://${BUCKET}/download/differential/${b.name.replace(/\./g, "\\.")} is corrupt: checksum mismatch .*it was not used and nothing was written`));
+    expect(readdirSync(join(dir, "differential"))).toEqual([]);
+
+    expect(await downloadBackup(t, "20200101_000000_full.sql.bz2", dir)).toBeNull();
+    expect(await fetchFromMirror({ ...config, s3: null }, b.name, deps.log)).toBeNull();
+  });
+});
+
+describe("deletions", () => {
+  it("deletes the names cleanup deleted (data and sidecars), and nothing with S3_RETENTION=keep", async () => {
+    const { dir, config, t, deps } = setup("delete");
+    const [a, b, c] = ["2026-03-01T03:00:00Z", "2026-03-01T04:00:00Z", "2026-03-01T05:00:00Z"].map((iso, i) => fakeBackup(dir, i === 0 ? "full" : "incremental", T(iso), 100 + i));
+    await mirrorAll(t, await scanCatalog(dir));
+    expect((await listRemote(t)).length).toBe(3);
+
+    const keep = testConfig(inject("cluster"), dir, { ...s3Env(shared.port, "delete"), S3_RETENTION: "keep" });
+    expect(await mirrorDeletions(keep, [a!.name], deps.log)).toEqual({ status: "keep" });
+    expect(await mirrorDeletions({ ...config, s3: null }, [a!.name], deps.log)).toEqual({ status: "off" });
+    expect((await listRemote(t)).length).toBe(3);
+
+    expect(await mirrorDeletions(config, [a!.name, b!.name], deps.log)).toEqual({ status: "deleted", names: [a!.name, b!.name], objects: 6 });
+    expect((await listRemote(t)).map((r) => [r.name, r.problem])).toEqual([[c!.name, null]]);
+    expect(await mirrorDeletions(config, [a!.name], deps.log)).toMatchObject({ status: "deleted" });
+  });
+});
+
+describe("failures", () => {
+  it("server down mid-upload: the error is clear, exit code 6, local backup intact; the next mirror run uploads it", async () => {
+    const dir = tempDir();
+    const s3dir = tempDir("pgsb-s3rver-");
+    let server = await startS3(s3dir);
+    const env = cliEnv(inject("cluster"), dir, s3Env(server.port, "down"));
+    const config = testConfig(inject("cluster"), dir, env);
+    const t = mirrorTarget(config.s3!, testDeps().log, { partSize: 5 * MiB, queueSize: 1, maxAttempts: 1 });
+    const b = fakeBackup(dir, "full", T("2026-03-01T03:00:00Z"), 16 * MiB);
+    t.client.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        if ((args.input as { PartNumber?: number }).PartNumber === 1) await server.stop();
+        return out;
+      },
+      { step: "initialize", name: "stopServerAfterFirstPart" },
+    );
+    const err = await uploadBackup(t, b).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    expect((err as TaskError).exitCode).toBe(ExitCode.mirrorFailed);
+    expect((err as TaskError).message).toMatch(/^upload of \S+ to s3:\/\/pgsb-backups\/down\/full\/\S+ failed: cannot reach S3_ENDPOINT=http:\/\/127\.0\.0\.1:\d+ \((ECONNREFUSED|ECONNRESET|EPIPE)\); check the endpoint/);
+    expect(await verifyChecksum(b.path, b.manifest.sha256)).toMatchObject({ ok: true });
+
+    const down = await runCli(["mirror"], env);
+    expect(down.code).toBe(ExitCode.mirrorFailed);
+    expect(down.stderr).toMatch(/pg-swarm-backup mirror: listing of s3:\/\/pgsb-backups\/down\/ failed: cannot reach S3_ENDPOINT/);
+
+    server = await startS3(s3dir, server.port);
+    try {
+      expect(await listRemote(t)).toEqual([]); // the interrupted multipart upload left no object
+      const up = await runCli(["mirror"], env);
+      expect(up.stderr).not.toMatch(/"level":"error"/);
+      expect(up.code).toBe(0);
+      expect(up.stdout).toMatch(/^uploaded 1 backup\(s\) to s3:\/\/pgsb-backups\/down\/; 0 already in S3\n {2}uploaded \S+: not in S3\n$/);
+      expect((await head(t, `down/full/${b.name}`)).Metadata?.sha256).toBe(b.manifest.sha256);
+      expect((await runCli(["mirror"], env)).stdout).toMatch(/^uploaded 0 backup\(s\) .*; 1 already in S3\n$/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("backup then mirror: a real backup stays when S3 is down (exit 6); the next backup uploads both; restore can fetch it back", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const config = testConfig(inject("cluster"), dir, s3Env(port, "real"));
+    const args = { tier: "full" as const, force: true, dryRun: false, allowNewCluster: false };
+    const err = await backupAndMirror(config, testDeps(), args, { maxAttempts: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    expect((err as TaskError).exitCode).toBe(ExitCode.mirrorFailed);
+    expect((err as TaskError).message).toMatch(/^the full backup \S+ is written and intact, but the S3 mirror failed: upload of .* cannot reach S3_ENDPOINT=.*\. The next backup or `pg-swarm-backup mirror` uploads what is missing$/);
+    const [first] = usable(await scanCatalog(dir));
+    expect(await verifyChecksum(first!.path, first!.manifest!.sha256)).toMatchObject({ ok: true });
+
+    const server = await startS3(tempDir("pgsb-s3rver-"), port);
+    try {
+      await new Promise((r) => setTimeout(r, 1100)); // backup names have one-second resolution
+      const second = await backupAndMirror(config, testDeps(), args);
+      expect(second.status).toBe("written");
+      const t = mirrorTarget(config.s3!, testDeps().log);
+      expect((await listRemote(t)).map((r) => [r.name, r.problem])).toEqual(usable(await scanCatalog(dir)).map((e) => [e.name, null]));
+
+      removeLocal(first! as LocalBackup);
+      expect(await fetchFromMirror(config, first!.name, testDeps().log)).toBe(first!.path);
+      expect(await verifyChecksum(first!.path, first!.manifest!.sha256)).toMatchObject({ ok: true });
+      execFileSync("bunzip2", ["-t", first!.path]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("wrong credentials: a clear error naming the settings, exit code 6, and neither key id nor secret printed", async () => {
+    const dir = tempDir();
+    fakeBackup(dir, "full", T("2026-03-01T03:00:00Z"), 1000);
+    const wrong = { id: "WRONGKEYID4711", secret: "wr0ng/s3cret+VALUE-0815" };
+    const env = cliEnv(inject("cluster"), dir, { ...s3Env(shared.port, "creds", wrong), LOG_LEVEL: "debug" });
+    for (const args of [["mirror"], ["list", "--source", "s3"]]) {
+      const r = await runCli(args, env);
+      expect(r.code).toBe(ExitCode.mirrorFailed);
+      expect(r.stderr).toMatch(/S3 rejected the credentials \(InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records\.\); check AWS_ACCESS_KEY_ID_FILE\/AWS_SECRET_ACCESS_KEY_FILE/);
+      for (const text of [r.stdout, r.stderr]) {
+        expect(text).not.toContain(wrong.secret);
+        expect(text).not.toContain(wrong.id);
+      }
+    }
+    expect(existsSync(join(sharedDir, BUCKET, "creds"))).toBe(false);
+  });
+});
+
+describe("CLI", () => {
+  it("mirror --dry-run uploads nothing; mirror uploads; list --source s3 shows the bucket", async () => {
+    const dir = tempDir();
+    const a = fakeBackup(dir, "full", T("2026-03-01T03:00:00Z"), 1000);
+    const b = fakeBackup(dir, "incremental", T("2026-03-01T04:00:00Z"), 1000);
+    const env = cliEnv(inject("cluster"), dir, s3Env(shared.port, "cli"));
+    const dry = await runCli(["mirror", "--dry-run"], env);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toBe(`would upload 2 backup(s) to s3://${BUCKET}/cli/; 0 already in S3\n  upload ${b.name}: not in S3\n  upload ${a.name}: not in S3\n`);
+    expect((await runCli(["list", "--source", "s3"], env)).stdout).toMatch(/^no backups in s3:\/\/pgsb-backups\/cli\//);
+    expect((await runCli(["mirror"], env)).code).toBe(0);
+    const json = await runCli(["list", "--source", "s3", "--json"], env);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as { source: string; backups: { name: string; included: string[]; sha256: string; problem: null }[] };
+    expect(parsed.source).toBe(`s3://${BUCKET}/cli/`);
+    expect(parsed.backups.map((x) => [x.name, x.sha256, x.problem])).toEqual([[a.name, a.manifest.sha256, null], [b.name, b.manifest.sha256, null]]);
+    const text = await runCli(["list", "--source", "s3", "--tier", "incremental"], env);
+    expect(text.stdout).toMatch(new RegExp(`incremental .* 2/2 postgres, app\\s+${b.name.replace(/\./g, "\\.")}`));
+    expect(text.stdout).not.toContain(a.name);
+  });
+});
