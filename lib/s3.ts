@@ -1,6 +1,7 @@
 // The S3 client for the mirror and the one place S3 failures become TaskErrors. Messages
 // name the bucket/key and the setting to fix; SDK texts are redacted of every credential
 // value, because some servers echo the access key id back in their error bodies.
+import { createHash } from "node:crypto";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { S3Config } from "./config.js";
 import type { ExitCode } from "./errors.js";
@@ -14,8 +15,30 @@ export interface S3ClientOptions {
   maxAttempts?: number;
 }
 
+/**
+ * DeleteObjects is the one call S3 requires a body checksum for; with "when required" the SDK
+ * still sends CRC32 there, which older MinIO and other S3-compatible servers refuse
+ * ("MissingContentMD5"). This swaps it for Content-MD5 before signing, as the SDK's
+ * supplemental-docs/MD5_FALLBACK.md describes. Low priority in the build step runs it after
+ * the SDK's checksum middleware has added its headers.
+ */
+function useContentMd5ForDeleteObjects(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      if (context.commandName !== "DeleteObjectsCommand" || request.headers === undefined || typeof request.body !== "string") return next(args);
+      for (const h of Object.keys(request.headers)) {
+        if (/^x-amz-(sdk-)?checksum-/i.test(h)) delete request.headers[h];
+      }
+      request.headers["content-md5"] = createHash("md5").update(request.body).digest("base64");
+      return next(args);
+    },
+    { step: "build", priority: "low", name: "contentMd5ForDeleteObjects" },
+  );
+}
+
 export function createS3Client(s3: S3Config, opts: S3ClientOptions = {}): S3Client {
-  return new S3Client({
+  const client = new S3Client({
     region: s3.region,
     forcePathStyle: s3.forcePathStyle,
     maxAttempts: opts.maxAttempts ?? 3,
@@ -24,9 +47,9 @@ export function createS3Client(s3: S3Config, opts: S3ClientOptions = {}): S3Clie
     ...(s3.endpoint !== null
       ? {
           endpoint: s3.endpoint,
-          // S3-compatible servers (MinIO releases, Ceph, s3rver, Hetzner …) reject or mangle the
-          // CRC32 checksum headers the SDK adds by default since 3.729; "when required" restores
-          // the pre-3.729 behaviour and keeps Content-MD5 where S3 demands it (DeleteObjects).
+          // S3-compatible servers (older MinIO, Ceph RGW, other vendors) reject or mangle the CRC32
+          // checksum headers the SDK adds to every upload by default since 3.729; "when required"
+          // sends them only where S3 demands a checksum (DeleteObjects, see below).
           requestChecksumCalculation: "WHEN_REQUIRED" as const,
           responseChecksumValidation: "WHEN_REQUIRED" as const,
         }
@@ -35,6 +58,8 @@ export function createS3Client(s3: S3Config, opts: S3ClientOptions = {}): S3Clie
       ? { credentials: { accessKeyId: s3.accessKeyId.reveal(), secretAccessKey: s3.secretAccessKey.reveal() } }
       : {}),
   });
+  if (s3.endpoint !== null) useContentMd5ForDeleteObjects(client);
+  return client;
 }
 
 /** `S3_PREFIX/` or "" when no prefix is set. */

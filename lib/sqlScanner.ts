@@ -8,15 +8,7 @@
 // A ';' inside parentheses (CREATE RULE … DO (…; …), BEGIN ATOMIC bodies) is taken as a
 // statement end too; what follows it there is DML, which never matches a rewrite rule.
 
-const enum Mode {
-  Normal,
-  Quote,
-  EscapeQuote,
-  DoubleQuote,
-  Dollar,
-  Block,
-  Copy,
-}
+type Mode = "normal" | "quote" | "escapeQuote" | "doubleQuote" | "dollar" | "block" | "copy";
 
 export interface ScanState {
   mode: Mode;
@@ -41,7 +33,7 @@ export interface LineEvents {
 }
 
 export function newScanState(): ScanState {
-  return { mode: Mode.Normal, tag: Buffer.alloc(0), depth: 0, atStart: true, copy: false, copyNext: false };
+  return { mode: "normal", tag: Buffer.alloc(0), depth: 0, atStart: true, copy: false, copyNext: false };
 }
 
 const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0c]);
@@ -76,48 +68,48 @@ export function isCopyEnd(line: Buffer): boolean {
 export function scanLine(line: Buffer, st: ScanState, ev: LineEvents = {}): void {
   if (st.copyNext) {
     st.copyNext = false;
-    st.mode = Mode.Copy;
+    st.mode = "copy";
   }
-  if (st.mode === Mode.Copy) {
-    if (isCopyEnd(line)) st.mode = Mode.Normal;
+  if (st.mode === "copy") {
+    if (isCopyEnd(line)) st.mode = "normal";
     return;
   }
   let i = 0;
   while (i < line.length) {
     const b = line[i] as number;
     switch (st.mode) {
-      case Mode.Quote:
-      case Mode.DoubleQuote: {
-        const q = st.mode === Mode.Quote ? 0x27 : 0x22;
+      case "quote":
+      case "doubleQuote": {
+        const q = st.mode === "quote" ? 0x27 : 0x22;
         const at = line.indexOf(q, i);
         if (at < 0) return;
         if (line[at + 1] === q) i = at + 2;
-        else [st.mode, i] = [Mode.Normal, at + 1];
+        else [st.mode, i] = ["normal", at + 1];
         continue;
       }
-      case Mode.EscapeQuote:
+      case "escapeQuote":
         if (b === 0x5c) i += 2;
         else if (b === 0x27 && line[i + 1] === 0x27) i += 2;
-        else [st.mode, i] = [b === 0x27 ? Mode.Normal : st.mode, i + 1];
+        else [st.mode, i] = [b === 0x27 ? "normal" : st.mode, i + 1];
         continue;
-      case Mode.Dollar: {
+      case "dollar": {
         const at = line.indexOf(st.tag, i);
         if (at < 0) return;
-        [st.mode, i] = [Mode.Normal, at + st.tag.length];
+        [st.mode, i] = ["normal", at + st.tag.length];
         continue;
       }
-      case Mode.Block:
+      case "block":
         if (b === 0x2a && line[i + 1] === 0x2f) [st.depth, i] = [st.depth - 1, i + 2];
         else if (b === 0x2f && line[i + 1] === 0x2a) [st.depth, i] = [st.depth + 1, i + 2];
         else i++;
-        if (st.depth === 0) st.mode = Mode.Normal;
+        if (st.depth === 0) st.mode = "normal";
         continue;
       default:
         break;
     }
     if (b === 0x2d && line[i + 1] === 0x2d) return;
     if (b === 0x2f && line[i + 1] === 0x2a) {
-      [st.mode, st.depth, i] = [Mode.Block, 1, i + 2];
+      [st.mode, st.depth, i] = ["block", 1, i + 2];
       continue;
     }
     if (b === 0x5c) {
@@ -135,13 +127,13 @@ export function scanLine(line: Buffer, st: ScanState, ev: LineEvents = {}): void
     }
     if (b === 0x27) {
       const escaped = (line[i - 1] === 0x45 || line[i - 1] === 0x65) && !isIdentByte(line[i - 2]);
-      st.mode = escaped ? Mode.EscapeQuote : Mode.Quote;
+      st.mode = escaped ? "escapeQuote" : "quote";
     } else if (b === 0x22) {
-      st.mode = Mode.DoubleQuote;
+      st.mode = "doubleQuote";
     } else if (b === 0x24) {
       const tag = dollarTag(line, i);
       if (tag !== null) {
-        [st.mode, st.tag, i] = [Mode.Dollar, Buffer.from(tag), i + tag.length];
+        [st.mode, st.tag, i] = ["dollar", Buffer.from(tag), i + tag.length];
         continue;
       }
     } else if (b === 0x3b) {
@@ -155,7 +147,7 @@ export function scanLine(line: Buffer, st: ScanState, ev: LineEvents = {}): void
 
 /** Whether the scanner is inside COPY data (or about to be, after the current line). */
 export function inCopy(st: ScanState): boolean {
-  return st.mode === Mode.Copy || st.copyNext;
+  return st.mode === "copy" || st.copyNext;
 }
 
 export interface Statement {
@@ -168,20 +160,20 @@ export interface Statement {
 export function splitStatements(text: Buffer): Statement[] {
   const st = newScanState();
   const out: Statement[] = [];
-  let open: number | null = null;
+  const cur: { open: number | null } = { open: null };
   for (let pos = 0; pos < text.length; ) {
     const nl = text.indexOf(0x0a, pos);
     const next = nl < 0 ? text.length : nl + 1;
     const base = pos;
     scanLine(text.subarray(pos, next), st, {
-      start: (p) => void (open = base + p),
+      start: (p) => void (cur.open = base + p),
       end: (p) => {
-        if (open !== null) out.push({ start: open, end: base + p + 1 });
-        open = null;
+        if (cur.open !== null) out.push({ start: cur.open, end: base + p + 1 });
+        cur.open = null;
       },
     });
     pos = next;
   }
-  if (open !== null) out.push({ start: open, end: text.length });
+  if (cur.open !== null) out.push({ start: cur.open, end: text.length });
   return out;
 }

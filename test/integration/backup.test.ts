@@ -60,7 +60,7 @@ describe("backup full", () => {
     try {
       execFileSync("sh", ["-c", `bunzip2 -c "$1" | psql -X -q -h "$2" -p "$3" -U postgres -d postgres >/dev/null 2>"$4"`, "sh", r.path, dst.socketDir, String(dst.port), join(dir, "restore.err")]);
       // the only error: the bootstrap superuser exists already
-      expect(readFileSync(join(dir, "restore.err"), "utf8").trim()).toMatch(/^((psql:\S+ )?ERROR:  role "postgres" already exists\s*)?$/);
+      expect(readFileSync(join(dir, "restore.err"), "utf8").trim()).toMatch(/^((psql:\S+ )?ERROR: {2}role "postgres" already exists\s*)?$/);
       expect(normalise(dumpall(dst))).toBe(normalise(dumpall(src)));
     } finally {
       destroyCluster(dst);

@@ -15,7 +15,7 @@ import { ExitCode, TaskError } from "../../lib/errors.js";
 import type { Manifest } from "../../lib/manifest.js";
 import { MANIFEST_FORMAT } from "../../lib/manifest.js";
 import type { LocalBackup } from "../../lib/mirror.js";
-import { downloadBackup, fetchFromMirror, mirrorAll, mirrorDeletions, uploadBackup } from "../../lib/mirror.js";
+import { deleteRemote, downloadBackup, fetchFromMirror, mirrorAll, mirrorDeletions, uploadBackup } from "../../lib/mirror.js";
 import type { Tier } from "../../lib/naming.js";
 import { backupName } from "../../lib/naming.js";
 import { listRemote } from "../../lib/remoteCatalog.js";
@@ -216,6 +216,19 @@ describe("deletions", () => {
     expect(await mirrorDeletions(config, [a!.name, b!.name], deps.log)).toEqual({ status: "deleted", names: [a!.name, b!.name], objects: 6 });
     expect((await listRemote(t)).map((r) => [r.name, r.problem])).toEqual([[c!.name, null]]);
     expect(await mirrorDeletions(config, [a!.name], deps.log)).toMatchObject({ status: "deleted" });
+
+    // Older MinIO and other S3-compatible servers demand Content-MD5 on DeleteObjects, not CRC32.
+    const sent: Record<string, string>[] = [];
+    t.client.middlewareStack.add(
+      (next) => async (args) => {
+        sent.push({ ...(args.request as { headers: Record<string, string> }).headers });
+        return next(args);
+      },
+      { step: "finalizeRequest", priority: "low", name: "captureHeaders" },
+    );
+    expect(await deleteRemote(t, [c!.name])).toHaveLength(3);
+    expect(await listRemote(t)).toEqual([]);
+    expect(sent.map((h) => Object.keys(h).filter((k) => /content-md5|checksum/i.test(k)))).toEqual([["content-md5"], ["content-md5"]]);
   });
 });
 
