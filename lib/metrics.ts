@@ -116,7 +116,7 @@ export function formatMetrics(state: MetricsState): string {
     lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`);
     for (const [l, v] of f.samples) lines.push(`${f.name}${l} ${Number.isFinite(v) ? String(v) : "NaN"}`);
   }
-  return lines.join("\n") + "\n";
+  return lines.length === 0 ? "" : lines.join("\n") + "\n";
 }
 
 function isState(v: unknown): v is MetricsState {

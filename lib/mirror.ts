@@ -4,6 +4,7 @@
 // disk — a remote backup without its manifest is incomplete and readers ignore it.
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
+import type { ReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform } from "node:stream";
@@ -76,11 +77,12 @@ export async function uploadBackup(t: MirrorTarget, b: LocalBackup): Promise<Upl
   const key = objectKey(t.s3, b.tier, b.name);
   const log = t.log.child({ backup: b.name });
   const t0 = Date.now();
+  let body: ReadStream | undefined;
   try {
     const bytes = (await stat(b.path)).size;
     const [checksum, manifestText] = await Promise.all([readFile(b.path + CHECKSUM_SUFFIX, "utf8"), readFile(b.path + MANIFEST_SUFFIX, "utf8")]);
     const hash = createHash("sha256");
-    const body = createReadStream(b.path, { highWaterMark: 1 << 20 });
+    body = createReadStream(b.path, { highWaterMark: 1 << 20 });
     const tap = hashTap(hash);
     body.once("error", (err) => tap.destroy(err));
     const upload = new Upload({
@@ -114,6 +116,9 @@ export async function uploadBackup(t: MirrorTarget, b: LocalBackup): Promise<Upl
     return { name: b.name, key, bytes, parts, seconds };
   } catch (err) {
     throw await s3Failure(t.s3, t.client, `upload of ${b.name} to ${s3Url(t.s3, key)}`, err, ExitCode.mirrorFailed);
+  } finally {
+    // A failed upload stops reading halfway; close the file rather than wait for the GC.
+    body?.destroy();
   }
 }
 

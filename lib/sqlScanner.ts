@@ -80,8 +80,8 @@ export function scanLine(line: Buffer, st: ScanState, ev: LineEvents = {}): void
     switch (st.mode) {
       case "quote":
       case "doubleQuote": {
-        const q = st.mode === "quote" ? 0x27 : 0x22;
-        const at = line.indexOf(q, i);
+        const q: number = st.mode === "quote" ? 0x27 : 0x22;
+        const at: number = line.indexOf(q, i);
         if (at < 0) return;
         if (line[at + 1] === q) i = at + 2;
         else [st.mode, i] = ["normal", at + 1];

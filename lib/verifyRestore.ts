@@ -24,10 +24,16 @@ export interface RestoredDatabase {
   provider: string;
 }
 
+export interface RestoreProblem {
+  /** The backup file the failing input came from, when known. */
+  file: string | null;
+  message: string;
+}
+
 export interface ChainRestore {
   databases: RestoredDatabase[];
-  /** What went wrong, each naming the file or database; empty when the restore is clean. */
-  problems: string[];
+  /** What went wrong; empty when the restore is clean. */
+  problems: RestoreProblem[];
   /** Expected errors that were ignored (see the tolerated* rules). */
   tolerated: number;
 }
@@ -40,7 +46,7 @@ interface Options {
 
 /** Our own cluster already has the postgres role initdb made, so the globals' CREATE ROLE for it fails; nothing else may. */
 export function toleratedInCluster(e: PsqlError, globalsLines: number): boolean {
-  return e.line <= globalsLines && /^role ".*" already exists$/.test(e.text);
+  return e.line !== null && e.line <= globalsLines && /^role ".*" already exists$/.test(e.text);
 }
 
 /**
@@ -58,15 +64,20 @@ const newlines = (b: Buffer): number => {
   return n;
 };
 
-function judge(out: PsqlOutcome, where: string, tolerated: (e: PsqlError) => boolean, acc: ChainRestore): void {
-  if (out.failure !== null) acc.problems.push(`${where}: ${out.failure}`);
+/** Adds psql's failure and its intolerable errors to acc, grouped by the file (fileOf) each came from. */
+function judge(out: PsqlOutcome, where: string, tolerated: (e: PsqlError) => boolean, fileOf: (e: PsqlError) => string | null, acc: ChainRestore): void {
+  const prefix = (file: string | null) => [file, where].filter((x) => x !== null && x !== "").join(", ");
+  if (out.failure !== null) acc.problems.push({ file: null, message: `${prefix(null)}: ${out.failure}` });
   const bad = out.errors.filter((e) => !tolerated(e));
   acc.tolerated += out.errors.length - bad.length;
-  const count = bad.length + (out.errorCount - out.errors.length);
-  if (count > 0) {
-    const shown = bad.slice(0, 3).map((e) => `line ${e.line}: ${e.text}`);
-    acc.problems.push(`${where}: psql reported ${count} error(s)${shown.length > 0 ? `: ${shown.join("; ")}` : ""}`);
+  const byFile = new Map<string | null, PsqlError[]>();
+  for (const e of bad) byFile.set(fileOf(e), [...(byFile.get(fileOf(e)) ?? []), e]);
+  for (const [file, errors] of byFile) {
+    const shown = errors.slice(0, 3).map((e) => (e.line === null ? e.text : `line ${e.line}: ${e.text}`));
+    acc.problems.push({ file, message: `${prefix(file)}: psql reported ${errors.length} error(s): ${shown.join("; ")}` });
   }
+  const unkept = out.errorCount - out.errors.length;
+  if (unkept > 0) acc.problems.push({ file: null, message: `${prefix(null)}: psql reported ${unkept} more error(s)` });
 }
 
 /** Streams one file and hands the wanted sections to `events`; returns the sections found or why it failed. */
@@ -92,27 +103,36 @@ const globalsFirst = (plan: RestorePlan): RestoreStep[] => [...plan.steps].sort(
 async function intoCluster(plan: RestorePlan, target: RestoreTarget, opts: Options): Promise<ChainRestore> {
   const acc: ChainRestore = { databases: [], problems: [], tolerated: 0 };
   const feed = startPsql(target.pg.database, target.env);
+  // psql numbers the lines of its whole input; these map an error back to its file.
+  let fed = 0;
   let globalsLines = 0;
+  const starts: { file: string; line: number }[] = [];
+  const write = (chunk: Buffer): Promise<void> => {
+    fed += newlines(chunk);
+    return feed.write(chunk);
+  };
+  const fileOf = (e: PsqlError) => (e.line === null ? null : (starts.findLast((s) => s.line <= (e.line as number))?.file ?? null));
   try {
     for (const step of globalsFirst(plan)) {
       opts.log.info({ backup: step.file, databases: step.databases.length, globals: step.globals }, `restoring from ${step.file}`);
+      starts.push({ file: step.file, line: fed + 1 });
       const r = await streamStep(step, opts, {
         onGlobals: step.globals
-          ? (chunk) => {
-              globalsLines += newlines(chunk);
-              return feed.write(chunk);
+          ? async (chunk) => {
+              await write(chunk);
+              globalsLines = fed;
             }
           : undefined,
-        onDatabaseData: (_name, chunk) => feed.write(chunk),
+        onDatabaseData: (_name, chunk) => write(chunk),
       });
       acc.databases.push(...r.found.map((name) => ({ name, restoredAs: name, provider: step.file })));
       if (r.problem !== null) {
-        acc.problems.push(r.problem);
+        acc.problems.push({ file: step.file, message: r.problem });
         break;
       }
     }
   } finally {
-    judge(await feed.finish(), target.label, (e) => toleratedInCluster(e, globalsLines), acc);
+    judge(await feed.finish(), "", (e) => toleratedInCluster(e, globalsLines), fileOf, acc);
   }
   return acc;
 }
@@ -124,9 +144,10 @@ async function intoScratchDatabases(plan: RestorePlan, target: RestoreTarget, op
   const existing = new Set(await target.databaseNames());
   const clash = Object.keys(plan.databases).filter((db) => !isPreexisting(db) && existing.has(db));
   if (clash.length > 0) {
-    acc.problems.push(
-      `${target.label} already has database(s) ${JSON.stringify(clash)}, which restoring the backup's sections could change; point VERIFY_PGHOST at a server reserved for verification`,
-    );
+    acc.problems.push({
+      file: null,
+      message: `${target.label} already has database(s) ${JSON.stringify(clash)}, which restoring the backup's sections could change; point VERIFY_PGHOST at a server reserved for verification`,
+    });
     return acc;
   }
   for (const step of globalsFirst(plan)) {
@@ -135,8 +156,8 @@ async function intoScratchDatabases(plan: RestorePlan, target: RestoreTarget, op
       if (open === null) return;
       const { feed, db, strip } = open;
       open = null;
-      judge(await feed.finish(), `${JSON.stringify(db.name)} (as ${db.restoredAs})`, (e) => toleratedOnServer(e, db.name), acc);
-      if (!strip.found) acc.problems.push(`${step.file}: the section of ${JSON.stringify(db.name)} has no \\connect line`);
+      judge(await feed.finish(), `${JSON.stringify(db.name)} (as ${db.restoredAs})`, (e) => toleratedOnServer(e, db.name), () => step.file, acc);
+      if (!strip.found) acc.problems.push({ file: step.file, message: `${step.file}: the section of ${JSON.stringify(db.name)} has no \\connect line` });
     };
     let r: Awaited<ReturnType<typeof streamStep>>;
     try {
@@ -156,7 +177,7 @@ async function intoScratchDatabases(plan: RestorePlan, target: RestoreTarget, op
       await close();
     }
     if (r.problem !== null) {
-      acc.problems.push(r.problem);
+      acc.problems.push({ file: step.file, message: r.problem });
       break;
     }
   }

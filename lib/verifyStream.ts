@@ -2,6 +2,7 @@
 // splitting it into sections and counting COPY rows per section, so verify can compare
 // what the file really holds with what its manifest claims.
 import type { CatalogEntry } from "./catalog.js";
+import type { Logger } from "./log.js";
 import { openSqlStream } from "./decompress.js";
 import { parseBackupName } from "./naming.js";
 import type { Codec } from "./naming.js";
@@ -17,8 +18,9 @@ export function codecOf(file: string): Codec {
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+const PROGRESS_MS = 10_000;
 
-export async function scanBackup(e: CatalogEntry, threads: number, env: NodeJS.ProcessEnv): Promise<StreamScan> {
+export async function scanBackup(e: CatalogEntry, threads: number, env: NodeJS.ProcessEnv, log: Logger): Promise<StreamScan> {
   const sql = openSqlStream(e.path, codecOf(e.name), threads, env);
   const rowCounts = new Map<string, Record<string, number>>();
   let counter: RowCounter | null = null;
@@ -31,6 +33,11 @@ export async function scanBackup(e: CatalogEntry, threads: number, env: NodeJS.P
   }
   let sections: SectionsResult | null = null;
   let error: string | null = null;
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    const secs = (Date.now() - t0) / 1000;
+    log.info({ backup: e.name, rawBytes, rawMBps: +(rawBytes / 1e6 / secs).toFixed(1) }, `progress: ${(rawBytes / 1e6).toFixed(0)} MB of ${e.name} read back`);
+  }, PROGRESS_MS);
   try {
     sections = await readSections(counted(sql.stream), {
       onDatabaseStart: () => void (counter = new RowCounter()),
@@ -45,6 +52,8 @@ export async function scanBackup(e: CatalogEntry, threads: number, env: NodeJS.P
   } catch (err) {
     error = message(err);
     sql.cancel();
+  } finally {
+    clearInterval(timer);
   }
   // The decompressor's exit status is the only sign of a corrupt block that still produced text.
   await sql.done.catch((err: unknown) => {

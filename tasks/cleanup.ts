@@ -198,6 +198,15 @@ async function execute(config: Config, report: CleanupReport, byName: ReadonlyMa
   if (failure !== null) throw failure;
 }
 
+/** The same deletions in the S3 mirror; the SDK is loaded only when S3_BUCKET is set. */
+async function mirrorCleanup(config: Config, decisions: readonly CleanupDecision[], log: Logger): Promise<void> {
+  const names = decisions.filter((d) => d.action === "delete").map((d) => d.name);
+  if (config.s3 === null || names.length === 0) return;
+  const { mirrorDeletions } = await import("../lib/mirror.js");
+  const r = await mirrorDeletions(config, names, log);
+  if (r.status === "deleted") log.info({ backups: r.names, objects: r.objects }, `deleted ${r.names.length} backup(s) from the S3 mirror`);
+}
+
 export function formatCleanupReport(report: CleanupReport, tz: string, refused: string | null): string {
   const { policy } = report;
   const fulls = policy.keepFullDays === null ? "fulls forever" : `fulls ${policy.keepFullDays} d`;
@@ -271,6 +280,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       report.freedBytes = decisions.filter((d) => d.action === "delete").reduce((n, d) => n + d.bytes, 0) + leftovers.reduce((n, f) => n + f.bytes, 0);
     } else {
       await execute(config, report, byName, leftovers, log);
+      await mirrorCleanup(config, decisions, log);
     }
     const deleted = decisions.filter((d) => d.action === "delete").length;
     log.info(

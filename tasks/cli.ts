@@ -13,10 +13,13 @@ import { TIERS } from "../lib/naming.js";
 import { redact } from "../lib/secret.js";
 import { TOOL } from "../lib/version.js";
 import { verifyServerConfig } from "../lib/verifyTarget.js";
+import * as autoRestore from "./autoRestore.js";
 import * as backup from "./backup.js";
 import * as cleanup from "./cleanup.js";
 import * as list from "./list.js";
+import * as listDatabases from "./listDatabases.js";
 import * as mirror from "./mirror.js";
+import * as restore from "./restore.js";
 import * as status from "./status.js";
 import * as verify from "./verify.js";
 
@@ -99,7 +102,7 @@ export async function main(argv: string[]): Promise<void> {
       (y) => y.option("dry-run", { type: "boolean", default: false, describe: "print what would be uploaded and why; upload nothing" }),
       (a) => execute((config, deps) => mirror.run(config, deps, { dryRun: a.dryRun }).then(() => undefined), "mirror"),
     )
-    .command("list-databases <file>", "list the databases a backup file holds (FILE: a path or a backup name)", (y) => y.positional("file", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }), () => execute(notImplemented("list-databases"), "list-databases"))
+    .command("list-databases <file>", "list the databases a backup file holds (FILE: a path or a backup name)", (y) => y.positional("file", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }), (a) => execute((config, deps) => listDatabases.run(config, deps, { file: a.file, json: a.json }).then(() => undefined), "list-databases"))
     .command(
       "restore-latest",
       "restore the newest state (full + differential + incrementals) into the cluster",
@@ -108,9 +111,20 @@ export async function main(argv: string[]): Promise<void> {
           .option("at", { type: "string", describe: "restore the state as of this ISO time instead of the newest" })
           .option("drop-existing", { type: "boolean", default: false, describe: "replace existing non-empty databases" })
           .option("dry-run", { type: "boolean", default: false, describe: "print the plan; change nothing" }),
-      () => execute(notImplemented("restore-latest"), "restore-latest"),
+      (a) =>
+        execute(async (config, deps) => {
+          await restore.run(config, deps, { command: "restore-latest", at: a.at, dropExisting: a.dropExisting, dryRun: a.dryRun });
+        }, "restore-latest"),
     )
-    .command("restore-full <file>", "restore every database of one backup file", (y) => y.positional("file", { type: "string", demandOption: true }).option("drop-existing", { type: "boolean", default: false }), () => execute(notImplemented("restore-full"), "restore-full"))
+    .command(
+      "restore-full <file>",
+      "restore every database of one backup file",
+      (y) => y.positional("file", { type: "string", demandOption: true }).option("drop-existing", { type: "boolean", default: false }),
+      (a) =>
+        execute(async (config, deps) => {
+          await restore.run(config, deps, { command: "restore-full", file: a.file, dropExisting: a.dropExisting });
+        }, "restore-full"),
+    )
     .command(
       "restore-database <file> <db>",
       "restore one database from a backup file",
@@ -120,9 +134,21 @@ export async function main(argv: string[]): Promise<void> {
           .positional("db", { type: "string", demandOption: true })
           .option("as", { type: "string", describe: "restore under another name" })
           .option("drop-existing", { type: "boolean", default: false }),
-      () => execute(notImplemented("restore-database"), "restore-database"),
+      (a) =>
+        execute(async (config, deps) => {
+          await restore.run(config, deps, { command: "restore-database", file: a.file, db: a.db, as: a.as, dropExisting: a.dropExisting });
+        }, "restore-database"),
     )
-    .command("auto-restore", "restore the newest backups into a wiped cluster; a no-op anywhere else", (y) => y.option("wait", { type: "number", default: 60, describe: "seconds to wait for PostgreSQL" }), () => execute(notImplemented("auto-restore"), "auto-restore"))
+    .command(
+      "auto-restore",
+      "restore the newest backups into a wiped cluster; a no-op anywhere else",
+      (y) => y.option("wait", { type: "number", default: 60, describe: "seconds to wait for PostgreSQL" }),
+      (a) =>
+        execute(async (config, deps) => {
+          if (!Number.isFinite(a.wait) || a.wait < 0) throw new TaskError(ExitCode.usage, `--wait ${String(a.wait)} is not a number of seconds; use e.g. --wait 60`);
+          await autoRestore.run(config, deps, { waitSeconds: a.wait });
+        }, "auto-restore"),
+    )
     .command(
       "cleanup",
       "delete backups the retention policy no longer needs",

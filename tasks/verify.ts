@@ -17,6 +17,7 @@ import type { RestorePlan } from "../lib/restorePlan.js";
 import { ageFindings, chainFindings, fail, family, manifestFindings, pass, restoredRowFindings, resultsByName, streamFindings } from "../lib/verifyChecks.js";
 import type { Check, Finding } from "../lib/verifyChecks.js";
 import { countRestoredRows, restoreChainForVerify } from "../lib/verifyRestore.js";
+import type { ChainRestore } from "../lib/verifyRestore.js";
 import { scanBackup } from "../lib/verifyStream.js";
 import { openRestoreTarget } from "../lib/verifyTarget.js";
 import type { RestoreTarget } from "../lib/verifyTarget.js";
@@ -92,25 +93,24 @@ function planFindings(catalog: readonly CatalogEntry[]): { plan: RestorePlan | n
 }
 
 async function restoreStep(config: Config, deps: Deps, args: VerifyArgs, plan: RestorePlan, catalog: readonly CatalogEntry[], c: Collector, log: Logger): Promise<void> {
-  let target: RestoreTarget | null = null;
-  await c.step(async () => {
-    try {
-      target = await openRestoreTarget(args.server, deps.env, log);
-      return [];
-    } catch (err) {
-      return [fail("restore", `cannot prepare the restore target: ${message(err)}`, {}, plan.point)];
-    }
-  });
-  const t = target as RestoreTarget | null;
-  if (t === null) return;
+  let t: RestoreTarget;
   try {
-    const restored = await restoreChainForVerify(plan, t, { threads: config.compression.threads, env: deps.env, log });
-    await c.step(() => {
+    t = await openRestoreTarget(args.server, deps.env, log);
+  } catch (err) {
+    await c.step(() => [fail("restore", `cannot prepare the restore target: ${message(err)}`, {}, plan.point)]);
+    return;
+  }
+  try {
+    let restored: ChainRestore = { databases: [], problems: [], tolerated: 0 };
+    await c.step(async () => {
+      restored = await restoreChainForVerify(plan, t, { threads: config.compression.threads, env: deps.env, log }).catch(
+        (err: unknown): ChainRestore => ({ databases: [], problems: [{ file: null, message: message(err) }], tolerated: 0 }),
+      );
       const figures = { databases: restored.databases.length, toleratedErrors: restored.tolerated };
       return [
         restored.problems.length === 0
           ? pass("restore", `restored ${restored.databases.length} databases of ${plan.chain.join(" -> ")} into the ${t.label}`, figures, plan.point)
-          : fail("restore", `restore into the ${t.label} failed: ${restored.problems.join("; ")}`, figures, plan.point),
+          : fail("restore", `restore into the ${t.label} failed: ${restored.problems.map((p) => p.message).join("; ")}`, figures, restored.problems[0]?.file ?? plan.point),
       ];
     });
     if (restored.databases.length === 0) return;
@@ -143,11 +143,14 @@ async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collecto
   await c.step(() => ageFindings(catalog, deps.now(), args.maxAgeHours));
   const { plan, findings } = planFindings(catalog);
   await c.step(() => findings);
-  if (plan === null) return;
+  if (plan === null) {
+    if (args.restore) await c.step(() => [fail("restore", "not attempted: there is no restorable chain (see restore-plan)")]);
+    return;
+  }
   for (const name of plan.chain) {
     const entry = catalog.find((e) => e.name === name) as CatalogEntry;
     log.info({ backup: name }, `reading ${name} back through its decompressor`);
-    await c.step(async () => streamFindings(entry, await scanBackup(entry, config.compression.threads, deps.env)));
+    await c.step(async () => streamFindings(entry, await scanBackup(entry, config.compression.threads, deps.env, log)));
   }
   if (args.restore) await restoreStep(config, deps, args, plan, catalog, c, log);
 }

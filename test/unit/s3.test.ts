@@ -59,12 +59,14 @@ describe("createS3Client", () => {
     expect((await client.config.credentials()).secretAccessKey).toBe(SECRET);
     const ep = await client.config.endpoint?.();
     expect(`${ep?.protocol}//${ep?.hostname}:${ep?.port}`).toBe("http://127.0.0.1:9000");
+    expect(client.middlewareStack.identify()).toContain("contentMd5ForDeleteObjects - build");
   });
 
   it("without an endpoint (AWS itself): the SDK's checksum defaults stay", async () => {
     const client = createS3Client(s3({ endpoint: null, forcePathStyle: false }));
     expect(await client.config.requestChecksumCalculation()).toBe("WHEN_SUPPORTED");
     expect(client.config.forcePathStyle).toBe(false);
+    expect(client.middlewareStack.identify()).not.toContain("contentMd5ForDeleteObjects - build");
   });
 });
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConnectStripper, parsePsqlError } from "../../lib/psqlFeed.js";
+import { ConnectStripper, parsePsqlError, startPsql } from "../../lib/psqlFeed.js";
 import { extractSections } from "../../lib/sections.js";
 import { toleratedInCluster, toleratedOnServer } from "../../lib/verifyRestore.js";
 
@@ -55,6 +55,7 @@ describe("psql errors", () => {
     ['psql:<stdin>:16: ERROR:  role "postgres" already exists', { line: 16, text: 'role "postgres" already exists' }],
     ["psql:<stdin>:9012: error: invalid command \\N", { line: 9012, text: "invalid command \\N" }],
     ["psql:<stdin>:3: FATAL:  terminating connection", { line: 3, text: "terminating connection" }],
+    ['ERROR:  role "postgres" already exists', { line: null, text: 'role "postgres" already exists' }],
     ["DETAIL:  Key (id)=(1) already exists.", null],
     ["psql:<stdin>:5: WARNING:  no privileges were granted", null],
   ])("parses %s", (line, expected) => {
@@ -66,6 +67,7 @@ describe("psql errors", () => {
     expect(toleratedInCluster(e(16, 'role "postgres" already exists'), 40)).toBe(true);
     expect(toleratedInCluster(e(41, 'role "postgres" already exists'), 40)).toBe(false);
     expect(toleratedInCluster(e(10, 'relation "t" already exists'), 40)).toBe(false);
+    expect(toleratedInCluster({ line: null, text: 'role "postgres" already exists' }, 40)).toBe(false);
   });
 
   it("tolerates missing roles and the original database name on a VERIFY_PGHOST server", () => {
@@ -74,5 +76,20 @@ describe("psql errors", () => {
     expect(toleratedOnServer(e('database "app" does not exist'), "app")).toBe(true);
     expect(toleratedOnServer(e('database "other" does not exist'), "app")).toBe(false);
     expect(toleratedOnServer(e('relation "public.t" does not exist'), "app")).toBe(false);
+  });
+});
+
+describe("startPsql", () => {
+  // A psql that never starts or cannot connect must fail the restore, not hang it.
+  it.each([
+    ["is not installed", { PATH: "/nonexistent" }, /psql exited with \?: .*ENOENT/],
+    ["cannot connect", { PATH: process.env.PATH, PGHOST: "/nonexistent", PGCONNECT_TIMEOUT: "2" }, /psql exited with 2: .*connection to server/],
+  ])("reports a psql that %s", async (_label, env, failure) => {
+    const feed = startPsql("postgres", env);
+    const writes = (async () => {
+      for (let i = 0; i < 64; i++) await feed.write(Buffer.alloc(1 << 16, 0x41));
+    })();
+    await expect(writes).rejects.toThrow(/psql|EPIPE/);
+    expect((await feed.finish()).failure).toMatch(failure);
   });
 });

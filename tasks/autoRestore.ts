@@ -1,0 +1,101 @@
+// auto-restore [--wait SECONDS]: run at every start of the stack. It waits for PostgreSQL,
+// takes the cluster lock, and restores the newest chain (roles included) only into a wiped
+// cluster (lib/autoRestorePlan.ts); then it lifts the write gate the init hook set
+// (lib/writeGate.ts). Everywhere else it logs why it did nothing and exits 0.
+import { existsSync } from "node:fs";
+import { decideAutoRestore } from "../lib/autoRestorePlan.js";
+import type { AutoRestoreDecision } from "../lib/autoRestorePlan.js";
+import { scanCatalog } from "../lib/catalog.js";
+import type { Config } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { ExitCode, TaskError } from "../lib/errors.js";
+import { acquireLock } from "../lib/lock.js";
+import type { Logger } from "../lib/log.js";
+import { connect, withClient } from "../lib/pg.js";
+import type { Client } from "../lib/pg.js";
+import { executeRestore, restoreContext } from "../lib/restoreExec.js";
+import type { RestoreOutcome } from "../lib/restoreExec.js";
+import { planRestore } from "../lib/restorePlan.js";
+import { latestRequest } from "../lib/restoreRequest.js";
+import { isTempName } from "../lib/restoreTarget.js";
+import { listDatabases, serverInfo, userDatabases } from "../lib/server.js";
+import { isEmptyDatabase } from "../lib/targetState.js";
+import { LIFT_BY_HAND, connectWritable, gateIsSet, liftGate } from "../lib/writeGate.js";
+
+export interface AutoRestoreArgs {
+  /** Seconds to keep retrying while PostgreSQL does not accept connections yet. */
+  waitSeconds: number;
+}
+
+export type AutoRestoreResult = { decision: AutoRestoreDecision; gateWasSet: boolean; gateLifted: boolean; restore: RestoreOutcome | null };
+
+async function lift(config: Config, log: Logger): Promise<void> {
+  const client = await connectWritable(config.pg, config.pg.database, log);
+  try {
+    await liftGate(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * userDatabases, less the leftovers of an interrupted restore and databases without a single
+ * object (such as one the postgres image creates for POSTGRES_DB): replacing those loses nothing.
+ */
+async function databasesWithData(config: Config, client: Client, log: Logger): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await userDatabases(client, await listDatabases(client))) {
+    if (isTempName(name)) continue;
+    if (await withClient(config.pg, name, isEmptyDatabase, log)) log.info({ database: name }, `database ${JSON.stringify(name)} holds no objects; it does not count as user data`);
+    else out.push(name);
+  }
+  return out;
+}
+
+export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Promise<AutoRestoreResult> {
+  const log = deps.log.child({ task: "auto-restore" });
+  if (!existsSync(config.backupDir)) {
+    throw new TaskError(ExitCode.storage, `BACKUP_DIR=${config.backupDir} does not exist (is the storage box mounted?); nothing was restored and the write gate stays as it is`);
+  }
+  const client = await connect(config.pg, config.pg.database, log, args.waitSeconds);
+  const releasers: (() => Promise<void>)[] = [() => client.end().catch(() => undefined)];
+  try {
+    const lock = await acquireLock(config, "auto-restore", log);
+    releasers.push(() => lock.release());
+    // Decided under the lock: a second auto-restore that waited sees the first one's result.
+    const info = await serverInfo(client);
+    const users = await databasesWithData(config, client, log);
+    const gateWasSet = await gateIsSet(client);
+    const catalog = await scanCatalog(config.backupDir);
+    const decision = decideAutoRestore({ userDatabases: users, systemIdentifier: info.systemIdentifier, catalog });
+    const result: AutoRestoreResult = { decision, gateWasSet, gateLifted: false, restore: null };
+    if (decision.action === "skip") {
+      log.info({ systemIdentifier: info.systemIdentifier }, `nothing to do: ${decision.reason}`);
+      if (gateWasSet) log.warn(`the write gate is set (new sessions are read-only) on a cluster auto-restore leaves alone; if that is not intended, lift it: ${LIFT_BY_HAND}`);
+      return result;
+    }
+    if (decision.action === "fail") throw new TaskError(ExitCode.failed, `auto-restore did nothing: ${decision.reason}`);
+    if (decision.action === "liftGate") {
+      await lift(config, log);
+      log.info({ gateWasSet }, `${decision.reason}; write gate lifted`);
+      deps.out(`${decision.reason}; write gate lifted\n`);
+      return { ...result, gateLifted: true };
+    }
+    const plan = planRestore(catalog, {});
+    for (const w of plan.warnings) log.warn(w);
+    log.info({ chain: plan.chain, databases: plan.databases }, `${decision.reason}: restoring ${plan.point}`);
+    let outcome: RestoreOutcome;
+    try {
+      outcome = await executeRestore(restoreContext(config, deps.env, log), latestRequest(plan, catalog, false));
+    } catch (err) {
+      log.error(`restore failed; the write gate stays set so applications cannot write into a partial restore. Fix the cause, restore with restore-latest, then lift the gate: ${LIFT_BY_HAND}`);
+      throw err;
+    }
+    await lift(config, log);
+    log.info({ restored: outcome.restored, seconds: outcome.seconds, gateWasSet }, `auto-restore done: ${outcome.restored.length} database(s) restored from ${plan.point}; write gate lifted`);
+    deps.out(`restored ${outcome.restored.length} database(s) from ${plan.chain.join(" -> ")} in ${outcome.seconds.toFixed(1)} s; write gate lifted\n`);
+    return { ...result, gateLifted: true, restore: outcome };
+  } finally {
+    for (const release of releasers.reverse()) await release();
+  }
+}

@@ -1,0 +1,85 @@
+// list-databases FILE: the databases a backup file holds, from its manifest (with table and
+// row counts) or, for a file without one, by streaming it through the section reader.
+import type { Config } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { openSqlStream } from "../lib/decompress.js";
+import { ExitCode, TaskError } from "../lib/errors.js";
+import { humanBytes, table } from "../lib/format.js";
+import { childEnv } from "../lib/pg.js";
+import { resolveFile } from "../lib/resolveFile.js";
+import { listSections } from "../lib/sections.js";
+
+export interface ListDatabasesArgs {
+  file: string;
+  json: boolean;
+}
+
+export interface ListedDatabase {
+  name: string;
+  /** From the manifest: tables and rows counted in the dump stream. */
+  tables?: number;
+  rows?: number;
+  /** From the stream: the section's size and whether it ended with pg_dump's trailer. */
+  bytes?: number;
+  complete?: boolean;
+}
+
+export interface DatabaseListing {
+  file: string;
+  path: string;
+  source: "manifest" | "stream";
+  databases: ListedDatabase[];
+  /** Databases that existed when the backup was taken but whose sections are in older backups (manifest only). */
+  notInFile: string[];
+  warnings: string[];
+}
+
+async function fromStream(config: Config, deps: Deps, path: string, codec: Parameters<typeof openSqlStream>[1]) {
+  const sql = openSqlStream(path, codec, config.compression.threads, childEnv(config.pg, deps.env));
+  try {
+    const result = await listSections(sql.stream);
+    await sql.done;
+    return result;
+  } catch (err) {
+    sql.cancel();
+    await sql.done.catch(() => undefined);
+    throw new TaskError(ExitCode.failed, `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export async function listDatabasesOf(config: Config, deps: Deps, file: string): Promise<DatabaseListing> {
+  const f = await resolveFile(config.backupDir, file);
+  const warnings = f.manifestProblem === null ? [] : [`manifest not used: ${f.manifestProblem}`];
+  if (f.manifest !== null) {
+    const m = f.manifest;
+    const databases = m.included.map((name) => {
+      const counts = Object.values(m.rowCounts[name] ?? {});
+      return { name, tables: counts.length, rows: counts.reduce((a, b) => a + b, 0) };
+    });
+    return { file: f.name, path: f.path, source: "manifest", databases, notInFile: m.databases.filter((d) => !m.included.includes(d)), warnings };
+  }
+  const r = await fromStream(config, deps, f.path, f.codec);
+  if (!r.clusterTrailer) warnings.push("the file ends without its \"cluster dump complete\" trailer: it is truncated");
+  const databases = r.sections.map((s) => ({ name: s.name, bytes: s.bytes, complete: s.complete }));
+  return { file: f.name, path: f.path, source: "stream", databases, notInFile: [], warnings };
+}
+
+export async function run(config: Config, deps: Deps, args: ListDatabasesArgs): Promise<DatabaseListing> {
+  const listing = await listDatabasesOf(config, deps, args.file);
+  for (const w of listing.warnings) deps.log.warn({ task: "list-databases", backup: listing.file }, w);
+  if (args.json) {
+    deps.out(JSON.stringify(listing, null, 2) + "\n");
+    return listing;
+  }
+  const rows =
+    listing.source === "manifest"
+      ? [["DATABASE", "TABLES", "ROWS"], ...listing.databases.map((d) => [d.name, String(d.tables), String(d.rows)])]
+      : [["DATABASE", "SIZE", "COMPLETE"], ...listing.databases.map((d) => [d.name, humanBytes(d.bytes ?? 0), d.complete === true ? "yes" : "NO"])];
+  const notes = [
+    `${listing.file}: ${listing.databases.length} database(s), from the ${listing.source === "manifest" ? "manifest" : "file itself (no manifest)"}`,
+    ...(listing.notInFile.length > 0 ? [`Not in this file (unchanged since an older backup): ${listing.notInFile.join(", ")}`] : []),
+    ...listing.warnings.map((w) => `Warning: ${w}`),
+  ];
+  deps.out(table(rows) + notes.join("\n") + "\n");
+  return listing;
+}

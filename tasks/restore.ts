@@ -1,0 +1,97 @@
+// restore-latest | restore-full | restore-database: decide what to restore (lib/restorePlan.ts,
+// lib/restoreRequest.ts), then, holding the cluster lock, execute it (lib/restoreExec.ts).
+import { scanCatalog } from "../lib/catalog.js";
+import type { Config } from "../lib/config.js";
+import type { Deps } from "../lib/deps.js";
+import { openSqlStream } from "../lib/decompress.js";
+import { ExitCode, TaskError } from "../lib/errors.js";
+import { acquireLock } from "../lib/lock.js";
+import type { Logger } from "../lib/log.js";
+import { childEnv, withClient } from "../lib/pg.js";
+import { resolveFile } from "../lib/resolveFile.js";
+import type { ResolvedFile } from "../lib/resolveFile.js";
+import { executeRestore, restoreContext } from "../lib/restoreExec.js";
+import type { RestoreOutcome, RestoreRequest } from "../lib/restoreExec.js";
+import { formatPlan, planRestore } from "../lib/restorePlan.js";
+import type { RestorePlan } from "../lib/restorePlan.js";
+import { databaseRequest, fullRequest, latestRequest } from "../lib/restoreRequest.js";
+import { listSections } from "../lib/sections.js";
+import { LIFT_BY_HAND, gateIsSet } from "../lib/writeGate.js";
+
+export type RestoreArgs =
+  | { command: "restore-latest"; at?: string; dropExisting: boolean; dryRun: boolean }
+  | { command: "restore-full"; file: string; dropExisting: boolean }
+  | { command: "restore-database"; file: string; db: string; as?: string; dropExisting: boolean };
+
+export type RestoreResult = { status: "planned"; plan: RestorePlan } | ({ status: "restored" } & RestoreOutcome);
+
+/** Takes the cluster lock for the whole restore. */
+async function restoreLocked(config: Config, deps: Deps, log: Logger, task: string, request: RestoreRequest): Promise<RestoreOutcome> {
+  const lock = await acquireLock(config, task, log);
+  let outcome: RestoreOutcome;
+  try {
+    outcome = await executeRestore(restoreContext(config, deps.env, log), request);
+  } finally {
+    await lock.release();
+  }
+  // Restores pass the write gate per session; opening it for applications is a separate, deliberate step.
+  if (await withClient(config.pg, config.pg.database, gateIsSet, log)) {
+    log.warn(`the write gate is still set (new sessions are read-only); when the cluster is ready for applications: ${LIFT_BY_HAND}`);
+  }
+  return outcome;
+}
+
+function parseAt(at: string | undefined): Date | undefined {
+  if (at === undefined) return undefined;
+  const date = new Date(at);
+  if (Number.isNaN(date.getTime())) throw new TaskError(ExitCode.usage, `--at ${JSON.stringify(at)} is not a date; use ISO 8601, e.g. 2024-01-10T12:00:00Z`);
+  return date;
+}
+
+/** The databases of a file: its manifest's list, or the sections found by streaming a file without one. */
+async function databasesOf(config: Config, deps: Deps, f: ResolvedFile): Promise<string[]> {
+  if (f.manifest !== null) return f.manifest.included;
+  const sql = openSqlStream(f.path, f.codec, config.compression.threads, childEnv(config.pg, deps.env));
+  try {
+    const r = await listSections(sql.stream);
+    await sql.done;
+    if (!r.clusterTrailer) throw new Error("it ends without its \"cluster dump complete\" trailer (truncated)");
+    return r.databases;
+  } catch (err) {
+    sql.cancel();
+    await sql.done.catch(() => undefined);
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: cannot use ${f.path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function summary(outcome: RestoreOutcome, from: string): string {
+  const roles = outcome.createdRoles.length > 0 ? `, ${outcome.createdRoles.length} role(s) created` : "";
+  return `restored ${outcome.restored.length} database(s) from ${from} in ${outcome.seconds.toFixed(1)} s${roles}: ${outcome.restored.map((d) => JSON.stringify(d)).join(", ")}\n`;
+}
+
+export async function run(config: Config, deps: Deps, args: RestoreArgs): Promise<RestoreResult> {
+  const log = deps.log.child({ task: args.command });
+  if (args.command === "restore-latest") {
+    const at = parseAt(args.at);
+    const catalog = await scanCatalog(config.backupDir);
+    const plan = planRestore(catalog, at === undefined ? {} : { at });
+    if (args.dryRun) {
+      deps.out(formatPlan(plan));
+      return { status: "planned", plan };
+    }
+    for (const w of plan.warnings) log.warn(w);
+    log.info({ chain: plan.chain, databases: plan.databases, dropped: plan.dropped }, `restoring to ${plan.point}`);
+    const outcome = await restoreLocked(config, deps, log, args.command, latestRequest(plan, catalog, args.dropExisting));
+    deps.out(summary(outcome, plan.chain.join(" -> ")));
+    return { status: "restored", ...outcome };
+  }
+  const f = await resolveFile(config.backupDir, args.file);
+  if (f.manifestProblem !== null) log.warn({ backup: f.name }, `manifest not used: ${f.manifestProblem}`);
+  const request =
+    args.command === "restore-full"
+      ? fullRequest(f, await databasesOf(config, deps, f), args.dropExisting)
+      : databaseRequest(f, args.db, args.as, args.dropExisting);
+  const outcome = await restoreLocked(config, deps, log, args.command, request);
+  deps.out(summary(outcome, f.name));
+  return { status: "restored", ...outcome };
+}

@@ -1,0 +1,111 @@
+// auto-restore on real clusters: a no-op on a live cluster, a full restore (roles included)
+// of a wiped one behind the write gate, which it then lifts; two runs at once restore once
+// (the lock); with no backups it only lifts the gate; the next backup of the restored
+// cluster starts a new chain instead of refusing.
+import { execFileSync } from "node:child_process";
+import { cpSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run as backup } from "../../tasks/backup.js";
+import type { ClusterInfo } from "../cluster.js";
+import { clusterEnv, createCluster, destroyCluster, sql } from "../cluster.js";
+import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
+
+const clusters: ClusterInfo[] = [];
+let src: ClusterInfo;
+let dir: string;
+let clock = Date.parse("2026-05-03T03:00:00Z");
+const now = () => new Date((clock += 60_000));
+
+function psql(c: ClusterInfo, database: string, script: string): void {
+  execFileSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database], { input: script, env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: ["pipe", "ignore", "pipe"] });
+}
+
+function dumpall(c: ClusterInfo): string {
+  const out = execFileSync("pg_dumpall", [], { env: { PATH: process.env.PATH, ...clusterEnv(c) } }).toString("utf8");
+  return out.replace(/^\\(un)?restrict \S+$/gm, "\\$1restrict KEY").replace(/^(ALTER ROLE postgres WITH .*?) PASSWORD '[^']*'/m, "$1 PASSWORD '…'");
+}
+
+/** A wiped data volume: a new cluster whose init hook set the write gate (as stack/initdb/10-write-gate.sh does). */
+async function wipedCluster(name: string, init = ""): Promise<ClusterInfo> {
+  const c = await createCluster({ name });
+  clusters.push(c);
+  psql(c, "postgres", `${init} ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();`);
+  return c;
+}
+
+async function gate(c: ClusterInfo): Promise<string> {
+  return (await sql(c, "postgres", "SHOW default_transaction_read_only")).rows[0].default_transaction_read_only as string;
+}
+
+beforeAll(async () => {
+  src = await createCluster({ name: "ar-src" });
+  clusters.push(src);
+  dir = tempDir();
+  psql(src, "postgres", `
+    CREATE ROLE svc LOGIN PASSWORD 'svc-pw';
+    CREATE DATABASE orders OWNER svc;
+    CREATE DATABASE "ünï qu""ote";`);
+  psql(src, "orders", "CREATE TABLE o (id int PRIMARY KEY, v text); INSERT INTO o SELECT g, 'v' || g FROM generate_series(1, 2000) g; ALTER TABLE o OWNER TO svc;");
+  const full = await backup(testConfig(src, dir), testDeps(now), { tier: "full", force: false, dryRun: false, allowNewCluster: false });
+  expect(full.status).toBe("written");
+  await sql(src, "ünï qu\"ote", "CREATE TABLE later (x int); INSERT INTO later VALUES (1)");
+  await new Promise((r) => setTimeout(r, 300));
+  const inc = await backup(testConfig(src, dir), testDeps(now), { tier: "incremental", force: false, dryRun: false, allowNewCluster: false });
+  expect(inc.status === "written" && inc.manifest.included).toEqual(["ünï qu\"ote"]);
+});
+
+afterAll(() => {
+  for (const c of clusters) destroyCluster(c);
+});
+
+describe("auto-restore", () => {
+  it("does nothing on the live cluster the backups come from", async () => {
+    const before = dumpall(src);
+    const r = await runCli(["auto-restore", "--wait", "5"], cliEnv(src, dir));
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("nothing to do: the cluster has user databases");
+    expect(dumpall(src)).toBe(before);
+  });
+
+  it("restores a wiped cluster behind the write gate, roles included, then lifts the gate", async () => {
+    // The postgres image's POSTGRES_DB makes an empty database; it holds no data, so it does not stop auto-restore.
+    const dst = await wipedCluster("ar-wiped", "CREATE DATABASE orders;");
+    // A copy, because the backup taken at the end adds a newer chain the other tests must not see.
+    const own = tempDir();
+    cpSync(dir, own, { recursive: true });
+    expect(await gate(dst)).toBe("on");
+    await expect(sql(dst, "postgres", "CREATE TABLE app_write (x int)")).rejects.toThrow(/read-only transaction/);
+    const t0 = Date.now();
+    const r = await runCli(["auto-restore"], cliEnv(dst, own));
+    console.log(`auto-restore of a wiped cluster: ${Date.now() - t0} ms`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/restored 4 database\(s\) from .*_full\.sql\.bz2 -> .*_incremental\.sql\.bz2 .*; write gate lifted/);
+    expect(dumpall(dst)).toBe(dumpall(src));
+    expect(await gate(dst)).toBe("off");
+    await sql(dst, "orders", "INSERT INTO o VALUES (9999, 'after')");
+
+    // The next scheduled backup of the restored cluster starts a new chain rather than refusing.
+    const next = await backup(testConfig(dst, own), testDeps(now), { tier: "incremental", force: false, dryRun: false, allowNewCluster: false });
+    expect(next.status === "written" && next.tier).toBe("full");
+  });
+
+  it("run twice at once: one restores, the other waits for the lock and then does nothing", async () => {
+    const dst = await wipedCluster("ar-twice");
+    const runs = await Promise.all([runCli(["auto-restore"], cliEnv(dst, dir)), runCli(["auto-restore"], cliEnv(dst, dir))]);
+    expect(runs.map((r) => r.code)).toEqual([0, 0]);
+    const restored = runs.filter((r) => /write gate lifted/.test(r.stdout));
+    const skipped = runs.filter((r) => /nothing to do: the cluster has user databases/.test(r.stderr));
+    expect([restored.length, skipped.length]).toEqual([1, 1]);
+    expect(skipped[0]?.stderr).toContain("waiting for the cluster lock");
+    expect(dumpall(dst)).toBe(dumpall(src));
+    expect(await gate(dst)).toBe("off");
+  });
+
+  it("with no backups at all, lifts the gate at once and says so", async () => {
+    const dst = await wipedCluster("ar-empty");
+    const r = await runCli(["auto-restore"], cliEnv(dst, tempDir()));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("no backups in BACKUP_DIR: a new installation, nothing to restore; write gate lifted");
+    expect(await gate(dst)).toBe("off");
+  });
+});
