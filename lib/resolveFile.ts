@@ -47,7 +47,8 @@ async function inBackupDir(backupDir: string, name: string): Promise<string | nu
   return target === null ? join(tierDir(backupDir, tier), name) : join(tierDir(backupDir, tier), target);
 }
 
-export async function resolveFile(backupDir: string, file: string): Promise<ResolvedFile> {
+/** `fetchMissing` (the S3 mirror) is asked for a bare backup name that is not in BACKUP_DIR. */
+export async function resolveFile(backupDir: string, file: string, fetchMissing?: (name: string) => Promise<string | null>): Promise<ResolvedFile> {
   let path: string;
   if (file.includes("/")) {
     path = resolve(file);
@@ -57,6 +58,9 @@ export async function resolveFile(backupDir: string, file: string): Promise<Reso
       throw new TaskError(ExitCode.usage, `FILE ${JSON.stringify(file)} is neither a path nor a backup name like 20231215_030000_full.sql.bz2; run \`list\` to see the backups`);
     }
     path = found;
+  }
+  if (!(await exists(path)) && !file.includes("/") && fetchMissing !== undefined && parseBackupName(file) !== null) {
+    path = (await fetchMissing(file)) ?? path;
   }
   if (!(await exists(path))) {
     throw new TaskError(ExitCode.usage, `backup file ${path} does not exist (BACKUP_DIR=${backupDir}); run \`list\` to see the backups`);

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { decideAutoRestore } from "../lib/autoRestorePlan.js";
 import type { AutoRestoreDecision } from "../lib/autoRestorePlan.js";
-import { scanCatalog } from "../lib/catalog.js";
+import { catalogWithMirror, ensureLocal } from "../lib/mirrorFallback.js";
 import type { Config } from "../lib/config.js";
 import type { Deps } from "../lib/deps.js";
 import { ExitCode, TaskError } from "../lib/errors.js";
@@ -66,7 +66,7 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
     const info = await serverInfo(client);
     const users = await databasesWithData(config, client, log);
     const gateWasSet = await gateIsSet(client);
-    const catalog = await scanCatalog(config.backupDir);
+    const catalog = await catalogWithMirror(config, log);
     const decision = decideAutoRestore({ userDatabases: users, systemIdentifier: info.systemIdentifier, catalog });
     const result: AutoRestoreResult = { decision, gateWasSet, gateLifted: false, restore: null };
     if (decision.action === "skip") {
@@ -86,6 +86,7 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
     log.info({ chain: plan.chain, databases: plan.databases }, `${decision.reason}: restoring ${plan.point}`);
     let outcome: RestoreOutcome;
     try {
+      await ensureLocal(config, plan.steps.map((st) => ({ name: st.file, path: st.path })), log);
       outcome = await executeRestore(restoreContext(config, deps.env, log), latestRequest(plan, catalog, false));
     } catch (err) {
       log.error(`restore failed; the write gate stays set so applications cannot write into a partial restore. Fix the cause, restore with restore-latest, then lift the gate: ${LIFT_BY_HAND}`);

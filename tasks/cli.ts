@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The only place that reads argv and the environment, and maps errors to exit codes.
+// Task modules are imported when their command runs, so a no-change incremental does not
+// pay for loading the S3 SDK or the restore code.
 import { availableParallelism } from "node:os";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
@@ -12,18 +14,19 @@ import type { Tier } from "../lib/naming.js";
 import { TIERS } from "../lib/naming.js";
 import { redact } from "../lib/secret.js";
 import { TOOL } from "../lib/version.js";
-import { verifyServerConfig } from "../lib/verifyTarget.js";
-import * as autoRestore from "./autoRestore.js";
-import * as backup from "./backup.js";
-import * as cleanup from "./cleanup.js";
-import * as list from "./list.js";
-import * as listDatabases from "./listDatabases.js";
-import * as mirror from "./mirror.js";
-import * as restore from "./restore.js";
-import * as status from "./status.js";
-import * as verify from "./verify.js";
 
-type Handler = (config: Config, deps: Deps) => Promise<ExitCode | void>;
+/** What a handler reports back: an exit code other than 0, and the bytes a backup wrote (for metrics). */
+interface Outcome {
+  code?: ExitCode;
+  bytes?: number;
+}
+type Handler = (config: Config, deps: Deps) => Promise<Outcome | void>;
+
+/** Which runs are recorded in METRICS_FILE: mutating tasks, not dry runs or read-only commands (verify records its own). */
+interface MetricsLabel {
+  task: string;
+  tier?: string;
+}
 
 const EXIT_TABLE = `Exit codes:
   0  success (a backup skipped because nothing changed is a success)
@@ -33,32 +36,40 @@ const EXIT_TABLE = `Exit codes:
   4  refused for safety (wiped cluster, existing database, bad checksum)
   5  verify found problems
   6  S3 mirror failed; the local backup succeeded
-  7  not implemented yet in this version
+  7  not implemented in this version (reserved)
   8  cannot connect to or authenticate with PostgreSQL
   9  storage error: BACKUP_DIR not writable, full or missing`;
 
-async function execute(handler: Handler, task: string): Promise<void> {
+async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ok: boolean, started: number, bytes?: number): Promise<void> {
+  if (config.metricsFile === null) return;
+  const { recordTaskResult } = await import("../lib/metrics.js");
+  await recordTaskResult(config.metricsFile, { ...label, ok, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
+    deps.log.warn({ err: (err as Error).message, metricsFile: config.metricsFile }, "metrics not recorded"),
+  );
+}
+
+async function execute(handler: Handler, task: string, metrics?: MetricsLabel): Promise<void> {
   let config: Config | undefined;
+  let deps: Deps | undefined;
+  const started = Date.now();
   try {
     config = resolveConfig(process.env);
     const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version });
-    const deps: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
-    const code = await handler(config, deps);
-    process.exitCode = code ?? ExitCode.ok;
+    deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
+    const outcome = (await handler(config, deps)) ?? {};
+    process.exitCode = outcome.code ?? ExitCode.ok;
+    if (metrics !== undefined) await recordMetrics(config, deps, metrics, process.exitCode === ExitCode.ok, started, outcome.bytes);
   } catch (err) {
     const exitCode = err instanceof TaskError ? err.exitCode : ExitCode.failed;
     const message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
     process.stderr.write(JSON.stringify({ level: "error", time: new Date().toISOString(), task, exitCode, msg: message }) + "\n");
     process.stderr.write(`pg-swarm-backup ${task}: ${message}\n`);
     process.exitCode = exitCode;
+    if (metrics !== undefined && config !== undefined && deps !== undefined) await recordMetrics(config, deps, metrics, false, started);
   }
 }
 
-function notImplemented(name: string): Handler {
-  return async () => {
-    throw new TaskError(ExitCode.notImplemented, `"${name}" is not implemented in version ${TOOL.version} yet`);
-  };
-}
+const restoreLabel = (task: string, dryRun = false): MetricsLabel | undefined => (dryRun ? undefined : { task });
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -74,10 +85,18 @@ export async function main(argv: string[]): Promise<void> {
           .option("dry-run", { type: "boolean", default: false, describe: "print which databases would be dumped and why; write nothing" })
           .option("allow-new-cluster", { type: "boolean", default: false, describe: "back up a fresh, empty cluster although older backups are of another cluster" }),
       (a) =>
-        execute(async (config, deps) => {
-          const r = await backup.run(config, deps, { tier: a.tier as Tier, force: a.force, dryRun: a.dryRun, allowNewCluster: a.allowNewCluster });
-          deps.out(backup.summarize(r));
-        }, `backup ${String(a.tier)}`),
+        execute(
+          async (config, deps) => {
+            const args = { tier: a.tier as Tier, force: a.force, dryRun: a.dryRun, allowNewCluster: a.allowNewCluster };
+            const backup = await import("./backup.js");
+            // With S3_BUCKET set the backup is mirrored after the local write succeeded (exit 6 if only the mirror failed).
+            const r = config.s3 !== null && !a.dryRun ? await (await import("./mirror.js")).backupAndMirror(config, deps, args) : await backup.run(config, deps, args);
+            deps.out(backup.summarize(r));
+            return { bytes: r.status === "written" ? r.manifest.compressedBytes : undefined };
+          },
+          `backup ${String(a.tier)}`,
+          a.dryRun ? undefined : { task: "backup", tier: String(a.tier) },
+        ),
     )
     .command(
       "list",
@@ -88,21 +107,34 @@ export async function main(argv: string[]): Promise<void> {
           .option("tier", { choices: TIERS, describe: "only this tier" })
           .option("source", { choices: ["local", "s3"] as const, default: "local" as const, describe: "list BACKUP_DIR or the S3 mirror (S3_BUCKET/S3_PREFIX)" }),
       (a) =>
-        execute(
-          (config, deps) =>
-            a.source === "s3"
-              ? mirror.listS3(config, deps, { json: a.json, tier: a.tier as Tier | undefined })
-              : list.run(config, deps, { json: a.json, tier: a.tier as Tier | undefined }).then(() => undefined),
-          "list",
-        ),
+        execute(async (config, deps) => {
+          const args = { json: a.json, tier: a.tier as Tier | undefined };
+          if (a.source === "s3") await (await import("./mirror.js")).listS3(config, deps, args);
+          else await (await import("./list.js")).run(config, deps, args);
+        }, "list"),
     )
     .command(
       "mirror",
       "upload every local backup that the S3 mirror lacks or holds differently (idempotent; checks each object's sha256)",
       (y) => y.option("dry-run", { type: "boolean", default: false, describe: "print what would be uploaded and why; upload nothing" }),
-      (a) => execute((config, deps) => mirror.run(config, deps, { dryRun: a.dryRun }).then(() => undefined), "mirror"),
+      (a) =>
+        execute(
+          async (config, deps) => {
+            await (await import("./mirror.js")).run(config, deps, { dryRun: a.dryRun });
+          },
+          "mirror",
+          a.dryRun ? undefined : { task: "mirror" },
+        ),
     )
-    .command("list-databases <file>", "list the databases a backup file holds (FILE: a path or a backup name)", (y) => y.positional("file", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }), (a) => execute((config, deps) => listDatabases.run(config, deps, { file: a.file, json: a.json }).then(() => undefined), "list-databases"))
+    .command(
+      "list-databases <file>",
+      "list the databases a backup file holds (FILE: a path or a backup name)",
+      (y) => y.positional("file", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }),
+      (a) =>
+        execute(async (config, deps) => {
+          await (await import("./listDatabases.js")).run(config, deps, { file: a.file, json: a.json });
+        }, "list-databases"),
+    )
     .command(
       "restore-latest",
       "restore the newest state (full + differential + incrementals) into the cluster",
@@ -112,18 +144,26 @@ export async function main(argv: string[]): Promise<void> {
           .option("drop-existing", { type: "boolean", default: false, describe: "replace existing non-empty databases" })
           .option("dry-run", { type: "boolean", default: false, describe: "print the plan; change nothing" }),
       (a) =>
-        execute(async (config, deps) => {
-          await restore.run(config, deps, { command: "restore-latest", at: a.at, dropExisting: a.dropExisting, dryRun: a.dryRun });
-        }, "restore-latest"),
+        execute(
+          async (config, deps) => {
+            await (await import("./restore.js")).run(config, deps, { command: "restore-latest", at: a.at, dropExisting: a.dropExisting, dryRun: a.dryRun });
+          },
+          "restore-latest",
+          restoreLabel("restore-latest", a.dryRun),
+        ),
     )
     .command(
       "restore-full <file>",
       "restore every database of one backup file",
       (y) => y.positional("file", { type: "string", demandOption: true }).option("drop-existing", { type: "boolean", default: false }),
       (a) =>
-        execute(async (config, deps) => {
-          await restore.run(config, deps, { command: "restore-full", file: a.file, dropExisting: a.dropExisting });
-        }, "restore-full"),
+        execute(
+          async (config, deps) => {
+            await (await import("./restore.js")).run(config, deps, { command: "restore-full", file: a.file, dropExisting: a.dropExisting });
+          },
+          "restore-full",
+          restoreLabel("restore-full"),
+        ),
     )
     .command(
       "restore-database <file> <db>",
@@ -135,19 +175,27 @@ export async function main(argv: string[]): Promise<void> {
           .option("as", { type: "string", describe: "restore under another name" })
           .option("drop-existing", { type: "boolean", default: false }),
       (a) =>
-        execute(async (config, deps) => {
-          await restore.run(config, deps, { command: "restore-database", file: a.file, db: a.db, as: a.as, dropExisting: a.dropExisting });
-        }, "restore-database"),
+        execute(
+          async (config, deps) => {
+            await (await import("./restore.js")).run(config, deps, { command: "restore-database", file: a.file, db: a.db, as: a.as, dropExisting: a.dropExisting });
+          },
+          "restore-database",
+          restoreLabel("restore-database"),
+        ),
     )
     .command(
       "auto-restore",
       "restore the newest backups into a wiped cluster; a no-op anywhere else",
       (y) => y.option("wait", { type: "number", default: 60, describe: "seconds to wait for PostgreSQL" }),
       (a) =>
-        execute(async (config, deps) => {
-          if (!Number.isFinite(a.wait) || a.wait < 0) throw new TaskError(ExitCode.usage, `--wait ${String(a.wait)} is not a number of seconds; use e.g. --wait 60`);
-          await autoRestore.run(config, deps, { waitSeconds: a.wait });
-        }, "auto-restore"),
+        execute(
+          async (config, deps) => {
+            if (!Number.isFinite(a.wait) || a.wait < 0) throw new TaskError(ExitCode.usage, `--wait ${String(a.wait)} is not a number of seconds; use e.g. --wait 60`);
+            await (await import("./autoRestore.js")).run(config, deps, { waitSeconds: a.wait });
+          },
+          "auto-restore",
+          { task: "auto-restore" },
+        ),
     )
     .command(
       "cleanup",
@@ -156,8 +204,15 @@ export async function main(argv: string[]): Promise<void> {
         y
           .option("dry-run", { type: "boolean", default: false })
           .option("json", { type: "boolean", default: false })
-          .option("now", { type: "string", describe: "plan as of this ISO time" }),
-      (a) => execute((config, deps) => cleanup.run(config, deps, { dryRun: a.dryRun, json: a.json, now: a.now }).then(() => undefined), "cleanup"),
+          .option("now", { type: "string", describe: "plan as of this ISO time (a date, or a date-time with a zone)" }),
+      (a) =>
+        execute(
+          async (config, deps) => {
+            await (await import("./cleanup.js")).run(config, deps, { dryRun: a.dryRun, json: a.json, now: a.now });
+          },
+          "cleanup",
+          a.dryRun ? undefined : { task: "cleanup" },
+        ),
     )
     .command(
       "verify",
@@ -169,16 +224,19 @@ export async function main(argv: string[]): Promise<void> {
           .option("restore", { type: "boolean", default: false, describe: "restore the newest chain into a throwaway cluster and compare row counts" }),
       (a) =>
         execute(async (config, deps) => {
-          const args = { json: a.json, maxAgeHours: a.maxAge, restore: a.restore, server: verifyServerConfig(process.env) };
-          const report = await verify.run(config, deps, args);
-          return report.ok ? ExitCode.ok : ExitCode.verifyFailed;
+          const [verify, { verifyServerConfig }] = await Promise.all([import("./verify.js"), import("../lib/verifyTarget.js")]);
+          const report = await verify.run(config, deps, { json: a.json, maxAgeHours: a.maxAge, restore: a.restore, server: verifyServerConfig(process.env) });
+          return { code: report.ok ? ExitCode.ok : ExitCode.verifyFailed };
         }, "verify"),
     )
     .command(
       "status",
       "show the newest backup per tier and each task's last run and result (from METRICS_FILE)",
       (y) => y.option("json", { type: "boolean", default: false }),
-      (a) => execute((config, deps) => status.run(config, deps, { json: a.json }).then(() => undefined), "status"),
+      (a) =>
+        execute(async (config, deps) => {
+          await (await import("./status.js")).run(config, deps, { json: a.json });
+        }, "status"),
     )
     .demandCommand(1, "name a command; see --help")
     .strict()

@@ -47,7 +47,7 @@ async function fromStream(config: Config, deps: Deps, path: string, codec: Param
   }
 }
 
-export async function listDatabasesOf(config: Config, deps: Deps, file: string): Promise<DatabaseListing> {
+async function listDatabasesOf(config: Config, deps: Deps, file: string): Promise<DatabaseListing> {
   const f = await resolveFile(config.backupDir, file);
   const warnings = f.manifestProblem === null ? [] : [`manifest not used: ${f.manifestProblem}`];
   if (f.manifest !== null) {

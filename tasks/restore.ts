@@ -1,6 +1,5 @@
 // restore-latest | restore-full | restore-database: decide what to restore (lib/restorePlan.ts,
 // lib/restoreRequest.ts), then, holding the cluster lock, execute it (lib/restoreExec.ts).
-import { scanCatalog } from "../lib/catalog.js";
 import type { Config } from "../lib/config.js";
 import type { Deps } from "../lib/deps.js";
 import { openSqlStream } from "../lib/decompress.js";
@@ -8,6 +7,7 @@ import { ExitCode, TaskError } from "../lib/errors.js";
 import { acquireLock } from "../lib/lock.js";
 import type { Logger } from "../lib/log.js";
 import { childEnv, withClient } from "../lib/pg.js";
+import { catalogWithMirror, ensureLocal, mirrorFetcher } from "../lib/mirrorFallback.js";
 import { resolveFile } from "../lib/resolveFile.js";
 import type { ResolvedFile } from "../lib/resolveFile.js";
 import { executeRestore, restoreContext } from "../lib/restoreExec.js";
@@ -73,19 +73,20 @@ export async function run(config: Config, deps: Deps, args: RestoreArgs): Promis
   const log = deps.log.child({ task: args.command });
   if (args.command === "restore-latest") {
     const at = parseAt(args.at);
-    const catalog = await scanCatalog(config.backupDir);
+    const catalog = await catalogWithMirror(config, log);
     const plan = planRestore(catalog, at === undefined ? {} : { at });
     if (args.dryRun) {
       deps.out(formatPlan(plan));
       return { status: "planned", plan };
     }
+    await ensureLocal(config, plan.steps.map((st) => ({ name: st.file, path: st.path })), log);
     for (const w of plan.warnings) log.warn(w);
     log.info({ chain: plan.chain, databases: plan.databases, dropped: plan.dropped }, `restoring to ${plan.point}`);
     const outcome = await restoreLocked(config, deps, log, args.command, latestRequest(plan, catalog, args.dropExisting));
     deps.out(summary(outcome, plan.chain.join(" -> ")));
     return { status: "restored", ...outcome };
   }
-  const f = await resolveFile(config.backupDir, args.file);
+  const f = await resolveFile(config.backupDir, args.file, mirrorFetcher(config, log));
   if (f.manifestProblem !== null) log.warn({ backup: f.name }, `manifest not used: ${f.manifestProblem}`);
   const request =
     args.command === "restore-full"

@@ -2,7 +2,6 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { filterGlobals } from "../../lib/globalsFilter.js";
 import { readSections } from "../../lib/sections.js";
-import { splitStatements } from "../../lib/sqlScanner.js";
 
 // pg_dumpall --globals-only 15.18 of a cluster with a comment, settings, memberships and quoted names.
 const KEY = "eXBeyOngAR58uBggcl5y71PLaSiZ6aD0b8xk927GKJlxibo52NeKVZk8vgKrxUi";
@@ -81,20 +80,5 @@ describe("filterGlobals", () => {
     expect(r.sql.toString()).toContain(`ALTER ROLE "r\n--\n-- Databases`);
     const all = filterGlobals(globals, "all", { roles: new Set(["postgres", evil]), tablespaces: new Set(), currentUser: "postgres" });
     expect(all.sql.toString()).not.toMatch(/CREATE ROLE/);
-  });
-});
-
-describe("splitStatements", () => {
-  it.each([
-    ["SELECT $$a;b$$; SELECT 2;", ["SELECT $$a;b$$;", "SELECT 2;"]],
-    ["SELECT $x$ $$; $x$;\nSELECT 'it''s;';", ["SELECT $x$ $$; $x$;", "SELECT 'it''s;';"]],
-    ["SELECT E'\\';'; SELECT 3;", ["SELECT E'\\';';", "SELECT 3;"]],
-    ["-- a; comment\nSELECT /* x; /* y; */ z; */ 1;", ["SELECT /* x; /* y; */ z; */ 1;"]],
-    ['SELECT "a;""b"; SELECT $1;', ['SELECT "a;""b";', "SELECT $1;"]],
-    ["COPY t (a) FROM stdin;\nSELECT 1;\n\\.\nSELECT 2;\n", ["COPY t (a) FROM stdin;", "SELECT 2;"]],
-    ["\\connect x\nSELECT a$b$c; SELECT 4;", ["SELECT a$b$c;", "SELECT 4;"]],
-  ])("%j", (sql, statements) => {
-    const buf = Buffer.from(sql);
-    expect(splitStatements(buf).map((s) => buf.toString("utf8", s.start, s.end))).toEqual(statements);
   });
 });

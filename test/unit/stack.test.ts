@@ -21,7 +21,7 @@ const TASKS = [
   { name: "backup-differential", command: ["backup", "differential"], schedule: "0 0 3 * * 3", lockMode: "wait" },
   { name: "backup-incremental", command: ["backup", "incremental"], schedule: "0 0 * * * *", lockMode: "wait" },
   { name: "cleanup", command: ["cleanup"], schedule: "0 30 4 * * *", lockMode: "wait" },
-  { name: "verify", command: ["verify"], schedule: "0 0 6 * * 0", lockMode: "wait" },
+  { name: "verify", command: ["verify", "--restore"], schedule: "0 0 6 * * 0", lockMode: "wait" },
   { name: "auto-restore", command: ["auto-restore", "--wait", "30"], schedule: "0 * * * * *", lockMode: "skip" },
 ];
 
