@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job end to end on a throwaway local cluster and folder: sample data, a full
 # backup, list, the file proven with stock tools (sha256sum -c, bunzip2 -t), an
-# incremental that is skipped because nothing changed, and one that holds only the
-# changed database. Everything lives under one temp folder, printed at the end.
+# incremental that is skipped because nothing changed and one that holds only the
+# changed database, verify --restore, and restore-latest into a second empty cluster
+# compared with the source by pg_dumpall. Everything lives under one temp folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,6 +85,27 @@ sleep 1.5   # statistics are flushed by backends within a second
 cli backup incremental --dry-run
 cli backup incremental
 cli list
+
+echo; echo "== verify --restore: checksums, chain, and a restore into a throwaway cluster compared row by row"
+cli verify --restore
+
+echo; echo "== restore-latest (full + incremental) into a second, empty cluster"
+data2="$root/data2"
+port2=$((port + 1))
+as_pg "$bindir/initdb" -D "$data2" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+as_pg "$bindir/pg_ctl" -D "$data2" -l "$root/server2.log" -w \
+  -o "-p $port2 -k $sock -c listen_addresses=''" start >/dev/null
+stop2() { as_pg "$bindir/pg_ctl" -D "$data2" -m fast -w stop >/dev/null 2>&1 || true; stop; }
+trap stop2 EXIT
+PGPORT="$port2" cli restore-latest --dry-run
+PGPORT="$port2" cli restore-latest
+normalised_dump() { PGTZ=UTC pg_dumpall -p "$1" | sed -E '/^\\(un)?restrict /d; /^-- Dumped (from|by) /d; /^ALTER ROLE postgres WITH /d'; }
+if diff <(normalised_dump "$port") <(normalised_dump "$port2") >"$root/restore.diff"; then
+  echo "pg_dumpall of the source and of the restored cluster: identical"
+else
+  echo "pg_dumpall differs after restore; see $root/restore.diff" >&2
+  exit 1
+fi
 
 echo; echo "== done"
 echo "backups:      $backups"
