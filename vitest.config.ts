@@ -19,6 +19,9 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           pool: "forks",
+          // Several files back up the whole shared cluster while others create and drop
+          // databases in it; one file at a time keeps a dropped database out of a running dump.
+          fileParallelism: false,
         },
       },
     ],

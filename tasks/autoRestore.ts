@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { decideAutoRestore } from "../lib/autoRestorePlan.js";
 import type { AutoRestoreDecision } from "../lib/autoRestorePlan.js";
+import { scanCatalog } from "../lib/catalog.js";
 import { catalogWithMirror, ensureLocal } from "../lib/mirrorFallback.js";
 import type { Config } from "../lib/config.js";
 import type { Deps } from "../lib/deps.js";
@@ -66,7 +67,8 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
     const info = await serverInfo(client);
     const users = await databasesWithData(config, client, log);
     const gateWasSet = await gateIsSet(client);
-    const catalog = await catalogWithMirror(config, log);
+    // The mirror is listed only for a cluster that may need restoring: this task runs every minute.
+    const catalog = users.length === 0 ? await catalogWithMirror(config, log) : await scanCatalog(config.backupDir);
     const decision = decideAutoRestore({ userDatabases: users, systemIdentifier: info.systemIdentifier, catalog });
     const result: AutoRestoreResult = { decision, gateWasSet, gateLifted: false, restore: null };
     if (decision.action === "skip") {

@@ -329,3 +329,33 @@ describe("CLI", () => {
     expect(text.stdout).not.toContain(a.name);
   });
 });
+
+describe("restore from the mirror", () => {
+  it("restore-database and restore-latest download what BACKUP_DIR lacks, verify it, and restore it", async () => {
+    const cluster = inject("cluster");
+    const db = `s3src_${process.pid}`;
+    const { sql } = await import("../cluster.js");
+    await sql(cluster, "postgres", `CREATE DATABASE ${db}`);
+    await sql(cluster, db, "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 500)");
+    const { dir, config } = setup("restore");
+    const written = await backupAndMirror(config, testDeps(), { tier: "full", force: true, dryRun: false, allowNewCluster: false });
+    expect(written.status).toBe("written");
+    if (written.status !== "written") return;
+    rmSync(join(dir, "full"), { recursive: true });
+    const env = { ...cliEnv(cluster, dir), ...s3Env(shared.port, "restore") };
+    try {
+      const one = await runCli(["restore-database", written.name, db, "--as", `${db}_copy`], env);
+      expect(one.code, one.stderr).toBe(0);
+      expect((await sql(cluster, `${db}_copy`, "SELECT count(*)::int AS n FROM t")).rows[0]).toEqual({ n: 500 });
+      expect(readdirSync(join(dir, "full"))).toContain(written.name);
+
+      rmSync(join(dir, "full"), { recursive: true });
+      const plan = await runCli(["restore-latest", "--dry-run"], env);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toContain(written.name);
+    } finally {
+      await sql(cluster, "postgres", `DROP DATABASE IF EXISTS ${db}_copy`);
+      await sql(cluster, "postgres", `DROP DATABASE ${db}`);
+    }
+  });
+});
