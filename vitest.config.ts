@@ -4,6 +4,9 @@ import { defineConfig } from "vitest/config";
 // PostgreSQL clusters (started once per run by test/globalSetup.ts) and a real S3 server.
 export default defineConfig({
   test: {
+    // Several integration files back up the whole shared cluster while others create and drop
+    // databases in it; one file at a time keeps a dropped database out of a running dump.
+    fileParallelism: false,
     projects: [
       {
         test: {
@@ -19,9 +22,6 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           pool: "forks",
-          // Several files back up the whole shared cluster while others create and drop
-          // databases in it; one file at a time keeps a dropped database out of a running dump.
-          fileParallelism: false,
         },
       },
     ],

@@ -71,6 +71,8 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
   const seed = R.add("seed_bz2", "seed: pg_dumpall | bzip2 > file", "floor");
   const lbz = R.add("shell_lbzip2", `pg_dumpall | lbzip2 -n${ctx.cores} > file`, "seed_bz2");
   const zst = R.add("shell_zstd", `pg_dumpall | zstd -T0 -${ctx.zstdLevel} > file`, "floor");
+  const zstdLevels = [ctx.zstdLevel - 1, ctx.zstdLevel + 1].filter((l) => l >= 1);
+  const zstdOthers = zstdLevels.map((l) => ({ level: l, c: R.add(`shell_zstd_${l}`, `pg_dumpall | zstd -T0 -${l} > file (level choice)`, "floor") }));
   const oursBz2 = R.add("ours_full_bz2", "ours: backup full (bzip2, default)", "shell_lbzip2");
   const oursZstd = R.add("ours_full_zstd", `ours: backup full (zstd -${ctx.zstdLevel})`, "shell_zstd");
   const env = { env: main.env, tmpDir: ctx.root };
@@ -96,6 +98,7 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
     await step(seed, `pg_dumpall | bzip2 -${ctx.bzip2Level} > ${sq(out)}`);
     await step(lbz, `pg_dumpall | lbzip2 -n ${ctx.cores} -${ctx.bzip2Level} > ${sq(out)}`);
     await step(zst, `pg_dumpall | zstd -q -T0 -${ctx.zstdLevel} > ${sq(out)}`);
+    for (const z of zstdOthers) await step(z.c, `pg_dumpall | zstd -q -T0 -${z.level} > ${sq(out)}`);
     for (const [c, codec] of [
       [oursBz2, "bzip2"],
       [oursZstd, "zstd"],

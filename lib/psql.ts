@@ -67,7 +67,9 @@ export function spawnPsql(database: string, env: NodeJS.ProcessEnv, secrets: rea
   void exited.then(() => (gone = true));
   return {
     async write(chunk) {
-      if (gone) return;
+      // A stream that is already closed (psql never started, or exited) emits no further
+      // event, so waiting for one would hang: the exit status is reported by finish().
+      if (gone || stdin.destroyed || stdin.writableEnded) return;
       if (stdin.write(chunk)) return;
       await new Promise<void>((resolve) => {
         const done = () => {

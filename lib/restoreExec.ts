@@ -4,7 +4,8 @@
 // in its own stream, so files restore concurrently; within a file, a database's psql
 // finishes its indexes and constraints while the next section already streams. Sections are
 // streamed with backpressure rather than spooled, so memory and disk use stay bounded.
-// The caller holds the cluster lock.
+// The caller holds the cluster lock; verify, restoring into a scratch cluster or scratch
+// databases, takes none (RestoreContext.exclusive).
 import { availableParallelism } from "node:os";
 import type { Config, PgConfig } from "./config.js";
 import type { JobContext, JobOutcome, JobSpec } from "./databaseRestore.js";
@@ -46,17 +47,35 @@ export interface RestoreContext {
   threads: number;
   parallel: number;
   log: Logger;
+  /**
+   * No other restore can run against the cluster (the caller holds its lock, or the cluster
+   * is private): temporary databases found there are leftovers to drop. false on a server
+   * others may restore into too.
+   */
+  exclusive: boolean;
 }
 
-/** The context for restoring into the configured cluster: all cores for psql processes and the decompressor. */
+/** The context for restoring into the configured cluster, under its lock: all cores for psql processes and the decompressor. */
 export function restoreContext(config: Config, env: NodeJS.ProcessEnv, log: Logger): RestoreContext {
-  return { pg: config.pg, env, threads: config.compression.threads, parallel: availableParallelism(), log };
+  return { pg: config.pg, env, threads: config.compression.threads, parallel: availableParallelism(), log, exclusive: true };
 }
 
 export interface RestoreOutcome {
   restored: string[];
   createdRoles: string[];
   seconds: number;
+}
+
+/** A restore that failed for some databases (the message says why); the others were restored. */
+export class RestoreFailure extends TaskError {
+  constructor(
+    message: string,
+    /** Each failed database and the file its section came from, in the request's file order. */
+    readonly failures: readonly { target: string; file: string }[],
+    readonly restored: readonly string[],
+  ) {
+    super(ExitCode.failed, message);
+  }
 }
 
 const PROGRESS_MS = 5000;
@@ -71,7 +90,7 @@ async function verifyFiles(files: readonly RestoreFile[], log: Logger): Promise<
 }
 
 /** The globals part of a file: read up to its first database section, then the reader stops. */
-async function readGlobals(ctx: RestoreContext, file: RestoreFile): Promise<Buffer> {
+export async function readGlobals(ctx: RestoreContext, file: RestoreFile): Promise<Buffer> {
   const sql = openSqlStream(file.path, file.codec, ctx.threads, childEnv(ctx.pg, ctx.env));
   const parts: Buffer[] = [];
   const stop = new Error("globals read");
@@ -189,8 +208,8 @@ export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): 
       else specs.push({ file: d.file.name, source: d.source, target: d.target, action });
     }
     if (refusals.length > 0) throw new TaskError(ExitCode.refused, `restore refused: ${refusals.join("; ")}`);
-    // Under the lock no other restore runs, so temporary databases are leftovers of an interrupted one.
-    for (const name of await databaseNames(admin, "pgsb\\_restore\\_%")) {
+    // Exclusive (under the lock, or a private cluster): no other restore runs, so temporary databases are leftovers of an interrupted one.
+    for (const name of ctx.exclusive ? await databaseNames(admin, "pgsb\\_restore\\_%") : []) {
       log.warn({ temp: name }, `dropping ${name}, left over by an interrupted restore`);
       await dropTemp(admin, name);
     }
@@ -202,13 +221,14 @@ export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): 
     const outcomes = await Promise.all(pending);
     clearInterval(timer);
     for (const s of outcomes) if (s.outcome.status === "deferred" && s.job !== null) s.outcome = await swapLast(ctx, s.job, admin);
-    const failed = outcomes.flatMap((s) => (s.outcome.status === "failed" ? [s.outcome.error] : []));
+    const failed = outcomes.flatMap((s) => (s.outcome.status === "failed" ? [{ target: s.spec.target, file: s.spec.file, error: s.outcome.error }] : []));
     const restored = outcomes.flatMap((s) => (s.outcome.status === "restored" ? [s.spec.target] : []));
     if (failed.length > 0) {
-      throw new TaskError(
-        ExitCode.failed,
-        `restore failed for ${failed.length} of ${specs.length} database(s): ${failed.join("; ")}` +
+      throw new RestoreFailure(
+        `restore failed for ${failed.length} of ${specs.length} database(s): ${failed.map((f) => f.error).join("; ")}` +
           (restored.length > 0 ? `. Restored: ${restored.map((d) => JSON.stringify(d)).join(", ")}` : ""),
+        failed.map(({ target, file }) => ({ target, file })),
+        restored,
       );
     }
     return { restored, createdRoles, seconds: (Date.now() - t0) / 1000 };

@@ -1,7 +1,8 @@
 // verify [--json] [--max-age HOURS] [--restore]: a proof a CI pipeline can trust by exit
 // code. Checks every file's manifest and checksum and every chain's links, reads the newest
 // chain back through its decompressor, checks the backups are fresh, and with --restore
-// restores that chain into a throwaway cluster and compares row counts with the manifests.
+// restores that chain into a throwaway cluster with the restore executor (no cluster lock:
+// the production cluster is not touched) and compares row counts with the manifests.
 // The decisions are in lib/verifyChecks.ts; this file reads, times and reports.
 import { scanCatalog } from "../lib/catalog.js";
 import type { CatalogEntry } from "../lib/catalog.js";
@@ -101,16 +102,14 @@ async function restoreStep(config: Config, deps: Deps, args: VerifyArgs, plan: R
     return;
   }
   try {
-    let restored: ChainRestore = { databases: [], problems: [], tolerated: 0 };
+    let restored: ChainRestore = { databases: [], roles: 0, failure: null };
     await c.step(async () => {
-      restored = await restoreChainForVerify(plan, t, { threads: config.compression.threads, env: deps.env, log }).catch(
-        (err: unknown): ChainRestore => ({ databases: [], problems: [{ file: null, message: message(err) }], tolerated: 0 }),
-      );
-      const figures = { databases: restored.databases.length, toleratedErrors: restored.tolerated };
+      restored = await restoreChainForVerify(config, deps.env, log, plan, catalog, t);
+      const figures = { databases: restored.databases.length, roles: restored.roles };
       return [
-        restored.problems.length === 0
+        restored.failure === null
           ? pass("restore", `restored ${restored.databases.length} databases of ${plan.chain.join(" -> ")} into the ${t.label}`, figures, plan.point)
-          : fail("restore", `restore into the ${t.label} failed: ${restored.problems.map((p) => p.message).join("; ")}`, figures, restored.problems[0]?.file ?? plan.point),
+          : fail("restore", `restore into the ${t.label} failed: ${restored.failure.message}`, figures, restored.failure.file ?? plan.point),
       ];
     });
     if (restored.databases.length === 0) return;
