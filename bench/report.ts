@@ -1,7 +1,7 @@
 // The benchmark's results: the cases with their repetitions and medians, the issue's
 // targets as ratios (ours / baseline), written as JSON and as a Markdown table.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { median } from "./measure.js";
 import type { Run } from "./measure.js";
 
@@ -93,12 +93,15 @@ export class Results {
         value = rss.length === 0 ? null : Math.max(...rss) / 1024;
       }
       const met = value === null ? null : t.strict ? value < t.limit : value <= t.limit;
-      const cpuRatio = t.kind === "ratio" && t.baseline !== null ? this.ratio(t.ours, t.baseline, "medianCpu") : null;
+      // The floor's CPU leaves out the server, which does most of its work: no CPU ratio against it.
+      const cpuRatio = t.kind === "ratio" && t.baseline !== null && t.baseline !== "floor" ? this.ratio(t.ours, t.baseline, "medianCpu") : null;
       return { ...t, value: value === null ? null : +value.toFixed(3), met, cpuRatio: cpuRatio === null ? null : +cpuRatio.toFixed(3) };
     });
   }
 }
 
+/** A table cell: the labels hold shell pipes. */
+const cell = (text: string) => text.replace(/\|/g, "\\|");
 const fmt = (n: number | null, digits = 2) => (n === null || Number.isNaN(n) ? "–" : n.toFixed(digits));
 const mb = (kb: number | null) => (kb === null ? "–" : (kb / 1024).toFixed(0));
 
@@ -115,7 +118,7 @@ export function markdown(results: Results, meta: Record<string, unknown>): strin
   ];
   for (const c of results.cases.values()) {
     if (c.skipped !== null) {
-      lines.push(`| ${c.label} | skipped | ${c.skipped} | | | | | |`);
+      lines.push(`| ${cell(c.label)} | skipped | ${cell(c.skipped)} | | | | | |`);
       continue;
     }
     const base = c.baseline === null ? null : results.cases.get(c.baseline);
@@ -123,13 +126,13 @@ export function markdown(results: Results, meta: Record<string, unknown>): strin
     const rss = c.peakRssKB === null ? "–" : `${mb(c.peakRssKB)} (${mb(c.ownHwmKB)})`;
     const cpu = `${fmt(c.medianCpu)}${c.medianOwnCpu === null ? "" : ` (${fmt(c.medianOwnCpu)})`}`;
     lines.push(
-      `| ${c.label} | ${fmt(c.median)} | ${c.seconds.map((s) => s.toFixed(2)).join(", ")} | ${ratio === null ? "" : `${fmt(ratio)}x`} | ${base && base.skipped === null ? base.label : ""} | ${cpu} | ${rss} | ${c.outputBytes === null ? "–" : (c.outputBytes / 1e6).toFixed(1)} |`,
+      `| ${cell(c.label)} | ${fmt(c.median)} | ${c.seconds.map((s) => s.toFixed(2)).join(", ")} | ${ratio === null ? "" : `${fmt(ratio)}x`} | ${base && base.skipped === null ? cell(base.label) : ""} | ${cpu} | ${rss} | ${c.outputBytes === null ? "–" : (c.outputBytes / 1e6).toFixed(1)} |`,
     );
   }
   lines.push("", "| target | measured | limit | met | CPU-seconds ratio |", "|---|---:|---:|---|---:|");
   for (const t of results.targets()) {
     const unit = t.kind === "ratio" ? "x" : t.kind === "seconds" ? " s" : " MB";
-    lines.push(`| ${t.name} | ${t.value === null ? "–" : `${fmt(t.value)}${unit}`} | ${t.strict ? "<" : "≤"} ${t.limit}${unit} | ${t.met === null ? "not measured" : t.met ? "yes" : "**no**"} | ${t.cpuRatio === null ? "" : `${fmt(t.cpuRatio)}x`} |`);
+    lines.push(`| ${cell(t.name)} | ${t.value === null ? "–" : `${fmt(t.value)}${unit}`} | ${t.strict ? "<" : "≤"} ${t.limit}${unit} | ${t.met === null ? "not measured" : t.met ? "yes" : "**no**"} | ${t.cpuRatio === null ? "" : `${fmt(t.cpuRatio)}x`} |`);
   }
   lines.push(
     "",
@@ -138,6 +141,15 @@ export function markdown(results: Results, meta: Record<string, unknown>): strin
     "",
   );
   return lines.join("\n");
+}
+
+/** Renders a results .json's targets and Markdown again (after a change to the targets or the table's layout). */
+export function rerender(jsonPath: string): string {
+  const data = JSON.parse(readFileSync(jsonPath, "utf8")) as { meta: Record<string, unknown>; cases: CaseResult[] };
+  const results = new Results();
+  for (const c of data.cases) results.cases.set(c.id, c);
+  const dir = dirname(jsonPath);
+  return writeResults(dir, basename(jsonPath, ".json"), results, data.meta).md;
 }
 
 export function writeResults(dir: string, stem: string, results: Results, meta: Record<string, unknown>): { json: string; md: string } {

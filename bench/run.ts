@@ -16,7 +16,7 @@ import { fullGroup, incrementalGroup, pgbackrestGroup, restoreGroup } from "./ca
 import { buildMainDataset, SMALL_DATABASES } from "./dataset.js";
 import { ensureTimeBinary } from "./measure.js";
 import { ARCHIVE_SETTINGS, pgbackrestInstalled, setUpPgBackRest } from "./pgbackrest.js";
-import { Results, writeResults } from "./report.js";
+import { Results, rerender, writeResults } from "./report.js";
 
 const DEFAULT_SCALE = 10;
 const GROUPS = ["full", "incremental", "restore", "pgbackrest"] as const;
@@ -44,9 +44,14 @@ async function main(): Promise<void> {
     .option("reps", { type: "number", default: 3, describe: "repetitions of each case; the median is reported" })
     .option("quick", { type: "boolean", default: false, describe: "a smoke run: scale 1, one repetition" })
     .option("only", { type: "string", describe: `comma-separated groups to run: ${GROUPS.join(",")}` })
+    .option("render", { type: "string", describe: "measure nothing: write the .md of this results .json again" })
     .strict()
     .help()
     .parse();
+  if (argv.render !== undefined) {
+    say(`wrote ${rerender(argv.render)}`);
+    return;
+  }
   const scale = argv.quick ? 1 : Math.max(1, Math.round(argv.scale));
   const reps = argv.quick ? 1 : Math.max(1, Math.round(argv.reps));
   const only = new Set<Group>((argv.only?.split(",").map((s) => s.trim()) ?? [...GROUPS]) as Group[]);

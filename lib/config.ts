@@ -12,7 +12,7 @@ export const DEFAULT_PASSWORD_FILE = "/run/secrets/postgres_password";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const LEVEL_RANGE: Record<Codec, [number, number, number | null]> = {
   bzip2: [1, 9, 9],
-  zstd: [1, 19, 2],
+  zstd: [1, 19, 1],
   gzip: [1, 9, 6],
   none: [0, 0, null],
 };

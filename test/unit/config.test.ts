@@ -23,7 +23,7 @@ describe("resolveConfig", () => {
   });
 
   it.each([
-    [{ BACKUP_COMPRESSION: "zstd" }, (c: ReturnType<typeof resolveConfig>) => c.compression.codec === "zstd" && c.compression.level === 2],
+    [{ BACKUP_COMPRESSION: "zstd" }, (c: ReturnType<typeof resolveConfig>) => c.compression.codec === "zstd" && c.compression.level === 1],
     [{ BACKUP_COMPRESSION: "GZIP", BACKUP_COMPRESSION_LEVEL: "1" }, (c: ReturnType<typeof resolveConfig>) => c.compression.codec === "gzip" && c.compression.level === 1],
     [{ BACKUP_COMPRESSION: "none" }, (c: ReturnType<typeof resolveConfig>) => c.compression.level === null],
     [{ PGPORT: "6543" }, (c: ReturnType<typeof resolveConfig>) => c.pg.port === 6543],
