@@ -53,6 +53,14 @@ async function databasesWithData(config: Config, client: Client, log: Logger): P
   return out;
 }
 
+/** The first database holding data, or null: enough to know a cluster is live, without the lock. */
+async function firstDatabaseWithData(config: Config, client: Client, log: Logger): Promise<string | null> {
+  for (const name of await userDatabases(client, await listDatabases(client))) {
+    if (!isTempName(name) && !(await withClient(config.pg, name, isEmptyDatabase, log))) return name;
+  }
+  return null;
+}
+
 export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Promise<AutoRestoreResult> {
   const log = deps.log.child({ task: "auto-restore" });
   if (!existsSync(config.backupDir)) {
@@ -61,6 +69,16 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
   const client = await connect(config.pg, config.pg.database, log, args.waitSeconds);
   const releasers: (() => Promise<void>)[] = [() => client.end().catch(() => undefined)];
   try {
+    // This task runs every minute. A cluster with data cannot need restoring, so it is left
+    // alone before the lock is even asked for: no "lock busy" exit while a backup runs.
+    const live = await firstDatabaseWithData(config, client, log);
+    if (live !== null) {
+      const decision: AutoRestoreDecision = { action: "skip", reason: `the cluster has user data (database ${JSON.stringify(live)}): it is not a wiped cluster` };
+      const gateWasSet = await gateIsSet(client);
+      log.info(`nothing to do: ${decision.reason}`);
+      if (gateWasSet) log.warn(`the write gate is set (new sessions are read-only) on a cluster auto-restore leaves alone; if that is not intended, lift it: ${LIFT_BY_HAND}`);
+      return { decision, gateWasSet, gateLifted: false, restore: null };
+    }
     const lock = await acquireLock(config, "auto-restore", log);
     releasers.push(() => lock.release());
     // Decided under the lock: a second auto-restore that waited sees the first one's result.

@@ -4,7 +4,9 @@
 // cluster starts a new chain instead of refusing.
 import { execFileSync } from "node:child_process";
 import { cpSync } from "node:fs";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LOCK_KEY } from "../../lib/lock.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";
 import { clusterEnv, createCluster, destroyCluster, sql } from "../cluster.js";
@@ -63,8 +65,21 @@ describe("auto-restore", () => {
     const before = dumpall(src);
     const r = await runCli(["auto-restore", "--wait", "5"], cliEnv(src, dir));
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain("nothing to do: the cluster has user databases");
+    expect(r.stderr).toContain("nothing to do: the cluster has user data");
     expect(dumpall(src)).toBe(before);
+  });
+
+  it("leaves a live cluster alone without asking for the lock, so a running backup never makes it exit 3", async () => {
+    const holder = new pg.Client({ host: src.socketDir, port: src.port, user: "postgres", database: "postgres" });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock($1)", [LOCK_KEY]);
+      const r = await runCli(["auto-restore", "--wait", "5"], cliEnv(src, dir, { LOCK_MODE: "skip" }));
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain("nothing to do: the cluster has user data");
+    } finally {
+      await holder.end();
+    }
   });
 
   it("restores a wiped cluster behind the write gate, roles included, then lifts the gate", async () => {
