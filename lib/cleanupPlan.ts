@@ -1,9 +1,11 @@
 // The pure parts of `cleanup` around the retention planner: reading --now, deciding
 // whether BACKUP_DIR looks sane enough to delete from, spotting leftover files, and
-// planning the latest_<tier> pointers. tasks/cleanup.ts does the filesystem work.
+// planning the latest_<tier> pointers, and the report. tasks/cleanup.ts does the filesystem work.
 import { ExitCode, TaskError } from "./errors.js";
+import { humanBytes, localTime, table } from "./format.js";
 import type { Codec, Tier } from "./naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parseBackupName } from "./naming.js";
+import type { RetentionAction } from "./retention.js";
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -131,4 +133,73 @@ export function planPointers(remaining: readonly PointerInput[], current: readon
     if (from !== to) changes.push({ tier, codec, from, to });
   }
   return changes;
+}
+
+export type Location = "local" | "s3";
+
+/**
+ * The backups cleanup plans over: every local one, plus those only the S3 mirror holds
+ * (deleted locally by a run whose S3 deletion failed), oldest first. A name in both is
+ * local whatever its state: its files are what cleanup deletes and what the refusal checks read.
+ */
+export function withMirrorOnly<T extends { name: string; time: Date }>(local: readonly T[], remote: readonly T[]): { entry: T; location: Location }[] {
+  const names = new Set(local.map((e) => e.name));
+  const all = [...local.map((entry) => ({ entry, location: "local" as const })), ...remote.filter((e) => !names.has(e.name)).map((entry) => ({ entry, location: "s3" as const }))];
+  return all.sort((a, b) => a.entry.time.getTime() - b.entry.time.getTime() || a.entry.name.localeCompare(b.entry.name));
+}
+
+export interface CleanupDecision {
+  name: string;
+  tier: Tier;
+  time: string;
+  action: RetentionAction;
+  reason: string;
+  /** Data file plus sidecars: what deleting it frees; for an S3-only backup its data object's size in S3. */
+  bytes: number;
+  /** "s3": only the S3 mirror holds it, so deleting it frees nothing locally. Absent: in BACKUP_DIR. */
+  location?: "s3";
+}
+
+export interface CleanupReport {
+  now: string;
+  dryRun: boolean;
+  /** keepFullDays null = fulls are kept forever. */
+  policy: { keepAllDays: number; keepDifferentialDays: number; minFull: number; keepFullDays: number | null };
+  decisions: CleanupDecision[];
+  /** Bytes removed from BACKUP_DIR (with --dry-run: bytes a real run would remove). */
+  freedBytes: number;
+  /** Stale leftovers, as <tier>/<file>. */
+  removedPartials: string[];
+  removedOrphans: string[];
+  pointers: PointerChange[];
+}
+
+export function formatCleanupReport(report: CleanupReport, tz: string, refused: string | null): string {
+  const { policy } = report;
+  const fulls = policy.keepFullDays === null ? "fulls forever" : `fulls ${policy.keepFullDays} d`;
+  const lines = [
+    `retention as of ${localTime(new Date(report.now), tz)}: everything ${policy.keepAllDays} d, differentials ${policy.keepDifferentialDays} d, ${fulls}, newest ${policy.minFull} fulls always`,
+  ];
+  if (refused !== null) lines.push(`REFUSED, a real run would delete nothing: ${refused}`);
+  if (report.decisions.length === 0) lines.push("no backups");
+  let text = lines.join("\n") + "\n";
+  if (report.decisions.length > 0) {
+    // The WHERE column appears only when the mirror holds backups BACKUP_DIR lacks.
+    const where = report.decisions.some((d) => d.location === "s3");
+    const rows = [["ACTION", ...(where ? ["WHERE"] : []), "TIER", `TIME (${tz})`, "SIZE", "NAME", "REASON"]];
+    for (const d of report.decisions) {
+      rows.push([d.action, ...(where ? [d.location === "s3" ? "S3 only" : "local"] : []), d.tier, localTime(new Date(d.time), tz), humanBytes(d.bytes), d.name, d.reason]);
+    }
+    text += table(rows);
+  }
+  const verb = report.dryRun ? "would remove" : "removed";
+  const extra = [
+    ...report.removedPartials.map((f) => `${verb} stale partial ${f}`),
+    ...report.removedOrphans.map((f) => `${verb} orphaned sidecar ${f}`),
+    ...report.pointers.map((p) => `latest ${p.tier} pointer (${p.codec}): ${p.from ?? "none"} -> ${p.to ?? "removed"}`),
+  ];
+  const deleted = report.decisions.filter((d) => d.action === "delete").length;
+  const inS3 = report.decisions.filter((d) => d.action === "delete" && d.location === "s3").length;
+  const summary = `keep ${report.decisions.length - deleted}, delete ${deleted}${inS3 > 0 ? ` (${inS3} only in S3)` : ""}, ${humanBytes(report.freedBytes)} ${report.dryRun ? "would be freed (dry run: nothing changed)" : "freed"}`;
+  return text + [...extra, summary].join("\n") + "\n";
 }

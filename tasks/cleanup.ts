@@ -1,22 +1,23 @@
 // cleanup [--dry-run] [--json] [--now ISO-TIME]: plan with lib/retention.ts, refuse when
 // the newest backup is bad or BACKUP_DIR looks wrong, then delete, repair the latest
-// pointers and remove stale leftovers (old .partial files, orphaned sidecars).
+// pointers and remove stale leftovers (old .partial files, orphaned sidecars). With
+// S3_RETENTION=mirror the plan also covers backups only the mirror still holds, so a
+// deletion the mirror missed (server down) is retried by the next cleanup.
 import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { CatalogEntry } from "../lib/catalog.js";
 import { scanCatalog, tierDir } from "../lib/catalog.js";
 import { verifyChecksum } from "../lib/checksum.js";
-import type { PointerChange, PointerState } from "../lib/cleanupPlan.js";
-import { DAY_MS, backupDirProblem, isPartialName, orphanSidecars, parseNowOption, planPointers } from "../lib/cleanupPlan.js";
+import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/cleanupPlan.js";
+import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/cleanupPlan.js";
 import type { Config } from "../lib/config.js";
 import type { Deps } from "../lib/deps.js";
 import { ExitCode, TaskError, errnoCode } from "../lib/errors.js";
-import { humanBytes, localTime, table } from "../lib/format.js";
+import { humanBytes } from "../lib/format.js";
 import { acquireLock } from "../lib/lock.js";
 import type { Logger } from "../lib/log.js";
 import { CHECKSUM_SUFFIX, CODECS, MANIFEST_SUFFIX, TIERS, latestPointerName } from "../lib/naming.js";
 import type { Tier } from "../lib/naming.js";
-import type { RetentionAction } from "../lib/retention.js";
 import { planRetention } from "../lib/retention.js";
 import { pointerFileName, readLatestPointer, storageError, updateLatestPointer } from "../lib/storage.js";
 
@@ -27,29 +28,7 @@ export interface CleanupArgs {
   now?: string;
 }
 
-export interface CleanupDecision {
-  name: string;
-  tier: Tier;
-  time: string;
-  action: RetentionAction;
-  reason: string;
-  /** Data file plus sidecars: what deleting it frees. */
-  bytes: number;
-}
-
-export interface CleanupReport {
-  now: string;
-  dryRun: boolean;
-  /** keepFullDays null = fulls are kept forever. */
-  policy: { keepAllDays: number; keepDifferentialDays: number; minFull: number; keepFullDays: number | null };
-  decisions: CleanupDecision[];
-  /** Bytes removed (with --dry-run: bytes a real run would remove). */
-  freedBytes: number;
-  /** Stale leftovers, as <tier>/<file>. */
-  removedPartials: string[];
-  removedOrphans: string[];
-  pointers: PointerChange[];
-}
+export type { CleanupDecision, CleanupReport } from "../lib/cleanupPlan.js";
 
 interface Leftover {
   rel: string;
@@ -170,7 +149,7 @@ async function applyPointer(config: Config, change: PointerChange, log: Logger):
 async function execute(config: Config, report: CleanupReport, byName: ReadonlyMap<string, CatalogEntry>, leftovers: readonly Leftover[], log: Logger): Promise<void> {
   let failure: unknown = null;
   try {
-    for (const d of [...report.decisions].reverse().filter((x) => x.action === "delete")) {
+    for (const d of [...report.decisions].reverse().filter((x) => x.action === "delete" && x.location === undefined)) {
       const entry = byName.get(d.name);
       if (entry === undefined) continue;
       let freed = 0;
@@ -207,29 +186,21 @@ async function mirrorCleanup(config: Config, decisions: readonly CleanupDecision
   if (r.status === "deleted") log.info({ backups: r.names, objects: r.objects }, `deleted ${r.names.length} backup(s) from the S3 mirror`);
 }
 
-export function formatCleanupReport(report: CleanupReport, tz: string, refused: string | null): string {
-  const { policy } = report;
-  const fulls = policy.keepFullDays === null ? "fulls forever" : `fulls ${policy.keepFullDays} d`;
-  const lines = [
-    `retention as of ${localTime(new Date(report.now), tz)}: everything ${policy.keepAllDays} d, differentials ${policy.keepDifferentialDays} d, ${fulls}, newest ${policy.minFull} fulls always`,
-  ];
-  if (refused !== null) lines.push(`REFUSED, a real run would delete nothing: ${refused}`);
-  if (report.decisions.length === 0) lines.push("no backups");
-  let text = lines.join("\n") + "\n";
-  if (report.decisions.length > 0) {
-    const rows = [["ACTION", "TIER", `TIME (${tz})`, "SIZE", "NAME", "REASON"]];
-    for (const d of report.decisions) rows.push([d.action, d.tier, localTime(new Date(d.time), tz), humanBytes(d.bytes), d.name, d.reason]);
-    text += table(rows);
+/**
+ * Backups only the mirror holds, when cleanup deletes in S3 too (S3_RETENTION=mirror).
+ * A failed listing is returned, not thrown: cleanup then plans from BACKUP_DIR alone.
+ */
+async function mirrorOnly(config: Config, local: readonly CatalogEntry[], log: Logger): Promise<{ entries: CatalogEntry[]; failure: unknown }> {
+  if (config.s3 === null || config.s3.retention !== "mirror") return { entries: [], failure: null };
+  const [{ listRemote, remoteCatalog }, { mirrorTarget }] = await Promise.all([import("../lib/remoteCatalog.js"), import("../lib/s3.js")]);
+  const t = mirrorTarget(config.s3, log.child({ mirror: "s3" }));
+  try {
+    const names = new Set(local.map((e) => e.name));
+    return { entries: await remoteCatalog(t, config.backupDir, (await listRemote(t)).filter((r) => !names.has(r.name))), failure: null };
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "the S3 mirror cannot be listed; planning from BACKUP_DIR only and deleting nothing in S3");
+    return { entries: [], failure: err };
   }
-  const verb = report.dryRun ? "would remove" : "removed";
-  const extra = [
-    ...report.removedPartials.map((f) => `${verb} stale partial ${f}`),
-    ...report.removedOrphans.map((f) => `${verb} orphaned sidecar ${f}`),
-    ...report.pointers.map((p) => `latest ${p.tier} pointer (${p.codec}): ${p.from ?? "none"} -> ${p.to ?? "removed"}`),
-  ];
-  const deleted = report.decisions.filter((d) => d.action === "delete").length;
-  const summary = `keep ${report.decisions.length - deleted}, delete ${deleted}, ${humanBytes(report.freedBytes)} ${report.dryRun ? "would be freed (dry run: nothing changed)" : "freed"}`;
-  return text + [...extra, summary].join("\n") + "\n";
 }
 
 export async function run(config: Config, deps: Deps, args: CleanupArgs): Promise<CleanupReport> {
@@ -249,18 +220,25 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
     const found = await findLeftovers(config.backupDir, clock);
     const refused = await refusal(config, catalog, found.orphanCount);
     if (refused !== null && !args.dryRun) throw new TaskError(ExitCode.refused, `cleanup refused, nothing deleted: ${refused}`);
+    const remote = await mirrorOnly(config, catalog, log);
+    const located = new Map(withMirrorOnly(catalog, remote.entries).map((l) => [l.entry.name, l]));
     const { keepFullDays, ...rest } = config.retention;
     const planned = planRetention(
-      catalog.map((e) => ({ name: e.name, tier: e.tier, time: e.time, parent: e.parent, valid: e.problem === null, problem: e.problem })),
+      [...located.values()].map(({ entry: e }) => ({ name: e.name, tier: e.tier, time: e.time, parent: e.parent, valid: e.problem === null, problem: e.problem })),
       config.retention,
       now,
     );
     const byName = new Map(catalog.map((e) => [e.name, e]));
     const decisions: CleanupDecision[] = [];
     for (const d of planned) {
-      const path = byName.get(d.name)?.path ?? "";
-      const bytes = (await sizeOf(path)) + (await sizeOf(path + MANIFEST_SUFFIX)) + (await sizeOf(path + CHECKSUM_SUFFIX));
-      decisions.push({ name: d.name, tier: d.tier, time: d.time.toISOString(), action: d.action, reason: d.reason, bytes });
+      const decision = { name: d.name, tier: d.tier, time: d.time.toISOString(), action: d.action, reason: d.reason };
+      const l = located.get(d.name);
+      if (l?.location === "s3") {
+        decisions.push({ ...decision, bytes: l.entry.bytes, location: "s3" });
+        continue;
+      }
+      const path = l?.entry.path ?? "";
+      decisions.push({ ...decision, bytes: (await sizeOf(path)) + (await sizeOf(path + MANIFEST_SUFFIX)) + (await sizeOf(path + CHECKSUM_SUFFIX)) });
     }
     const leftovers = [...found.partials, ...found.orphans];
     const report: CleanupReport = {
@@ -277,10 +255,12 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
     if (args.dryRun) {
       const kept = catalog.filter((e) => decisions.find((d) => d.name === e.name)?.action === "keep");
       report.pointers = planPointers(remainingInputs(kept), await readPointers(config.backupDir));
-      report.freedBytes = decisions.filter((d) => d.action === "delete").reduce((n, d) => n + d.bytes, 0) + leftovers.reduce((n, f) => n + f.bytes, 0);
+      const local = decisions.filter((d) => d.action === "delete" && d.location === undefined);
+      report.freedBytes = local.reduce((n, d) => n + d.bytes, 0) + leftovers.reduce((n, f) => n + f.bytes, 0);
     } else {
       await execute(config, report, byName, leftovers, log);
-      await mirrorCleanup(config, decisions, log);
+      // Unlisted means unreachable: the next cleanup retries these deletions as S3-only backups.
+      if (remote.failure === null) await mirrorCleanup(config, decisions, log);
     }
     const deleted = decisions.filter((d) => d.action === "delete").length;
     log.info(
@@ -289,6 +269,10 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
     );
     deps.out(args.json ? JSON.stringify({ ...report, refused }, null, 2) + "\n" : formatCleanupReport(report, config.tz, refused));
     if (refused !== null) throw new TaskError(ExitCode.refused, `cleanup would refuse: ${refused}`);
+    if (remote.failure !== null) {
+      const done = args.dryRun ? "planned from BACKUP_DIR only" : "deleted from BACKUP_DIR only, nothing in S3";
+      throw new TaskError(ExitCode.mirrorFailed, `the S3 mirror cannot be listed (${(remote.failure as Error).message}); cleanup ${done}. The next cleanup deletes in S3 what it misses now`, { cause: remote.failure });
+    }
     return report;
   } finally {
     for (const release of releasers.reverse()) await release();

@@ -3,7 +3,7 @@
 // proof, mirrored deletions, a server that dies mid-upload, and wrong credentials.
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
@@ -22,6 +22,8 @@ import { listRemote } from "../../lib/remoteCatalog.js";
 import type { MirrorTarget } from "../../lib/s3.js";
 import { getText, mirrorTarget } from "../../lib/s3.js";
 import { checksumLine } from "../../lib/storage.js";
+import type { CleanupReport } from "../../tasks/cleanup.js";
+import { run as cleanup } from "../../tasks/cleanup.js";
 import { backupAndMirror } from "../../tasks/mirror.js";
 import { freePort } from "../cluster.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
@@ -286,6 +288,50 @@ describe("failures", () => {
       expect(await fetchFromMirror(config, first!.name, testDeps().log)).toBe(first!.path);
       expect(await verifyChecksum(first!.path, first!.manifest!.sha256)).toMatchObject({ ok: true });
       execFileSync("bunzip2", ["-t", first!.path]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("cleanup while S3 is down deletes locally (exit 6); the next cleanup deletes those backups from S3, a --dry-run first shows them", async () => {
+    const dir = tempDir();
+    const s3dir = tempDir("pgsb-s3rver-");
+    let server = await startS3(s3dir);
+    const config = testConfig(inject("cluster"), dir, s3Env(server.port, "retry"));
+    const t = mirrorTarget(config.s3!, testDeps().log);
+    const full = fakeBackup(dir, "full", T("2026-03-01T03:00:00Z"), 1000);
+    const old = [fakeBackup(dir, "differential", T("2026-03-01T04:00:00Z"), 2000), fakeBackup(dir, "differential", T("2026-03-01T05:00:00Z"), 3000)];
+    await mirrorAll(t, await scanCatalog(dir));
+    // Keeps the differential folder non-empty: s3rver races with itself when a delete empties one.
+    await t.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "retry/differential/README", Body: "not a backup" }));
+    const args = { dryRun: false, json: true, now: "2027-01-01" };
+    await server.stop();
+
+    const down = testDeps();
+    await expect(cleanup(config, down, args)).rejects.toMatchObject({ exitCode: ExitCode.mirrorFailed, message: expect.stringMatching(/^the S3 mirror cannot be listed \(listing of s3:\/\/pgsb-backups\/retry\/ failed: cannot reach S3_ENDPOINT=.*; cleanup deleted from BACKUP_DIR only, nothing in S3\./) });
+    const local = JSON.parse(down.output.join("")) as CleanupReport;
+    expect(local.decisions.map((d) => [d.name, d.action, d.location])).toEqual([[full.name, "keep", undefined], ...old.map((b) => [b.name, "delete", undefined])]);
+    for (const b of old) for (const s of ["", ".sha256", ".json"]) expect(existsSync(b.path + s)).toBe(false);
+    expect(existsSync(full.path)).toBe(true);
+
+    server = await startS3(s3dir, server.port);
+    try {
+      const dry = testDeps();
+      await cleanup(config, dry, { ...args, dryRun: true });
+      const plan = JSON.parse(dry.output.join("")) as CleanupReport;
+      expect(plan.decisions.map((d) => [d.name, d.action, d.location, d.bytes])).toEqual([[full.name, "keep", undefined, expect.any(Number)], [old[0]!.name, "delete", "s3", 2000], [old[1]!.name, "delete", "s3", 3000]]);
+      expect(plan.freedBytes).toBe(0);
+      const human = testDeps();
+      await cleanup(config, human, { ...args, dryRun: true, json: false });
+      expect(human.output.join("")).toMatch(/ACTION\s+WHERE\s+TIER.*\n.*keep\s+local\s+full[\s\S]*delete\s+S3 only\s+differential/);
+      expect(human.output.join("")).toContain("keep 1, delete 2 (2 only in S3), 0 B would be freed");
+      expect((await listRemote(t)).map((r) => r.name)).toEqual([full.name, ...old.map((b) => b.name)]);
+
+      const up = testDeps();
+      const report = await cleanup(config, up, args);
+      expect(report.freedBytes).toBe(0);
+      expect((await listRemote(t)).map((r) => r.name)).toEqual([full.name]);
+      expect(existsSync(full.path)).toBe(true);
     } finally {
       await server.stop();
     }

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { PointerInput, PointerState } from "../../lib/cleanupPlan.js";
-import { backupDirProblem, isPartialName, orphanSidecars, parseNowOption, planPointers } from "../../lib/cleanupPlan.js";
+import type { CleanupReport } from "../../lib/cleanupPlan.js";
+import { backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../../lib/cleanupPlan.js";
 import { ExitCode } from "../../lib/errors.js";
 import type { Codec, Tier } from "../../lib/naming.js";
 import { CODECS, TIERS, backupName } from "../../lib/naming.js";
+import { planRetention } from "../../lib/retention.js";
 
 describe("parseNowOption", () => {
   it("returns null when --now is absent", () => {
@@ -126,5 +128,67 @@ describe("planPointers", () => {
       { tier: "full", codec: "bzip2", from: zst.name, to: bz.name },
       { tier: "full", codec: "zstd", from: null, to: zst.name },
     ]);
+  });
+});
+
+describe("withMirrorOnly", () => {
+  const at = (iso: string) => new Date(iso);
+  const entry = (tier: Tier, iso: string, parent: string | null = null, problem: string | null = null) => ({ name: backupName(tier, at(iso), "zstd"), tier, time: at(iso), parent, problem });
+
+  it("adds the backups only S3 holds, oldest first; a name in both stays local even when only the remote copy is usable", () => {
+    const full = entry("full", "2026-03-01T03:00:00Z");
+    const diff = entry("differential", "2026-03-02T03:00:00Z", full.name);
+    const brokenLocal = entry("incremental", "2026-03-03T03:00:00Z", diff.name, "checksum mismatch");
+    const located = withMirrorOnly([brokenLocal], [full, diff, { ...brokenLocal, problem: null }]);
+    expect(located.map((l) => [l.entry.name, l.location, l.entry.problem])).toEqual([
+      [full.name, "s3", null],
+      [diff.name, "s3", null],
+      [brokenLocal.name, "local", "checksum mismatch"],
+    ]);
+    expect(withMirrorOnly([full], [])).toEqual([{ entry: full, location: "local" }]);
+  });
+
+  it("an S3-only parent of a kept local backup is kept in S3; an old S3-only differential nobody needs is deleted", () => {
+    const full = entry("full", "2026-01-01T03:00:00Z");
+    const oldDiff = entry("differential", "2026-01-02T03:00:00Z", full.name);
+    const diff = entry("differential", "2026-03-20T03:00:00Z", full.name);
+    const inc = entry("incremental", "2026-03-31T12:00:00Z", diff.name);
+    const located = withMirrorOnly([full, inc], [oldDiff, diff]);
+    const plan = planRetention(
+      located.map(({ entry: e }) => ({ ...e, valid: e.problem === null })),
+      { keepAllDays: 1, keepDifferentialDays: 2, minFull: 1 },
+      at("2026-04-01T00:00:00Z"),
+    );
+    expect(plan.map((d) => [d.name, d.action, d.reason])).toEqual([
+      [full.name, "keep", "full: fulls are kept indefinitely"],
+      [oldDiff.name, "delete", "differential older than 2 days"],
+      [diff.name, "keep", `needed by ${inc.name}`],
+      [inc.name, "keep", "within 1 days"],
+    ]);
+  });
+});
+
+describe("formatCleanupReport", () => {
+  const report = (decisions: CleanupReport["decisions"]): CleanupReport => ({
+    now: "2026-04-01T00:00:00.000Z",
+    dryRun: true,
+    policy: { keepAllDays: 14, keepDifferentialDays: 42, minFull: 2, keepFullDays: null },
+    decisions,
+    freedBytes: 0,
+    removedPartials: [],
+    removedOrphans: [],
+    pointers: [],
+  });
+  const d = { tier: "differential" as const, time: "2026-01-01T03:00:00.000Z", action: "delete" as const, reason: "differential older than 42 days", bytes: 2048 };
+
+  it("shows a WHERE column and counts S3-only deletions only when the mirror holds backups BACKUP_DIR lacks", () => {
+    const local = formatCleanupReport(report([{ ...d, name: "a" }]), "UTC", null);
+    expect(local).not.toContain("WHERE");
+    expect(local).toContain("keep 0, delete 1, 0 B would be freed");
+    const mixed = formatCleanupReport(report([{ ...d, name: "a" }, { ...d, name: "b", location: "s3" }]), "UTC", null);
+    expect(mixed).toMatch(/^ACTION\s+WHERE\s+TIER\s+TIME \(UTC\)\s+SIZE\s+NAME\s+REASON$/m);
+    expect(mixed).toMatch(/^delete\s+local\s+differential\s.*\sa\s/m);
+    expect(mixed).toMatch(/^delete\s+S3 only\s+differential\s.*\sb\s/m);
+    expect(mixed).toContain("keep 0, delete 2 (1 only in S3), 0 B would be freed");
   });
 });
