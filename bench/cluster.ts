@@ -4,10 +4,10 @@
 // initdb refuses root, so when we are root the server runs as the `postgres` OS user.
 import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import { findServerBinary } from "../lib/bin.js";
+import { freePort } from "../lib/port.js";
 
 export const SERVER_USER = "postgres";
 
@@ -62,18 +62,6 @@ export function serverUserPrefix(): string[] {
 export function giveToServerUser(path: string): void {
   const user = serverUser();
   if (user !== null) chownSync(path, user.uid, user.gid);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** initdb + start; `extra` settings are appended to postgresql.auto.conf. */

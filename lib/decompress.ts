@@ -43,8 +43,6 @@ export function openSqlStream(path: string, codec: Codec, threads: number, env: 
     () => undefined,
     (err: unknown) => {
       if (cancelled) return;
-      const e = err as { stderr?: unknown };
-      if (e.stderr instanceof Uint8Array) e.stderr = Buffer.from(e.stderr).toString("utf8");
       throw toProcessError(prog.program, err);
     },
   );

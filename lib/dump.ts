@@ -161,8 +161,6 @@ export async function* dumpStream(opts: DumpOptions, result: DumpResult): AsyncG
       }
       await child;
     } catch (err) {
-      const e = err as { stderr?: unknown };
-      if (e.stderr instanceof Uint8Array) e.stderr = Buffer.from(e.stderr).toString("utf8");
       throw dumpError(`pg_dump of database "${db}"`, err instanceof ProcessError ? err : toProcessError("pg_dump", err, opts.secrets));
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");

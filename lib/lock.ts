@@ -6,6 +6,7 @@ import { ExitCode, TaskError } from "./errors.js";
 import type { Logger } from "./log.js";
 import type { Client } from "./pg.js";
 import { connect } from "./pg.js";
+import { sleep } from "./concurrency.js";
 
 /** Fixed key: "pgsb" in ASCII, so the lock is recognisable in pg_locks (objid 1885827938). */
 export const LOCK_KEY = 0x70677362;
@@ -25,8 +26,6 @@ async function holder(client: Client): Promise<string> {
   const h = r.rows[0];
   return h === undefined ? "another task" : `"${h.application_name}" (pid ${h.pid}${h.addr ? ` from ${h.addr}` : ""}, connected ${h.since})`;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Takes the cluster lock for `task`. LOCK_MODE=skip fails at once when it is held;

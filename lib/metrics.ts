@@ -7,6 +7,7 @@
 import { open, readFile, rm, stat } from "node:fs/promises";
 import { errnoCode } from "./errors.js";
 import { writeFileAtomic } from "./storage.js";
+import { sleep } from "./concurrency.js";
 
 export interface TaskResult {
   task: string;
@@ -133,8 +134,6 @@ export async function readMetricsState(metricsFile: string): Promise<MetricsStat
     return emptyState();
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Serializes read-modify-write between tasks that finish at the same moment (verify runs beside backups). */
 async function withLock<T>(metricsFile: string, fn: () => Promise<T>): Promise<T> {

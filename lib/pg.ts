@@ -5,6 +5,7 @@ import type { PgConfig } from "./config.js";
 import { ExitCode, PgCode, TaskError } from "./errors.js";
 import type { Logger } from "./log.js";
 import { redact } from "./secret.js";
+import { sleep } from "./concurrency.js";
 
 export type Client = pg.Client;
 
@@ -72,8 +73,6 @@ function newClient(cfg: PgConfig, database: string): pg.Client {
   client.on("error", () => undefined);
   return client;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Connects, retrying transient failures (server starting, DNS of a not-yet-scheduled service)

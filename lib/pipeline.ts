@@ -68,8 +68,6 @@ export async function writeCompressed(
     stages.push(pipeline(child.stdout, hasher, file));
     stages.push(
       child.catch((err: unknown) => {
-        const e = err as { stderr?: unknown };
-        if (e.stderr instanceof Uint8Array) e.stderr = Buffer.from(e.stderr).toString("utf8");
         throw toProcessError(compressor?.program ?? "compressor", err);
       }),
     );

@@ -41,7 +41,8 @@ export function toProcessError(program: string, err: unknown, secrets: readonly 
   if (e.code === "ENOENT") {
     return new ProcessError(program, 127, undefined, `${program} is not installed or not on PATH`, err);
   }
-  const stderr = typeof e.stderr === "string" ? e.stderr : "";
+  // Children run with encoding "buffer" hand their stderr over as bytes.
+  const stderr = typeof e.stderr === "string" ? e.stderr : e.stderr instanceof Uint8Array ? Buffer.from(e.stderr).toString("utf8") : "";
   return new ProcessError(program, e.exitCode, e.signal, redact(tail(stderr), secrets), err);
 }
 

@@ -12,6 +12,7 @@ import type { Tier } from "./naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, parseBackupName } from "./naming.js";
 import type { MirrorTarget } from "./s3.js";
 import { getText, keyPrefix, objectKey, s3Failure, s3Url } from "./s3.js";
+import { mapLimit } from "./concurrency.js";
 
 export interface RemoteBackup {
   name: string;
@@ -125,26 +126,19 @@ export async function readRemoteManifest(t: MirrorTarget, r: Pick<RemoteBackup, 
  */
 export async function remoteCatalog(t: MirrorTarget, backupDir: string, remote?: readonly RemoteBackup[]): Promise<CatalogEntry[]> {
   const list = remote ?? (await listRemote(t));
-  const out: CatalogEntry[] = new Array(list.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const i = next++;
-      const r = list[i] as RemoteBackup;
-      const manifest = r.problem === null ? await readRemoteManifest(t, r) : null;
-      out[i] = {
-        name: r.name,
-        tier: r.tier,
-        path: join(tierDir(backupDir, r.tier), r.name),
-        time: manifest !== null ? new Date(manifest.startedAt) : r.time,
-        parent: manifest?.parent ?? null,
-        manifest,
-        problem: r.problem ?? (manifest === null ? `manifest ${r.name}${MANIFEST_SUFFIX} in S3 is unusable` : null),
-        bytes: r.bytes ?? 0,
-      };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, list.length) }, worker));
+  const out = await mapLimit(list, 8, async (r): Promise<CatalogEntry> => {
+    const manifest = r.problem === null ? await readRemoteManifest(t, r) : null;
+    return {
+      name: r.name,
+      tier: r.tier,
+      path: join(tierDir(backupDir, r.tier), r.name),
+      time: manifest !== null ? new Date(manifest.startedAt) : r.time,
+      parent: manifest?.parent ?? null,
+      manifest,
+      problem: r.problem ?? (manifest === null ? `manifest ${r.name}${MANIFEST_SUFFIX} in S3 is unusable` : null),
+      bytes: r.bytes ?? 0,
+    };
+  });
   return out.sort((a, b) => a.time.getTime() - b.time.getTime() || a.name.localeCompare(b.name));
 }
 

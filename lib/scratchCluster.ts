@@ -5,13 +5,13 @@
 // `backup` user, and where we are root (tests, a root-run container) the server runs as
 // the `postgres` OS user through runuser.
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PgConfig } from "./config.js";
 import { findServerBinary } from "./bin.js";
 import type { Logger } from "./log.js";
 import { runCommand, tail } from "./proc.js";
+import { freePort } from "./port.js";
 
 export interface ScratchCluster {
   dir: string;
@@ -33,19 +33,6 @@ const SETTINGS = [
   "max_wal_size = '2GB'",
   "max_locks_per_transaction = 256",
 ];
-
-/** A port nobody listens on; with no TCP listener it only names the socket file, but a free one keeps logs unambiguous. */
-async function randomPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
@@ -105,7 +92,7 @@ export async function startScratchCluster(env: NodeJS.ProcessEnv, log: Logger): 
     }
     // C.UTF-8 exists on Debian and Alpine; dumps name their databases' own locales.
     await run(initdb, ["-D", dataDir, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth=trust", "--no-sync"]);
-    const port = await randomPort();
+    const port = await freePort();
     await writeFile(join(dataDir, "postgresql.auto.conf"), [`port = ${port}`, `unix_socket_directories = '${socketDir}'`, ...SETTINGS, ""].join("\n"), { flag: "a" });
     try {
       await run(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "120", "start"]);

@@ -39,6 +39,11 @@ async function lift(config: Config, log: Logger): Promise<void> {
   }
 }
 
+/** Whether a user database counts as data: not a leftover of an interrupted restore, and not empty. */
+async function holdsData(config: Config, name: string, log: Logger): Promise<boolean> {
+  return !isTempName(name) && !(await withClient(config.pg, name, isEmptyDatabase, log));
+}
+
 /**
  * userDatabases, less the leftovers of an interrupted restore and databases without a single
  * object (such as one the postgres image creates for POSTGRES_DB): replacing those loses nothing.
@@ -46,18 +51,15 @@ async function lift(config: Config, log: Logger): Promise<void> {
 async function databasesWithData(config: Config, client: Client, log: Logger): Promise<string[]> {
   const out: string[] = [];
   for (const name of await userDatabases(client, await listDatabases(client))) {
-    if (isTempName(name)) continue;
-    if (await withClient(config.pg, name, isEmptyDatabase, log)) log.info({ database: name }, `database ${JSON.stringify(name)} holds no objects; it does not count as user data`);
-    else out.push(name);
+    if (await holdsData(config, name, log)) out.push(name);
+    else if (!isTempName(name)) log.info({ database: name }, `database ${JSON.stringify(name)} holds no objects; it does not count as user data`);
   }
   return out;
 }
 
 /** The first database holding data, or null: enough to know a cluster is live, without the lock. */
 async function firstDatabaseWithData(config: Config, client: Client, log: Logger): Promise<string | null> {
-  for (const name of await userDatabases(client, await listDatabases(client))) {
-    if (!isTempName(name) && !(await withClient(config.pg, name, isEmptyDatabase, log))) return name;
-  }
+  for (const name of await userDatabases(client, await listDatabases(client))) if (await holdsData(config, name, log)) return name;
   return null;
 }
 

@@ -26,6 +26,7 @@ import { listDatabases, serverInfo, userDatabases } from "../lib/server.js";
 import type { DatabaseInfo } from "../lib/server.js";
 import { assertWritable, commitPartial, createPartial, discardPartial, storageError, updateLatestPointer } from "../lib/storage.js";
 import { TOOL } from "../lib/version.js";
+import { mapLimit } from "../lib/concurrency.js";
 
 export interface BackupArgs {
   tier: Tier;
@@ -40,19 +41,6 @@ export type BackupResult =
   | { status: "written"; tier: Tier; name: string; path: string; manifest: Manifest; seconds: number };
 
 const PROGRESS_MS = 5000;
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 async function takeFingerprint(config: Config, client: Client, dbs: readonly DatabaseInfo[], deps: Deps): Promise<Fingerprint> {
   const g = await globalsFingerprint(client);

@@ -38,22 +38,30 @@ async function checksumState(e: CatalogEntry): Promise<ListedBackup["checksum"]>
   }
 }
 
+/** What `list` shows of a backup wherever it is stored (BACKUP_DIR or the S3 mirror). */
+export function describeEntry(e: CatalogEntry, tz: string): Omit<ListedBackup, "checksum"> {
+  return {
+    name: e.name,
+    tier: e.tier,
+    time: e.time.toISOString(),
+    localTime: localTime(e.time, tz),
+    bytes: e.bytes,
+    parent: e.parent,
+    databases: e.manifest?.databases ?? [],
+    included: e.manifest?.included ?? [],
+    problem: e.problem,
+  };
+}
+
+/** The DATABASES column: "included/all names", or why the backup is unusable. */
+export function databasesCell(b: Pick<ListedBackup, "problem" | "included" | "databases">): string {
+  const dbs = b.problem !== null ? `unusable: ${b.problem}` : `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
+  return dbs.length > 60 ? dbs.slice(0, 57) + "..." : dbs;
+}
+
 export async function listBackups(config: Config, tier?: Tier): Promise<ListedBackup[]> {
   const entries = (await scanCatalog(config.backupDir)).filter((e) => tier === undefined || e.tier === tier);
-  return Promise.all(
-    entries.map(async (e) => ({
-      name: e.name,
-      tier: e.tier,
-      time: e.time.toISOString(),
-      localTime: localTime(e.time, config.tz),
-      bytes: e.bytes,
-      parent: e.parent,
-      databases: e.manifest?.databases ?? [],
-      included: e.manifest?.included ?? [],
-      checksum: await checksumState(e),
-      problem: e.problem,
-    })),
-  );
+  return Promise.all(entries.map(async (e) => ({ ...describeEntry(e, config.tz), checksum: await checksumState(e) })));
 }
 
 export async function run(config: Config, deps: Deps, args: ListArgs): Promise<ListedBackup[]> {
@@ -70,10 +78,7 @@ export async function run(config: Config, deps: Deps, args: ListArgs): Promise<L
     return listed;
   }
   const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"]];
-  for (const b of listed) {
-    const dbs = b.problem !== null ? `unusable: ${b.problem}` : `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
-    rows.push([b.tier, b.localTime, humanBytes(b.bytes), b.checksum, dbs.length > 60 ? dbs.slice(0, 57) + "..." : dbs, b.name]);
-  }
+  for (const b of listed) rows.push([b.tier, b.localTime, humanBytes(b.bytes), b.checksum, databasesCell(b), b.name]);
   deps.out(table(rows));
   return listed;
 }

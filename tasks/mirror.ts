@@ -5,7 +5,7 @@ import { scanCatalog } from "../lib/catalog.js";
 import type { Config, S3Config } from "../lib/config.js";
 import type { Deps } from "../lib/deps.js";
 import { ConfigError, ExitCode, TaskError } from "../lib/errors.js";
-import { humanBytes, localTime, table } from "../lib/format.js";
+import { humanBytes, table } from "../lib/format.js";
 import { acquireLock } from "../lib/lock.js";
 import type { MirrorReport } from "../lib/mirror.js";
 import { mirrorAll, uploadBackup } from "../lib/mirror.js";
@@ -15,6 +15,7 @@ import type { MirrorOptions } from "../lib/s3.js";
 import { keyPrefix, mirrorTarget, s3Url } from "../lib/s3.js";
 import type { BackupArgs, BackupResult } from "./backup.js";
 import { run as backup } from "./backup.js";
+import { databasesCell, describeEntry } from "./list.js";
 
 export interface MirrorArgs {
   dryRun: boolean;
@@ -85,18 +86,7 @@ export async function listS3(config: Config, deps: Deps, args: ListS3Args): Prom
   const remote = (await listRemote(t)).filter((r) => args.tier === undefined || r.tier === args.tier);
   const entries = await remoteCatalog(t, config.backupDir, remote);
   const where = s3Url(s3, keyPrefix(s3));
-  const listed = entries.map((e) => ({
-    name: e.name,
-    tier: e.tier,
-    time: e.time.toISOString(),
-    localTime: localTime(e.time, config.tz),
-    bytes: e.bytes,
-    parent: e.parent,
-    databases: e.manifest?.databases ?? [],
-    included: e.manifest?.included ?? [],
-    sha256: e.manifest?.sha256 ?? null,
-    problem: e.problem,
-  }));
+  const listed = entries.map((e) => ({ ...describeEntry(e, config.tz), sha256: e.manifest?.sha256 ?? null }));
   if (args.json) {
     deps.out(JSON.stringify({ source: where, backups: listed }, null, 2) + "\n");
     return;
@@ -106,9 +96,6 @@ export async function listS3(config: Config, deps: Deps, args: ListS3Args): Prom
     return;
   }
   const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "DATABASES", "NAME"]];
-  for (const b of listed) {
-    const dbs = b.problem !== null ? `unusable: ${b.problem}` : `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
-    rows.push([b.tier, b.localTime, humanBytes(b.bytes), dbs.length > 60 ? dbs.slice(0, 57) + "..." : dbs, b.name]);
-  }
+  for (const b of listed) rows.push([b.tier, b.localTime, humanBytes(b.bytes), databasesCell(b), b.name]);
   deps.out(`${where}\n` + table(rows));
 }

@@ -22,6 +22,7 @@ import type { ChainRestore } from "../lib/verifyRestore.js";
 import { scanBackup } from "../lib/verifyStream.js";
 import { openRestoreTarget } from "../lib/verifyTarget.js";
 import type { RestoreTarget } from "../lib/verifyTarget.js";
+import { mapLimit } from "../lib/concurrency.js";
 
 export interface VerifyArgs {
   json: boolean;
@@ -61,16 +62,10 @@ class Collector {
 }
 
 async function checksums(entries: readonly CatalogEntry[]): Promise<Finding[]> {
-  const results: { file: string; problem: string | null }[] = new Array(entries.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < entries.length; i = next++) {
-      const e = entries[i] as CatalogEntry;
-      const verdict = await verifyChecksum(e.path, e.manifest?.sha256).catch((err: unknown) => ({ ok: false as const, problem: `${e.name}: ${message(err)}` }));
-      results[i] = { file: e.name, problem: verdict.ok ? null : verdict.problem };
-    }
-  };
-  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, worker));
+  const results = await mapLimit(entries, HASH_CONCURRENCY, async (e) => {
+    const verdict = await verifyChecksum(e.path, e.manifest?.sha256).catch((err: unknown) => ({ ok: false as const, problem: `${e.name}: ${message(err)}` }));
+    return { file: e.name, problem: verdict.ok ? null : verdict.problem };
+  });
   const bytes = entries.reduce((a, e) => a + e.bytes, 0);
   return family("checksum", results, `${entries.length} files (${humanBytes(bytes)}) match their .sha256 sidecars and manifests`, { bytes });
 }

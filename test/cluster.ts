@@ -3,11 +3,11 @@
 // initdb refuses root, so when we are root the server runs as the `postgres` OS user.
 import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { findServerBinary } from "../lib/bin.js";
+import { freePort } from "../lib/port.js";
 
 export const TEST_PASSWORD = "s3cret-Test-pw!";
 
@@ -36,18 +36,6 @@ function asServerUser(cmd: string, args: string[]): string {
   const user = osUser();
   const [prog, argv] = user === null ? [cmd, args] : ["runuser", ["-u", user.name, "--", cmd, ...args]];
   return execFileSync(prog, argv, { stdio: ["ignore", "pipe", "pipe"] }).toString();
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function createCluster(opts: { name?: string } = {}): Promise<ClusterInfo> {

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run as backup } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";
-import { TEST_PASSWORD, createCluster, destroyCluster, freePort, sql } from "../cluster.js";
+import { freePort } from "../../lib/port.js";
+import { TEST_PASSWORD, createCluster, destroyCluster, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
 
 const normalise = (dump: string) =>

@@ -25,7 +25,7 @@ import { checksumLine } from "../../lib/storage.js";
 import type { CleanupReport } from "../../tasks/cleanup.js";
 import { run as cleanup } from "../../tasks/cleanup.js";
 import { backupAndMirror } from "../../tasks/mirror.js";
-import { freePort } from "../cluster.js";
+import { freePort } from "../../lib/port.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
 
 // s3rver ships no types; this is the part of its API the tests use.
