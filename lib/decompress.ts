@@ -4,10 +4,9 @@
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { execa } from "execa";
 import { decompressorFor } from "./compression.js";
 import type { Codec } from "./naming.js";
-import { toProcessError } from "./proc.js";
+import { spawnFilter, toProcessError } from "./proc.js";
 
 export interface SqlStream {
   stream: Readable;
@@ -28,14 +27,7 @@ export function openSqlStream(path: string, codec: Codec, threads: number, env: 
     return { stream: file, done, cancel: () => file.destroy() };
   }
   let cancelled = false;
-  const child = execa(prog.program, prog.args, {
-    env,
-    extendEnv: false,
-    stdin: "pipe",
-    stdout: "pipe",
-    buffer: { stdout: false, stderr: true },
-    encoding: "buffer",
-  });
+  const child = spawnFilter(prog.program, prog.args, env);
   const feed = pipeline(file, child.stdin).catch((err: unknown) => {
     if (!cancelled) throw err;
   });

@@ -4,10 +4,9 @@
 import { createHash } from "node:crypto";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { execa } from "execa";
 import type { Program } from "./compression.js";
 import { TaskError, errnoCode } from "./errors.js";
-import { ProcessError, toProcessError } from "./proc.js";
+import { ProcessError, spawnFilter, toProcessError } from "./proc.js";
 import type { PartialFile } from "./storage.js";
 
 const STORAGE_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG"]);
@@ -50,17 +49,7 @@ export async function writeCompressed(
   const closed = new Promise<void>((resolve) => file.once("close", () => resolve()));
   const input = Readable.from(source, { objectMode: false, highWaterMark: 1 << 20 });
   const stages: Promise<unknown>[] = [];
-  const child =
-    compressor === null
-      ? null
-      : execa(compressor.program, compressor.args, {
-          env,
-          extendEnv: false,
-          stdin: "pipe",
-          stdout: "pipe",
-          buffer: { stdout: false, stderr: true },
-          encoding: "buffer",
-        });
+  const child = compressor === null ? null : spawnFilter(compressor.program, compressor.args, env);
   if (child === null) {
     stages.push(pipeline(input, hasher, file));
   } else {

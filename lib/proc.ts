@@ -46,6 +46,14 @@ export function toProcessError(program: string, err: unknown, secrets: readonly 
   return new ProcessError(program, e.exitCode, e.signal, redact(tail(stderr), secrets), err);
 }
 
+/**
+ * Starts a streaming filter (a compressor or decompressor): bytes in on stdin, out on stdout,
+ * stderr kept for the error message. The caller wires the streams and awaits the process.
+ */
+export function spawnFilter(program: string, args: readonly string[], env: NodeJS.ProcessEnv) {
+  return execa(program, args, { env, extendEnv: false, stdin: "pipe", stdout: "pipe", buffer: { stdout: false, stderr: true }, encoding: "buffer" });
+}
+
 /** Runs a short command and returns its stdout; throws ProcessError on failure. */
 export async function runCommand(
   program: string,
