@@ -6,7 +6,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor } from "./compression.js";
 import type { Codec } from "./naming.js";
-import { spawnFilter, toProcessError } from "./proc.js";
+import { spawnFilter } from "./proc.js";
 
 export interface SqlStream {
   stream: Readable;
@@ -28,24 +28,20 @@ export function openSqlStream(path: string, codec: Codec, threads: number, env: 
   }
   let cancelled = false;
   const child = spawnFilter(prog.program, prog.args, env);
-  const feed = pipeline(file, child.stdin).catch((err: unknown) => {
+  const feed = pipeline(file, child.stdin as NonNullable<typeof child.stdin>).catch((err: unknown) => {
     if (!cancelled) throw err;
   });
-  const exited = child.then(
-    () => undefined,
-    (err: unknown) => {
-      if (cancelled) return;
-      throw toProcessError(prog.program, err);
-    },
-  );
-  const done = Promise.all([exited, feed.catch((err: unknown) => exited.then(() => Promise.reject(err)))]).then(() => undefined);
+  const exited = child.done.catch((err: unknown) => {
+    if (!cancelled) throw err;
+  });
+  const done = Promise.all([exited, feed.catch((err: unknown) => exited.then(() => Promise.reject(err as Error)))]).then(() => undefined);
   return {
     stream: child.stdout as Readable,
     done,
     cancel() {
       cancelled = true;
       file.destroy();
-      child.kill("SIGKILL");
+      child.kill();
     },
   };
 }

@@ -2,21 +2,20 @@
 // --globals-only` and one `pg_dump` per database, byte for byte what pg_dumpall prints,
 // but for a chosen subset of databases (differential, incremental) and with each
 // pg_dump's exit status and "dump complete" trailer checked.
-import { execa } from "execa";
-import type { Readable } from "node:stream";
+//
+// The hot path: each pg_dump chunk is counted (rows per COPY block, one native indexOf per
+// line) and handed straight to the compressor's stdin from the 'data' handler, with the
+// stream paused while the compressor is behind. No async iteration, no re-batching: per
+// chunk there is one handler call and one write (see README, Performance).
+import type { Readable, Writable } from "node:stream";
 import { ExitCode, TaskError } from "./errors.js";
 import { dbnameConninfo } from "./pg.js";
-import { toProcessError, ProcessError } from "./proc.js";
+import { SinkClosedError } from "./pipeline.js";
+import { runCommand, start } from "./proc.js";
 import { RowCounter } from "./rowCounter.js";
 import type { Secret } from "./secret.js";
 
 export const CLUSTER_TRAILER = "--\n-- PostgreSQL database cluster dump complete\n--\n\n";
-/**
- * pg_dump writes a few KB at a time. Handing the stream on in pieces of about this size makes
- * every per-piece cost after the read (row counting, the generator, the write into the
- * compressor) rarer by two orders of magnitude; measured in bench/ (see README, Performance).
- */
-export const BATCH_BYTES = 1 << 20;
 const TAIL_BYTES = 512;
 export const DATABASE_TRAILER = "-- PostgreSQL database dump complete";
 const DATABASES_HEADER = "--\n-- Databases\n--\n\n";
@@ -49,126 +48,105 @@ function dumpError(what: string, err: unknown): TaskError {
   return new TaskError(ExitCode.failed, `${what} failed: ${detail}`, { cause: err });
 }
 
-async function globals(opts: DumpOptions): Promise<Buffer> {
+/** The globals part of the stream: pg_dumpall --globals-only without its closing trailer. */
+export async function dumpGlobals(opts: Pick<DumpOptions, "env" | "maintenanceDb" | "secrets">): Promise<Buffer> {
   let out: Buffer;
   try {
-    const r = await execa("pg_dumpall", ["--globals-only", `--dbname=${dbnameConninfo(opts.maintenanceDb)}`], {
-      env: opts.env,
-      extendEnv: false,
-      encoding: "buffer",
-      stripFinalNewline: false,
-    });
-    out = Buffer.from(r.stdout);
+    out = Buffer.from(await runCommand("pg_dumpall", ["--globals-only", `--dbname=${dbnameConninfo(opts.maintenanceDb)}`], { env: opts.env, secrets: opts.secrets }), "utf8");
   } catch (err) {
-    throw dumpError("pg_dumpall --globals-only", toProcessError("pg_dumpall", err, opts.secrets));
+    throw dumpError("pg_dumpall --globals-only", err);
   }
   const text = out.subarray(-CLUSTER_TRAILER.length).toString("utf8");
   if (text !== CLUSTER_TRAILER) throw dumpError("pg_dumpall --globals-only", new Error("output lacks the \"cluster dump complete\" trailer"));
   return out.subarray(0, out.length - CLUSTER_TRAILER.length);
 }
 
-/**
- * The chunks of `stream` joined into pieces of at least `size` bytes (the last may be
- * smaller). Reads through 'data' events, cheaper per chunk than an async iterator, and
- * pauses the stream while a full piece waits for the consumer, so memory stays bounded.
- */
-export async function* batches(stream: Readable, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let length = 0;
-  let ended = false;
-  let failure: { error: unknown } | null = null;
-  let wake: (() => void) | null = null;
-  const signal = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-  const onData = (chunk: Buffer) => {
-    parts.push(chunk);
-    length += chunk.length;
-    if (length >= size) {
-      stream.pause();
-      signal();
+/** Writes `chunk`, waiting while the sink is full; throws SinkClosedError when it went away. */
+async function put(sink: Writable, chunk: Buffer): Promise<void> {
+  if (sink.destroyed || sink.writableEnded) throw new SinkClosedError();
+  if (sink.write(chunk)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: unknown) => {
+      sink.off("drain", done).off("close", gone).off("error", gone);
+      if (err === undefined) resolve();
+      else reject(err as Error);
+    };
+    const gone = () => done(new SinkClosedError());
+    sink.on("drain", () => done()).once("close", gone).once("error", gone);
+  });
+}
+
+/** Hands every chunk of `from` to `onChunk` and then to `sink`, pausing `from` while the sink is full. */
+function relay(from: Readable, sink: Writable, onChunk: (b: Buffer) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (sink.destroyed || sink.writableEnded) {
+      reject(new SinkClosedError());
+      return;
     }
-  };
-  const onEnd = () => {
-    ended = true;
-    signal();
-  };
-  const onError = (error: unknown) => {
-    failure = { error };
-    signal();
-  };
-  stream.on("data", onData);
-  stream.once("end", onEnd);
-  stream.once("close", onEnd);
-  stream.once("error", onError);
+    const onData = (b: Buffer) => {
+      onChunk(b);
+      if (!sink.write(b)) from.pause();
+    };
+    const onDrain = () => from.resume();
+    const cleanup = () => {
+      from.off("data", onData).off("end", onEnd).off("error", onError);
+      sink.off("drain", onDrain).off("close", onGone).off("error", onGone);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onGone = () => onError(new SinkClosedError());
+    from.on("data", onData).once("end", onEnd).once("error", onError);
+    sink.on("drain", onDrain).once("close", onGone).once("error", onGone);
+  });
+}
+
+async function dumpDatabase(sink: Writable, db: string, opts: DumpOptions, result: DumpResult): Promise<void> {
+  const child = start("pg_dump", [...(isPreexisting(db) ? [] : ["--create"]), `--dbname=${dbnameConninfo(db)}`], { env: opts.env, stdout: "pipe", secrets: opts.secrets });
+  const counter = new RowCounter();
+  let last: Buffer = Buffer.alloc(0);
+  const what = `pg_dump of database "${db}"`;
   try {
-    for (;;) {
-      if (failure !== null) throw (failure as { error: unknown }).error;
-      if (length >= size || (ended && length > 0)) {
-        const piece = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
-        parts = [];
-        length = 0;
-        if (!ended) stream.resume();
-        yield piece;
-        continue;
-      }
-      if (ended) return;
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
+    await relay(child.stdout as Readable, sink, (b) => {
+      result.rawBytes += b.length;
+      counter.push(b);
+      last = b.length >= TAIL_BYTES ? b : Buffer.concat([last, b]).subarray(-TAIL_BYTES);
+    });
+    await child.done;
+  } catch (err) {
+    if (err instanceof SinkClosedError) throw err;
+    throw dumpError(what, err);
   } finally {
-    stream.off("data", onData);
-    stream.off("end", onEnd);
-    stream.off("close", onEnd);
-    stream.off("error", onError);
+    child.kill();
   }
+  if (!last.subarray(-TAIL_BYTES).toString("utf8").includes(DATABASE_TRAILER) || counter.inCopy) {
+    throw dumpError(what, new Error(`output ended without the "${DATABASE_TRAILER}" trailer (truncated)`));
+  }
+  result.rowCounts[db] = counter.toObject();
 }
 
 /**
- * Yields the SQL stream; `result` is filled in as it goes. The caller's stream machinery
- * provides backpressure; if the consumer stops early, the running pg_dump is killed.
+ * Writes the whole SQL stream into `sink`: the globals (dumped beforehand, see dumpGlobals),
+ * one section per database, the cluster trailer. Does not end the sink. On failure the
+ * running pg_dump is killed; when the sink closed early, SinkClosedError is thrown and the
+ * sink's owner reports the reason.
  */
-export async function* dumpStream(opts: DumpOptions, result: DumpResult): AsyncGenerator<Buffer> {
+export async function dumpInto(sink: Writable, globals: Buffer, opts: DumpOptions, result: DumpResult): Promise<void> {
   const emit = (b: Buffer) => {
     result.rawBytes += b.length;
-    return b;
+    return put(sink, b);
   };
-  yield emit(await globals(opts));
-  yield emit(Buffer.from(DATABASES_HEADER));
+  await emit(globals);
+  await emit(Buffer.from(DATABASES_HEADER));
   for (const db of opts.databases) {
     opts.onDatabase?.(db);
-    yield emit(Buffer.from(sectionHeader(db)));
-    if (isPreexisting(db)) yield emit(Buffer.from(`\\connect ${db}\n\n`));
-    const args = [...(isPreexisting(db) ? [] : ["--create"]), `--dbname=${dbnameConninfo(db)}`];
-    const child = execa("pg_dump", args, {
-      env: opts.env,
-      extendEnv: false,
-      buffer: { stdout: false, stderr: true },
-      encoding: "buffer",
-      stdin: "ignore",
-    });
-    // Awaited below on the normal path; when the consumer stops early the kill in `finally`
-    // rejects it, which must not surface as an unhandled rejection.
-    child.catch(() => undefined);
-    const counter = new RowCounter();
-    let last: Buffer = Buffer.alloc(0);
-    try {
-      for await (const b of batches(child.stdout as Readable, BATCH_BYTES)) {
-        counter.push(b);
-        last = b.length >= TAIL_BYTES ? b.subarray(-TAIL_BYTES) : Buffer.concat([last, b]).subarray(-TAIL_BYTES);
-        yield emit(b);
-      }
-      await child;
-    } catch (err) {
-      throw dumpError(`pg_dump of database "${db}"`, err instanceof ProcessError ? err : toProcessError("pg_dump", err, opts.secrets));
-    } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
-    }
-    if (!last.toString("utf8").includes(DATABASE_TRAILER) || counter.inCopy) {
-      throw dumpError(`pg_dump of database "${db}"`, new Error(`output ended without the "${DATABASE_TRAILER}" trailer (truncated)`));
-    }
-    result.rowCounts[db] = counter.toObject();
+    await emit(Buffer.from(sectionHeader(db) + (isPreexisting(db) ? `\\connect ${db}\n\n` : "")));
+    await dumpDatabase(sink, db, opts, result);
   }
-  yield emit(Buffer.from(CLUSTER_TRAILER));
+  await emit(Buffer.from(CLUSTER_TRAILER));
 }

@@ -1,12 +1,15 @@
-// source -> compressor process -> sha256 (in-process, on the compressed bytes) -> file.
-// On any failure every stage is stopped and the error that explains it is reported:
-// a storage errno first, then the dump's own error, then the compressor's.
+// dump -> compressor process -> sha256 (in-process, on the compressed bytes) -> file.
+// The dump writes into the compressor's stdin itself (see dump.ts); here the compressed
+// side is hashed and written. On any failure every stage is stopped and the error that
+// explains it is reported: a storage errno first, then the dump's own error, then the
+// compressor's.
 import { createHash } from "node:crypto";
-import { Readable, Transform } from "node:stream";
+import type { Writable } from "node:stream";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Program } from "./compression.js";
 import { TaskError, errnoCode } from "./errors.js";
-import { ProcessError, spawnFilter, toProcessError } from "./proc.js";
+import { ProcessError, spawnFilter } from "./proc.js";
 import type { PartialFile } from "./storage.js";
 
 const STORAGE_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG"]);
@@ -20,16 +23,28 @@ export interface WriteProgress {
   compressedBytes: number;
 }
 
+/** The sink (the compressor's stdin) closed while the dump was still writing; the stage that closed it says why. */
+export class SinkClosedError extends Error {
+  constructor() {
+    super("the compressor stopped reading the dump");
+    this.name = "SinkClosedError";
+  }
+}
+
 function rank(err: unknown): number {
   if (STORAGE_ERRNOS.has(errnoCode(err) ?? "")) return 0;
   if (err instanceof TaskError) return 1;
   if (err instanceof ProcessError) return 2;
+  if (err instanceof SinkClosedError) return 4;
   return 3;
 }
 
-/** Writes `source` through `compressor` (null: stored as is) into the partial file. */
+/**
+ * Runs `produce` with a sink (the compressor's stdin; with `compressor` null, the hasher in
+ * front of the file) and writes what comes out into the partial file.
+ */
 export async function writeCompressed(
-  source: AsyncIterable<Buffer>,
+  produce: (sink: Writable) => Promise<void>,
   compressor: Program | null,
   partial: PartialFile,
   env: NodeJS.ProcessEnv,
@@ -37,6 +52,7 @@ export async function writeCompressed(
 ): Promise<WriteResult> {
   const hash = createHash("sha256");
   const hasher = new Transform({
+    highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
       progress.compressedBytes += chunk.length;
@@ -47,20 +63,20 @@ export async function writeCompressed(
   // holds it); commitPartial reopens the file to fsync it.
   const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });
   const closed = new Promise<void>((resolve) => file.once("close", () => resolve()));
-  const input = Readable.from(source, { objectMode: false, highWaterMark: 1 << 20 });
-  const stages: Promise<unknown>[] = [];
   const child = compressor === null ? null : spawnFilter(compressor.program, compressor.args, env);
+  const sink = child === null ? hasher : (child.stdin as Writable);
+  const stages: Promise<unknown>[] = [];
   if (child === null) {
-    stages.push(pipeline(input, hasher, file));
+    stages.push(pipeline(hasher, file));
   } else {
-    stages.push(pipeline(input, child.stdin));
-    stages.push(pipeline(child.stdout, hasher, file));
-    stages.push(
-      child.catch((err: unknown) => {
-        throw toProcessError(compressor?.program ?? "compressor", err);
-      }),
-    );
+    stages.push(pipeline(child.stdout as NonNullable<typeof child.stdout>, hasher, file));
+    stages.push(child.done);
   }
+  stages.push(
+    produce(sink).then(() => {
+      sink.end();
+    }),
+  );
   const settled = await new Promise<PromiseSettledResult<unknown>[]>((resolve) => {
     let failed = false;
     for (const s of stages) {
@@ -68,8 +84,8 @@ export async function writeCompressed(
         if (failed) return;
         failed = true;
         // Stop every other stage so the first failure does not leave a process or stream hanging.
-        input.destroy();
-        child?.kill("SIGKILL");
+        sink.destroy();
+        child?.kill();
         file.destroy();
       });
     }

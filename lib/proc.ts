@@ -1,6 +1,10 @@
 // Child processes: argument arrays only (never a shell), the environment passed in, and a
 // failure turned into one error carrying the program, exit code, signal and stderr tail.
-import { execa } from "execa";
+// Built on node:child_process directly: a backup starts several children per run, and one
+// child's stdout can be handed to another as its stdin without the bytes passing through us.
+import { spawn } from "node:child_process";
+import type { ChildProcess, StdioNull, StdioPipe } from "node:child_process";
+import type { Readable, Stream, Writable } from "node:stream";
 import type { Secret } from "./secret.js";
 import { redact } from "./secret.js";
 
@@ -13,6 +17,9 @@ const EXIT_MEANING: Record<number, string> = {
   141: "broken pipe (SIGPIPE: its reader stopped)",
   143: "terminated (SIGTERM)",
 };
+
+/** The end of stderr kept for messages (psql and pg_dump put the error last). */
+const KEEP_STDERR = 16 * 1024;
 
 export class ProcessError extends Error {
   readonly program: string;
@@ -35,23 +42,88 @@ export function tail(text: string, maxLines = 8, maxChars = 2000): string {
   return lines.slice(-maxLines).join("\n").slice(-maxChars);
 }
 
-/** Turns an execa failure into a ProcessError; other errors pass through. */
-export function toProcessError(program: string, err: unknown, secrets: readonly (Secret | null)[] = []): Error {
-  const e = err as { exitCode?: number; signal?: string; stderr?: unknown; code?: string; message?: string };
-  if (e.code === "ENOENT") {
-    return new ProcessError(program, 127, undefined, `${program} is not installed or not on PATH`, err);
-  }
-  // Children run with encoding "buffer" hand their stderr over as bytes.
-  const stderr = typeof e.stderr === "string" ? e.stderr : e.stderr instanceof Uint8Array ? Buffer.from(e.stderr).toString("utf8") : "";
-  return new ProcessError(program, e.exitCode, e.signal, redact(tail(stderr), secrets), err);
+/** How a child ended. `started` is false when it could not be started at all (then `code` is 127 or 126). */
+export interface Exit {
+  started: boolean;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of what it printed on stderr, secrets redacted. */
+  stderr: string;
+}
+
+export function exitOk(e: Exit): boolean {
+  return e.started && e.code === 0 && e.signal === null;
+}
+
+export function exitError(program: string, e: Exit): ProcessError {
+  return new ProcessError(program, e.code ?? undefined, e.signal ?? undefined, tail(e.stderr));
+}
+
+type In = StdioPipe | StdioNull | Stream | number;
+type Out = StdioPipe | StdioNull | Stream | number;
+
+export interface ChildOptions {
+  env: NodeJS.ProcessEnv;
+  stdin?: In;
+  stdout?: Out;
+  cwd?: string;
+  secrets?: readonly (Secret | null)[];
+}
+
+export interface Child {
+  readonly process: ChildProcess;
+  /** Present when stdin is "pipe". */
+  readonly stdin: Writable | null;
+  /** Present when stdout is "pipe". */
+  readonly stdout: Readable | null;
+  /** Settles (never rejects) once the child has exited and its stderr is read. */
+  readonly exit: Promise<Exit>;
+  /** Resolves on exit 0; rejects with a ProcessError naming the program otherwise. */
+  readonly done: Promise<void>;
+  /** SIGKILL, if it is still running. */
+  kill(): void;
+}
+
+/** Starts `program`; stderr is always captured (its tail goes into errors). */
+export function start(program: string, args: readonly string[], opts: ChildOptions): Child {
+  const child = spawn(program, args, { env: opts.env, cwd: opts.cwd, stdio: [opts.stdin ?? "ignore", opts.stdout ?? "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString("utf8")).slice(-KEEP_STDERR);
+  });
+  const exit = new Promise<Exit>((resolve) => {
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      // Spawn failures are reported here and no 'close' follows.
+      if (child.pid !== undefined) return;
+      const missing = err.code === "ENOENT";
+      resolve({ started: false, code: missing ? 127 : 126, signal: null, stderr: missing ? `${program} is not installed or not on PATH` : `${program} could not be started: ${err.message}` });
+    });
+    child.once("close", (code, signal) => resolve({ started: true, code, signal, stderr: redact(stderr, opts.secrets ?? []) }));
+  });
+  // Writing into a child that has exited raises EPIPE on its stdin; the exit status explains it.
+  child.stdin?.on("error", () => undefined);
+  const done = exit.then((e) => {
+    if (!exitOk(e)) throw exitError(program, e);
+  });
+  done.catch(() => undefined); // awaited by the caller; never an unhandled rejection on early exits
+  return {
+    process: child,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    exit,
+    done,
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+  };
 }
 
 /**
- * Starts a streaming filter (a compressor or decompressor): bytes in on stdin, out on stdout,
- * stderr kept for the error message. The caller wires the streams and awaits the process.
+ * Starts a streaming filter (a compressor or decompressor): bytes in on stdin (a pipe, or
+ * `stdin` when given), out on stdout. The caller wires the streams and awaits `done`.
  */
-export function spawnFilter(program: string, args: readonly string[], env: NodeJS.ProcessEnv) {
-  return execa(program, args, { env, extendEnv: false, stdin: "pipe", stdout: "pipe", buffer: { stdout: false, stderr: true }, encoding: "buffer" });
+export function spawnFilter(program: string, args: readonly string[], env: NodeJS.ProcessEnv): Child {
+  return start(program, args, { env, stdin: "pipe", stdout: "pipe" });
 }
 
 /** Runs a short command and returns its stdout; throws ProcessError on failure. */
@@ -60,10 +132,10 @@ export async function runCommand(
   args: readonly string[],
   opts: { env: NodeJS.ProcessEnv; input?: string; secrets?: readonly (Secret | null)[]; cwd?: string },
 ): Promise<string> {
-  try {
-    const r = await execa(program, args, { env: opts.env, extendEnv: false, input: opts.input, cwd: opts.cwd, stripFinalNewline: false });
-    return r.stdout;
-  } catch (err) {
-    throw toProcessError(program, err, opts.secrets);
-  }
+  const child = start(program, args, { env: opts.env, cwd: opts.cwd, secrets: opts.secrets, stdin: opts.input === undefined ? "ignore" : "pipe", stdout: "pipe" });
+  const chunks: Buffer[] = [];
+  child.stdout?.on("data", (d: Buffer) => chunks.push(d));
+  child.stdin?.end(opts.input);
+  await child.done;
+  return Buffer.concat(chunks).toString("utf8");
 }

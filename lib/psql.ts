@@ -3,12 +3,10 @@
 // message. Connection comes from the environment (childEnv + the write-gate override);
 // -w: never prompt, stdin is data.
 import type { Writable } from "node:stream";
-import { execa } from "execa";
 import { dbnameConninfo } from "./pg.js";
 import type { Secret } from "./secret.js";
-import { redact } from "./secret.js";
+import { start } from "./proc.js";
 
-const KEEP_STDERR = 16 * 1024;
 /** psql reading a script names each error's input line: "psql:<stdin>:123: ERROR:  …". */
 const ERROR_LINE = /^psql:<stdin>:(\d+): (?:ERROR|FATAL|PANIC|error):\s+(.*)$/m;
 
@@ -47,24 +45,11 @@ export interface PsqlProcess {
 }
 
 export function spawnPsql(database: string, env: NodeJS.ProcessEnv, secrets: readonly (Secret | null)[]): PsqlProcess {
-  const child = execa("psql", ["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-f", "-", "-d", dbnameConninfo(database)], {
-    env,
-    extendEnv: false,
-    stdin: "pipe",
-    stdout: "ignore",
-    stderr: "pipe",
-    buffer: false,
-    reject: false,
-  });
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr = (stderr + d.toString("utf8")).slice(-KEEP_STDERR);
-  });
+  const child = start("psql", ["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-f", "-", "-d", dbnameConninfo(database)], { env, stdin: "pipe", secrets });
   const stdin = child.stdin as Writable;
   let gone = false;
   stdin.on("error", () => (gone = true));
-  const exited = child.then((r) => r);
-  void exited.then(() => (gone = true));
+  void child.exit.then(() => (gone = true));
   return {
     async write(chunk) {
       // A stream that is already closed (psql never started, or exited) emits no further
@@ -81,16 +66,16 @@ export function spawnPsql(database: string, env: NodeJS.ProcessEnv, secrets: rea
     },
     async finish() {
       if (!stdin.writableEnded) stdin.end();
-      const r = await exited;
-      if (r.exitCode === 0 && r.signal === undefined) return;
-      if (r.code === "ENOENT") throw new PsqlFailure("psql did not start", null, "psql is not installed or not on PATH; install the PostgreSQL client");
-      const { line, text } = describePsqlStderr(redact(stderr, secrets));
-      const how = r.signal !== undefined ? `psql was killed by ${r.signal}` : `psql exited with ${r.exitCode ?? "?"}`;
+      const r = await child.exit;
+      if (r.started && r.code === 0 && r.signal === null) return;
+      if (!r.started) throw new PsqlFailure("psql did not start", null, `${r.stderr}; install the PostgreSQL client`);
+      const { line, text } = describePsqlStderr(r.stderr);
+      const how = r.signal !== null ? `psql was killed by ${r.signal}` : `psql exited with ${r.code ?? "?"}`;
       throw new PsqlFailure(how, line, text || "(no error output)");
     },
     kill() {
       gone = true;
-      child.kill("SIGKILL");
+      child.kill();
     },
   };
 }

@@ -8,7 +8,7 @@ import { scanCatalog, tierDir, usable } from "../lib/catalog.js";
 import { compressorFor } from "../lib/compression.js";
 import type { Config } from "../lib/config.js";
 import type { Deps } from "../lib/deps.js";
-import { dumpStream } from "../lib/dump.js";
+import { dumpGlobals, dumpInto } from "../lib/dump.js";
 import type { DumpResult } from "../lib/dump.js";
 import { ExitCode, TaskError, errnoCode } from "../lib/errors.js";
 import { databaseFingerprint, globalsFingerprint } from "../lib/fingerprint.js";
@@ -121,7 +121,11 @@ async function execute(
   const log = parentLog.child({ backup: name });
   const env = childEnv(config.pg, deps.env);
   const compressor = compressorFor(codec, level, threads, env);
-  const pgDumpVersion = (await runCommand("pg_dump", ["--version"], { env })).trim();
+  const secrets = [config.pg.password];
+  const [pgDumpVersion, globals] = await Promise.all([
+    runCommand("pg_dump", ["--version"], { env }).then((v) => v.trim()),
+    dumpGlobals({ env, maintenanceDb: config.pg.database, secrets }),
+  ]);
   const dir = tierDir(config.backupDir, plan.tier);
   log.info(
     { databases: plan.databases.map((d) => d.name), compressor: compressor?.label ?? "none", parent: plan.parent, pgDump: pgDumpVersion },
@@ -141,11 +145,8 @@ async function execute(
   }, PROGRESS_MS);
   let written;
   try {
-    const source = dumpStream(
-      { env, maintenanceDb: config.pg.database, databases: plan.databases.map((d) => d.name), secrets: [config.pg.password], onDatabase: (d) => (current = d) },
-      result,
-    );
-    written = await writeCompressed(source, compressor, partial, env, progress);
+    const opts = { env, maintenanceDb: config.pg.database, databases: plan.databases.map((d) => d.name), secrets, onDatabase: (d: string) => (current = d) };
+    written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), compressor, partial, env, progress);
   } catch (err) {
     await discardPartial(partial);
     const failure = errnoCode(err) !== undefined && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;

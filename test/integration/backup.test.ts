@@ -95,6 +95,21 @@ describe("backup full", () => {
     }
   });
 
+  it("waits for a compressor that falls behind: the dump is paused, not buffered or lost", async () => {
+    const dir = tempDir();
+    const bin = tempDir("pgsb-slowbin-");
+    const realZstd = execFileSync("sh", ["-c", "command -v zstd"]).toString().trim();
+    // Reads nothing for a second: meanwhile the dump (over a megabyte) must wait for it.
+    writeFileSync(join(bin, "zstd"), `#!/bin/sh\nsleep 1\nexec ${realZstd} "$@"\n`);
+    chmodSync(join(bin, "zstd"), 0o755);
+    const r = await runCli(["backup", "full"], { ...cliEnv(src, dir), BACKUP_COMPRESSION: "zstd", PATH: `${bin}:${process.env.PATH}` });
+    expect(r.code, r.stderr).toBe(0);
+    const name = filesIn(join(dir, "full")).find((f) => /^\d{8}_\d{6}_full\.sql\.zst$/.test(f)) as string;
+    execFileSync("sha256sum", ["-c", `${name}.sha256`], { cwd: join(dir, "full") });
+    const sqlText = execFileSync("zstd", ["-dc", join(dir, "full", name)], { maxBuffer: 1 << 28 }).toString();
+    expect(normalise(sqlText)).toBe(normalise(dumpall(src)));
+  });
+
   it("fails with a clear error and leaves nothing when a stage fails: truncated pg_dump output, compressor crash", async () => {
     const dir = tempDir();
     const bin = tempDir("pgsb-fakebin-");
