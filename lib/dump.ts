@@ -36,11 +36,18 @@ export interface DumpOptions {
   databases: readonly string[];
   secrets: readonly (Secret | null)[];
   onDatabase?: (name: string) => void;
+  /**
+   * Asked when a pg_dump fails before writing anything: false means the database was
+   * dropped after the plan was made, and it is left out instead of failing the backup.
+   */
+  databaseExists?: (name: string) => Promise<boolean>;
 }
 
 export interface DumpResult {
   rowCounts: Record<string, Record<string, number>>;
   rawBytes: number;
+  /** Planned databases that no longer existed when their turn came (not in the file). */
+  dropped: string[];
 }
 
 function dumpError(what: string, err: unknown): TaskError {
@@ -106,28 +113,41 @@ function relay(from: Readable, sink: Writable, onChunk: (b: Buffer) => void): Pr
   });
 }
 
-async function dumpDatabase(sink: Writable, db: string, opts: DumpOptions, result: DumpResult): Promise<void> {
+/**
+ * One database's section: its header (written just before pg_dump's first bytes, so a
+ * database dropped meanwhile leaves nothing behind) and pg_dump's output. Returns false
+ * when the database was dropped before pg_dump could connect.
+ */
+async function dumpDatabase(sink: Writable, db: string, opts: DumpOptions, result: DumpResult): Promise<boolean> {
   const child = start("pg_dump", [...(isPreexisting(db) ? [] : ["--create"]), `--dbname=${dbnameConninfo(db)}`], { env: opts.env, stdout: "pipe", secrets: opts.secrets });
   const counter = new RowCounter();
-  let last: Buffer = Buffer.alloc(0);
+  let last: Buffer | null = null;
   const what = `pg_dump of database "${db}"`;
+  const header = Buffer.from(sectionHeader(db) + (isPreexisting(db) ? `\\connect ${db}\n\n` : ""));
   try {
     await relay(child.stdout as Readable, sink, (b) => {
+      if (last === null) {
+        result.rawBytes += header.length;
+        sink.write(header);
+      }
       result.rawBytes += b.length;
       counter.push(b);
-      last = b.length >= TAIL_BYTES ? b : Buffer.concat([last, b]).subarray(-TAIL_BYTES);
+      last = b.length >= TAIL_BYTES || last === null ? b : Buffer.concat([last, b]).subarray(-TAIL_BYTES);
     });
     await child.done;
   } catch (err) {
     if (err instanceof SinkClosedError) throw err;
+    if (last === null && opts.databaseExists !== undefined && !(await opts.databaseExists(db))) return false;
     throw dumpError(what, err);
   } finally {
     child.kill();
   }
-  if (!last.subarray(-TAIL_BYTES).toString("utf8").includes(DATABASE_TRAILER) || counter.inCopy) {
+  const tail = last === null ? "" : (last as Buffer).subarray(-TAIL_BYTES).toString("utf8");
+  if (!tail.includes(DATABASE_TRAILER) || counter.inCopy) {
     throw dumpError(what, new Error(`output ended without the "${DATABASE_TRAILER}" trailer (truncated)`));
   }
   result.rowCounts[db] = counter.toObject();
+  return true;
 }
 
 /**
@@ -145,8 +165,7 @@ export async function dumpInto(sink: Writable, globals: Buffer, opts: DumpOption
   await emit(Buffer.from(DATABASES_HEADER));
   for (const db of opts.databases) {
     opts.onDatabase?.(db);
-    await emit(Buffer.from(sectionHeader(db) + (isPreexisting(db) ? `\\connect ${db}\n\n` : "")));
-    await dumpDatabase(sink, db, opts, result);
+    if (!(await dumpDatabase(sink, db, opts, result))) result.dropped.push(db);
   }
   await emit(Buffer.from(CLUSTER_TRAILER));
 }

@@ -92,7 +92,7 @@ export function start(program: string, args: readonly string[], opts: ChildOptio
     stderr = (stderr + d.toString("utf8")).slice(-KEEP_STDERR);
   });
   const exit = new Promise<Exit>((resolve) => {
-    child.once("error", (err: NodeJS.ErrnoException) => {
+    child.on("error", (err: NodeJS.ErrnoException) => {
       // Spawn failures are reported here and no 'close' follows.
       if (child.pid !== undefined) return;
       const missing = err.code === "ENOENT";

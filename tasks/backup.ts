@@ -100,7 +100,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
       return { status: "skipped", tier: plan.tier, reason: plan.reason };
     }
     for (const note of plan.notes) log.info(note);
-    return await execute(config, deps, plan, info, dbs, fingerprint, log);
+    return await execute(config, deps, client, plan, info, dbs, fingerprint, log);
   } finally {
     for (const release of releasers.reverse()) await release();
   }
@@ -109,6 +109,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
 async function execute(
   config: Config,
   deps: Deps,
+  client: Client,
   plan: Extract<BackupPlan, { action: "backup" }>,
   info: Awaited<ReturnType<typeof serverInfo>>,
   dbs: readonly DatabaseInfo[],
@@ -132,7 +133,7 @@ async function execute(
     `starting ${plan.tier} backup of ${plan.databases.length} database(s) with ${compressor?.label ?? "no compression"}`,
   );
   const partial = await createPartial(config.backupDir, dir, name);
-  const result: DumpResult = { rowCounts: {}, rawBytes: 0 };
+  const result: DumpResult = { rowCounts: {}, rawBytes: 0, dropped: [] };
   const progress = { compressedBytes: 0 };
   let current = "(globals)";
   const t0 = Date.now();
@@ -145,7 +146,14 @@ async function execute(
   }, PROGRESS_MS);
   let written;
   try {
-    const opts = { env, maintenanceDb: config.pg.database, databases: plan.databases.map((d) => d.name), secrets, onDatabase: (d: string) => (current = d) };
+    const opts = {
+      env,
+      maintenanceDb: config.pg.database,
+      databases: plan.databases.map((d) => d.name),
+      secrets,
+      onDatabase: (d: string) => (current = d),
+      databaseExists: async (d: string) => (await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [d])).rowCount !== 0,
+    };
     written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), compressor, partial, env, progress);
   } catch (err) {
     await discardPartial(partial);
@@ -155,6 +163,8 @@ async function execute(
   } finally {
     clearInterval(timer);
   }
+  const gone = new Set(result.dropped);
+  for (const d of result.dropped) log.warn({ database: d }, `database "${d}" was dropped after the change check; it is not in this backup (the next backup records the drop)`);
   const finished = deps.now();
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
@@ -172,8 +182,8 @@ async function execute(
     compressedBytes: written.bytes,
     sha256: written.sha256,
     fingerprint,
-    databases: dbs.map((d) => d.name),
-    included: plan.databases.map((d) => d.name),
+    databases: dbs.map((d) => d.name).filter((d) => !gone.has(d)),
+    included: plan.databases.map((d) => d.name).filter((d) => !gone.has(d)),
     rowCounts: result.rowCounts,
   };
   await commitPartial(config.backupDir, partial, manifest);

@@ -110,6 +110,30 @@ describe("backup full", () => {
     expect(normalise(sqlText)).toBe(normalise(dumpall(src)));
   });
 
+  it("leaves out a database dropped between the change check and its pg_dump, and says so", async () => {
+    await sql(src, "postgres", "CREATE DATABASE doomed");
+    const dir = tempDir();
+    const bin = tempDir("pgsb-dropbin-");
+    const realPgDump = execFileSync("sh", ["-c", "command -v pg_dump"]).toString().trim();
+    // Drops the database just before its own pg_dump starts: the race, made certain.
+    writeFileSync(
+      join(bin, "pg_dump"),
+      `#!/bin/sh\ncase "$*" in *"dbname='doomed'"*) psql -X -q -d postgres -c 'DROP DATABASE doomed' >/dev/null;; esac\nexec ${realPgDump} "$@"\n`,
+    );
+    chmodSync(join(bin, "pg_dump"), 0o755);
+    const r = await runCli(["backup", "full"], { ...cliEnv(src, dir), PATH: `${bin}:${process.env.PATH}` });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('database \\"doomed\\" was dropped after the change check; it is not in this backup');
+    const name = filesIn(join(dir, "full")).find((f) => /^\d{8}_\d{6}_full\.sql\.bz2$/.test(f)) as string;
+    const manifest = JSON.parse(readFileSync(join(dir, "full", `${name}.json`), "utf8")) as { databases: string[]; included: string[]; rowCounts: Record<string, unknown> };
+    expect(manifest.databases).not.toContain("doomed");
+    expect(manifest.included).not.toContain("doomed");
+    expect(manifest.included).toContain("app");
+    const text = decompress(join(dir, "full", name));
+    expect(text).not.toContain('Database "doomed"');
+    expect(normalise(text)).toBe(normalise(dumpall(src)));
+  });
+
   it("fails with a clear error and leaves nothing when a stage fails: truncated pg_dump output, compressor crash", async () => {
     const dir = tempDir();
     const bin = tempDir("pgsb-fakebin-");
