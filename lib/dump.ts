@@ -11,7 +11,7 @@ import type { Readable, Writable } from "node:stream";
 import { ExitCode, TaskError } from "./errors.js";
 import { dbnameConninfo } from "./pg.js";
 import { SinkClosedError } from "./pipeline.js";
-import { runCommand, start } from "./proc.js";
+import { runCommandBytes, start } from "./proc.js";
 import { RowCounter } from "./rowCounter.js";
 import type { Secret } from "./secret.js";
 
@@ -59,7 +59,7 @@ function dumpError(what: string, err: unknown): TaskError {
 export async function dumpGlobals(opts: Pick<DumpOptions, "env" | "maintenanceDb" | "secrets">): Promise<Buffer> {
   let out: Buffer;
   try {
-    out = Buffer.from(await runCommand("pg_dumpall", ["--globals-only", `--dbname=${dbnameConninfo(opts.maintenanceDb)}`], { env: opts.env, secrets: opts.secrets }), "utf8");
+    out = await runCommandBytes("pg_dumpall", ["--globals-only", `--dbname=${dbnameConninfo(opts.maintenanceDb)}`], { env: opts.env, secrets: opts.secrets });
   } catch (err) {
     throw dumpError("pg_dumpall --globals-only", err);
   }
@@ -91,7 +91,12 @@ function relay(from: Readable, sink: Writable, onChunk: (b: Buffer) => void): Pr
       return;
     }
     const onData = (b: Buffer) => {
-      onChunk(b);
+      try {
+        onChunk(b);
+      } catch (err) {
+        onError(err as Error);
+        return;
+      }
       if (!sink.write(b)) from.pause();
     };
     const onDrain = () => from.resume();

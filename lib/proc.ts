@@ -126,16 +126,21 @@ export function spawnFilter(program: string, args: readonly string[], env: NodeJ
   return start(program, args, { env, stdin: "pipe", stdout: "pipe" });
 }
 
-/** Runs a short command and returns its stdout; throws ProcessError on failure. */
-export async function runCommand(
+/** Runs a short command and returns its stdout as bytes (dumps are not always valid UTF-8); throws ProcessError on failure. */
+export async function runCommandBytes(
   program: string,
   args: readonly string[],
   opts: { env: NodeJS.ProcessEnv; input?: string; secrets?: readonly (Secret | null)[]; cwd?: string },
-): Promise<string> {
+): Promise<Buffer> {
   const child = start(program, args, { env: opts.env, cwd: opts.cwd, secrets: opts.secrets, stdin: opts.input === undefined ? "ignore" : "pipe", stdout: "pipe" });
   const chunks: Buffer[] = [];
   child.stdout?.on("data", (d: Buffer) => chunks.push(d));
   child.stdin?.end(opts.input);
   await child.done;
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+/** Runs a short command and returns its stdout as text; throws ProcessError on failure. */
+export async function runCommand(...a: Parameters<typeof runCommandBytes>): Promise<string> {
+  return (await runCommandBytes(...a)).toString("utf8");
 }

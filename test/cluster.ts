@@ -38,7 +38,8 @@ function asServerUser(cmd: string, args: string[]): string {
   return execFileSync(prog, argv, { stdio: ["ignore", "pipe", "pipe"] }).toString();
 }
 
-export async function createCluster(opts: { name?: string } = {}): Promise<ClusterInfo> {
+/** `encoding`: the cluster's server encoding (default UTF8; SQL_ASCII stores bytes as they come, not always valid UTF-8). */
+export async function createCluster(opts: { name?: string; encoding?: "UTF8" | "SQL_ASCII" } = {}): Promise<ClusterInfo> {
   const dir = mkdtempSync(join(tmpdir(), `pgsb-${opts.name ?? "pg"}-`));
   const dataDir = join(dir, "data");
   const socketDir = join(dir, "sock");
@@ -52,7 +53,7 @@ export async function createCluster(opts: { name?: string } = {}): Promise<Clust
   writeFileSync(pwfile, TEST_PASSWORD + "\n", { mode: 0o600 });
   if (user !== null) chownSync(pwfile, user.uid, user.gid);
   const initdb = serverBin("initdb");
-  asServerUser(initdb, ["-D", dataDir, "-U", "postgres", "--pwfile", pwfile, "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"]);
+  asServerUser(initdb, ["-D", dataDir, "-U", "postgres", "--pwfile", pwfile, "-E", opts.encoding ?? "UTF8", `--locale=${opts.encoding === "SQL_ASCII" ? "C" : "C.UTF-8"}`, "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"]);
   rmSync(pwfile);
   const info: ClusterInfo = { dir, dataDir, socketDir, port: await freePort(), bindir: initdb.replace(/\/initdb$/, "") };
   writeFileSync(

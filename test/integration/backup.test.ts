@@ -134,6 +134,26 @@ describe("backup full", () => {
     expect(normalise(text)).toBe(normalise(dumpall(src)));
   });
 
+  it("keeps bytes that are not UTF-8 (a SQL_ASCII cluster with Latin-1 names and data) exactly as pg_dumpall prints them", async () => {
+    const latin = await createCluster({ name: "backup-latin1", encoding: "SQL_ASCII" });
+    try {
+      const env = { PATH: process.env.PATH, PGHOST: latin.socketDir, PGPORT: String(latin.port), PGUSER: "postgres", PGCLIENTENCODING: "SQL_ASCII" };
+      const e9 = (text: string) => Buffer.from(text.replace(/é/g, "\xe9"), "latin1");
+      execFileSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"], { env, input: e9(`CREATE ROLE "café"; CREATE TABLE t (x text); INSERT INTO t VALUES ('café au lait');`) });
+      const dir = tempDir();
+      const r = await runCli(["backup", "full"], { ...cliEnv(latin, dir), BACKUP_COMPRESSION: "none" });
+      expect(r.code, r.stderr).toBe(0);
+      const name = filesIn(join(dir, "full")).find((f) => /^\d{8}_\d{6}_full\.sql$/.test(f)) as string;
+      const ours = readFileSync(join(dir, "full", name)).toString("latin1");
+      const theirs = execFileSync("pg_dumpall", [], { env, maxBuffer: 1 << 26 }).toString("latin1");
+      expect(ours).toContain('CREATE ROLE "caf\xe9"');
+      expect(ours).toContain("caf\xe9 au lait");
+      expect(normalise(ours)).toBe(normalise(theirs));
+    } finally {
+      destroyCluster(latin);
+    }
+  });
+
   it("fails with a clear error and leaves nothing when a stage fails: truncated pg_dump output, compressor crash", async () => {
     const dir = tempDir();
     const bin = tempDir("pgsb-fakebin-");
