@@ -10,7 +10,7 @@
 import type { Readable, Writable } from "node:stream";
 import { ExitCode, TaskError } from "./errors.js";
 import { dbnameConninfo } from "./pg.js";
-import { SinkClosedError } from "./pipeline.js";
+import { put, relay, SinkClosedError } from "./sink.js";
 import { runCommandBytes, start } from "./proc.js";
 import { RowCounter } from "./rowCounter.js";
 import type { Secret } from "./secret.js";
@@ -66,56 +66,6 @@ export async function dumpGlobals(opts: Pick<DumpOptions, "env" | "maintenanceDb
   const text = out.subarray(-CLUSTER_TRAILER.length).toString("utf8");
   if (text !== CLUSTER_TRAILER) throw dumpError("pg_dumpall --globals-only", new Error("output lacks the \"cluster dump complete\" trailer"));
   return out.subarray(0, out.length - CLUSTER_TRAILER.length);
-}
-
-/** Writes `chunk`, waiting while the sink is full; throws SinkClosedError when it went away. */
-async function put(sink: Writable, chunk: Buffer): Promise<void> {
-  if (sink.destroyed || sink.writableEnded) throw new SinkClosedError();
-  if (sink.write(chunk)) return;
-  await new Promise<void>((resolve, reject) => {
-    const done = (err?: unknown) => {
-      sink.off("drain", done).off("close", gone).off("error", gone);
-      if (err === undefined) resolve();
-      else reject(err as Error);
-    };
-    const gone = () => done(new SinkClosedError());
-    sink.on("drain", () => done()).once("close", gone).once("error", gone);
-  });
-}
-
-/** Hands every chunk of `from` to `onChunk` and then to `sink`, pausing `from` while the sink is full. */
-function relay(from: Readable, sink: Writable, onChunk: (b: Buffer) => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (sink.destroyed || sink.writableEnded) {
-      reject(new SinkClosedError());
-      return;
-    }
-    const onData = (b: Buffer) => {
-      try {
-        onChunk(b);
-      } catch (err) {
-        onError(err as Error);
-        return;
-      }
-      if (!sink.write(b)) from.pause();
-    };
-    const onDrain = () => from.resume();
-    const cleanup = () => {
-      from.off("data", onData).off("end", onEnd).off("error", onError);
-      sink.off("drain", onDrain).off("close", onGone).off("error", onGone);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onGone = () => onError(new SinkClosedError());
-    from.on("data", onData).once("end", onEnd).once("error", onError);
-    sink.on("drain", onDrain).once("close", onGone).once("error", onGone);
-  });
 }
 
 /**

@@ -10,6 +10,7 @@ import { pipeline } from "node:stream/promises";
 import type { Program } from "./compression.js";
 import { TaskError, errnoCode } from "./errors.js";
 import { ProcessError, spawnFilter } from "./proc.js";
+import { SinkClosedError } from "./sink.js";
 import type { PartialFile } from "./storage.js";
 
 const STORAGE_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG"]);
@@ -21,14 +22,6 @@ export interface WriteResult {
 
 export interface WriteProgress {
   compressedBytes: number;
-}
-
-/** The sink (the compressor's stdin) closed while the dump was still writing; the stage that closed it says why. */
-export class SinkClosedError extends Error {
-  constructor() {
-    super("the compressor stopped reading the dump");
-    this.name = "SinkClosedError";
-  }
 }
 
 function rank(err: unknown): number {
