@@ -188,6 +188,12 @@ describe("backup full", () => {
       expect(r2.code).toBe(9);
       expect(r2.stderr).toMatch(new RegExp(`BACKUP_DIR=${full}.*ENOSPC`));
       expect(filesIn(join(full, "full"))).toEqual([]);
+      // Through a compressor too: the write error on the compressed side wins over the
+      // compressor and pg_dump being stopped because of it.
+      const r3 = await runCli(["backup", "full"], cliEnv(src, full, { BACKUP_COMPRESSION: "zstd", BACKUP_COMPRESSION_LEVEL: "1" }));
+      expect(r3.code, r3.stderr).toBe(9);
+      expect(r3.stderr).toMatch(new RegExp(`BACKUP_DIR=${full}.*ENOSPC`));
+      expect(filesIn(join(full, "full"))).toEqual([]);
     } finally {
       execFileSync("umount", [ro]);
       execFileSync("umount", [full]);
