@@ -1,7 +1,7 @@
 // Child processes: argument arrays only (never a shell), the environment passed in, and a
 // failure turned into one error carrying the program, exit code, signal and stderr tail.
-// Built on node:child_process directly: a backup starts several children per run, and one
-// child's stdout can be handed to another as its stdin without the bytes passing through us.
+// Built on node:child_process directly (execa cost 70 ms of module loading per run); a
+// stream with a descriptor, such as another child's stdin, can be given as stdin or stdout.
 import { spawn } from "node:child_process";
 import type { ChildProcess, StdioNull, StdioPipe } from "node:child_process";
 import type { Readable, Stream, Writable } from "node:stream";
@@ -119,8 +119,8 @@ export function start(program: string, args: readonly string[], opts: ChildOptio
 }
 
 /**
- * Starts a streaming filter (a compressor or decompressor): bytes in on stdin (a pipe, or
- * `stdin` when given), out on stdout. The caller wires the streams and awaits `done`.
+ * Starts a streaming filter (a compressor or decompressor): bytes in on stdin, out on
+ * stdout, both pipes. The caller wires the streams and awaits `done`.
  */
 export function spawnFilter(program: string, args: readonly string[], env: NodeJS.ProcessEnv): Child {
   return start(program, args, { env, stdin: "pipe", stdout: "pipe" });

@@ -5,7 +5,7 @@
 import type { Writable } from "node:stream";
 import { dbnameConninfo } from "./pg.js";
 import type { Secret } from "./secret.js";
-import { start } from "./proc.js";
+import { exitOk, start } from "./proc.js";
 
 /** psql reading a script names each error's input line: "psql:<stdin>:123: ERROR:  …". */
 const ERROR_LINE = /^psql:<stdin>:(\d+): (?:ERROR|FATAL|PANIC|error):\s+(.*)$/m;
@@ -67,7 +67,7 @@ export function spawnPsql(database: string, env: NodeJS.ProcessEnv, secrets: rea
     async finish() {
       if (!stdin.writableEnded) stdin.end();
       const r = await child.exit;
-      if (r.started && r.code === 0 && r.signal === null) return;
+      if (exitOk(r)) return;
       if (!r.started) throw new PsqlFailure("psql did not start", null, `${r.stderr}; install the PostgreSQL client`);
       const { line, text } = describePsqlStderr(r.stderr);
       const how = r.signal !== null ? `psql was killed by ${r.signal}` : `psql exited with ${r.code ?? "?"}`;
