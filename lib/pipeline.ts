@@ -8,7 +8,7 @@ import type { Writable } from "node:stream";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Program } from "./compression.js";
-import { TaskError, errnoCode } from "./errors.js";
+import { ExitCode, TaskError, errnoCode } from "./errors.js";
 import { ProcessError, spawnFilter } from "./proc.js";
 import { SinkClosedError } from "./sink.js";
 import type { PartialFile } from "./storage.js";
@@ -87,6 +87,11 @@ export async function writeCompressed(
   if (!file.destroyed) file.destroy();
   await closed;
   const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
-  if (errors.length > 0) throw errors.sort((a, b) => rank(a) - rank(b))[0];
+  const first = errors.sort((a, b) => rank(a) - rank(b))[0];
+  if (first instanceof SinkClosedError && compressor !== null) {
+    // Nothing else failed: the compressor exited 0 without reading all of its input.
+    throw new TaskError(ExitCode.failed, `${compressor.program} exited before reading the whole dump (its output would be incomplete)`, { cause: first });
+  }
+  if (errors.length > 0) throw first;
   return { sha256: hash.digest("hex"), bytes: progress.compressedBytes };
 }

@@ -169,6 +169,14 @@ describe("backup full", () => {
     const crashed = await runCli(["backup", "full"], { ...cliEnv(src, dir), BACKUP_COMPRESSION: "zstd", PATH: path });
     expect(crashed.code).toBe(1);
     expect(crashed.stderr).toMatch(/zstd exited with 1: zstd: simulated failure/);
+    // A compressor that stops reading but exits 0 must not pass for a finished backup (the
+    // real pg_dump here: "app" alone is far more than the pipe buffers hold).
+    const quitter = tempDir("pgsb-quitbin-");
+    writeFileSync(join(quitter, "zstd"), "#!/bin/sh\nhead -c 100 >/dev/null\nexit 0\n");
+    chmodSync(join(quitter, "zstd"), 0o755);
+    const quit = await runCli(["backup", "full"], { ...cliEnv(src, dir), BACKUP_COMPRESSION: "zstd", PATH: `${quitter}:${process.env.PATH}` });
+    expect(quit.code).toBe(1);
+    expect(quit.stderr).toMatch(/zstd exited before reading the whole dump/);
     expect(filesIn(join(dir, "full"))).toEqual([]);
   });
 
