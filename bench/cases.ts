@@ -2,6 +2,7 @@
 // case once, side by side, so drift (page cache, CPU frequency) hits all of them alike.
 import { readdirSync, readFileSync, rmSync, statSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { compressorFor } from "../lib/compression.js";
 import type { BenchCluster } from "./cluster.js";
 import { destroyCluster, query, startCluster } from "./cluster.js";
@@ -24,6 +25,8 @@ export interface Context {
   own: (c: BenchCluster) => BenchCluster;
   disown: (c: BenchCluster) => void;
 }
+
+const RELAY = fileURLToPath(new URL("./relay.js", import.meta.url));
 
 function freshDir(ctx: Context, name: string): string {
   const dir = join(ctx.root, name);
@@ -73,6 +76,9 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
   const zst = R.add("shell_zstd", `pg_dumpall | zstd -T0 -${ctx.zstdLevel} > file`, "floor");
   const zstdLevels = [ctx.zstdLevel - 1, ctx.zstdLevel + 1].filter((l) => l >= 1);
   const zstdOthers = zstdLevels.map((l) => ({ level: l, c: R.add(`shell_zstd_${l}`, `pg_dumpall | zstd -T0 -${l} > file (level choice)`, "floor") }));
+  // The relay alone (bench/relay.ts): what counting rows in the stream costs before any orchestration.
+  const relayBz2 = R.add("relay_lbzip2", `pg_dumpall | node, rows counted | lbzip2 -n${ctx.cores} > file (the relay alone)`, "shell_lbzip2");
+  const relayZst = R.add("relay_zstd", `pg_dumpall | node, rows counted | zstd -T0 -${ctx.zstdLevel} > file (the relay alone)`, "shell_zstd");
   const oursBz2 = R.add("ours_full_bz2", "ours: backup full (bzip2, default)", "shell_lbzip2");
   const oursZstd = R.add("ours_full_zstd", `ours: backup full (zstd -${ctx.zstdLevel})`, "shell_zstd");
   const env = { env: main.env, tmpDir: ctx.root };
@@ -99,6 +105,8 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
     await step(lbz, `pg_dumpall | lbzip2 -n ${ctx.cores} -${ctx.bzip2Level} > ${sq(out)}`);
     await step(zst, `pg_dumpall | zstd -q -T0 -${ctx.zstdLevel} > ${sq(out)}`);
     for (const z of zstdOthers) await step(z.c, `pg_dumpall | zstd -q -T0 -${z.level} > ${sq(out)}`);
+    await step(relayBz2, `node ${sq(RELAY)} ${sq(out)} lbzip2 -n ${ctx.cores} -${ctx.bzip2Level}`);
+    await step(relayZst, `node ${sq(RELAY)} ${sq(out)} zstd -q -T0 -${ctx.zstdLevel}`);
     for (const [c, codec] of [
       [oursBz2, "bzip2"],
       [oursZstd, "zstd"],

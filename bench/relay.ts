@@ -1,0 +1,37 @@
+// `node dist/bench/relay.js OUT PROGRAM [ARGS...]`: the least a checked dump stream costs.
+// pg_dumpall's output is relayed through this Node process, rows counted per COPY block as
+// `backup` does, into the compressor, whose output is hashed and written to OUT: our
+// pipeline without the orchestration (fingerprint, lock, manifest, per-database pg_dump).
+// The bench sets it beside the bare shell pipeline and `backup full` to split the gap.
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import type { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { start, spawnFilter } from "../lib/proc.js";
+import { RowCounter } from "../lib/rowCounter.js";
+import { relay } from "../lib/sink.js";
+
+async function main(): Promise<void> {
+  const [out, program, ...args] = process.argv.slice(2);
+  if (out === undefined || program === undefined) throw new Error("usage: relay.js OUT PROGRAM [ARGS...]");
+  const compressor = spawnFilter(program, args, process.env);
+  const hash = createHash("sha256");
+  const written = pipeline(compressor.stdout as Readable, async function* (source: AsyncIterable<Buffer>) {
+    for await (const b of source) {
+      hash.update(b);
+      yield b;
+    }
+  }, createWriteStream(out));
+  const dump = start("pg_dumpall", [], { env: process.env, stdout: "pipe" });
+  const counter = new RowCounter();
+  await relay(dump.stdout as Readable, compressor.stdin as Writable, (b) => counter.push(b));
+  (compressor.stdin as Writable).end();
+  await Promise.all([dump.done, compressor.done, written]);
+  const rows = [...counter.counts.values()].reduce((a, b) => a + b, 0);
+  process.stdout.write(`${rows} rows, sha256 ${hash.digest("hex")}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`relay: ${(err as Error).message}\n`);
+  process.exit(1);
+});
