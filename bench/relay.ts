@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { hashTap } from "../lib/checksum.js";
 import { start, spawnFilter } from "../lib/proc.js";
 import { RowCounter } from "../lib/rowCounter.js";
 import { relay } from "../lib/sink.js";
@@ -16,12 +17,7 @@ async function main(): Promise<void> {
   if (out === undefined || program === undefined) throw new Error("usage: relay.js OUT PROGRAM [ARGS...]");
   const compressor = spawnFilter(program, args, process.env);
   const hash = createHash("sha256");
-  const written = pipeline(compressor.stdout as Readable, async function* (source: AsyncIterable<Buffer>) {
-    for await (const b of source) {
-      hash.update(b);
-      yield b;
-    }
-  }, createWriteStream(out));
+  const written = pipeline(compressor.stdout as Readable, hashTap(hash), createWriteStream(out));
   const dump = start("pg_dumpall", [], { env: process.env, stdout: "pipe" });
   const counter = new RowCounter();
   await relay(dump.stdout as Readable, compressor.stdin as Writable, (b) => counter.push(b));

@@ -1,11 +1,25 @@
 // Checksums of backup files: the sidecar "<hex>  <name>" (sha256sum -c compatible) and the
 // manifest's sha256 must both match the data file's bytes.
 import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CHECKSUM_SUFFIX } from "./naming.js";
+
+/** A pass-through stream that feeds every chunk to `hash`, and to `onChunk` when given (a byte counter). */
+export function hashTap(hash: Hash, onChunk?: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      onChunk?.(chunk);
+      done(null, chunk);
+    },
+  });
+}
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");

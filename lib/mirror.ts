@@ -5,9 +5,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import type { ReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { PutObjectCommandInput } from "@aws-sdk/client-s3";
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
@@ -19,12 +18,13 @@ import { ExitCode, TaskError } from "./errors.js";
 import type { Logger } from "./log.js";
 import type { Manifest } from "./manifest.js";
 import { manifestProblem } from "./manifest.js";
+import { hashTap } from "./checksum.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parseBackupName } from "./naming.js";
 import type { Tier } from "./naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./s3.js";
 import { getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./s3.js";
-import { checksumLine, writeFileAtomic } from "./storage.js";
+import { commitFile } from "./storage.js";
 
 /** S3 allows at most 10 000 parts; larger files get larger parts. */
 const MAX_PARTS = 10_000;
@@ -54,15 +54,6 @@ function sseParams(s3: S3Config): Partial<PutObjectCommandInput> {
 }
 
 /** Passes bytes through while hashing them, so a transfer proves what it moved without a second read. */
-function hashTap(hash: ReturnType<typeof createHash>): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-}
-
 async function putSmall(t: MirrorTarget, key: string, body: string): Promise<void> {
   const type = key.endsWith(MANIFEST_SUFFIX) ? "application/json" : "text/plain";
   await t.client.send(new PutObjectCommand({ Bucket: t.s3.bucket, Key: key, Body: body, ContentType: type, ...sseParams(t.s3) }));
@@ -201,11 +192,7 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
     await pipeline(obj.Body as NodeJS.ReadableStream, hashTap(hash), createWriteStream(partial, { mode: 0o644 }));
     const actual = hash.digest("hex");
     if (actual !== expected) throw refuse(`is corrupt: checksum mismatch (downloaded ${actual.slice(0, 12)}…, recorded ${expected.slice(0, 12)}…)`);
-    const fh = await open(partial, "r+");
-    await fh.sync().finally(() => fh.close());
-    await writeFileAtomic(path + CHECKSUM_SUFFIX, checksumLine(expected, name));
-    await writeFileAtomic(path + MANIFEST_SUFFIX, manifestText);
-    await rename(partial, path);
+    await commitFile(partial, path, expected, manifestText);
     t.log.info({ key, path }, `downloaded ${name} from S3; checksum verified`);
     return path;
   } catch (err) {

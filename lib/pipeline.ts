@@ -5,8 +5,8 @@
 // compressor's.
 import { createHash } from "node:crypto";
 import type { Writable } from "node:stream";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { hashTap } from "./checksum.js";
 import type { Program } from "./compression.js";
 import { ExitCode, TaskError, errnoCode } from "./errors.js";
 import { ProcessError, spawnFilter } from "./proc.js";
@@ -44,14 +44,7 @@ export async function writeCompressed(
   progress: WriteProgress,
 ): Promise<WriteResult> {
   const hash = createHash("sha256");
-  const hasher = new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      progress.compressedBytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const hasher = hashTap(hash, (chunk) => (progress.compressedBytes += chunk.length));
   // The stream owns and closes the handle (a FileHandle cannot be closed while a stream
   // holds it); commitPartial reopens the file to fsync it.
   const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });

@@ -77,24 +77,36 @@ export function checksumLine(sha256: string, name: string): string {
   return `${sha256}  ${name}\n`;
 }
 
-/** fsync, sidecars, rename into place, fsync the folder. After this the backup is visible. */
-export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest): Promise<void> {
-  const name = basename(p.finalPath);
+/**
+ * Makes a finished data file visible: fsync it, write its .sha256 and .json sidecars (each
+ * atomically), rename it from `partialPath` into place, fsync the folder. On failure the
+ * sidecars are removed again and the error thrown; the caller removes the data file.
+ */
+export async function commitFile(partialPath: string, finalPath: string, sha256: string, manifestJson: string): Promise<void> {
   try {
-    if (p.handle.fd !== -1) await p.handle.close();
-    const fh = await open(p.path, "r+");
+    const fh = await open(partialPath, "r+");
     try {
       await fh.sync();
     } finally {
       await fh.close();
     }
-    await writeFileAtomic(p.finalPath + CHECKSUM_SUFFIX, checksumLine(manifest.sha256, name));
-    await writeFileAtomic(p.finalPath + MANIFEST_SUFFIX, JSON.stringify(manifest, null, 2) + "\n");
-    await rename(p.path, p.finalPath);
-    await fsyncDir(dirname(p.finalPath));
+    await writeFileAtomic(finalPath + CHECKSUM_SUFFIX, checksumLine(sha256, basename(finalPath)));
+    await writeFileAtomic(finalPath + MANIFEST_SUFFIX, manifestJson);
+    await rename(partialPath, finalPath);
+    await fsyncDir(dirname(finalPath));
   } catch (err) {
-    await rm(p.finalPath + CHECKSUM_SUFFIX, { force: true }).catch(() => undefined);
-    await rm(p.finalPath + MANIFEST_SUFFIX, { force: true }).catch(() => undefined);
+    await rm(finalPath + CHECKSUM_SUFFIX, { force: true }).catch(() => undefined);
+    await rm(finalPath + MANIFEST_SUFFIX, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** commitFile for a backup just written. After this the backup is visible. */
+export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest): Promise<void> {
+  try {
+    if (p.handle.fd !== -1) await p.handle.close();
+    await commitFile(p.path, p.finalPath, manifest.sha256, JSON.stringify(manifest, null, 2) + "\n");
+  } catch (err) {
     await discardPartial(p);
     throw storageError(backupDir, p.finalPath, err);
   }
