@@ -103,3 +103,32 @@ export async function sql(c: ClusterInfo, database: string, text: string, params
     await client.end();
   }
 }
+
+/** Runs a SQL script with psql (ON_ERROR_STOP), statement by statement: CREATE DATABASE cannot run in a multi-statement query. */
+export function psqlScript(c: ClusterInfo, database: string, script: string): void {
+  execFileSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database], { input: script, env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: ["pipe", "ignore", "pipe"] });
+}
+
+/**
+ * pg_dumpall with the parts that legitimately differ after a restore normalised: the random
+ * \restrict keys, and the password hash of the bootstrap superuser, which a restore leaves as it is.
+ */
+export function normalisedDumpall(c: ClusterInfo): string {
+  const out = execFileSync("pg_dumpall", [], { env: { PATH: process.env.PATH, ...clusterEnv(c) }, maxBuffer: 1 << 28 }).toString("utf8");
+  return out.replace(/^\\(un)?restrict \S+$/gm, "\\$1restrict KEY").replace(/^(ALTER ROLE postgres WITH .*?) PASSWORD '[^']*'/m, "$1 PASSWORD '…'");
+}
+
+/** The clusters one test file creates, destroyed together in its afterAll. */
+export class ClusterSet {
+  private readonly all: ClusterInfo[] = [];
+
+  async create(name: string): Promise<ClusterInfo> {
+    const c = await createCluster({ name });
+    this.all.push(c);
+    return c;
+  }
+
+  destroyAll(): void {
+    for (const c of this.all.splice(0)) destroyCluster(c);
+  }
+}

@@ -2,36 +2,25 @@
 // of a wiped one behind the write gate, which it then lifts; two runs at once restore once
 // (the lock); with no backups it only lifts the gate; the next backup of the restored
 // cluster starts a new chain instead of refusing.
-import { execFileSync } from "node:child_process";
 import { cpSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCK_KEY } from "../../lib/lock.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";
-import { clusterEnv, createCluster, destroyCluster, sql } from "../cluster.js";
+import { ClusterSet, normalisedDumpall, psqlScript, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
 
-const clusters: ClusterInfo[] = [];
+const clusters = new ClusterSet();
 let src: ClusterInfo;
 let dir: string;
 let clock = Date.parse("2026-05-03T03:00:00Z");
 const now = () => new Date((clock += 60_000));
 
-function psql(c: ClusterInfo, database: string, script: string): void {
-  execFileSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database], { input: script, env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: ["pipe", "ignore", "pipe"] });
-}
-
-function dumpall(c: ClusterInfo): string {
-  const out = execFileSync("pg_dumpall", [], { env: { PATH: process.env.PATH, ...clusterEnv(c) } }).toString("utf8");
-  return out.replace(/^\\(un)?restrict \S+$/gm, "\\$1restrict KEY").replace(/^(ALTER ROLE postgres WITH .*?) PASSWORD '[^']*'/m, "$1 PASSWORD '…'");
-}
-
 /** A wiped data volume: a new cluster whose init hook set the write gate (as stack/initdb/10-write-gate.sh does). */
 async function wipedCluster(name: string, init = ""): Promise<ClusterInfo> {
-  const c = await createCluster({ name });
-  clusters.push(c);
-  psql(c, "postgres", `${init} ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();`);
+  const c = await clusters.create(name);
+  psqlScript(c, "postgres", `${init} ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();`);
   return c;
 }
 
@@ -40,14 +29,13 @@ async function gate(c: ClusterInfo): Promise<string> {
 }
 
 beforeAll(async () => {
-  src = await createCluster({ name: "ar-src" });
-  clusters.push(src);
+  src = await clusters.create("ar-src");
   dir = tempDir();
-  psql(src, "postgres", `
+  psqlScript(src, "postgres", `
     CREATE ROLE svc LOGIN PASSWORD 'svc-pw';
     CREATE DATABASE orders OWNER svc;
     CREATE DATABASE "ünï qu""ote";`);
-  psql(src, "orders", "CREATE TABLE o (id int PRIMARY KEY, v text); INSERT INTO o SELECT g, 'v' || g FROM generate_series(1, 2000) g; ALTER TABLE o OWNER TO svc;");
+  psqlScript(src, "orders", "CREATE TABLE o (id int PRIMARY KEY, v text); INSERT INTO o SELECT g, 'v' || g FROM generate_series(1, 2000) g; ALTER TABLE o OWNER TO svc;");
   const full = await backup(testConfig(src, dir), testDeps(now), { tier: "full", force: false, dryRun: false, allowNewCluster: false });
   expect(full.status).toBe("written");
   await sql(src, "ünï qu\"ote", "CREATE TABLE later (x int); INSERT INTO later VALUES (1)");
@@ -57,16 +45,16 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  for (const c of clusters) destroyCluster(c);
+  clusters.destroyAll();
 });
 
 describe("auto-restore", () => {
   it("does nothing on the live cluster the backups come from", async () => {
-    const before = dumpall(src);
+    const before = normalisedDumpall(src);
     const r = await runCli(["auto-restore", "--wait", "5"], cliEnv(src, dir));
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("nothing to do: the cluster has user data");
-    expect(dumpall(src)).toBe(before);
+    expect(normalisedDumpall(src)).toBe(before);
   });
 
   it("leaves a live cluster alone without asking for the lock, so a running backup never makes it exit 3", async () => {
@@ -95,7 +83,7 @@ describe("auto-restore", () => {
     console.log(`auto-restore of a wiped cluster: ${Date.now() - t0} ms`);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/restored 4 database\(s\) from .*_full\.sql\.bz2 -> .*_incremental\.sql\.bz2 .*; write gate lifted/);
-    expect(dumpall(dst)).toBe(dumpall(src));
+    expect(normalisedDumpall(dst)).toBe(normalisedDumpall(src));
     expect(await gate(dst)).toBe("off");
     await sql(dst, "orders", "INSERT INTO o VALUES (9999, 'after')");
 
@@ -112,7 +100,7 @@ describe("auto-restore", () => {
     const skipped = runs.filter((r) => /nothing to do: the cluster has user databases/.test(r.stderr));
     expect([restored.length, skipped.length]).toEqual([1, 1]);
     expect(skipped[0]?.stderr).toContain("waiting for the cluster lock");
-    expect(dumpall(dst)).toBe(dumpall(src));
+    expect(normalisedDumpall(dst)).toBe(normalisedDumpall(src));
     expect(await gate(dst)).toBe("off");
   });
 

@@ -10,19 +10,15 @@ import { run as backup } from "../../tasks/backup.js";
 import { run as listDatabases } from "../../tasks/listDatabases.js";
 import { run as restore } from "../../tasks/restore.js";
 import type { ClusterInfo } from "../cluster.js";
-import { clusterEnv, createCluster, destroyCluster, sql } from "../cluster.js";
+import { ClusterSet, clusterEnv, psqlScript, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
 
-const clusters: ClusterInfo[] = [];
+const clusters = new ClusterSet();
 let src: ClusterInfo;
 let dir: string;
 let fullName: string;
 let clock = Date.parse("2026-04-05T01:00:00Z");
 const now = () => new Date((clock += 60_000));
-
-function psql(c: ClusterInfo, database: string, script: string): void {
-  execFileSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database], { input: script, env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: ["pipe", "ignore", "pipe"] });
-}
 
 /** pg_dump of one database (no database name inside), the \restrict keys normalised. */
 function dump(c: ClusterInfo, database: string): string {
@@ -30,27 +26,21 @@ function dump(c: ClusterInfo, database: string): string {
   return out.replace(/^\\(un)?restrict \S+$/gm, "\\$1restrict KEY");
 }
 
-async function newCluster(name: string): Promise<ClusterInfo> {
-  const c = await createCluster({ name });
-  clusters.push(c);
-  return c;
-}
-
 const names = async (c: ClusterInfo, query: string) => (await sql(c, "postgres", query)).rows.map((r: { n: string }) => r.n);
 const roles = (c: ClusterInfo) => names(c, "SELECT rolname AS n FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1");
 const databases = (c: ClusterInfo) => names(c, "SELECT datname AS n FROM pg_database ORDER BY 1");
 
 beforeAll(async () => {
-  src = await newCluster("rd-src");
+  src = await clusters.create("rd-src");
   dir = tempDir();
-  psql(src, "postgres", `
+  psqlScript(src, "postgres", `
     CREATE ROLE shop_owner LOGIN PASSWORD 'pw';
     CREATE ROLE shop_reader;
     CREATE ROLE unrelated;
     GRANT shop_reader TO shop_owner;
     CREATE DATABASE "shop é" OWNER shop_owner;
     CREATE DATABASE other;`);
-  psql(src, "shop é", `
+  psqlScript(src, "shop é", `
     CREATE TABLE items (id int PRIMARY KEY, name text);
     INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 1000) g;
     ALTER TABLE items OWNER TO shop_owner;
@@ -62,12 +52,12 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  for (const c of clusters) destroyCluster(c);
+  clusters.destroyAll();
 });
 
 describe("restore-database", () => {
   it("restores into a cluster without its roles: the missing roles come from the file's globals", async () => {
-    const dst = await newCluster("rd-roles");
+    const dst = await clusters.create("rd-roles");
     const r = await restore(testConfig(dst, dir), testDeps(), { command: "restore-database", file: fullName, db: "shop é", dropExisting: false });
     expect(r.status === "restored" && r.createdRoles.sort()).toEqual(["shop_owner", "shop_reader", "unrelated"]);
     expect(dump(dst, "shop é")).toBe(dump(src, "shop é"));
@@ -77,7 +67,7 @@ describe("restore-database", () => {
   });
 
   it("--as restores under another name, beside the original", async () => {
-    const dst = await newCluster("rd-as");
+    const dst = await clusters.create("rd-as");
     const file = join(dir, "full", fullName);
     await restore(testConfig(dst, dir), testDeps(), { command: "restore-database", file, db: "shop é", dropExisting: false });
     await restore(testConfig(dst, dir), testDeps(), { command: "restore-database", file, db: "shop é", as: 'copy "of" shop', dropExisting: false });
@@ -87,8 +77,8 @@ describe("restore-database", () => {
   });
 
   it("refuses an existing non-empty database (exit 4) and changes nothing; --drop-existing replaces it", async () => {
-    const dst = await newCluster("rd-exists");
-    psql(dst, "postgres", 'CREATE DATABASE "shop é";');
+    const dst = await clusters.create("rd-exists");
+    psqlScript(dst, "postgres", 'CREATE DATABASE "shop é";');
     await sql(dst, "shop é", "CREATE TABLE mine (x int); INSERT INTO mine VALUES (7)");
     const refused = await runCli(["restore-database", fullName, "shop é"], cliEnv(dst, dir));
     expect(refused.code).toBe(4);
@@ -102,7 +92,7 @@ describe("restore-database", () => {
   });
 
   it("names the database when the file has no section of it", async () => {
-    const dst = await newCluster("rd-missing");
+    const dst = await clusters.create("rd-missing");
     const r = await runCli(["restore-database", fullName, "nope"], cliEnv(dst, dir));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('holds no section for database "nope"');
@@ -111,7 +101,7 @@ describe("restore-database", () => {
 
 describe("a corrupted file", () => {
   it("is refused (exit 4) before anything is touched", async () => {
-    const dst = await newCluster("rd-corrupt");
+    const dst = await clusters.create("rd-corrupt");
     const bad = tempDir();
     mkdirSync(join(bad, "full"));
     for (const f of readdirSync(join(dir, "full")).filter((f) => f.startsWith(fullName))) copyFileSync(join(dir, "full", f), join(bad, "full", f));
@@ -131,7 +121,7 @@ describe("a corrupted file", () => {
 
 describe("restore-full and list-databases", () => {
   it("restore-full of a file without a manifest streams it for its databases", async () => {
-    const dst = await newCluster("rd-full");
+    const dst = await clusters.create("rd-full");
     const plain = tempDir();
     const path = join(plain, "seed-backup.sql.bz2");
     copyFileSync(join(dir, "full", fullName), path);

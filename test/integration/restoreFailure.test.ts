@@ -1,31 +1,20 @@
 // Failures never leave a half-restored database under the real name: a psql error or a
 // truncated section drops the temporary database and keeps the existing one; the error names
 // the file, the database and psql's line. Replacing postgres, where the lock lives, works.
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256File } from "../../lib/checksum.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";
-import { clusterEnv, createCluster, destroyCluster, sql } from "../cluster.js";
+import { ClusterSet, psqlScript, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
 
-const clusters: ClusterInfo[] = [];
+const clusters = new ClusterSet();
 let src: ClusterInfo;
 let plainSql: string;
 let fullName: string;
 let dir: string;
-
-function psql(c: ClusterInfo, database: string, script: string): void {
-  execFileSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database], { input: script, env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: ["pipe", "ignore", "pipe"] });
-}
-
-async function newCluster(name: string): Promise<ClusterInfo> {
-  const c = await createCluster({ name });
-  clusters.push(c);
-  return c;
-}
 
 /** A plain .sql backup (no manifest) with a checksum sidecar, as a seed-era or hand-made file would be. */
 async function plainBackup(name: string, text: string): Promise<string> {
@@ -38,25 +27,23 @@ async function plainBackup(name: string, text: string): Promise<string> {
 const databases = async (c: ClusterInfo) => (await sql(c, "postgres", "SELECT datname FROM pg_database ORDER BY 1")).rows.map((r: { datname: string }) => r.datname);
 
 beforeAll(async () => {
-  src = await newCluster("rf-src");
+  src = await clusters.create("rf-src");
   dir = tempDir();
-  psql(src, "postgres", "CREATE DATABASE shop; CREATE DATABASE stock;");
-  psql(src, "shop", "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 100);");
-  psql(src, "stock", "CREATE TABLE s (id int); INSERT INTO s VALUES (1);");
+  psqlScript(src, "postgres", "CREATE DATABASE shop; CREATE DATABASE stock;");
+  psqlScript(src, "shop", "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 100);");
+  psqlScript(src, "stock", "CREATE TABLE s (id int); INSERT INTO s VALUES (1);");
   const r = await backup(testConfig(src, dir, { BACKUP_COMPRESSION: "none" }), testDeps(), { tier: "full", force: false, dryRun: false, allowNewCluster: false });
   if (r.status !== "written") throw new Error("no full backup");
   fullName = r.name;
   plainSql = readFileSync(r.path, "utf8");
 });
 
-afterAll(() => {
-  for (const c of clusters) destroyCluster(c);
-});
+afterAll(() => clusters.destroyAll());
 
 describe("a failing restore", () => {
   it("names file, database and line; the temporary database is dropped and the existing one kept", async () => {
-    const dst = await newCluster("rf-psql");
-    psql(dst, "postgres", "CREATE DATABASE shop;");
+    const dst = await clusters.create("rf-psql");
+    psqlScript(dst, "postgres", "CREATE DATABASE shop;");
     await sql(dst, "shop", "CREATE TABLE precious (x int); INSERT INTO precious VALUES (1)");
     const broken = plainSql.replace("CREATE TABLE public.items (\n", "CREATE TABLE public.items (\n    b nosuchtype,\n");
     const path = await plainBackup("broken.sql", broken);
@@ -69,7 +56,7 @@ describe("a failing restore", () => {
   });
 
   it("a section cut short by a truncated file is not renamed into place", async () => {
-    const dst = await newCluster("rf-trunc");
+    const dst = await clusters.create("rf-trunc");
     const cut = plainSql.slice(0, plainSql.indexOf("COPY public.items") + 200);
     const path = await plainBackup("cut.sql", cut);
     const r = await runCli(["restore-database", path, "shop"], cliEnv(dst, dir));
@@ -81,8 +68,8 @@ describe("a failing restore", () => {
 
 describe("--drop-existing over a live cluster", () => {
   it("replaces postgres too, last, although the lock lives there", async () => {
-    const dst = await newCluster("rf-postgres");
-    psql(dst, "postgres", "CREATE TABLE stray (x int); CREATE DATABASE shop;");
+    const dst = await clusters.create("rf-postgres");
+    psqlScript(dst, "postgres", "CREATE TABLE stray (x int); CREATE DATABASE shop;");
     await sql(dst, "shop", "CREATE TABLE old (x int)");
     const refused = await runCli(["restore-full", fullName], cliEnv(dst, dir));
     expect(refused.code).toBe(4);

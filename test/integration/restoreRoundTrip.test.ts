@@ -5,16 +5,15 @@
 // and restored with restore-latest into new clusters; pg_dumpall of both must be equal.
 // Legitimate differences, normalised before comparing: the random \restrict keys, and the
 // password hash of the bootstrap superuser, which a restore deliberately leaves as it is.
-import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run as backup } from "../../tasks/backup.js";
 import type { BackupResult } from "../../tasks/backup.js";
 import { run as restore } from "../../tasks/restore.js";
 import type { ClusterInfo } from "../cluster.js";
-import { clusterEnv, createCluster, destroyCluster, sql } from "../cluster.js";
+import { ClusterSet, normalisedDumpall, psqlScript, sql } from "../cluster.js";
 import { tempDir, testConfig, testDeps } from "../helpers.js";
 
-const clusters: ClusterInfo[] = [];
+const clusters = new ClusterSet();
 let src: ClusterInfo;
 let dir: string;
 let clock = Date.parse("2026-03-01T02:00:00Z");
@@ -23,28 +22,11 @@ const settle = () => new Promise((r) => setTimeout(r, 300));
 const snapshots: { at: string; dump: string }[] = [];
 const timings: Record<string, number> = {};
 
-/** pg_dumpall with the legitimately differing parts normalised. */
-function dumpall(c: ClusterInfo): string {
-  const out = execFileSync("pg_dumpall", [], { env: { PATH: process.env.PATH, ...clusterEnv(c) }, maxBuffer: 1 << 28 }).toString("utf8");
-  return out.replace(/^\\(un)?restrict \S+$/gm, "\\$1restrict KEY").replace(/^(ALTER ROLE postgres WITH .*?) PASSWORD '[^']*'/m, "$1 PASSWORD '…'");
-}
-
-/** Runs a script the way an operator would, statement by statement (CREATE DATABASE cannot run in a multi-statement query). */
-function psql(c: ClusterInfo, database: string, script: string): void {
-  execFileSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database], { input: script, env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: ["pipe", "ignore", "pipe"] });
-}
-
-async function newCluster(name: string): Promise<ClusterInfo> {
-  const c = await createCluster({ name });
-  clusters.push(c);
-  return c;
-}
-
 async function take(tier: "full" | "differential" | "incremental"): Promise<BackupResult & { status: "written" }> {
   await settle();
   const r = await backup(testConfig(src, dir), testDeps(now), { tier, force: false, dryRun: false, allowNewCluster: false });
   if (r.status !== "written") throw new Error(`expected a ${tier} backup, got ${r.status}`);
-  snapshots.push({ at: r.manifest.startedAt, dump: dumpall(src) });
+  snapshots.push({ at: r.manifest.startedAt, dump: normalisedDumpall(src) });
   return r;
 }
 
@@ -53,9 +35,9 @@ const MARKERS = String.raw`INSERT INTO markers (s) VALUES ('-- Database "x" dump
 
 beforeAll(async () => {
   const t0 = Date.now();
-  src = await newCluster("rt-src");
+  src = await clusters.create("rt-src");
   dir = tempDir();
-  psql(src, "postgres", `
+  psqlScript(src, "postgres", `
     CREATE ROLE app_owner LOGIN PASSWORD 'owner-pw';
     CREATE ROLE reader NOLOGIN;
     CREATE ROLE "we""ird role" LOGIN PASSWORD 'x' VALID UNTIL '2099-01-01';
@@ -73,7 +55,7 @@ beforeAll(async () => {
     GRANT CONNECT ON DATABASE app TO reader;
     CREATE TABLE pg_side (id int PRIMARY KEY, note text);
     INSERT INTO pg_side VALUES (1, 'in postgres');`);
-  psql(src, "app", `
+  psqlScript(src, "app", `
     CREATE EXTENSION hstore;
     CREATE EXTENSION pg_trgm;
     CREATE TABLE measurements (id bigserial, at date NOT NULL, attrs hstore, v numeric) PARTITION BY RANGE (at);
@@ -98,14 +80,14 @@ beforeAll(async () => {
   const full = await take("full");
   expect(full.manifest.included).toHaveLength(7);
   await sql(src, "app", "INSERT INTO measurements (at, v) VALUES ('2026-02-01', 1); REFRESH MATERIALIZED VIEW monthly");
-  psql(src, "postgres", "CREATE DATABASE late; CREATE ROLE latecomer LOGIN;");
+  psqlScript(src, "postgres", "CREATE DATABASE late; CREATE ROLE latecomer LOGIN;");
   await sql(src, "late", "CREATE TABLE l (x int); INSERT INTO l VALUES (42)");
   const diff = await take("differential");
   expect(diff.manifest.included.sort()).toEqual(["app", "late"]);
   await sql(src, "ünïcødé", "UPDATE ü SET s = 'ø' WHERE n < 10");
   const inc1 = await take("incremental");
   expect(inc1.manifest.included).toEqual(["ünïcødé"]);
-  psql(src, "postgres", "DROP DATABASE todrop; GRANT reader TO latecomer;");
+  psqlScript(src, "postgres", "DROP DATABASE todrop; GRANT reader TO latecomer;");
   await sql(src, "with space", "INSERT INTO \"spaced table\" VALUES ('c d')");
   const inc2 = await take("incremental");
   expect(inc2.manifest.included).toEqual(["with space"]);
@@ -113,27 +95,27 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  for (const c of clusters) destroyCluster(c);
+  clusters.destroyAll();
   console.log(`restore round trip timings (ms): ${JSON.stringify(timings)}`);
 });
 
 describe("restore-latest", () => {
   it("reproduces the cluster: pg_dumpall of both is equal, and the dropped database stays dropped", async () => {
-    const dst = await newCluster("rt-latest");
+    const dst = await clusters.create("rt-latest");
     const t0 = Date.now();
     const r = await restore(testConfig(dst, dir), testDeps(), { command: "restore-latest", dropExisting: false, dryRun: false });
     timings.restoreLatest = Date.now() - t0;
     expect(r.status).toBe("restored");
-    const restored = dumpall(dst);
-    expect(restored).toBe(dumpall(src));
+    const restored = normalisedDumpall(dst);
+    expect(restored).toBe(normalisedDumpall(src));
     expect(restored).not.toContain("todrop");
     const leftovers = await sql(dst, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'pgsb%'");
     expect(leftovers.rows).toEqual([]);
   });
 
   it("--at picks the backup at or before that time: the state right after the differential (through the write gate)", async () => {
-    const dst = await newCluster("rt-at");
-    psql(dst, "postgres", "ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();");
+    const dst = await clusters.create("rt-at");
+    psqlScript(dst, "postgres", "ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();");
     const afterDiff = snapshots[1] as { at: string; dump: string };
     const at = new Date(Date.parse(afterDiff.at) + 30_000).toISOString();
     const deps = testDeps();
@@ -144,15 +126,15 @@ describe("restore-latest", () => {
     // A manual restore passes the gate but leaves opening it to the operator.
     expect(deps.logs.some((l) => String(l.msg).startsWith("the write gate is still set"))).toBe(true);
     expect((await sql(dst, "postgres", "SHOW default_transaction_read_only")).rows[0].default_transaction_read_only).toBe("on");
-    const restored = dumpall(dst);
+    const restored = normalisedDumpall(dst);
     expect(restored).toBe(afterDiff.dump);
     expect(restored).toContain("todrop");
   });
 
   it("--dry-run prints the plan and changes nothing", async () => {
-    const dst = await newCluster("rt-dry");
+    const dst = await clusters.create("rt-dry");
     const deps = testDeps();
-    const before = dumpall(dst);
+    const before = normalisedDumpall(dst);
     const r = await restore(testConfig(dst, dir), deps, { command: "restore-latest", dropExisting: false, dryRun: true });
     expect(r.status).toBe("planned");
     const text = deps.output.join("");
@@ -160,6 +142,6 @@ describe("restore-latest", () => {
     expect(text).toMatch(/_full\.sql\.bz2 +full +template1, postgres, "quo\\"te"\n/);
     expect(text).toMatch(/_differential\.sql\.bz2 +differential +app, late\n/);
     expect(text).toMatch(/_incremental\.sql\.bz2 +incremental +yes +"with space"\n/);
-    expect(dumpall(dst)).toBe(before);
+    expect(normalisedDumpall(dst)).toBe(before);
   });
 });
