@@ -12,8 +12,6 @@ import { scanCatalog, usable } from "../../lib/catalog.js";
 import { sha256File, verifyChecksum } from "../../lib/checksum.js";
 import type { Config } from "../../lib/config.js";
 import { ExitCode, TaskError } from "../../lib/errors.js";
-import type { Manifest } from "../../lib/manifest.js";
-import { MANIFEST_FORMAT } from "../../lib/manifest.js";
 import type { LocalBackup } from "../../lib/mirror.js";
 import { deleteRemote, downloadBackup, fetchFromMirror, mirrorAll, mirrorDeletions, uploadBackup } from "../../lib/mirror.js";
 import type { Tier } from "../../lib/naming.js";
@@ -27,6 +25,7 @@ import { run as cleanup } from "../../tasks/cleanup.js";
 import { backupAndMirror } from "../../tasks/mirror.js";
 import { freePort } from "../../lib/port.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
+import { testManifest } from "../manifests.js";
 
 // s3rver ships no types; this is the part of its API the tests use.
 interface S3rverInstance {
@@ -72,13 +71,7 @@ function fakeBackup(backupDir: string, tier: Tier, time: Date, bytes: number): L
   const data = randomBytes(bytes);
   writeFileSync(path, data);
   const sha256 = createHash("sha256").update(data).digest("hex");
-  const at = time.toISOString();
-  const manifest: Manifest = {
-    ...{ format: MANIFEST_FORMAT, tool: { name: "pg-swarm-backup", version: "test" }, name, tier, parent: null, startedAt: at, finishedAt: at },
-    ...{ serverVersion: "16", pgDumpVersion: "pg_dump (PostgreSQL) 16", systemIdentifier: "1", compression: { codec: "bzip2", program: "test", level: 9 } },
-    ...{ rawBytes: bytes, compressedBytes: bytes, sha256, fingerprint: { globals: "", statsEpoch: "", databases: {} } },
-    ...{ databases: ["postgres", "app"], included: ["postgres", "app"], rowCounts: {} },
-  };
+  const manifest = testManifest(name, { rawBytes: bytes, compressedBytes: bytes, sha256, databases: ["postgres", "app"], included: ["postgres", "app"] });
   writeFileSync(path + ".sha256", checksumLine(sha256, name));
   writeFileSync(path + ".json", JSON.stringify(manifest, null, 2) + "\n");
   return { name, tier, path, manifest };

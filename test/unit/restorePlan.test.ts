@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { CatalogEntry } from "../../lib/catalog.js";
-import type { Manifest } from "../../lib/manifest.js";
-import { MANIFEST_FORMAT } from "../../lib/manifest.js";
 import { parseBackupName } from "../../lib/naming.js";
 import { RestorePlanError, formatPlan, planRestore } from "../../lib/restorePlan.js";
+import { testManifest } from "../manifests.js";
 
 const F = "20240107_030000_full.sql.bz2";
 const I1 = "20240107_040000_incremental.sql.bz2";
@@ -26,26 +25,7 @@ interface Spec {
 function entry(name: string, spec: Spec): CatalogEntry {
   const parsed = parseBackupName(name);
   if (parsed === null) throw new Error(`bad test backup name ${name}`);
-  const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
-    tool: { name: "pg-swarm-backup", version: "test" },
-    name,
-    tier: parsed.tier,
-    parent: spec.parent ?? null,
-    startedAt: parsed.time.toISOString(),
-    finishedAt: parsed.time.toISOString(),
-    serverVersion: "16.10",
-    pgDumpVersion: "16.10",
-    systemIdentifier: "7300000000000000001",
-    compression: { codec: "bzip2", program: "lbzip2", level: 9 },
-    rawBytes: 1,
-    compressedBytes: 1,
-    sha256: "0".repeat(64),
-    fingerprint: { globals: "g", statsEpoch: "s", databases: {} },
-    databases: spec.databases,
-    included: spec.included ?? spec.databases,
-    rowCounts: {},
-  };
+  const manifest = testManifest(name, { parent: spec.parent ?? null, databases: spec.databases, included: spec.included ?? spec.databases });
   const usable = spec.noManifest !== true;
   return {
     name,

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CatalogEntry } from "../../lib/catalog.js";
 import type { Manifest } from "../../lib/manifest.js";
-import { MANIFEST_FORMAT } from "../../lib/manifest.js";
 import { parseBackupName } from "../../lib/naming.js";
 import type { SectionsResult } from "../../lib/sections.js";
 import type { StreamScan } from "../../lib/verifyChecks.js";
@@ -17,6 +16,7 @@ import {
   streamFindings,
 } from "../../lib/verifyChecks.js";
 import { formatReport } from "../../tasks/verify.js";
+import { testManifest } from "../manifests.js";
 
 // A fixed reference time keeps the age checks deterministic.
 const NOW = new Date("2024-01-10T12:00:00Z");
@@ -27,27 +27,14 @@ const I = "20240110_020000_incremental.sql.bz2";
 function entry(name: string, over: Partial<Manifest> = {}, extra: Partial<CatalogEntry> = {}): CatalogEntry {
   const parsed = parseBackupName(name);
   if (parsed === null) throw new Error(name);
-  const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
-    tool: { name: "pg-swarm-backup", version: "test" },
-    name,
-    tier: parsed.tier,
-    parent: null,
-    startedAt: parsed.time.toISOString(),
-    finishedAt: parsed.time.toISOString(),
-    serverVersion: "16.10",
-    pgDumpVersion: "16.10",
-    systemIdentifier: "7300000000000000001",
-    compression: { codec: "bzip2", program: "lbzip2", level: 9 },
+  const manifest = testManifest(name, {
     rawBytes: 1000,
     compressedBytes: 100,
-    sha256: "0".repeat(64),
-    fingerprint: { globals: "g", statsEpoch: "s", databases: {} },
     databases: ["template1", "postgres", "app"],
     included: ["template1", "postgres", "app"],
     rowCounts: { template1: {}, postgres: {}, app: { "public.items": 3 } },
     ...over,
-  };
+  });
   return { name, tier: parsed.tier, path: `/b/${parsed.tier}/${name}`, time: parsed.time, parent: manifest.parent, manifest, problem: null, bytes: 100, ...extra };
 }
 
