@@ -45,8 +45,8 @@ export function backupFiles(backupDir: string, tier: string): string[] {
     .map((f) => join(dir, f));
 }
 
-function ours(ctx: Context, c: BenchCluster, backupDir: string, args: string[], extra: Record<string, string> = {}, okCodes: number[] = []): Promise<Run> {
-  return timed(["node", ctx.cli, ...args], { env: { ...c.env, BACKUP_DIR: backupDir, ...extra }, rss: true, tmpDir: ctx.root, okCodes });
+function ours(ctx: Context, c: BenchCluster, backupDir: string, args: string[], extra: Record<string, string> = {}): Promise<Run> {
+  return timed(["node", ctx.cli, ...args], { env: { ...c.env, BACKUP_DIR: backupDir, ...extra }, rss: true, tmpDir: ctx.root });
 }
 
 /** "3.21 s, CPU 5.10 s (node 0.42 s), peak RSS 96 MB" for the progress lines. */
@@ -178,39 +178,26 @@ export async function restoreGroup(ctx: Context, backupDir: string, expectedData
   const seed = R.add("seed_restore", "seed: bunzip2 -c FULL | psql (fresh cluster)", null);
   const mine = R.add("ours_restore", "ours: restore-latest (fresh cluster)", "seed_restore");
   const file = backupFiles(backupDir, "full")[0] as string;
-  let implemented = true;
-  for (let rep = 0; rep < ctx.reps; rep++) {
-    const tag = `rep ${rep + 1}/${ctx.reps}`;
-    if (implemented) {
-      const target = ctx.own(await startCluster(ctx.root, `restore-ours-${rep}`));
-      try {
-        const run = await ours(ctx, target, backupDir, ["restore-latest"], {}, [7]);
-        if (run.code === 7) {
-          implemented = false;
-          mine.skipped = "restore-latest is not implemented in this build yet (exit 7)";
-          say(`${mine.label}: skipped, ${mine.skipped}`);
-        } else {
-          const n = await databaseCount(target);
-          if (n !== expectedDatabases) throw new Error(`${mine.label}: ${n} databases after the restore, expected ${expectedDatabases}`);
-          R.record(mine, run);
-          say(`${mine.label}: ${brief(run)} (${tag})`);
-        }
-      } finally {
-        destroyCluster(target);
-        ctx.disown(target);
-      }
-    }
-    const target = ctx.own(await startCluster(ctx.root, `restore-seed-${rep}`));
+  /** Runs one restore into a fresh cluster, checks the databases arrived, records it. */
+  const restoreInto = async (c: typeof seed, cluster: string, tag: string, restore: (target: BenchCluster) => Promise<Run>) => {
+    const target = ctx.own(await startCluster(ctx.root, cluster));
     try {
-      const run = await shell(`bunzip2 -c ${sq(file)} | psql -X -q -d postgres > /dev/null 2>&1`, { env: target.env, tmpDir: ctx.root });
+      const run = await restore(target);
       const n = await databaseCount(target);
-      if (n !== expectedDatabases) throw new Error(`${seed.label}: ${n} databases after the restore, expected ${expectedDatabases}`);
-      R.record(seed, run);
-      say(`${seed.label}: ${brief(run)} (${tag})`);
+      if (n !== expectedDatabases) throw new Error(`${c.label}: ${n} databases after the restore, expected ${expectedDatabases}`);
+      R.record(c, run);
+      say(`${c.label}: ${brief(run)} (${tag})`);
     } finally {
       destroyCluster(target);
       ctx.disown(target);
     }
+  };
+  for (let rep = 0; rep < ctx.reps; rep++) {
+    const tag = `rep ${rep + 1}/${ctx.reps}`;
+    await restoreInto(mine, `restore-ours-${rep}`, tag, (target) => ours(ctx, target, backupDir, ["restore-latest"]));
+    await restoreInto(seed, `restore-seed-${rep}`, tag, (target) =>
+      shell(`bunzip2 -c ${sq(file)} | psql -X -q -d postgres > /dev/null 2>&1`, { env: target.env, tmpDir: ctx.root }),
+    );
   }
 }
 

@@ -27,8 +27,6 @@ export interface RunOptions {
   env: Record<string, string>;
   /** Measure peak RSS and own CPU of the process (ours); the baselines get CPU seconds only. */
   rss?: boolean;
-  /** Exit codes that are not a failure (default: 0 only). */
-  okCodes?: number[];
   tmpDir: string;
 }
 
@@ -137,7 +135,7 @@ export async function timed(argv: string[], opts: RunOptions): Promise<Run> {
     }
     rmSync(rssFile, { force: true });
   }
-  if (code !== 0 && !(opts.okCodes ?? []).includes(code)) {
+  if (code !== 0) {
     const tail = stderr.trim().split("\n").slice(-6).join("\n");
     throw new Error(`${argv.join(" ").slice(0, 300)} exited with ${code}: ${tail}`);
   }
