@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, rmSync, statSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compressorFor } from "../lib/compression.js";
+import { compressorFor } from "../lib/backup/compression.js";
 import type { BenchCluster } from "./cluster.js";
 import { destroyCluster, query, startCluster } from "./cluster.js";
 import { addManyDatabases, manyName, touchBigDatabase } from "./dataset.js";

@@ -6,8 +6,8 @@ import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
-import { findServerBinary } from "../lib/bin.js";
-import { freePort } from "../lib/port.js";
+import { findServerBinary } from "../lib/core/bin.js";
+import { freePort } from "../lib/core/port.js";
 
 export const SERVER_USER = "postgres";
 

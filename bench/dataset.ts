@@ -3,7 +3,7 @@
 // databases and two roles), and a cluster of many small databases for the incremental cases.
 // Deterministic: the same scale gives the same rows.
 import { execFileSync } from "node:child_process";
-import { findServerBinary, which } from "../lib/bin.js";
+import { findServerBinary, which } from "../lib/core/bin.js";
 import type { BenchCluster } from "./cluster.js";
 import { psqlScript, query } from "./cluster.js";
 

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { which } from "../lib/bin.js";
+import { which } from "../lib/core/bin.js";
 import type { BenchCluster } from "./cluster.js";
 import { asServerUser, giveToServerUser, psqlScript, reloadCluster, serverUserPrefix } from "./cluster.js";
 import type { Run, RunOptions } from "./measure.js";

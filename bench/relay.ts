@@ -7,10 +7,10 @@ import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { hashTap } from "../lib/checksum.js";
-import { start, spawnFilter } from "../lib/proc.js";
-import { RowCounter } from "../lib/rowCounter.js";
-import { relay } from "../lib/sink.js";
+import { hashTap } from "../lib/store/checksum.js";
+import { start, spawnFilter } from "../lib/core/proc.js";
+import { RowCounter } from "../lib/backup/rowCounter.js";
+import { relay } from "../lib/backup/sink.js";
 
 async function main(): Promise<void> {
   const [out, program, ...args] = process.argv.slice(2);

@@ -3,25 +3,25 @@
 // cluster (lib/autoRestorePlan.ts); then it lifts the write gate the init hook set
 // (lib/writeGate.ts). Everywhere else it logs why it did nothing and exits 0.
 import { existsSync } from "node:fs";
-import { decideAutoRestore } from "../lib/autoRestorePlan.js";
-import type { AutoRestoreDecision } from "../lib/autoRestorePlan.js";
-import { scanCatalog } from "../lib/catalog.js";
-import { catalogWithMirror, ensureLocal } from "../lib/mirrorFallback.js";
-import type { Config } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { ExitCode, TaskError } from "../lib/errors.js";
-import { acquireLock } from "../lib/lock.js";
-import type { Logger } from "../lib/log.js";
-import { connect, withClient } from "../lib/pg.js";
-import type { Client } from "../lib/pg.js";
-import { executeRestore, restoreContext } from "../lib/restoreExec.js";
-import type { RestoreOutcome } from "../lib/restoreExec.js";
-import { planRestore } from "../lib/restorePlan.js";
-import { latestRequest } from "../lib/restoreRequest.js";
-import { isTempName } from "../lib/restoreTarget.js";
-import { listDatabases, serverInfo, userDatabases } from "../lib/server.js";
-import { isEmptyDatabase } from "../lib/targetState.js";
-import { LIFT_BY_HAND, connectWritable, gateIsSet, liftGate } from "../lib/writeGate.js";
+import { decideAutoRestore } from "../lib/restore/autoRestorePlan.js";
+import type { AutoRestoreDecision } from "../lib/restore/autoRestorePlan.js";
+import { scanCatalog } from "../lib/store/catalog.js";
+import { catalogWithMirror, ensureLocal } from "../lib/s3/mirrorFallback.js";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
+import { acquireLock } from "../lib/postgres/lock.js";
+import type { Logger } from "../lib/core/log.js";
+import { connect, withClient } from "../lib/postgres/connection.js";
+import type { Client } from "../lib/postgres/connection.js";
+import { executeRestore, restoreContext } from "../lib/restore/exec.js";
+import type { RestoreOutcome } from "../lib/restore/exec.js";
+import { planRestore } from "../lib/restore/plan.js";
+import { latestRequest } from "../lib/restore/request.js";
+import { isTempName } from "../lib/restore/target.js";
+import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
+import { isEmptyDatabase } from "../lib/restore/targetState.js";
+import { LIFT_BY_HAND, connectWritable, gateIsSet, liftGate } from "../lib/restore/writeGate.js";
 
 export interface AutoRestoreArgs {
   /** Seconds to keep retrying while PostgreSQL does not accept connections yet. */

@@ -5,21 +5,21 @@
 // deletion the mirror missed (server down) is retried by the next cleanup.
 import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { CatalogEntry } from "../lib/catalog.js";
-import { scanCatalog, tierDir } from "../lib/catalog.js";
-import { verifyChecksum } from "../lib/checksum.js";
-import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/cleanupPlan.js";
-import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/cleanupPlan.js";
-import type { Config } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { ExitCode, TaskError, errnoCode } from "../lib/errors.js";
-import { humanBytes } from "../lib/format.js";
-import { acquireLock } from "../lib/lock.js";
-import type { Logger } from "../lib/log.js";
-import { CHECKSUM_SUFFIX, CODECS, MANIFEST_SUFFIX, TIERS, latestPointerName } from "../lib/naming.js";
-import type { Tier } from "../lib/naming.js";
-import { planRetention } from "../lib/retention.js";
-import { pointerFileName, readLatestPointer, storageError, updateLatestPointer } from "../lib/storage.js";
+import type { CatalogEntry } from "../lib/store/catalog.js";
+import { scanCatalog, tierDir } from "../lib/store/catalog.js";
+import { verifyChecksum } from "../lib/store/checksum.js";
+import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/retention/cleanup.js";
+import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/retention/cleanup.js";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ExitCode, TaskError, errnoCode } from "../lib/core/errors.js";
+import { humanBytes } from "../lib/core/format.js";
+import { acquireLock } from "../lib/postgres/lock.js";
+import type { Logger } from "../lib/core/log.js";
+import { CHECKSUM_SUFFIX, CODECS, MANIFEST_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
+import type { Tier } from "../lib/store/naming.js";
+import { planRetention } from "../lib/retention/plan.js";
+import { pointerFileName, readLatestPointer, storageError, updateLatestPointer } from "../lib/store/storage.js";
 
 export interface CleanupArgs {
   dryRun: boolean;
@@ -28,7 +28,7 @@ export interface CleanupArgs {
   now?: string;
 }
 
-export type { CleanupDecision, CleanupReport } from "../lib/cleanupPlan.js";
+export type { CleanupDecision, CleanupReport } from "../lib/retention/cleanup.js";
 
 interface Leftover {
   rel: string;
@@ -181,7 +181,7 @@ async function execute(config: Config, report: CleanupReport, byName: ReadonlyMa
 async function mirrorCleanup(config: Config, decisions: readonly CleanupDecision[], log: Logger): Promise<void> {
   const names = decisions.filter((d) => d.action === "delete").map((d) => d.name);
   if (config.s3 === null || names.length === 0) return;
-  const { mirrorDeletions } = await import("../lib/mirror.js");
+  const { mirrorDeletions } = await import("../lib/s3/mirror.js");
   const r = await mirrorDeletions(config, names, log);
   if (r.status === "deleted") log.info({ backups: r.names, objects: r.objects }, `deleted ${r.names.length} backup(s) from the S3 mirror`);
 }
@@ -192,7 +192,7 @@ async function mirrorCleanup(config: Config, decisions: readonly CleanupDecision
  */
 async function mirrorOnly(config: Config, local: readonly CatalogEntry[], log: Logger): Promise<{ entries: CatalogEntry[]; failure: unknown }> {
   if (config.s3 === null || config.s3.retention !== "mirror") return { entries: [], failure: null };
-  const [{ listRemote, remoteCatalog }, { mirrorTarget }] = await Promise.all([import("../lib/remoteCatalog.js"), import("../lib/s3.js")]);
+  const [{ listRemote, remoteCatalog }, { mirrorTarget }] = await Promise.all([import("../lib/s3/remoteCatalog.js"), import("../lib/s3/client.js")]);
   const t = mirrorTarget(config.s3, log.child({ mirror: "s3" }));
   try {
     const names = new Set(local.map((e) => e.name));

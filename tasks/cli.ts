@@ -5,15 +5,15 @@
 import { availableParallelism } from "node:os";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import type { Config } from "../lib/config.js";
-import { resolveConfig } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { ExitCode, TaskError } from "../lib/errors.js";
-import { createLogger } from "../lib/log.js";
-import type { Tier } from "../lib/naming.js";
-import { TIERS } from "../lib/naming.js";
-import { redact } from "../lib/secret.js";
-import { TOOL } from "../lib/version.js";
+import type { Config } from "../lib/core/config.js";
+import { resolveConfig } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
+import { createLogger } from "../lib/core/log.js";
+import type { Tier } from "../lib/store/naming.js";
+import { TIERS } from "../lib/store/naming.js";
+import { redact } from "../lib/core/secret.js";
+import { TOOL } from "../lib/core/version.js";
 
 /** What a handler reports back: an exit code other than 0, and the bytes a backup wrote (for metrics). */
 interface Outcome {
@@ -42,7 +42,7 @@ const EXIT_TABLE = `Exit codes:
 
 async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ok: boolean, started: number, bytes?: number): Promise<void> {
   if (config.metricsFile === null) return;
-  const { recordTaskResult } = await import("../lib/metrics.js");
+  const { recordTaskResult } = await import("../lib/core/metrics.js");
   await recordTaskResult(config.metricsFile, { ...label, ok, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
     deps.log.warn({ err: (err as Error).message, metricsFile: config.metricsFile }, "metrics not recorded"),
   );
@@ -224,7 +224,7 @@ export async function main(argv: string[]): Promise<void> {
           .option("restore", { type: "boolean", default: false, describe: "restore the newest chain into a throwaway cluster and compare row counts" }),
       (a) =>
         execute(async (config, deps) => {
-          const [verify, { verifyServerConfig }] = await Promise.all([import("./verify.js"), import("../lib/verifyTarget.js")]);
+          const [verify, { verifyServerConfig }] = await Promise.all([import("./verify.js"), import("../lib/verify/target.js")]);
           const report = await verify.run(config, deps, { json: a.json, maxAgeHours: a.maxAge, restore: a.restore, server: verifyServerConfig(process.env) });
           return { code: report.ok ? ExitCode.ok : ExitCode.verifyFailed };
         }, "verify"),

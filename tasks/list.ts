@@ -1,13 +1,13 @@
 // list: every backup with tier, local time, size, databases and checksum-sidecar state.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import type { CatalogEntry } from "../lib/catalog.js";
-import { scanCatalog } from "../lib/catalog.js";
-import type { Config } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { humanBytes, localTime, table } from "../lib/format.js";
-import { CHECKSUM_SUFFIX } from "../lib/naming.js";
-import type { Tier } from "../lib/naming.js";
+import type { CatalogEntry } from "../lib/store/catalog.js";
+import { scanCatalog } from "../lib/store/catalog.js";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { humanBytes, localTime, table } from "../lib/core/format.js";
+import { CHECKSUM_SUFFIX } from "../lib/store/naming.js";
+import type { Tier } from "../lib/store/naming.js";
 
 export interface ListArgs {
   json: boolean;

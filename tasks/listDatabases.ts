@@ -1,13 +1,13 @@
 // list-databases FILE: the databases a backup file holds, from its manifest (with table and
 // row counts) or, for a file without one, by streaming it through the section reader.
-import type { Config } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { openSqlStream } from "../lib/decompress.js";
-import { ExitCode, TaskError } from "../lib/errors.js";
-import { humanBytes, table } from "../lib/format.js";
-import { childEnv } from "../lib/pg.js";
-import { resolveFile } from "../lib/resolveFile.js";
-import { listSections } from "../lib/sections.js";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { openSqlStream } from "../lib/restore/decompress.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
+import { humanBytes, table } from "../lib/core/format.js";
+import { childEnv } from "../lib/postgres/connection.js";
+import { resolveFile } from "../lib/store/resolveFile.js";
+import { listSections } from "../lib/sql/sections.js";
 
 export interface ListDatabasesArgs {
   file: string;

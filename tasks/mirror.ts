@@ -1,18 +1,18 @@
 // mirror: re-sync every local backup to S3 (what is missing or differs), `backup` followed
 // by its upload, and `list --source s3`. A mirror failure never touches the local backups;
 // it ends the task with ExitCode.mirrorFailed so the operator sees it.
-import { scanCatalog } from "../lib/catalog.js";
-import type { Config, S3Config } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { ConfigError, ExitCode, TaskError } from "../lib/errors.js";
-import { humanBytes, table } from "../lib/format.js";
-import { acquireLock } from "../lib/lock.js";
-import type { MirrorReport } from "../lib/mirror.js";
-import { mirrorAll, uploadBackup } from "../lib/mirror.js";
-import type { Tier } from "../lib/naming.js";
-import { listRemote, remoteCatalog } from "../lib/remoteCatalog.js";
-import type { MirrorOptions } from "../lib/s3.js";
-import { keyPrefix, mirrorTarget, s3Url } from "../lib/s3.js";
+import { scanCatalog } from "../lib/store/catalog.js";
+import type { Config, S3Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ConfigError, ExitCode, TaskError } from "../lib/core/errors.js";
+import { humanBytes, table } from "../lib/core/format.js";
+import { acquireLock } from "../lib/postgres/lock.js";
+import type { MirrorReport } from "../lib/s3/mirror.js";
+import { mirrorAll, uploadBackup } from "../lib/s3/mirror.js";
+import type { Tier } from "../lib/store/naming.js";
+import { listRemote, remoteCatalog } from "../lib/s3/remoteCatalog.js";
+import type { MirrorOptions } from "../lib/s3/client.js";
+import { keyPrefix, mirrorTarget, s3Url } from "../lib/s3/client.js";
 import type { BackupArgs, BackupResult } from "./backup.js";
 import { run as backup } from "./backup.js";
 import { databasesCell, describeEntry } from "./list.js";

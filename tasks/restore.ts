@@ -1,22 +1,22 @@
 // restore-latest | restore-full | restore-database: decide what to restore (lib/restorePlan.ts,
 // lib/restoreRequest.ts), then, holding the cluster lock, execute it (lib/restoreExec.ts).
-import type { Config } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { openSqlStream } from "../lib/decompress.js";
-import { ExitCode, TaskError } from "../lib/errors.js";
-import { acquireLock } from "../lib/lock.js";
-import type { Logger } from "../lib/log.js";
-import { childEnv, withClient } from "../lib/pg.js";
-import { catalogWithMirror, ensureLocal, mirrorFetcher } from "../lib/mirrorFallback.js";
-import { resolveFile } from "../lib/resolveFile.js";
-import type { ResolvedFile } from "../lib/resolveFile.js";
-import { executeRestore, restoreContext } from "../lib/restoreExec.js";
-import type { RestoreOutcome, RestoreRequest } from "../lib/restoreExec.js";
-import { formatPlan, planRestore } from "../lib/restorePlan.js";
-import type { RestorePlan } from "../lib/restorePlan.js";
-import { databaseRequest, fullRequest, latestRequest } from "../lib/restoreRequest.js";
-import { listSections } from "../lib/sections.js";
-import { LIFT_BY_HAND, gateIsSet } from "../lib/writeGate.js";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { openSqlStream } from "../lib/restore/decompress.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
+import { acquireLock } from "../lib/postgres/lock.js";
+import type { Logger } from "../lib/core/log.js";
+import { childEnv, withClient } from "../lib/postgres/connection.js";
+import { catalogWithMirror, ensureLocal, mirrorFetcher } from "../lib/s3/mirrorFallback.js";
+import { resolveFile } from "../lib/store/resolveFile.js";
+import type { ResolvedFile } from "../lib/store/resolveFile.js";
+import { executeRestore, restoreContext } from "../lib/restore/exec.js";
+import type { RestoreOutcome, RestoreRequest } from "../lib/restore/exec.js";
+import { formatPlan, planRestore } from "../lib/restore/plan.js";
+import type { RestorePlan } from "../lib/restore/plan.js";
+import { databaseRequest, fullRequest, latestRequest } from "../lib/restore/request.js";
+import { listSections } from "../lib/sql/sections.js";
+import { LIFT_BY_HAND, gateIsSet } from "../lib/restore/writeGate.js";
 
 export type RestoreArgs =
   | { command: "restore-latest"; at?: string; dropExisting: boolean; dryRun: boolean }

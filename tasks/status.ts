@@ -1,14 +1,14 @@
 // status [--json]: what the metrics say, for people. The newest usable backup per tier and
 // its age (from the catalog), and each task's last run, result and last success (from the
 // state behind METRICS_FILE), and verify's last check results.
-import { scanCatalog } from "../lib/catalog.js";
-import type { Config } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { humanBytes, localTime, table } from "../lib/format.js";
-import { readMetricsState } from "../lib/metrics.js";
-import type { MetricsState } from "../lib/metrics.js";
-import { TIERS } from "../lib/naming.js";
-import type { Tier } from "../lib/naming.js";
+import { scanCatalog } from "../lib/store/catalog.js";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { humanBytes, localTime, table } from "../lib/core/format.js";
+import { readMetricsState } from "../lib/core/metrics.js";
+import type { MetricsState } from "../lib/core/metrics.js";
+import { TIERS } from "../lib/store/naming.js";
+import type { Tier } from "../lib/store/naming.js";
 
 export interface StatusArgs {
   json: boolean;

@@ -4,25 +4,25 @@
 // restores that chain into a throwaway cluster with the restore executor (no cluster lock:
 // the production cluster is not touched) and compares row counts with the manifests.
 // The decisions are in lib/verifyChecks.ts; this file reads, times and reports.
-import { scanCatalog } from "../lib/catalog.js";
-import type { CatalogEntry } from "../lib/catalog.js";
-import { verifyChecksum } from "../lib/checksum.js";
-import type { Config, PgConfig } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
-import { ConfigError } from "../lib/errors.js";
-import { humanBytes } from "../lib/format.js";
-import type { Logger } from "../lib/log.js";
-import { recordTaskResult } from "../lib/metrics.js";
-import { planRestore } from "../lib/restorePlan.js";
-import type { RestorePlan } from "../lib/restorePlan.js";
-import { ageFindings, chainFindings, fail, family, manifestFindings, pass, restoredRowFindings, resultsByName, streamFindings } from "../lib/verifyChecks.js";
-import type { Check, Finding } from "../lib/verifyChecks.js";
-import { countRestoredRows, restoreChainForVerify } from "../lib/verifyRestore.js";
-import type { ChainRestore } from "../lib/verifyRestore.js";
-import { scanBackup } from "../lib/verifyStream.js";
-import { openRestoreTarget } from "../lib/verifyTarget.js";
-import type { RestoreTarget } from "../lib/verifyTarget.js";
-import { mapLimit } from "../lib/concurrency.js";
+import { scanCatalog } from "../lib/store/catalog.js";
+import type { CatalogEntry } from "../lib/store/catalog.js";
+import { verifyChecksum } from "../lib/store/checksum.js";
+import type { Config, PgConfig } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ConfigError } from "../lib/core/errors.js";
+import { humanBytes } from "../lib/core/format.js";
+import type { Logger } from "../lib/core/log.js";
+import { recordTaskResult } from "../lib/core/metrics.js";
+import { planRestore } from "../lib/restore/plan.js";
+import type { RestorePlan } from "../lib/restore/plan.js";
+import { ageFindings, chainFindings, fail, family, manifestFindings, pass, restoredRowFindings, resultsByName, streamFindings } from "../lib/verify/checks.js";
+import type { Check, Finding } from "../lib/verify/checks.js";
+import { countRestoredRows, restoreChainForVerify } from "../lib/verify/restore.js";
+import type { ChainRestore } from "../lib/verify/restore.js";
+import { scanBackup } from "../lib/verify/stream.js";
+import { openRestoreTarget } from "../lib/verify/target.js";
+import type { RestoreTarget } from "../lib/verify/target.js";
+import { mapLimit } from "../lib/core/concurrency.js";
 
 export interface VerifyArgs {
   json: boolean;

@@ -6,8 +6,8 @@ import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { findServerBinary } from "../lib/bin.js";
-import { freePort } from "../lib/port.js";
+import { findServerBinary } from "../lib/core/bin.js";
+import { freePort } from "../lib/core/port.js";
 
 export const TEST_PASSWORD = "s3cret-Test-pw!";
 

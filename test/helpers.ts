@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
-import type { Config } from "../lib/config.js";
-import { resolveConfig } from "../lib/config.js";
-import type { Deps } from "../lib/deps.js";
+import type { Config } from "../lib/core/config.js";
+import { resolveConfig } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
 import type { ClusterInfo } from "./cluster.js";
 import { clusterEnv } from "./cluster.js";
 

@@ -1,8 +1,8 @@
 // A manifest as the backup task writes it, for tests that plan or check over a catalog
 // without writing real backups; the name's tier and time fill in tier, startedAt, finishedAt.
-import type { Manifest } from "../lib/manifest.js";
-import { MANIFEST_FORMAT } from "../lib/manifest.js";
-import { parseBackupName } from "../lib/naming.js";
+import type { Manifest } from "../lib/store/manifest.js";
+import { MANIFEST_FORMAT } from "../lib/store/manifest.js";
+import { parseBackupName } from "../lib/store/naming.js";
 
 export function testManifest(name: string, over: Partial<Manifest> = {}): Manifest {
   const parsed = parseBackupName(name);

@@ -5,7 +5,7 @@
 import { cpSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LOCK_KEY } from "../../lib/lock.js";
+import { LOCK_KEY } from "../../lib/postgres/lock.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";
 import { ClusterSet, normalisedDumpall, psqlScript, sql } from "../cluster.js";

@@ -5,11 +5,11 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, re
 import { join } from "node:path";
 import pg from "pg";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { verifyChecksum } from "../../lib/checksum.js";
-import { LOCK_KEY } from "../../lib/lock.js";
-import { backupName } from "../../lib/naming.js";
-import type { Tier } from "../../lib/naming.js";
-import { readLatestPointer, updateLatestPointer } from "../../lib/storage.js";
+import { verifyChecksum } from "../../lib/store/checksum.js";
+import { LOCK_KEY } from "../../lib/postgres/lock.js";
+import { backupName } from "../../lib/store/naming.js";
+import type { Tier } from "../../lib/store/naming.js";
+import { readLatestPointer, updateLatestPointer } from "../../lib/store/storage.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { CleanupReport } from "../../tasks/cleanup.js";
 import { run as cleanup } from "../../tasks/cleanup.js";

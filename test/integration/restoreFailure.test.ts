@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sha256File } from "../../lib/checksum.js";
+import { sha256File } from "../../lib/store/checksum.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";
 import { ClusterSet, psqlScript, sql } from "../cluster.js";

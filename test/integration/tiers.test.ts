@@ -2,7 +2,7 @@
 // alone, by the next incremental, and an idle cluster costs nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
-import { LOCK_KEY } from "../../lib/lock.js";
+import { LOCK_KEY } from "../../lib/postgres/lock.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { BackupResult } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";

@@ -5,12 +5,12 @@ import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { sha256File } from "../../lib/checksum.js";
-import type { Manifest } from "../../lib/manifest.js";
+import { sha256File } from "../../lib/store/checksum.js";
+import type { Manifest } from "../../lib/store/manifest.js";
 import { run as backup } from "../../tasks/backup.js";
 import { run as verify } from "../../tasks/verify.js";
 import type { VerifyArgs, VerifyReport } from "../../tasks/verify.js";
-import { verifyServerConfig } from "../../lib/verifyTarget.js";
+import { verifyServerConfig } from "../../lib/verify/target.js";
 import { TEST_PASSWORD, createCluster, destroyCluster, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
 

@@ -1,0 +1,90 @@
+// dump -> compressor process -> sha256 (in-process, on the compressed bytes) -> file.
+// The dump writes into the compressor's stdin itself (see dump.ts); here the compressed
+// side is hashed and written. On any failure every stage is stopped and the error that
+// explains it is reported: a storage errno first, then the dump's own error, then the
+// compressor's.
+import { createHash } from "node:crypto";
+import type { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { hashTap } from "../store/checksum.js";
+import type { Program } from "./compression.js";
+import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
+import { ProcessError, spawnFilter } from "../core/proc.js";
+import { SinkClosedError } from "./sink.js";
+import type { PartialFile } from "../store/storage.js";
+
+const STORAGE_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG"]);
+
+export interface WriteResult {
+  sha256: string;
+  bytes: number;
+}
+
+export interface WriteProgress {
+  compressedBytes: number;
+}
+
+function rank(err: unknown): number {
+  if (STORAGE_ERRNOS.has(errnoCode(err) ?? "")) return 0;
+  if (err instanceof TaskError) return 1;
+  if (err instanceof ProcessError) return 2;
+  if (err instanceof SinkClosedError) return 4;
+  return 3;
+}
+
+/**
+ * Runs `produce` with a sink (the compressor's stdin; with `compressor` null, the hasher in
+ * front of the file) and writes what comes out into the partial file.
+ */
+export async function writeCompressed(
+  produce: (sink: Writable) => Promise<void>,
+  compressor: Program | null,
+  partial: PartialFile,
+  env: NodeJS.ProcessEnv,
+  progress: WriteProgress,
+): Promise<WriteResult> {
+  const hash = createHash("sha256");
+  const hasher = hashTap(hash, (chunk) => (progress.compressedBytes += chunk.length));
+  // The stream owns and closes the handle (a FileHandle cannot be closed while a stream
+  // holds it); commitPartial reopens the file to fsync it.
+  const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });
+  const closed = new Promise<void>((resolve) => file.once("close", () => resolve()));
+  const child = compressor === null ? null : spawnFilter(compressor.program, compressor.args, env);
+  const sink = child === null ? hasher : (child.stdin as Writable);
+  const stages: Promise<unknown>[] = [];
+  if (child === null) {
+    stages.push(pipeline(hasher, file));
+  } else {
+    stages.push(pipeline(child.stdout as NonNullable<typeof child.stdout>, hasher, file));
+    stages.push(child.done);
+  }
+  stages.push(
+    produce(sink).then(() => {
+      sink.end();
+    }),
+  );
+  const settled = await new Promise<PromiseSettledResult<unknown>[]>((resolve) => {
+    let failed = false;
+    for (const s of stages) {
+      s.catch(() => {
+        if (failed) return;
+        failed = true;
+        // Stop every other stage so the first failure does not leave a process or stream hanging.
+        sink.destroy();
+        child?.kill();
+        file.destroy();
+      });
+    }
+    void Promise.allSettled(stages).then(resolve);
+  });
+  if (!file.destroyed) file.destroy();
+  await closed;
+  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
+  const first = errors.sort((a, b) => rank(a) - rank(b))[0];
+  if (first instanceof SinkClosedError && compressor !== null) {
+    // Nothing else failed: the compressor exited 0 without reading all of its input.
+    throw new TaskError(ExitCode.failed, `${compressor.program} exited before reading the whole dump (its output would be incomplete)`, { cause: first });
+  }
+  if (errors.length > 0) throw first;
+  return { sha256: hash.digest("hex"), bytes: progress.compressedBytes };
+}

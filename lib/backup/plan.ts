@@ -1,0 +1,89 @@
+// Pure: what a backup run should do, given the catalog, the cluster and its fingerprint.
+import type { CatalogEntry } from "../store/catalog.js";
+import type { ChangeReport } from "./fingerprint.js";
+import { detectChanges, hasChanges } from "./fingerprint.js";
+import type { Fingerprint } from "../store/manifest.js";
+import type { Tier } from "../store/naming.js";
+
+export interface BackupPlanInput {
+  requested: Tier;
+  /** Usable catalog entries (manifest and checksum sidecar present), any order. */
+  catalog: readonly CatalogEntry[];
+  systemIdentifier: string;
+  fingerprint: Fingerprint;
+  /** Databases with user data; empty on a freshly initialised cluster. */
+  userDatabases: readonly string[];
+  force: boolean;
+  allowNewCluster: boolean;
+}
+
+export type BackupPlan =
+  | { action: "refuse"; reason: string }
+  | { action: "skip"; tier: Tier; reference: string; reason: string }
+  | {
+      action: "backup";
+      tier: Tier;
+      /** Manifest.parent of the new backup. */
+      parent: string | null;
+      /** The backup whose fingerprint was compared, if any. */
+      reference: string | null;
+      databases: { name: string; reason: string }[];
+      notes: string[];
+      changes: ChangeReport | null;
+    };
+
+function newest(entries: readonly CatalogEntry[]): CatalogEntry | undefined {
+  return [...entries].sort((a, b) => b.time.getTime() - a.time.getTime() || b.name.localeCompare(a.name))[0];
+}
+
+export function planBackup(input: BackupPlanInput): BackupPlan {
+  const all = Object.keys(input.fingerprint.databases);
+  const notes: string[] = [];
+  const unnamable = all.find((n) => /[\r\n]/.test(n));
+  if (unnamable !== undefined) {
+    return {
+      action: "refuse",
+      reason:
+        `database ${JSON.stringify(unnamable)} has a line break in its name; pg_dump refuses such names (they cannot be restored with psql safely). ` +
+        "Rename it with ALTER DATABASE … RENAME TO a name without line breaks, then run the backup again",
+    };
+  }
+  const latest = newest(input.catalog);
+  const sameCluster = input.catalog.filter((e) => e.manifest?.systemIdentifier === input.systemIdentifier);
+  if (latest !== undefined && latest.manifest?.systemIdentifier !== input.systemIdentifier) {
+    const theirs = latest.manifest?.systemIdentifier ?? "unknown";
+    if (input.userDatabases.length === 0 && !input.allowNewCluster) {
+      return {
+        action: "refuse",
+        reason:
+          `this cluster (system_identifier ${input.systemIdentifier}) is freshly initialised and has no user databases, ` +
+          `but the newest backup ${latest.name} is of another cluster (${theirs}): that looks like a wiped data volume, not a change. ` +
+          "Run `pg-swarm-backup auto-restore` to restore it, or pass --allow-new-cluster to start a new backup chain deliberately",
+      };
+    }
+    notes.push(`new cluster: system_identifier ${input.systemIdentifier}, newest backup ${latest.name} is of ${theirs}; starting a new chain with a full`);
+  }
+  const fulls = sameCluster.filter((e) => e.tier === "full");
+  const lastFull = newest(fulls);
+  let tier = input.requested;
+  if (tier !== "full" && lastFull === undefined) {
+    notes.push(`no valid full backup of this cluster exists: taking a full instead of a ${tier}`);
+    tier = "full";
+  }
+  const reference = tier === "incremental" ? newest(sameCluster) : lastFull;
+  const parent = tier === "full" ? null : (reference?.name ?? null);
+  const changes = reference?.manifest ? detectChanges(reference.manifest.fingerprint, input.fingerprint) : null;
+  if (reference !== undefined && changes !== null && !hasChanges(changes) && !input.force) {
+    return { action: "skip", tier, reference: reference.name, reason: `no changes since ${reference.name}` };
+  }
+  let databases: { name: string; reason: string }[];
+  if (tier === "full" || input.force || changes === null) {
+    const why = tier === "full" ? "full backup" : input.force ? "--force" : "no reference";
+    databases = all.map((name) => ({ name, reason: why }));
+  } else {
+    databases = changes.changed.map((c) => ({ name: c.name, reason: c.reason }));
+    if (changes.globalsChanged) notes.push("roles, memberships or tablespaces changed");
+    if (changes.dropped.length > 0) notes.push(`dropped since ${reference?.name}: ${changes.dropped.join(", ")}`);
+  }
+  return { action: "backup", tier, parent, reference: reference?.name ?? null, databases, notes, changes };
+}

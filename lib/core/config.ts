@@ -1,0 +1,211 @@
+// Configuration is read once, at the edge (tasks/cli.ts), from the environment into a
+// typed, frozen object. Every bad value fails here with the variable, the problem and the fix.
+import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { ConfigError, errnoCode } from "./errors.js";
+import type { Codec } from "../store/naming.js";
+import { CODECS } from "../store/naming.js";
+import { Secret } from "./secret.js";
+
+export const DEFAULT_PASSWORD_FILE = "/run/secrets/postgres_password";
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+const LEVEL_RANGE: Record<Codec, [number, number, number | null]> = {
+  bzip2: [1, 9, 9],
+  zstd: [1, 19, 1],
+  gzip: [1, 9, 6],
+  none: [0, 0, null],
+};
+
+export interface PgConfig {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password: Secret | null;
+  /** Where the password came from, for error messages: "PGPASSWORD", "POSTGRES_PASSWORD_FILE=/run/…", "PGPASSFILE=…" or "none". */
+  passwordSource: string;
+  passfile: string | null;
+  connectTimeoutSeconds: number;
+}
+
+export interface S3Config {
+  bucket: string;
+  prefix: string;
+  endpoint: string | null;
+  region: string;
+  forcePathStyle: boolean;
+  sse: string | null;
+  accessKeyId: Secret | null;
+  secretAccessKey: Secret | null;
+  retention: "mirror" | "keep";
+}
+
+export interface Config {
+  pg: PgConfig;
+  backupDir: string;
+  tz: string;
+  compression: { codec: Codec; level: number | null; threads: number };
+  retention: { keepAllDays: number; keepDifferentialDays: number; minFull: number; keepFullDays: number };
+  lock: { mode: "wait" | "skip"; timeoutSeconds: number };
+  s3: S3Config | null;
+  logLevel: (typeof LOG_LEVELS)[number];
+  logFile: string | null;
+  metricsFile: string | null;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v === "" ? fallback : v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number, hint: string): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw.trim())) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a whole number; ${hint}`);
+  }
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(`${name}=${raw} is out of range ${min}..${max}; ${hint}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = str(env, name, fallback).trim().toLowerCase();
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name}=${JSON.stringify(env[name])} is not one of ${allowed.join(", ")}; set it to one of them or unset it for "${fallback}"`);
+  }
+  return raw as T;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a boolean; use true or false`);
+}
+
+/** Reads a Docker secret file; strips one trailing newline, which `echo … | docker secret create` adds. */
+export function readSecretFile(name: string, path: string, fix: string): Secret {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${name}=${path} is not readable (${errnoCode(err) ?? "error"}); ${fix}`, { cause: err });
+  }
+  const value = text.replace(/\r?\n$/, "");
+  if (value === "") throw new ConfigError(`${name}=${path} is empty; ${fix}`);
+  return new Secret(value);
+}
+
+function validTimeZone(env: Env): string {
+  const tz = str(env, "TZ", "Europe/Berlin").replace(/^:/, "");
+  try {
+    new Intl.DateTimeFormat("en-GB", { timeZone: tz });
+  } catch (err) {
+    throw new ConfigError(`TZ=${JSON.stringify(tz)} is not a known time zone; use an IANA name such as Europe/Berlin or UTC`, { cause: err });
+  }
+  return tz;
+}
+
+function pgConfig(env: Env): PgConfig {
+  let password: Secret | null = null;
+  let passwordSource = "none";
+  const fix = "mount the postgres_password secret or set PGPASSWORD";
+  if (env.PGPASSWORD !== undefined && env.PGPASSWORD !== "") {
+    password = new Secret(env.PGPASSWORD);
+    passwordSource = "PGPASSWORD";
+  } else if (env.POSTGRES_PASSWORD_FILE !== undefined && env.POSTGRES_PASSWORD_FILE !== "") {
+    password = readSecretFile("POSTGRES_PASSWORD_FILE", env.POSTGRES_PASSWORD_FILE, fix);
+    passwordSource = `POSTGRES_PASSWORD_FILE=${env.POSTGRES_PASSWORD_FILE}`;
+  } else if (existsSync(DEFAULT_PASSWORD_FILE)) {
+    password = readSecretFile("POSTGRES_PASSWORD_FILE", DEFAULT_PASSWORD_FILE, fix);
+    passwordSource = `POSTGRES_PASSWORD_FILE=${DEFAULT_PASSWORD_FILE} (default)`;
+  }
+  const passfile = env.PGPASSFILE !== undefined && env.PGPASSFILE !== "" ? env.PGPASSFILE : null;
+  if (password === null && passfile !== null) passwordSource = `PGPASSFILE=${passfile}`;
+  return {
+    host: str(env, "PGHOST", "postgres"),
+    port: int(env, "PGPORT", 5432, 1, 65535, "set the port PostgreSQL listens on (5432 by default)"),
+    user: str(env, "PGUSER", "postgres"),
+    database: str(env, "PGDATABASE", "postgres"),
+    password,
+    passwordSource,
+    passfile,
+    connectTimeoutSeconds: int(env, "PG_CONNECT_TIMEOUT_SECONDS", 60, 0, 86_400, "seconds to keep retrying while PostgreSQL is starting"),
+  };
+}
+
+function s3Config(env: Env): S3Config | null {
+  const bucket = str(env, "S3_BUCKET", "");
+  if (bucket === "") return null;
+  const keyFile = env.AWS_ACCESS_KEY_ID_FILE;
+  const secretFile = env.AWS_SECRET_ACCESS_KEY_FILE;
+  const fix = "mount the secret or use the AWS SDK credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role)";
+  const accessKeyId = keyFile ? readSecretFile("AWS_ACCESS_KEY_ID_FILE", keyFile, fix) : null;
+  const secretAccessKey = secretFile ? readSecretFile("AWS_SECRET_ACCESS_KEY_FILE", secretFile, fix) : null;
+  if ((accessKeyId === null) !== (secretAccessKey === null)) {
+    throw new ConfigError("AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE must be set together; set both or neither");
+  }
+  const endpoint = str(env, "S3_ENDPOINT", "");
+  if (endpoint !== "" && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    throw new ConfigError(`S3_ENDPOINT=${JSON.stringify(endpoint)} is not an http(s) URL; use e.g. https://s3.example.com`);
+  }
+  return {
+    bucket,
+    prefix: str(env, "S3_PREFIX", "").replace(/^\/+|\/+$/g, ""),
+    endpoint: endpoint === "" ? null : endpoint,
+    region: str(env, "S3_REGION", "us-east-1"),
+    forcePathStyle: bool(env, "S3_FORCE_PATH_STYLE", endpoint !== ""),
+    sse: str(env, "S3_SSE", "") || null,
+    accessKeyId,
+    secretAccessKey,
+    retention: oneOf(env, "S3_RETENTION", ["mirror", "keep"] as const, "mirror"),
+  };
+}
+
+export function resolveConfig(env: Env): Readonly<Config> {
+  const backupDir = str(env, "BACKUP_DIR", "/backups");
+  if (!backupDir.startsWith("/")) {
+    throw new ConfigError(`BACKUP_DIR=${JSON.stringify(backupDir)} is not an absolute path; use e.g. /backups`);
+  }
+  const codec = oneOf(env, "BACKUP_COMPRESSION", CODECS, "bzip2");
+  const [lo, hi, defLevel] = LEVEL_RANGE[codec];
+  const level = codec === "none" ? null : int(env, "BACKUP_COMPRESSION_LEVEL", defLevel ?? 0, lo, hi, `${codec} levels are ${lo}..${hi}`);
+  const keepAllDays = int(env, "RETENTION_KEEP_ALL_DAYS", 14, 0, 36_500, "days during which every backup is kept");
+  const keepDifferentialDays = int(env, "RETENTION_KEEP_DIFFERENTIAL_DAYS", 42, 0, 36_500, "days during which differentials are kept");
+  if (keepDifferentialDays < keepAllDays) {
+    throw new ConfigError(`RETENTION_KEEP_DIFFERENTIAL_DAYS=${keepDifferentialDays} is below RETENTION_KEEP_ALL_DAYS=${keepAllDays}; it must be at least as long`);
+  }
+  const keepFullRaw = str(env, "RETENTION_KEEP_FULL_DAYS", "");
+  const keepFullDays = keepFullRaw === "" ? Infinity : int(env, "RETENTION_KEEP_FULL_DAYS", 0, keepDifferentialDays, 36_500, `fulls are kept at least as long as differentials (${keepDifferentialDays}); unset it to keep fulls forever`);
+  const logFileRaw = env.LOG_FILE;
+  const metrics = str(env, "METRICS_FILE", "");
+  return Object.freeze({
+    pg: Object.freeze(pgConfig(env)),
+    backupDir,
+    tz: validTimeZone(env),
+    compression: Object.freeze({
+      codec,
+      level,
+      threads: int(env, "BACKUP_COMPRESSION_THREADS", availableParallelism(), 1, 1024, "threads for the compressor (default: all cores)"),
+    }),
+    retention: Object.freeze({
+      keepAllDays,
+      keepDifferentialDays,
+      minFull: int(env, "RETENTION_MIN_FULL", 2, 1, 1000, "the number of newest fulls never deleted (at least 1)"),
+      keepFullDays,
+    }),
+    lock: Object.freeze({
+      mode: oneOf(env, "LOCK_MODE", ["wait", "skip"] as const, "wait"),
+      timeoutSeconds: int(env, "LOCK_TIMEOUT_SECONDS", 3600, 0, 604_800, "seconds to wait for another task's lock"),
+    }),
+    s3: s3Config(env),
+    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
+    logFile: logFileRaw === undefined ? join(backupDir, "backup.log") : logFileRaw === "" ? null : logFileRaw,
+    metricsFile: metrics === "" ? null : metrics,
+  });
+}

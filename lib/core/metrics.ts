@@ -1,0 +1,178 @@
+// The Prometheus textfile at METRICS_FILE, for node_exporter's textfile collector. Every
+// task rewrites the whole file; the state behind it (one record per task and tier, and
+// verify's last check results) lives in "<METRICS_FILE>.json" beside it, so a task keeps the
+// other tasks' series without parsing Prometheus text back. Both files are replaced
+// atomically (temp file in the same folder + rename), so the collector never reads half a
+// file; the collector only reads *.prom, so the state and temp files are invisible to it.
+import { open, readFile, rm, stat } from "node:fs/promises";
+import { errnoCode } from "./errors.js";
+import { writeFileAtomic } from "../store/storage.js";
+import { sleep } from "./concurrency.js";
+
+export interface TaskResult {
+  task: string;
+  tier?: string;
+  ok: boolean;
+  durationSeconds: number;
+  /** Bytes written (a backup's compressed size); kept from the previous run when absent. */
+  bytes?: number;
+  finishedAt: Date;
+  /** verify only: per check name, whether all its checks passed; replaces the previous set. */
+  checks?: Record<string, boolean>;
+}
+
+export interface SeriesState {
+  task: string;
+  tier: string | null;
+  /** Unix seconds. */
+  lastRun: number;
+  lastSuccess: number | null;
+  lastDurationSeconds: number;
+  lastBytes: number | null;
+  lastOk: boolean;
+}
+
+export interface MetricsState {
+  format: 1;
+  series: SeriesState[];
+  verifyChecks: Record<string, boolean>;
+}
+
+export const STATE_SUFFIX = ".json";
+const LOCK_SUFFIX = ".lock";
+const LOCK_WAIT_MS = 10_000;
+/** A lock older than this was left by a killed task. */
+const LOCK_STALE_MS = 60_000;
+
+export function emptyState(): MetricsState {
+  return { format: 1, series: [], verifyChecks: {} };
+}
+
+/** The state after one more task result. Pure. */
+export function applyResult(state: MetricsState, r: TaskResult): MetricsState {
+  const tier = r.tier ?? null;
+  const at = r.finishedAt.getTime() / 1000;
+  const previous = state.series.find((s) => s.task === r.task && s.tier === tier);
+  const next: SeriesState = {
+    task: r.task,
+    tier,
+    lastRun: at,
+    lastSuccess: r.ok ? at : (previous?.lastSuccess ?? null),
+    lastDurationSeconds: r.durationSeconds,
+    lastBytes: r.bytes ?? previous?.lastBytes ?? null,
+    lastOk: r.ok,
+  };
+  const series = [...state.series.filter((s) => s !== previous), next].sort(
+    (a, b) => a.task.localeCompare(b.task) || (a.tier ?? "").localeCompare(b.tier ?? ""),
+  );
+  return { format: 1, series, verifyChecks: r.checks !== undefined ? { ...r.checks } : state.verifyChecks };
+}
+
+/** Label values escaped as the text format requires: backslash, double quote, newline. */
+export function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function labels(pairs: Record<string, string | null>): string {
+  const parts = Object.entries(pairs)
+    .filter((p): p is [string, string] => p[1] !== null)
+    .map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
+}
+
+interface Family {
+  name: string;
+  help: string;
+  samples: [string, number][];
+}
+
+/** The textfile: HELP and TYPE for every family that has samples, one sample per line. Pure. */
+export function formatMetrics(state: MetricsState): string {
+  const task = (s: SeriesState) => labels({ task: s.task, tier: s.tier });
+  const families: Family[] = [
+    { name: "pgsb_last_run_timestamp_seconds", help: "When the task last finished, successful or not (Unix time).", samples: state.series.map((s) => [task(s), s.lastRun]) },
+    {
+      name: "pgsb_last_success_timestamp_seconds",
+      help: "When the task last finished successfully (Unix time).",
+      samples: state.series.filter((s) => s.lastSuccess !== null).map((s) => [task(s), s.lastSuccess as number]),
+    },
+    { name: "pgsb_last_duration_seconds", help: "How long the task's last run took.", samples: state.series.map((s) => [task(s), s.lastDurationSeconds]) },
+    {
+      name: "pgsb_last_backup_bytes",
+      help: "Compressed size of the last backup file the task wrote.",
+      samples: state.series.filter((s) => s.lastBytes !== null).map((s) => [task(s), s.lastBytes as number]),
+    },
+    { name: "pgsb_last_result", help: "1 when the task's last run succeeded, 0 when it failed.", samples: state.series.map((s) => [task(s), s.lastOk ? 1 : 0]) },
+    {
+      name: "pgsb_verify_check_ok",
+      help: "1 when every check of this name passed in the last verify run, 0 otherwise.",
+      samples: Object.keys(state.verifyChecks)
+        .sort()
+        .map((c) => [labels({ check: c }), state.verifyChecks[c] === true ? 1 : 0]),
+    },
+  ];
+  const lines: string[] = [];
+  for (const f of families) {
+    if (f.samples.length === 0) continue;
+    lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`);
+    for (const [l, v] of f.samples) lines.push(`${f.name}${l} ${Number.isFinite(v) ? String(v) : "NaN"}`);
+  }
+  return lines.length === 0 ? "" : lines.join("\n") + "\n";
+}
+
+function isState(v: unknown): v is MetricsState {
+  const s = v as Partial<MetricsState> | null;
+  return typeof s === "object" && s !== null && s.format === 1 && Array.isArray(s.series) && typeof s.verifyChecks === "object" && s.verifyChecks !== null;
+}
+
+/** The recorded state; empty when there is none yet or it cannot be read (the next write repairs it). */
+export async function readMetricsState(metricsFile: string): Promise<MetricsState> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(metricsFile + STATE_SUFFIX, "utf8"));
+    return isState(parsed) ? parsed : emptyState();
+  } catch {
+    return emptyState();
+  }
+}
+
+/** Serializes read-modify-write between tasks that finish at the same moment (verify runs beside backups). */
+async function withLock<T>(metricsFile: string, fn: () => Promise<T>): Promise<T> {
+  const lock = metricsFile + LOCK_SUFFIX;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      await (await open(lock, "wx", 0o644)).close();
+      break;
+    } catch (err) {
+      if (errnoCode(err) !== "EEXIST") throw err;
+      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > LOCK_STALE_MS || Date.now() > deadline) await rm(lock, { force: true });
+      else await sleep(50);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+/**
+ * Records one task result and rewrites METRICS_FILE. Throws an Error naming the file and
+ * the fix; callers log it as a warning, since a metrics problem must not fail a backup.
+ */
+export async function recordTaskResult(metricsFile: string, result: TaskResult): Promise<MetricsState> {
+  try {
+    return await withLock(metricsFile, async () => {
+      const state = applyResult(await readMetricsState(metricsFile), result);
+      await writeFileAtomic(metricsFile + STATE_SUFFIX, JSON.stringify(state, null, 2) + "\n");
+      await writeFileAtomic(metricsFile, formatMetrics(state));
+      return state;
+    });
+  } catch (err) {
+    throw new Error(
+      `METRICS_FILE=${metricsFile} cannot be written (${errnoCode(err) ?? (err as Error).message}); make its folder writable for the task user (node_exporter's textfile directory) or unset METRICS_FILE`,
+      { cause: err },
+    );
+  }
+}

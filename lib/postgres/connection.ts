@@ -1,0 +1,106 @@
+// PostgreSQL connections: one place that knows how to connect, retry while the server
+// starts, and explain a failure without revealing the password.
+import pg from "pg";
+import type { PgConfig } from "../core/config.js";
+import { ExitCode, PgCode, TaskError } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import { redact } from "../core/secret.js";
+import { sleep } from "../core/concurrency.js";
+
+export type Client = pg.Client;
+
+export const APPLICATION_NAME = "pg-swarm-backup";
+
+/** The environment for pg_dump/psql children: libpq variables, the password via env (never argv). */
+export function childEnv(cfg: PgConfig, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const key of ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"]) if (base[key] !== undefined) env[key] = base[key];
+  env.PGHOST = cfg.host;
+  env.PGPORT = String(cfg.port);
+  env.PGUSER = cfg.user;
+  env.PGAPPNAME = APPLICATION_NAME;
+  env.PGCONNECT_TIMEOUT = "15";
+  if (cfg.password !== null) env.PGPASSWORD = cfg.password.reveal();
+  if (cfg.passfile !== null) env.PGPASSFILE = cfg.passfile;
+  return env;
+}
+
+/** A libpq connection string naming one database; quotes so that any name (with = or spaces) is taken literally. */
+export function dbnameConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+const TRANSIENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOENT"]);
+
+function isTransient(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (e.code !== undefined && (TRANSIENT.has(e.code) || e.code === PgCode.cannotConnectNow || e.code === PgCode.adminShutdown)) return true;
+  return /timeout|Connection terminated/i.test(e.message ?? "");
+}
+
+export function describeConnectError(cfg: PgConfig, database: string, err: unknown): TaskError {
+  const e = err as { code?: string; message?: string };
+  const where = `${cfg.user}@${cfg.host}:${cfg.port}/${database}`;
+  const detail = redact(e.message ?? String(err), [cfg.password]);
+  if (e.code === PgCode.invalidPassword || /password authentication failed|no password supplied|SASL/i.test(e.message ?? "")) {
+    return new TaskError(
+      ExitCode.database,
+      `PostgreSQL rejected the password for ${where} (password from ${cfg.passwordSource}); check that secret or variable holds the current password of PGUSER=${cfg.user}`,
+      { cause: err },
+    );
+  }
+  if (e.code === PgCode.invalidCatalogName) {
+    return new TaskError(ExitCode.database, `database "${database}" does not exist on ${cfg.host}:${cfg.port} (${detail}); check PGDATABASE`, { cause: err });
+  }
+  return new TaskError(
+    ExitCode.database,
+    `cannot connect to PostgreSQL at ${where} (${detail}); check PGHOST/PGPORT, that the postgres service is running and on the backend-net network`,
+    { cause: err },
+  );
+}
+
+function newClient(cfg: PgConfig, database: string): pg.Client {
+  const client = new pg.Client({
+    host: cfg.host,
+    port: cfg.port,
+    user: cfg.user,
+    database,
+    password: cfg.password?.reveal(),
+    application_name: APPLICATION_NAME,
+    connectionTimeoutMillis: 15_000,
+  });
+  // A server restart mid-task surfaces as an 'error' event; without a listener Node would crash.
+  client.on("error", () => undefined);
+  return client;
+}
+
+/**
+ * Connects, retrying transient failures (server starting, DNS of a not-yet-scheduled service)
+ * with backoff for up to PG_CONNECT_TIMEOUT_SECONDS; authentication failures fail at once.
+ */
+export async function connect(cfg: PgConfig, database: string, log?: Logger, retrySeconds = cfg.connectTimeoutSeconds): Promise<pg.Client> {
+  const deadline = Date.now() + retrySeconds * 1000;
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    const client = newClient(cfg, database);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      if (!isTransient(err) || Date.now() + delay > deadline) throw describeConnectError(cfg, database, err);
+      log?.warn({ attempt, retryInMs: delay, error: redact((err as Error).message, [cfg.password]) }, "PostgreSQL not reachable yet, retrying");
+      await sleep(delay);
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
+export async function withClient<T>(cfg: PgConfig, database: string, fn: (c: pg.Client) => Promise<T>, log?: Logger): Promise<T> {
+  const client = await connect(cfg, database, log);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

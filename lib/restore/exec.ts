@@ -1,0 +1,252 @@
+// Executes a restore: every file's checksum first, then the targets checked (refusing
+// before anything changes), the globals applied, and the databases restored, each through
+// its own psql (lib/databaseRestore.ts), up to `parallel` at once. Every file is read once,
+// in its own stream, so files restore concurrently; within a file, a database's psql
+// finishes its indexes and constraints while the next section already streams. Sections are
+// streamed with backpressure rather than spooled, so memory and disk use stay bounded.
+// The caller holds the cluster lock; verify, restoring into a scratch cluster or scratch
+// databases, takes none (RestoreContext.exclusive).
+import { availableParallelism } from "node:os";
+import type { Config, PgConfig } from "../core/config.js";
+import type { JobContext, JobOutcome, JobSpec } from "./database.js";
+import { DatabaseJob, dropTemp } from "./database.js";
+import { openSqlStream } from "./decompress.js";
+import { ExitCode, TaskError } from "../core/errors.js";
+import type { GlobalsMode } from "./globalsFilter.js";
+import { filterGlobals } from "./globalsFilter.js";
+import type { Logger } from "../core/log.js";
+import type { Codec } from "../store/naming.js";
+import { childEnv } from "../postgres/connection.js";
+import type { Client } from "../postgres/connection.js";
+import { PsqlFailure, spawnPsql } from "./psql.js";
+import { decideTarget } from "./target.js";
+import { verifyChecksum } from "../store/checksum.js";
+import { extractSections, readSections } from "../sql/sections.js";
+import { clusterGlobals, databaseNames, databaseStates } from "./targetState.js";
+import { connectWritable, writableEnv } from "./writeGate.js";
+
+export interface RestoreFile {
+  name: string;
+  path: string;
+  codec: Codec;
+  /** The manifest's sha256, checked against the sidecar too; null for a file without manifest. */
+  sha256: string | null;
+}
+
+export interface RestoreRequest {
+  files: RestoreFile[];
+  globals: { file: RestoreFile; mode: GlobalsMode } | null;
+  databases: { file: RestoreFile; source: string; target: string }[];
+  dropExisting: boolean;
+}
+
+export interface RestoreContext {
+  pg: PgConfig;
+  /** Base environment for child processes (PATH, locale). */
+  env: NodeJS.ProcessEnv;
+  threads: number;
+  parallel: number;
+  log: Logger;
+  /**
+   * No other restore can run against the cluster (the caller holds its lock, or the cluster
+   * is private): temporary databases found there are leftovers to drop. false on a server
+   * others may restore into too.
+   */
+  exclusive: boolean;
+}
+
+/** The context for restoring into the configured cluster, under its lock: all cores for psql processes and the decompressor. */
+export function restoreContext(config: Config, env: NodeJS.ProcessEnv, log: Logger): RestoreContext {
+  return { pg: config.pg, env, threads: config.compression.threads, parallel: availableParallelism(), log, exclusive: true };
+}
+
+export interface RestoreOutcome {
+  restored: string[];
+  createdRoles: string[];
+  seconds: number;
+}
+
+/** A restore that failed for some databases (the message says why); the others were restored. */
+export class RestoreFailure extends TaskError {
+  constructor(
+    message: string,
+    /** Each failed database and the file its section came from, in the request's file order. */
+    readonly failures: readonly { target: string; file: string }[],
+    readonly restored: readonly string[],
+  ) {
+    super(ExitCode.failed, message);
+  }
+}
+
+const PROGRESS_MS = 5000;
+
+async function verifyFiles(files: readonly RestoreFile[], log: Logger): Promise<void> {
+  const verdicts = await Promise.all(files.map((f) => verifyChecksum(f.path, f.sha256 ?? undefined)));
+  const problems = verdicts.flatMap((v) => (v.ok ? [] : [v.problem]));
+  if (problems.length > 0) {
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
+  }
+  log.info({ files: files.map((f) => f.name) }, `checksums verified for ${files.length} file(s)`);
+}
+
+/** The globals part of a file: read up to its first database section, then the reader stops. */
+export async function readGlobals(ctx: RestoreContext, file: RestoreFile): Promise<Buffer> {
+  const sql = openSqlStream(file.path, file.codec, ctx.threads, childEnv(ctx.pg, ctx.env));
+  const parts: Buffer[] = [];
+  const stop = new Error("globals read");
+  try {
+    await readSections(sql.stream, {
+      onGlobals: (c) => void parts.push(Buffer.from(c)),
+      onDatabaseStart: () => Promise.reject(stop),
+    });
+    await sql.done;
+  } catch (err) {
+    sql.cancel();
+    await sql.done.catch(() => undefined);
+    if (err !== stop) throw new TaskError(ExitCode.failed, `cannot read the globals of ${file.name}: ${(err as Error).message}`, { cause: err });
+  }
+  return Buffer.concat(parts);
+}
+
+async function applyGlobals(ctx: RestoreContext, admin: Client, env: NodeJS.ProcessEnv, req: NonNullable<RestoreRequest["globals"]>): Promise<string[]> {
+  const filtered = filterGlobals(await readGlobals(ctx, req.file), req.mode, await clusterGlobals(admin));
+  const psql = spawnPsql(ctx.pg.database, env, [ctx.pg.password]);
+  await psql.write(filtered.sql);
+  try {
+    await psql.finish();
+  } catch (err) {
+    const why = err instanceof PsqlFailure ? err.at(`of ${req.file.name}`) : (err as Error).message;
+    throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${req.file.name} failed: ${why}; no database was restored`, { cause: err });
+  }
+  ctx.log.info({ backup: req.file.name, created: filtered.created, existing: filtered.existing }, `globals applied: ${filtered.created.length} role(s) created`);
+  return filtered.created;
+}
+
+class Slots {
+  private free: number;
+  private waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = Math.max(1, n);
+  }
+  async take(): Promise<void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.free++;
+  }
+}
+
+interface Settled {
+  spec: JobSpec;
+  job: DatabaseJob | null;
+  outcome: JobOutcome;
+}
+
+/** Streams one file, handing each wanted section to its job; returns every job's outcome (promises: jobs finish after the reader moves on). */
+async function restoreFile(ctx: RestoreContext, jc: JobContext, file: RestoreFile, specs: JobSpec[], slots: Slots, progress: Map<string, number>): Promise<Promise<Settled>[]> {
+  const bySource = new Map(specs.map((s) => [s.source, s]));
+  const outcomes: Promise<Settled>[] = [];
+  const settle = (job: DatabaseJob, p: Promise<JobOutcome>) => outcomes.push(p.then((outcome) => ({ spec: job.spec, job, outcome })).finally(() => slots.give()));
+  const started = new Set<string>();
+  let current: DatabaseJob | null = null;
+  const sql = openSqlStream(file.path, file.codec, ctx.threads, childEnv(ctx.pg, ctx.env));
+  let failure: string | null = null;
+  try {
+    const r = await extractSections(sql.stream, bySource.keys(), {
+      onDatabaseStart: async (name) => {
+        started.add(name);
+        await slots.take();
+        current = new DatabaseJob(jc, bySource.get(name) as JobSpec);
+        await current.begin();
+      },
+      onDatabaseData: async (_name, chunk) => {
+        progress.set(file.name, (progress.get(file.name) ?? 0) + chunk.length);
+        await current?.feed(chunk);
+      },
+      onDatabaseEnd: (_name, complete) => {
+        const job = current as DatabaseJob;
+        current = null;
+        settle(job, job.endInput(complete));
+      },
+    });
+    await sql.done;
+    if (r.missing.length > 0) failure = `${file.name} holds no section for ${r.missing.map((d) => JSON.stringify(d)).join(", ")}`;
+  } catch (err) {
+    sql.cancel();
+    await sql.done.catch(() => undefined);
+    failure = `reading ${file.name} failed: ${(err as Error).message}`;
+  }
+  if (failure !== null) {
+    const running = current as DatabaseJob | null;
+    if (running !== null) settle(running, running.abort(failure));
+    for (const spec of specs.filter((s) => !started.has(s.source))) {
+      ctx.log.error({ database: spec.target, backup: file.name }, failure);
+      outcomes.push(Promise.resolve({ spec, job: null, outcome: { status: "failed", error: `database ${JSON.stringify(spec.target)}: ${failure} (left unchanged)` } }));
+    }
+  }
+  return outcomes;
+}
+
+export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): Promise<RestoreOutcome> {
+  const t0 = Date.now();
+  const log = ctx.log;
+  await verifyFiles(req.files, log);
+  const env = writableEnv(childEnv(ctx.pg, ctx.env));
+  const admin = await connectWritable(ctx.pg, ctx.pg.database, log);
+  const progress = new Map<string, number>();
+  const timer = setInterval(() => log.info({ bytesRead: Object.fromEntries(progress) }, "restore progress"), PROGRESS_MS);
+  try {
+    const states = await databaseStates(ctx.pg, admin, req.databases.map((d) => d.target), log);
+    const specs: JobSpec[] = [];
+    const refusals: string[] = [];
+    for (const d of req.databases) {
+      const action = decideTarget({ ...d, state: states.get(d.target) ?? "absent", dropExisting: req.dropExisting, lockDatabase: ctx.pg.database });
+      if (action.action === "refuse") refusals.push(action.reason);
+      else specs.push({ file: d.file.name, source: d.source, target: d.target, action });
+    }
+    if (refusals.length > 0) throw new TaskError(ExitCode.refused, `restore refused: ${refusals.join("; ")}`);
+    // Exclusive (under the lock, or a private cluster): no other restore runs, so temporary databases are leftovers of an interrupted one.
+    for (const name of ctx.exclusive ? await databaseNames(admin, "pgsb\\_restore\\_%") : []) {
+      log.warn({ temp: name }, `dropping ${name}, left over by an interrupted restore`);
+      await dropTemp(admin, name);
+    }
+    const createdRoles = req.globals === null ? [] : await applyGlobals(ctx, admin, env, req.globals);
+    const jc: JobContext = { pg: ctx.pg, env, secrets: [ctx.pg.password], log, admin, dropExisting: req.dropExisting };
+    const slots = new Slots(ctx.parallel);
+    const perFile = req.files.map((f) => ({ file: f, specs: specs.filter((s) => s.file === f.name) })).filter((x) => x.specs.length > 0);
+    const pending = (await Promise.all(perFile.map((x) => restoreFile(ctx, jc, x.file, x.specs, slots, progress)))).flat();
+    const outcomes = await Promise.all(pending);
+    clearInterval(timer);
+    for (const s of outcomes) if (s.outcome.status === "deferred" && s.job !== null) s.outcome = await swapLast(ctx, s.job, admin);
+    const failed = outcomes.flatMap((s) => (s.outcome.status === "failed" ? [{ target: s.spec.target, file: s.spec.file, error: s.outcome.error }] : []));
+    const restored = outcomes.flatMap((s) => (s.outcome.status === "restored" ? [s.spec.target] : []));
+    if (failed.length > 0) {
+      throw new RestoreFailure(
+        `restore failed for ${failed.length} of ${specs.length} database(s): ${failed.map((f) => f.error).join("; ")}` +
+          (restored.length > 0 ? `. Restored: ${restored.map((d) => JSON.stringify(d)).join(", ")}` : ""),
+        failed.map(({ target, file }) => ({ target, file })),
+        restored,
+      );
+    }
+    return { restored, createdRoles, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    clearInterval(timer);
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Replaces the database the lock lives in, last: dropping it ends every session in it, the lock's included. */
+async function swapLast(ctx: RestoreContext, job: DatabaseJob, admin: Client): Promise<JobOutcome> {
+  const other = job.spec.target === "template1" ? "postgres" : "template1";
+  const side = await connectWritable(ctx.pg, other, ctx.log);
+  try {
+    await admin.end().catch(() => undefined);
+    ctx.log.warn({ database: job.spec.target }, `replacing ${job.spec.target}, where the cluster lock lives: the lock ends with it, a moment before this task does`);
+    return await job.swap(side);
+  } finally {
+    await side.end().catch(() => undefined);
+  }
+}

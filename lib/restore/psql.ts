@@ -1,0 +1,81 @@
+// psql as the restore engine: one child per database (or for the globals) reading SQL on
+// stdin with ON_ERROR_STOP, so the first error stops it; its error line is kept for the
+// message. Connection comes from the environment (childEnv + the write-gate override);
+// -w: never prompt, stdin is data.
+import type { Writable } from "node:stream";
+import { dbnameConninfo } from "../postgres/connection.js";
+import type { Secret } from "../core/secret.js";
+import { exitOk, start } from "../core/proc.js";
+
+/** psql reading a script names each error's input line: "psql:<stdin>:123: ERROR:  …". */
+const ERROR_LINE = /^psql:<stdin>:(\d+): (?:ERROR|FATAL|PANIC|error):\s+(.*)$/m;
+
+export class PsqlFailure extends Error {
+  /** Input line psql had reached when it stopped, or null when it did not say. */
+  readonly line: number | null;
+  /** How psql ended ("psql exited with 3") and what it printed. */
+  readonly how: string;
+  readonly detail: string;
+  constructor(how: string, line: number | null, detail: string) {
+    super(`${how}${line !== null ? ` at line ${line}` : ""}: ${detail}`);
+    this.name = "PsqlFailure";
+    [this.how, this.line, this.detail] = [how, line, detail];
+  }
+
+  /** The message with the line put in context, e.g. "of its section". */
+  at(where: string): string {
+    return this.line === null ? this.message : `${this.how} at line ${this.line} ${where}: ${this.detail}`;
+  }
+}
+
+/** The error psql printed (with its LINE/DETAIL/CONTEXT lines), or the tail of stderr. */
+export function describePsqlStderr(stderr: string): { line: number | null; text: string } {
+  const m = ERROR_LINE.exec(stderr);
+  if (m === null) return { line: null, text: stderr.trim().split("\n").slice(-4).join(" | ") };
+  const following = stderr.slice(m.index + m[0].length + 1).split("\n").filter((l) => /^(LINE \d+|DETAIL|HINT|CONTEXT|\s+\^)/.test(l));
+  return { line: Number(m[1]), text: [`ERROR: ${m[2] as string}`, ...following.slice(0, 4).map((l) => l.trim())].join(" | ") };
+}
+
+export interface PsqlProcess {
+  /** Resolves when psql can take more (backpressure); a no-op once psql is gone, finish() then says why. */
+  write(chunk: Buffer): Promise<void>;
+  /** Ends the input and waits; throws PsqlFailure when psql did not exit 0. */
+  finish(): Promise<void>;
+  kill(): void;
+}
+
+export function spawnPsql(database: string, env: NodeJS.ProcessEnv, secrets: readonly (Secret | null)[]): PsqlProcess {
+  const child = start("psql", ["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-f", "-", "-d", dbnameConninfo(database)], { env, stdin: "pipe", secrets });
+  const stdin = child.stdin as Writable;
+  let gone = false;
+  stdin.on("error", () => (gone = true));
+  void child.exit.then(() => (gone = true));
+  return {
+    async write(chunk) {
+      // A stream that is already closed (psql never started, or exited) emits no further
+      // event, so waiting for one would hang: the exit status is reported by finish().
+      if (gone || stdin.destroyed || stdin.writableEnded) return;
+      if (stdin.write(chunk)) return;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stdin.off("drain", done).off("error", done).off("close", done);
+          resolve();
+        };
+        stdin.on("drain", done).on("error", done).on("close", done);
+      });
+    },
+    async finish() {
+      if (!stdin.writableEnded) stdin.end();
+      const r = await child.exit;
+      if (exitOk(r)) return;
+      if (!r.started) throw new PsqlFailure("psql did not start", null, `${r.stderr}; install the PostgreSQL client`);
+      const { line, text } = describePsqlStderr(r.stderr);
+      const how = r.signal !== null ? `psql was killed by ${r.signal}` : `psql exited with ${r.code ?? "?"}`;
+      throw new PsqlFailure(how, line, text || "(no error output)");
+    },
+    kill() {
+      gone = true;
+      child.kill();
+    },
+  };
+}

@@ -1,0 +1,204 @@
+// Points one database's section at a temporary database, so a restore never builds a
+// half-restored database under the real name (lib/restoreExec.ts renames it into place).
+// pg_dump --create names the database in CREATE DATABASE, ALTER DATABASE (owner,
+// properties), COMMENT/SECURITY LABEL/GRANT/REVOKE … ON DATABASE, ALTER ROLE … IN DATABASE,
+// and in its \connect lines; exactly those, found at statement starts by lib/sqlScanner.ts,
+// are rewritten, and everything else passes through byte for byte (the \restrict pairs
+// included), with the line count unchanged so psql's line numbers stay section lines.
+import { IDENT, identName, latin1Of, quoteIdent } from "../sql/ident.js";
+import type { ScanState } from "../sql/scanner.js";
+import { inCopy, isCopyEnd, newScanState, scanLine } from "../sql/scanner.js";
+
+/** Statement forms naming a database; the last group is the database. */
+const FORMS = [
+  String.raw`CREATE\s+DATABASE\s+(${IDENT})`,
+  String.raw`ALTER\s+DATABASE\s+(${IDENT})`,
+  String.raw`COMMENT\s+ON\s+DATABASE\s+(${IDENT})`,
+  String.raw`SECURITY\s+LABEL\s+(?:FOR\s+${IDENT}\s+)?ON\s+DATABASE\s+(${IDENT})`,
+  String.raw`(?:GRANT|REVOKE)\s[^;'"]*?\bON\s+DATABASE\s+(${IDENT})`,
+  String.raw`ALTER\s+(?:ROLE|USER)\s+${IDENT}\s+IN\s+DATABASE\s+(${IDENT})`,
+].map((src) => new RegExp(`^${src}`, "id"));
+const INTERESTING = /^(?:CREATE|ALTER|GRANT|REVOKE|COMMENT|SECURITY)\b/i;
+/** What pg_dump puts before a section's first \connect besides database-level statements. */
+const PREAMBLE = /^(?:SET\s|SELECT\s+pg_catalog\.set_config\()/i;
+const CONNECT = /^\\(?:c|connect)(?=\s|$)/;
+/** Statements longer than this are never database-level ones; they stream instead of being held. */
+const MAX_HELD = 1 << 20;
+
+/**
+ * Where the database name is in a statement (latin1 text), or null when the statement does
+ * not name a database. A CREATE DATABASE of another name is refused: it would mean the
+ * section is not the one we think.
+ */
+export function databaseSpan(stmt: string, from: string): { start: number; end: number; ours: boolean } | null {
+  for (const [i, form] of FORMS.entries()) {
+    const m = form.exec(stmt);
+    const span = m?.indices?.[1];
+    if (m === null || span === undefined) continue;
+    const name = identName(m[1] as string);
+    if (i === 0 && name !== from) {
+      throw new Error(`the section of database ${JSON.stringify(from)} creates database ${JSON.stringify(name)}`);
+    }
+    return { start: span[0], end: span[1], ours: name === from };
+  }
+  return null;
+}
+
+function unquote(token: string): string {
+  if (token.startsWith('"')) return token.slice(1, -1).replace(/""/g, '"');
+  if (token.startsWith("'")) return token.slice(1, -1).replace(/\\(.)/g, "$1");
+  return token;
+}
+
+/** The database a `\connect` line (latin1, without its newline) names, as pg_dump's appendPsqlMetaConnect prints it. */
+export function connectTarget(meta: string): string | null {
+  const args = meta.replace(CONNECT, "").match(/"(?:[^"]|"")*"|'(?:[^'\\]|\\.)*'|\S+/g) ?? [];
+  const first = args.map(unquote).find((a) => !a.startsWith("-"));
+  if (first === undefined) return null;
+  let name = first;
+  if (first.includes("=")) {
+    const m = /(?:^|\s)dbname\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/.exec(first);
+    if (m === null) return null;
+    name = unquote(m[1] as string);
+  }
+  return Buffer.from(name, "latin1").toString("utf8");
+}
+
+export class SectionRetargeter {
+  private readonly st: ScanState = newScanState();
+  private carry: Buffer | null = null;
+  /** Inside a COPY data line that is not the end marker: pass bytes on up to its newline. */
+  private dataLine = false;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private points: { pos: number; meta: boolean }[] = [];
+  /** A statement too long to hold is streaming until it ends. */
+  private streaming = false;
+  /** \connect lines rewritten so far; the first one ends the preamble. */
+  connects = 0;
+
+  constructor(
+    private readonly from: string,
+    private readonly to: string,
+  ) {
+    // Temporary names are plain ASCII words, so the \connect line needs no quoting.
+    if (!/^[a-z0-9_]+$/.test(to)) throw new Error(`temporary database name ${JSON.stringify(to)} is not a plain word`);
+  }
+
+  /** The bytes to pass on for this chunk (the chunk is not mutated; output may alias it). */
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    const data = this.carry === null ? chunk : Buffer.concat([this.carry, chunk]);
+    this.carry = null;
+    let pos = 0;
+    while (pos < data.length) {
+      if (this.dataLine || (inCopy(this.st) && !isCopyEnd(data.subarray(pos, pos + 3)))) {
+        pos = this.skipData(data, pos, out);
+        continue;
+      }
+      const nl = data.indexOf(0x0a, pos);
+      if (nl < 0) {
+        this.carry = data.subarray(pos);
+        break;
+      }
+      this.line(data.subarray(pos, nl + 1), out);
+      pos = nl + 1;
+    }
+    return out;
+  }
+
+  /** The rest of the stream; throws when the section never connected to its database. */
+  end(): Buffer[] {
+    const out: Buffer[] = [];
+    if (this.carry !== null) this.line(this.carry, out);
+    this.carry = null;
+    if (this.held.length > 0) out.push(this.release());
+    if (this.connects === 0) throw new Error(`the section of database ${JSON.stringify(this.from)} has no \\connect line`);
+    return out;
+  }
+
+  /** Passes COPY data on without splitting it into lines; stops at the `\.` line. */
+  private skipData(data: Buffer, pos: number, out: Buffer[]): number {
+    if (this.dataLine) {
+      const nl = data.indexOf(0x0a, pos);
+      const end = nl < 0 ? data.length : nl + 1;
+      out.push(data.subarray(pos, end));
+      this.dataLine = nl < 0;
+      return end;
+    }
+    const marker = data.indexOf("\n\\.\n", pos);
+    if (marker >= 0) {
+      out.push(data.subarray(pos, marker + 1));
+      return marker + 1;
+    }
+    const last = data.lastIndexOf(0x0a);
+    const tailStart = last >= pos ? last + 1 : pos;
+    if (tailStart > pos) out.push(data.subarray(pos, tailStart));
+    const tail = data.subarray(tailStart);
+    if (tail.length > 0 && tail.length < 3 && Buffer.from("\\.").subarray(0, tail.length).equals(tail)) {
+      this.carry = tail;
+    } else if (tail.length > 0) {
+      out.push(tail);
+      this.dataLine = true;
+    }
+    return data.length;
+  }
+
+  private line(line: Buffer, out: Buffer[]): void {
+    const offset = this.heldBytes;
+    const points: { pos: number; meta: boolean }[] = [];
+    scanLine(line, this.st, {
+      start: (p) => {
+        const head = line.toString("latin1", p, p + 64);
+        if (INTERESTING.test(head)) points.push({ pos: offset + p, meta: false });
+        else if (this.connects === 0 && !PREAMBLE.test(head)) {
+          throw new Error(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${head.split("\n")[0]}`);
+        }
+      },
+      meta: (p) => {
+        if (CONNECT.test(line.toString("latin1", p, p + 10))) points.push({ pos: offset + p, meta: true });
+      },
+    });
+    if (this.streaming || (this.held.length === 0 && points.length === 0)) {
+      out.push(line);
+      if (this.st.atStart) this.streaming = false;
+      return;
+    }
+    this.held.push(line);
+    this.heldBytes += line.length;
+    this.points.push(...points);
+    if (this.st.atStart) out.push(this.release());
+    else if (this.heldBytes > MAX_HELD) {
+      out.push(this.release());
+      this.streaming = true;
+    }
+  }
+
+  /** The held lines with their database-level statements and \connect lines pointed at the temporary database. */
+  private release(): Buffer {
+    const text = Buffer.concat(this.held).toString("latin1");
+    const edits: { start: number; end: number; text: string }[] = [];
+    for (const { pos, meta } of this.points) {
+      const rest = text.slice(pos);
+      if (meta) {
+        const line = rest.split("\n", 1)[0] as string;
+        const target = connectTarget(line);
+        if (target !== this.from) {
+          throw new Error(`the section of database ${JSON.stringify(this.from)} connects to ${JSON.stringify(target)}: ${line}`);
+        }
+        edits.push({ start: pos, end: pos + line.length, text: `\\connect ${this.to}` });
+        this.connects++;
+        continue;
+      }
+      const span = databaseSpan(rest, this.from);
+      if (span === null && this.connects === 0) {
+        throw new Error(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${rest.split("\n", 1)[0]}`);
+      }
+      if (span?.ours === true) edits.push({ start: pos + span.start, end: pos + span.end, text: latin1Of(quoteIdent(this.to)) });
+    }
+    let out = text;
+    for (const e of edits.reverse()) out = out.slice(0, e.start) + e.text + out.slice(e.end);
+    [this.held, this.heldBytes, this.points] = [[], 0, []];
+    return Buffer.from(out, "latin1");
+  }
+}

@@ -1,0 +1,61 @@
+// What a restore needs to know about the cluster it restores into, one named query each.
+import type { PgConfig } from "../core/config.js";
+import type { ClusterGlobals } from "./globalsFilter.js";
+import type { Logger } from "../core/log.js";
+import type { Client } from "../postgres/connection.js";
+import { withClient } from "../postgres/connection.js";
+import type { TargetState } from "./target.js";
+
+/**
+ * Objects a restore would collide with or overwrite: relations, routines, types, schemas
+ * besides public, extensions besides plpgsql, large objects. "Empty" means pg_dump of the
+ * database would print nothing to restore.
+ */
+const USER_OBJECTS_SQL = `
+  WITH user_ns AS (
+    SELECT oid FROM pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%')
+  SELECT (SELECT count(*) FROM pg_class WHERE relnamespace IN (SELECT oid FROM user_ns))
+       + (SELECT count(*) FROM pg_proc WHERE pronamespace IN (SELECT oid FROM user_ns))
+       + (SELECT count(*) FROM pg_type WHERE typnamespace IN (SELECT oid FROM user_ns))
+       + (SELECT count(*) FROM pg_namespace WHERE oid IN (SELECT oid FROM user_ns) AND nspname <> 'public')
+       + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
+       + (SELECT count(*) FROM pg_largeobject_metadata) AS n`;
+
+export async function isEmptyDatabase(client: Client): Promise<boolean> {
+  const r = await client.query<{ n: string }>(USER_OBJECTS_SQL);
+  return Number(r.rows[0]?.n ?? 0) === 0;
+}
+
+/** Each name's state; a database that refuses connections counts as not empty. */
+export async function databaseStates(cfg: PgConfig, admin: Client, names: readonly string[], log: Logger): Promise<Map<string, TargetState>> {
+  const r = await admin.query<{ datname: string; datallowconn: boolean }>(
+    "SELECT datname, datallowconn FROM pg_database WHERE datname = ANY($1::text[])",
+    [names],
+  );
+  const found = new Map(r.rows.map((row) => [row.datname, row.datallowconn]));
+  const states = new Map<string, TargetState>();
+  for (const name of names) {
+    const allow = found.get(name);
+    if (allow === undefined) states.set(name, "absent");
+    else if (!allow) states.set(name, "nonEmpty");
+    else states.set(name, (await withClient(cfg, name, isEmptyDatabase, log)) ? "empty" : "nonEmpty");
+  }
+  return states;
+}
+
+export async function clusterGlobals(admin: Client): Promise<ClusterGlobals> {
+  const roles = await admin.query<{ rolname: string }>("SELECT rolname FROM pg_roles");
+  const spaces = await admin.query<{ spcname: string }>("SELECT spcname FROM pg_tablespace");
+  const me = await admin.query<{ u: string }>("SELECT current_user AS u");
+  return {
+    roles: new Set(roles.rows.map((row) => row.rolname)),
+    tablespaces: new Set(spaces.rows.map((row) => row.spcname)),
+    currentUser: me.rows[0]?.u ?? "",
+  };
+}
+
+export async function databaseNames(admin: Client, pattern: string): Promise<string[]> {
+  const r = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname", [pattern]);
+  return r.rows.map((row) => row.datname);
+}

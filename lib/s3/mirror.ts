@@ -1,0 +1,258 @@
+// The S3 mirror: every local backup also as S3_PREFIX/<tier>/<name> with its .sha256 and
+// .json beside it. Uploads stream from disk (multipart above the part size) with the sha256
+// as object metadata and are checked with HEAD before the manifest goes up, so — as on
+// disk — a remote backup without its manifest is incomplete and readers ignore it.
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import type { ReadStream } from "node:fs";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { PutObjectCommandInput } from "@aws-sdk/client-s3";
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import type { CatalogEntry } from "../store/catalog.js";
+import { tierDir } from "../store/catalog.js";
+import type { Config, S3Config } from "../core/config.js";
+import { ExitCode, TaskError } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import type { Manifest } from "../store/manifest.js";
+import { manifestProblem } from "../store/manifest.js";
+import { hashTap } from "../store/checksum.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parseBackupName } from "../store/naming.js";
+import type { Tier } from "../store/naming.js";
+import { listRemote, planMirror } from "./remoteCatalog.js";
+import type { MirrorTarget } from "./client.js";
+import { getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
+import { commitFile } from "../store/storage.js";
+
+/** S3 allows at most 10 000 parts; larger files get larger parts. */
+const MAX_PARTS = 10_000;
+const PROGRESS_MS = 5000;
+
+/** A local backup to upload: a usable CatalogEntry or a written BackupResult both fit. */
+export interface LocalBackup {
+  name: string;
+  tier: Tier;
+  path: string;
+  manifest: Manifest;
+}
+
+export interface UploadResult {
+  name: string;
+  key: string;
+  bytes: number;
+  parts: number;
+  seconds: number;
+}
+
+/** S3_SSE: AES256, aws:kms, or aws:kms:<key id> for a customer-managed key. */
+function sseParams(s3: S3Config): Partial<PutObjectCommandInput> {
+  if (s3.sse === null) return {};
+  const kms = /^aws:kms:(.+)$/.exec(s3.sse);
+  return kms !== null ? { ServerSideEncryption: "aws:kms", SSEKMSKeyId: kms[1] } : { ServerSideEncryption: s3.sse as PutObjectCommandInput["ServerSideEncryption"] };
+}
+
+/** Passes bytes through while hashing them, so a transfer proves what it moved without a second read. */
+async function putSmall(t: MirrorTarget, key: string, body: string): Promise<void> {
+  const type = key.endsWith(MANIFEST_SUFFIX) ? "application/json" : "text/plain";
+  await t.client.send(new PutObjectCommand({ Bucket: t.s3.bucket, Key: key, Body: body, ContentType: type, ...sseParams(t.s3) }));
+}
+
+/**
+ * Uploads one backup: the data file (multipart when larger than the part size), HEAD to
+ * check its size and sha256 metadata, then the .sha256 sidecar and last the manifest.
+ * Throws a TaskError with ExitCode.mirrorFailed; the local files are only read.
+ */
+export async function uploadBackup(t: MirrorTarget, b: LocalBackup): Promise<UploadResult> {
+  const key = objectKey(t.s3, b.tier, b.name);
+  const log = t.log.child({ backup: b.name });
+  const t0 = Date.now();
+  let body: ReadStream | undefined;
+  try {
+    const bytes = (await stat(b.path)).size;
+    const [checksum, manifestText] = await Promise.all([readFile(b.path + CHECKSUM_SUFFIX, "utf8"), readFile(b.path + MANIFEST_SUFFIX, "utf8")]);
+    const hash = createHash("sha256");
+    body = createReadStream(b.path, { highWaterMark: 1 << 20 });
+    const tap = hashTap(hash);
+    body.once("error", (err) => tap.destroy(err));
+    const upload = new Upload({
+      client: t.client,
+      params: { Bucket: t.s3.bucket, Key: key, Body: body.pipe(tap), Metadata: { sha256: b.manifest.sha256 }, ContentType: "application/octet-stream", ...sseParams(t.s3) },
+      partSize: Math.max(t.partSize, Math.ceil(bytes / MAX_PARTS)),
+      queueSize: t.queueSize,
+      leavePartsOnError: false,
+    });
+    let parts = 1;
+    let lastLog = Date.now();
+    upload.on("httpUploadProgress", (p) => {
+      parts = Math.max(parts, p.part ?? 1);
+      if (Date.now() - lastLog < PROGRESS_MS) return;
+      lastLog = Date.now();
+      log.info({ key, uploadedBytes: p.loaded, bytes }, `upload progress: ${((p.loaded ?? 0) / 1e6).toFixed(0)} of ${(bytes / 1e6).toFixed(0)} MB`);
+    });
+    await upload.done();
+    const sent = hash.digest("hex");
+    if (sent !== b.manifest.sha256) {
+      throw new TaskError(ExitCode.mirrorFailed, `${b.path} does not match its manifest's sha256 (read ${sent.slice(0, 12)}…, recorded ${b.manifest.sha256.slice(0, 12)}…); the local file is corrupt, run verify`);
+    }
+    const head = await t.client.send(new HeadObjectCommand({ Bucket: t.s3.bucket, Key: key }));
+    if (head.ContentLength !== bytes || head.Metadata?.sha256 !== b.manifest.sha256) {
+      throw new TaskError(ExitCode.mirrorFailed, `${s3Url(t.s3, key)} does not match after upload (size ${head.ContentLength} vs ${bytes}, sha256 metadata ${head.Metadata?.sha256 ?? "missing"}); the server lost or changed data`);
+    }
+    await putSmall(t, key + CHECKSUM_SUFFIX, checksum);
+    await putSmall(t, key + MANIFEST_SUFFIX, manifestText);
+    const seconds = (Date.now() - t0) / 1000;
+    log.info({ key, bytes, parts, seconds }, `uploaded ${b.name} to ${s3Url(t.s3, key)} (${(bytes / 1e6).toFixed(1)} MB in ${parts} part(s), ${seconds.toFixed(1)} s)`);
+    return { name: b.name, key, bytes, parts, seconds };
+  } catch (err) {
+    throw await s3Failure(t.s3, t.client, `upload of ${b.name} to ${s3Url(t.s3, key)}`, err, ExitCode.mirrorFailed);
+  } finally {
+    // A failed upload stops reading halfway; close the file rather than wait for the GC.
+    body?.destroy();
+  }
+}
+
+export interface MirrorReport {
+  /** What was (or, in a dry run, would be) uploaded and why, newest first. */
+  planned: { name: string; reason: string }[];
+  uploaded: UploadResult[];
+  inSync: string[];
+  skipped: { name: string; reason: string }[];
+}
+
+/**
+ * Uploads every usable local backup that S3 lacks or holds differently; idempotent. With
+ * `thorough`, backups whose listing looks right are HEAD-checked for their sha256 metadata
+ * too (the `mirror` command); without it one LIST decides (the catch-up after each backup).
+ * Newest first, so after an outage the backups that matter most go up first. Stops at the
+ * first failure: when the server is gone, every further upload would fail the same way.
+ */
+export async function mirrorAll(t: MirrorTarget, catalog: readonly CatalogEntry[], opts: { dryRun?: boolean; thorough?: boolean } = {}): Promise<MirrorReport> {
+  const plan = planMirror(catalog, await listRemote(t));
+  if (opts.thorough === true) {
+    for (const e of [...plan.inSync]) {
+      const key = objectKey(t.s3, e.tier, e.name);
+      const head = await t.client.send(new HeadObjectCommand({ Bucket: t.s3.bucket, Key: key })).catch(async (err: unknown) => {
+        throw await s3Failure(t.s3, t.client, `check of ${s3Url(t.s3, key)}`, err, ExitCode.mirrorFailed);
+      });
+      const sha = head.Metadata?.sha256;
+      if (sha === e.manifest.sha256) continue;
+      plan.inSync.splice(plan.inSync.indexOf(e), 1);
+      plan.upload.push({ backup: e, reason: sha === undefined ? "no sha256 metadata in S3" : `sha256 in S3 differs (${sha.slice(0, 12)}…)` });
+    }
+  }
+  const upload = [...plan.upload].sort((a, b) => b.backup.time.getTime() - a.backup.time.getTime());
+  const report: MirrorReport = { planned: upload.map((u) => ({ name: u.backup.name, reason: u.reason })), uploaded: [], inSync: plan.inSync.map((e) => e.name), skipped: plan.skipped };
+  if (opts.dryRun === true) return report;
+  for (const u of upload) {
+    t.log.info({ backup: u.backup.name, reason: u.reason }, `uploading ${u.backup.name}: ${u.reason}`);
+    report.uploaded.push(await uploadBackup(t, u.backup));
+  }
+  return report;
+}
+
+/**
+ * Downloads a backup into BACKUP_DIR/<tier>/ the way a backup is written: data to .partial
+ * while hashing, the hash checked against the remote sidecar, manifest and sha256 metadata,
+ * sidecars written, then the rename. Returns the local path, or null when S3 has no complete
+ * copy. A corrupt copy is refused (ExitCode.refused) and nothing is left behind.
+ */
+export async function downloadBackup(t: MirrorTarget, name: string, backupDir: string): Promise<string | null> {
+  const parsed = parseBackupName(name);
+  if (parsed === null) throw new TaskError(ExitCode.usage, `"${name}" is not a backup name (YYYYMMDD_HHMMSS_<tier>.sql[.bz2|.zst|.gz])`);
+  const key = objectKey(t.s3, parsed.tier, name);
+  const dir = tierDir(backupDir, parsed.tier);
+  const path = join(dir, name);
+  const partial = path + PARTIAL_SUFFIX;
+  const refuse = (why: string) => new TaskError(ExitCode.refused, `${s3Url(t.s3, key)} ${why}; it was not used and nothing was written to ${dir}`);
+  try {
+    const [sidecar, manifestText] = await Promise.all([getText(t, key + CHECKSUM_SUFFIX), getText(t, key + MANIFEST_SUFFIX)]);
+    if (sidecar === null || manifestText === null) return null;
+    const expected = sidecar.trim().split(/\s+\*?/)[0] ?? "";
+    let manifest: unknown;
+    try {
+      manifest = JSON.parse(manifestText);
+    } catch {
+      throw refuse("has a manifest that is not valid JSON");
+    }
+    const problem = manifestProblem(manifest, name);
+    if (problem !== null) throw refuse(`has an unusable manifest (${problem})`);
+    if ((manifest as Manifest).sha256 !== expected) throw refuse("has a .sha256 sidecar and a manifest that disagree");
+    const obj = await t.client.send(new GetObjectCommand({ Bucket: t.s3.bucket, Key: key })).catch((err: unknown) => {
+      if ((err as Error).name === "NoSuchKey") return null;
+      throw err;
+    });
+    if (obj === null) return null;
+    const meta = obj.Metadata?.sha256;
+    if (meta !== undefined && meta !== expected) throw refuse(`has sha256 metadata ${meta.slice(0, 12)}… but its sidecar records ${expected.slice(0, 12)}…`);
+    await mkdir(dir, { recursive: true });
+    const hash = createHash("sha256");
+    t.log.info({ key, bytes: obj.ContentLength }, `downloading ${name} from ${s3Url(t.s3, key)}`);
+    await pipeline(obj.Body as NodeJS.ReadableStream, hashTap(hash), createWriteStream(partial, { mode: 0o644 }));
+    const actual = hash.digest("hex");
+    if (actual !== expected) throw refuse(`is corrupt: checksum mismatch (downloaded ${actual.slice(0, 12)}…, recorded ${expected.slice(0, 12)}…)`);
+    await commitFile(partial, path, expected, manifestText);
+    t.log.info({ key, path }, `downloaded ${name} from S3; checksum verified`);
+    return path;
+  } catch (err) {
+    await rm(partial, { force: true }).catch(() => undefined);
+    throw await s3Failure(t.s3, t.client, `download of ${name} from ${s3Url(t.s3, key)}`, err, ExitCode.failed);
+  }
+}
+
+/**
+ * Deletes backups (data, .sha256, .json) from S3 by name. Manifests go first, so an
+ * interrupted delete leaves an incomplete backup that readers ignore, never a manifest
+ * without its data. Names S3 does not hold are fine. Throws ExitCode.mirrorFailed.
+ */
+export async function deleteRemote(t: MirrorTarget, names: readonly string[]): Promise<string[]> {
+  const keysOf = (suffixes: string[]) =>
+    names.flatMap((n) => {
+      const p = parseBackupName(n);
+      if (p === null) throw new TaskError(ExitCode.usage, `"${n}" is not a backup name; nothing was deleted from S3`);
+      return suffixes.map((s) => objectKey(t.s3, p.tier, n) + s);
+    });
+  const deleted: string[] = [];
+  for (const keys of [keysOf([MANIFEST_SUFFIX]), keysOf(["", CHECKSUM_SUFFIX])]) {
+    // DeleteObjects takes at most 1000 keys per request.
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      try {
+        const r = await t.client.send(new DeleteObjectsCommand({ Bucket: t.s3.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }));
+        const failed = r.Errors ?? [];
+        if (failed.length > 0) {
+          const first = failed[0];
+          throw new TaskError(ExitCode.mirrorFailed, `S3 refused to delete ${failed.length} object(s), e.g. ${s3Url(t.s3, first?.Key ?? "?")} (${first?.Code ?? "error"}: ${first?.Message ?? ""})`);
+        }
+        deleted.push(...(r.Deleted ?? []).map((d) => d.Key ?? ""));
+      } catch (err) {
+        throw await s3Failure(t.s3, t.client, `deletion of ${batch.length} object(s) in S3_BUCKET=${t.s3.bucket}`, err, ExitCode.mirrorFailed);
+      }
+    }
+  }
+  if (names.length > 0) t.log.info({ backups: names, objects: deleted.length }, `deleted ${names.length} backup(s) from S3`);
+  return deleted;
+}
+
+/**
+ * For restore: when a backup is missing locally, fetch it from the mirror. Returns the local
+ * path of the downloaded, checksum-verified backup, or null when S3 is off or lacks it.
+ */
+export async function fetchFromMirror(config: Config, name: string, log: Logger): Promise<string | null> {
+  if (config.s3 === null) return null;
+  return downloadBackup(mirrorTarget(config.s3, log.child({ mirror: "s3" })), name, config.backupDir);
+}
+
+export type RemoteDeletion = { status: "deleted"; names: string[]; objects: number } | { status: "off" | "keep" };
+
+/** For cleanup: the same deletions in S3, unless the mirror is off or S3_RETENTION=keep. */
+export async function mirrorDeletions(config: Config, names: readonly string[], log: Logger): Promise<RemoteDeletion> {
+  if (config.s3 === null) return { status: "off" };
+  if (config.s3.retention === "keep") {
+    log.info({ backups: names }, "S3_RETENTION=keep: leaving S3 objects to the bucket's lifecycle rules");
+    return { status: "keep" };
+  }
+  const objects = await deleteRemote(mirrorTarget(config.s3, log.child({ mirror: "s3" })), names);
+  return { status: "deleted", names: [...names], objects: objects.length };
+}

@@ -1,0 +1,174 @@
+// Atomic backup files: data goes to <name>.partial in the tier folder, is fsynced, the
+// .sha256 and .json sidecars are written (each atomically), the data file is renamed into
+// place, the folder fsynced, and only then the latest_<tier> pointer moves.
+import { mkdir, open, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
+import type { Manifest } from "./manifest.js";
+import type { Codec, Tier } from "./naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, latestPointerName } from "./naming.js";
+
+const STORAGE_CODES: Record<string, string> = {
+  EACCES: "permission denied: the task's user cannot write there; fix the owner/mode of the storage box folder (the task image runs as uid 1000 by default)",
+  EPERM: "operation not permitted; fix the owner/mode of the storage box folder",
+  EROFS: "the file system is read-only; remount the storage box read-write",
+  ENOSPC: "no space left on the device; free space or run cleanup",
+  EDQUOT: "the disk quota is exhausted; free space or raise the quota",
+  ENOENT: "the folder does not exist; create it or fix the bind mount",
+  EIO: "an I/O error from the storage device; check the storage box mount",
+};
+
+/** A storage failure as a TaskError naming BACKUP_DIR, the file and the fix. */
+export function storageError(backupDir: string, path: string, err: unknown): TaskError {
+  const code = errnoCode(err);
+  const why = code !== undefined && STORAGE_CODES[code] !== undefined ? `${code}: ${STORAGE_CODES[code]}` : (err as Error).message;
+  return new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir}: cannot write ${path} (${why})`, { cause: err });
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a small file atomically: temp file in the same folder, fsync, rename. */
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, "w", 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+export interface PartialFile {
+  path: string;
+  finalPath: string;
+  handle: FileHandle;
+}
+
+export async function createPartial(backupDir: string, dir: string, name: string): Promise<PartialFile> {
+  const finalPath = join(dir, name);
+  const path = finalPath + PARTIAL_SUFFIX;
+  try {
+    await mkdir(dir, { recursive: true });
+    const handle = await open(path, "wx", 0o644);
+    return { path, finalPath, handle };
+  } catch (err) {
+    throw storageError(backupDir, path, err);
+  }
+}
+
+/** Removes a partial after a failure; never throws (the original error matters more). */
+export async function discardPartial(p: PartialFile): Promise<void> {
+  if (p.handle.fd !== -1) await p.handle.close().catch(() => undefined);
+  await rm(p.path, { force: true }).catch(() => undefined);
+}
+
+export function checksumLine(sha256: string, name: string): string {
+  return `${sha256}  ${name}\n`;
+}
+
+/**
+ * Makes a finished data file visible: fsync it, write its .sha256 and .json sidecars (each
+ * atomically), rename it from `partialPath` into place, fsync the folder. On failure the
+ * sidecars are removed again and the error thrown; the caller removes the data file.
+ */
+export async function commitFile(partialPath: string, finalPath: string, sha256: string, manifestJson: string): Promise<void> {
+  try {
+    const fh = await open(partialPath, "r+");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await writeFileAtomic(finalPath + CHECKSUM_SUFFIX, checksumLine(sha256, basename(finalPath)));
+    await writeFileAtomic(finalPath + MANIFEST_SUFFIX, manifestJson);
+    await rename(partialPath, finalPath);
+    await fsyncDir(dirname(finalPath));
+  } catch (err) {
+    await rm(finalPath + CHECKSUM_SUFFIX, { force: true }).catch(() => undefined);
+    await rm(finalPath + MANIFEST_SUFFIX, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** commitFile for a backup just written. After this the backup is visible. */
+export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest): Promise<void> {
+  try {
+    if (p.handle.fd !== -1) await p.handle.close();
+    await commitFile(p.path, p.finalPath, manifest.sha256, JSON.stringify(manifest, null, 2) + "\n");
+  } catch (err) {
+    await discardPartial(p);
+    throw storageError(backupDir, p.finalPath, err);
+  }
+}
+
+/** Where a latest pointer that cannot be a symlink (CIFS/SMB) is written instead: a text file holding the name. */
+export function pointerFileName(tier: Tier, codec: Codec): string {
+  return `${latestPointerName(tier, codec)}.txt`;
+}
+
+/**
+ * Points latest_<tier> at `name`: an atomic symlink swap; where the file system refuses
+ * symlinks, a pointer text file. Returns which kind was written.
+ */
+export async function updateLatestPointer(dir: string, tier: Tier, codec: Codec, name: string): Promise<"symlink" | "file"> {
+  const link = join(dir, latestPointerName(tier, codec));
+  const tmp = `${link}.tmp-${process.pid}`;
+  try {
+    await rm(tmp, { force: true });
+    await symlink(name, tmp);
+    await rename(tmp, link);
+    await rm(join(dir, pointerFileName(tier, codec)), { force: true });
+    return "symlink";
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    if (!["EPERM", "ENOTSUP", "EOPNOTSUPP", "EINVAL", "ENOSYS"].includes(errnoCode(err) ?? "")) throw err;
+    await writeFileAtomic(join(dir, pointerFileName(tier, codec)), `${name}\n`);
+    return "file";
+  }
+}
+
+/** The backup name a latest pointer names, or null when there is none. */
+export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): Promise<string | null> {
+  try {
+    return basename(await readlink(join(dir, latestPointerName(tier, codec))));
+  } catch {
+    try {
+      return (await readFile(join(dir, pointerFileName(tier, codec)), "utf8")).trim() || null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/**
+ * Checks BACKUP_DIR can be written before any work starts, so a wrong mount fails fast and
+ * clearly. BACKUP_DIR itself is never created: in a container it is the storage box's mount
+ * point, and creating it would write the backups into the container instead.
+ */
+export async function assertWritable(backupDir: string, dir: string): Promise<void> {
+  for (const target of [backupDir, dir]) {
+    const probe = join(target, `.write-test-${randomUUID()}`);
+    try {
+      if (target !== backupDir) await mkdir(target, { recursive: true });
+      await writeFile(probe, "");
+      await unlink(probe);
+    } catch (err) {
+      throw storageError(backupDir, target, err);
+    }
+  }
+}
+
+export async function fileSize(path: string): Promise<number> {
+  return (await stat(path)).size;
+}

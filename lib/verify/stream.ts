@@ -1,0 +1,63 @@
+// Reads one backup file end to end the way a restore would (through its decompressor),
+// splitting it into sections and counting COPY rows per section, so verify can compare
+// what the file really holds with what its manifest claims.
+import type { CatalogEntry } from "../store/catalog.js";
+import type { Logger } from "../core/log.js";
+import { openSqlStream } from "../restore/decompress.js";
+import { parseBackupName } from "../store/naming.js";
+import type { Codec } from "../store/naming.js";
+import { RowCounter } from "../backup/rowCounter.js";
+import { readSections } from "../sql/sections.js";
+import type { SectionsResult } from "../sql/sections.js";
+import type { StreamScan } from "./checks.js";
+
+export function codecOf(file: string): Codec {
+  const parsed = parseBackupName(file);
+  if (parsed === null) throw new Error(`${file} is not a backup file name`);
+  return parsed.codec;
+}
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+const PROGRESS_MS = 10_000;
+
+export async function scanBackup(e: CatalogEntry, threads: number, env: NodeJS.ProcessEnv, log: Logger): Promise<StreamScan> {
+  const sql = openSqlStream(e.path, codecOf(e.name), threads, env);
+  const rowCounts = new Map<string, Record<string, number>>();
+  let counter: RowCounter | null = null;
+  let rawBytes = 0;
+  async function* counted(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of src) {
+      rawBytes += chunk.length;
+      yield chunk;
+    }
+  }
+  let sections: SectionsResult | null = null;
+  let error: string | null = null;
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    const secs = (Date.now() - t0) / 1000;
+    log.info({ backup: e.name, rawBytes, rawMBps: +(rawBytes / 1e6 / secs).toFixed(1) }, `progress: ${(rawBytes / 1e6).toFixed(0)} MB of ${e.name} read back`);
+  }, PROGRESS_MS);
+  try {
+    sections = await readSections(counted(sql.stream), {
+      onDatabaseStart: () => void (counter = new RowCounter()),
+      onDatabaseData: (_name, chunk) => counter?.push(chunk),
+      onDatabaseEnd: (name) => {
+        // A name printed twice would be caught by the sections check; keep the counts summed.
+        const prev = rowCounts.get(name) ?? {};
+        for (const [table, n] of Object.entries(counter?.toObject() ?? {})) prev[table] = (prev[table] ?? 0) + n;
+        rowCounts.set(name, prev);
+      },
+    });
+  } catch (err) {
+    error = message(err);
+    sql.cancel();
+  } finally {
+    clearInterval(timer);
+  }
+  // The decompressor's exit status is the only sign of a corrupt block that still produced text.
+  await sql.done.catch((err: unknown) => {
+    error ??= message(err);
+  });
+  return { error, rawBytes, sections: error === null ? sections : null, rowCounts };
+}

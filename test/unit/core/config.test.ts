@@ -1,0 +1,74 @@
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inspect } from "node:util";
+import { describe, expect, it } from "vitest";
+import { resolveConfig } from "../../../lib/core/config.js";
+
+const base = { BACKUP_DIR: "/backups" };
+
+describe("resolveConfig", () => {
+  it("has the documented defaults and is frozen", () => {
+    const c = resolveConfig(base);
+    expect(c.pg).toMatchObject({ host: "postgres", port: 5432, user: "postgres", database: "postgres" });
+    expect(c.tz).toBe("Europe/Berlin");
+    expect(c.compression.codec).toBe("bzip2");
+    expect(c.compression.level).toBe(9);
+    expect(c.retention).toEqual({ keepAllDays: 14, keepDifferentialDays: 42, minFull: 2, keepFullDays: Infinity });
+    expect(c.lock).toEqual({ mode: "wait", timeoutSeconds: 3600 });
+    expect(c.s3).toBeNull();
+    expect(c.logFile).toBe("/backups/backup.log");
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.pg)).toBe(true);
+  });
+
+  it.each([
+    [{ BACKUP_COMPRESSION: "zstd" }, (c: ReturnType<typeof resolveConfig>) => c.compression.codec === "zstd" && c.compression.level === 1],
+    [{ BACKUP_COMPRESSION: "GZIP", BACKUP_COMPRESSION_LEVEL: "1" }, (c: ReturnType<typeof resolveConfig>) => c.compression.codec === "gzip" && c.compression.level === 1],
+    [{ BACKUP_COMPRESSION: "none" }, (c: ReturnType<typeof resolveConfig>) => c.compression.level === null],
+    [{ PGPORT: "6543" }, (c: ReturnType<typeof resolveConfig>) => c.pg.port === 6543],
+    [{ LOCK_MODE: "skip", LOCK_TIMEOUT_SECONDS: "0" }, (c: ReturnType<typeof resolveConfig>) => c.lock.mode === "skip" && c.lock.timeoutSeconds === 0],
+    [{ TZ: "UTC" }, (c: ReturnType<typeof resolveConfig>) => c.tz === "UTC"],
+    [{ RETENTION_KEEP_FULL_DAYS: "90" }, (c: ReturnType<typeof resolveConfig>) => c.retention.keepFullDays === 90],
+    [{ LOG_FILE: "" }, (c: ReturnType<typeof resolveConfig>) => c.logFile === null],
+    [{ S3_BUCKET: "b", S3_ENDPOINT: "http://127.0.0.1:9000" }, (c: ReturnType<typeof resolveConfig>) => c.s3?.forcePathStyle === true && c.s3.region === "us-east-1"],
+  ])("accepts %j", (env, check) => {
+    expect(check(resolveConfig({ ...base, ...env }))).toBe(true);
+  });
+
+  it.each([
+    [{ BACKUP_DIR: "backups" }, /BACKUP_DIR="backups" is not an absolute path/],
+    [{ BACKUP_COMPRESSION: "lzma" }, /BACKUP_COMPRESSION="lzma" is not one of bzip2, zstd, gzip, none/],
+    [{ BACKUP_COMPRESSION_LEVEL: "12" }, /BACKUP_COMPRESSION_LEVEL=12 is out of range 1\.\.9; bzip2 levels are 1\.\.9/],
+    [{ BACKUP_COMPRESSION_LEVEL: "fast" }, /BACKUP_COMPRESSION_LEVEL="fast" is not a whole number/],
+    [{ PGPORT: "70000" }, /PGPORT=70000 is out of range 1\.\.65535/],
+    [{ TZ: "Mars/Olympus" }, /TZ="Mars\/Olympus" is not a known time zone/],
+    [{ LOCK_MODE: "block" }, /LOCK_MODE="block" is not one of wait, skip/],
+    [{ RETENTION_KEEP_ALL_DAYS: "50" }, /RETENTION_KEEP_DIFFERENTIAL_DAYS=42 is below RETENTION_KEEP_ALL_DAYS=50/],
+    [{ RETENTION_MIN_FULL: "0" }, /RETENTION_MIN_FULL=0 is out of range 1\.\.1000/],
+    [{ RETENTION_KEEP_FULL_DAYS: "7" }, /RETENTION_KEEP_FULL_DAYS=7 is out of range 42\.\.36500/],
+    [{ POSTGRES_PASSWORD_FILE: "/nonexistent/pw" }, /POSTGRES_PASSWORD_FILE=\/nonexistent\/pw is not readable \(ENOENT\); mount the postgres_password secret or set PGPASSWORD/],
+    [{ S3_BUCKET: "b", S3_ENDPOINT: "minio:9000" }, /S3_ENDPOINT="minio:9000" is not an http\(s\) URL/],
+    [{ S3_BUCKET: "b", S3_FORCE_PATH_STYLE: "maybe" }, /S3_FORCE_PATH_STYLE="maybe" is not a boolean/],
+    [{ S3_BUCKET: "b", AWS_ACCESS_KEY_ID_FILE: "/etc/hostname" }, /must be set together/],
+    [{ LOG_LEVEL: "loud" }, /LOG_LEVEL="loud" is not one of/],
+  ])("rejects %j", (env, message) => {
+    expect(() => resolveConfig({ ...base, ...env })).toThrow(message);
+  });
+
+  it("reads the password from the secret file, strips one newline, and never renders it", () => {
+    const file = join(tmpdir(), `pgsb-pw-${process.pid}`);
+    writeFileSync(file, "hunter2-secret\n");
+    const c = resolveConfig({ ...base, POSTGRES_PASSWORD_FILE: file });
+    expect(c.pg.password?.reveal()).toBe("hunter2-secret");
+    expect(c.pg.passwordSource).toBe(`POSTGRES_PASSWORD_FILE=${file}`);
+    expect(JSON.stringify(c)).not.toContain("hunter2");
+    expect(inspect(c, { depth: 5 })).not.toContain("hunter2");
+    expect(String(c.pg.password)).toBe("[redacted]");
+  });
+
+  it("prefers PGPASSWORD and says so", () => {
+    const c = resolveConfig({ ...base, PGPASSWORD: "x", POSTGRES_PASSWORD_FILE: "/nonexistent" });
+    expect(c.pg.passwordSource).toBe("PGPASSWORD");
+  });
+});

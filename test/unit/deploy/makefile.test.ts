@@ -1,0 +1,319 @@
+// The Makefile and stack/swarm-run-task.sh, run for real against a recording `docker`
+// stub first on PATH: each test asserts the docker commands an operator's target issues,
+// and how a one-off task's end state becomes make's exit status.
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const TASK_IMAGE = "reg.test/pg-swarm-backup-task:1.2.3";
+const PG_IMAGE = "reg.test/pg-swarm-backup-postgres:1.2.3";
+
+// Logs one line per call: the VERSION and REGISTRY it saw, then argv, fields split by
+// \x1f so arguments with spaces survive. Canned answers come from STUB_* variables.
+const STUB = `#!/bin/sh
+{
+  printf 'VERSION=%s REGISTRY=%s' "\${VERSION-}" "\${REGISTRY-}"
+  for a in "$@"; do printf '\\037%s' "$a"; done
+  printf '\\n'
+} >>"$DOCKER_STUB_LOG"
+case "$1 $2" in
+  "service create") echo svc0001 ;;
+  "service ps") [ -n "\${STUB_NO_TASK-}" ] || echo task0001 ;;
+  "service logs") echo "task says: \${STUB_TASK_LOG-hello}" ;;
+  "ps -q") [ -z "\${STUB_CONTAINER_ID-}" ] || echo "$STUB_CONTAINER_ID" ;;
+  inspect*)
+    n=$(cat "$DOCKER_STUB_LOG.polls" 2>/dev/null || echo 0)
+    echo $((n + 1)) >"$DOCKER_STUB_LOG.polls"
+    if [ "$n" -lt "\${STUB_RUNNING_POLLS:-0}" ]; then echo "running||"; exit 0; fi
+    echo "\${STUB_TASK_STATE:-complete}|\${STUB_EXIT_CODE-0}|\${STUB_TASK_ERR-}" ;;
+esac
+exit 0
+`;
+
+let dir: string;
+let log: string;
+
+function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // A surrounding make (make test) or operator settings must not leak into these runs.
+  for (const k of Object.keys(env)) {
+    if (/^(MAKE|MFLAGS|STUB_|VERSION$|REGISTRY$|STACK$|IMAGE$|TZ$|LOCK_MODE$|PGHOST$|PGUSER$|NETWORK$|BACKUP_HOST_DIR$)/.test(k)) {
+      delete env[k];
+    }
+  }
+  return { ...env, PATH: `${dir}:${process.env.PATH}`, DOCKER_STUB_LOG: log, POLL_SECONDS: "0", ...extra };
+}
+
+function run(cmd: string, args: string[], extra: Record<string, string> = {}) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, env: baseEnv(extra), encoding: "utf8", timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const make = (args: string[], extra: Record<string, string> = {}) =>
+  run("make", ["--no-print-directory", "VERSION=1.2.3", "REGISTRY=reg.test", ...args], extra);
+
+interface Call {
+  env: string;
+  argv: string[];
+}
+
+function calls(): Call[] {
+  let text: string;
+  try {
+    text = readFileSync(log, "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const [env, ...argv] = l.split("\x1f");
+      return { env: env!, argv };
+    });
+}
+
+const commands = () => calls().map((c) => c.argv.join(" "));
+
+/** The value after each occurrence of a flag, e.g. all `-e` values. */
+function flagValues(argv: string[], flag: string): string[] {
+  return argv.flatMap((a, i) => (a === flag && i + 1 < argv.length ? [argv[i + 1]!] : []));
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "pgsb-docker-stub-"));
+  writeFileSync(join(dir, "docker"), STUB);
+  chmodSync(join(dir, "docker"), 0o755);
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+beforeEach(() => {
+  log = join(dir, `calls-${Math.random().toString(36).slice(2)}.log`);
+});
+
+describe("make: images and stack", () => {
+  it("help is the default target and lists every target", () => {
+    const r = make([]);
+    expect(r.status).toBe(0);
+    for (const t of ["build", "push", "deploy", "update", "remove", "clean", "ps", "logs", "shell", "backup-full",
+      "backup-diff", "backup-incr", "backup-list", "backup-restore", "test", "lint", "demo", "bench", "typecheck"]) {
+      expect(r.stdout).toMatch(new RegExp(`^\\s+${t}\\s+\\S`, "m"));
+    }
+    expect(calls()).toEqual([]);
+  });
+
+  it("build builds both images with the version, tagged VERSION and latest", () => {
+    expect(make(["build"]).status).toBe(0);
+    expect(commands()).toEqual([
+      `build -f Dockerfile.postgres --build-arg VERSION=1.2.3 -t ${PG_IMAGE} -t reg.test/pg-swarm-backup-postgres:latest .`,
+      `build -f Dockerfile.task --build-arg VERSION=1.2.3 -t ${TASK_IMAGE} -t reg.test/pg-swarm-backup-task:latest .`,
+    ]);
+  });
+
+  it("push pushes both tags of both images", () => {
+    expect(make(["push"]).status).toBe(0);
+    expect(commands()).toEqual([
+      `push ${PG_IMAGE}`,
+      "push reg.test/pg-swarm-backup-postgres:latest",
+      `push ${TASK_IMAGE}`,
+      "push reg.test/pg-swarm-backup-task:latest",
+    ]);
+  });
+
+  it("deploy deploys the stack file with VERSION and REGISTRY in docker's environment", () => {
+    expect(make(["deploy"]).status).toBe(0);
+    expect(calls()).toEqual([
+      {
+        env: "VERSION=1.2.3 REGISTRY=reg.test",
+        argv: ["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "--with-registry-auth", "pgsb"],
+      },
+    ]);
+  });
+
+  it("update builds, pushes, then points postgres and every task service at the new images", () => {
+    expect(make(["update"]).status).toBe(0);
+    const updates = commands().filter((c) => c.startsWith("service update"));
+    expect(updates).toEqual([
+      `service update --with-registry-auth --image ${PG_IMAGE} pgsb_postgres`,
+      ...["backup-full", "backup-differential", "backup-incremental", "cleanup", "verify", "auto-restore"].map(
+        (s) => `service update --with-registry-auth --image ${TASK_IMAGE} pgsb_${s}`,
+      ),
+    ]);
+    expect(commands().findIndex((c) => c.startsWith("push"))).toBeGreaterThan(
+      commands().findLastIndex((c) => c.startsWith("build")),
+    );
+  });
+
+  it.each([
+    [["remove"], "stack rm pgsb"],
+    [["remove", "STACK=db"], "stack rm db"],
+    [["ps"], "stack ps pgsb"],
+    [["logs"], "service logs -f pgsb_postgres"],
+    [["logs", "SERVICE=backup-full"], "service logs -f pgsb_backup-full"],
+  ])("make %j runs docker %s", (args, expected) => {
+    expect(make(args).status).toBe(0);
+    expect(commands()).toEqual([expected]);
+  });
+
+  it("shell execs into the local postgres container, or says where to run it", () => {
+    expect(make(["shell"], { STUB_CONTAINER_ID: "c0ffee" }).status).toBe(0);
+    expect(commands()).toEqual(["ps -q -f name=pgsb_postgres", "exec -it c0ffee sh"]);
+
+    const r = make(["shell"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("database=true");
+  });
+
+  it("clean removes only this project's images and build outputs (dry run)", () => {
+    const r = make(["-n", "clean"]);
+    expect(r.stdout).toContain(`docker image rm ${PG_IMAGE} reg.test/pg-swarm-backup-postgres:latest`);
+    expect(r.stdout).toContain("rm -rf dist node_modules");
+  });
+
+  it("the local targets run setup first and then the npm scripts", () => {
+    const r = make(["-n", "test", "lint", "demo", "bench", "typecheck", "BENCH_ARGS=--quick"]);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      "bash scripts/setup.sh",
+      "npm test",
+      "bash scripts/setup.sh",
+      "npm run lint",
+      "find scripts stack .ci -type f -name '*.sh' -exec shellcheck {} +",
+      "bash scripts/setup.sh",
+      "bash scripts/demo.sh",
+      "bash scripts/setup.sh",
+      "npm run bench -- --quick",
+      "npm run typecheck",
+    ]);
+  });
+});
+
+describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
+  it("backup-full creates a replicated job, waits for it, prints its logs, removes it, exits 0", () => {
+    const r = make(["backup-full"], { STUB_RUNNING_POLLS: "2", STUB_TASK_LOG: "full backup written" });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("task says: full backup written");
+
+    const all = calls().map((c) => c.argv);
+    const create = all[0]!;
+    const name = flagValues(create, "--name")[0]!;
+    expect(name).toMatch(/^pgsb-backup-full-\d{14}$/);
+    expect(create.slice(0, 2)).toEqual(["service", "create"]);
+    expect(flagValues(create, "--mode")).toEqual(["replicated-job"]);
+    expect(create).toContain("--detach");
+    expect(flagValues(create, "--network")).toEqual(["backend-net"]);
+    expect(flagValues(create, "--secret")).toEqual(["postgres_password"]);
+    expect(flagValues(create, "--mount")).toEqual([
+      "type=bind,source=/mnt/storagebox/backups/postgresql,target=/backups,bind-propagation=rslave",
+    ]);
+    expect(flagValues(create, "--constraint")).toEqual(["node.labels.database==true"]);
+    expect(flagValues(create, "--restart-condition")).toEqual(["none"]);
+    expect(flagValues(create, "-e")).toEqual(
+      expect.arrayContaining([
+        "PGHOST=postgres",
+        "PGUSER=postgres",
+        "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password",
+        "BACKUP_DIR=/backups",
+        "TZ=Europe/Berlin",
+        "LOCK_MODE=wait",
+      ]),
+    );
+    expect(create.slice(-3)).toEqual([TASK_IMAGE, "backup", "full"]);
+
+    const rest = all.slice(1).map((a) => a.join(" "));
+    expect(rest.filter((c) => c.startsWith("inspect"))).toHaveLength(3);
+    expect(rest.slice(-2)).toEqual([`service logs --raw ${name}`, `service rm ${name}`]);
+  });
+
+  it("a task that fails with exit code 3 fails make, and the runner exits 3; the service is removed", () => {
+    const failed = { STUB_TASK_STATE: "failed", STUB_EXIT_CODE: "3", STUB_TASK_ERR: "task: non-zero exit (3)" };
+    const r = make(["backup-full"], failed);
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toContain("task says:");
+    expect(commands().at(-1)).toMatch(/^service rm pgsb-backup-full-\d{14}$/);
+
+    log = join(dir, "direct.log");
+    const direct = run("bash", ["stack/swarm-run-task.sh", "backup-full", "--", "backup", "full"], failed);
+    expect(direct.status).toBe(3);
+    expect(direct.stderr).toContain("exit code 3");
+    expect(commands().at(-1)).toMatch(/^service rm pgsb-backup-full-\d{14}$/);
+  });
+
+  it.each([
+    [["backup-diff"], ["backup", "differential"]],
+    [["backup-incr"], ["backup", "incremental"]],
+    [["backup-list"], ["list"]],
+    [["backup-restore", "ARGS=restore-database x.sql.bz2 app"], ["restore-database", "x.sql.bz2", "app"]],
+  ])("make %j runs the task image with %j", (args, taskArgs) => {
+    expect(make(args).status).toBe(0);
+    const create = calls()[0]!.argv;
+    expect(create.slice(0, 2)).toEqual(["service", "create"]);
+    expect(create.slice(-1 - taskArgs.length)).toEqual([TASK_IMAGE, ...taskArgs]);
+    expect(commands().at(-1)).toMatch(/^service rm pgsb-/);
+  });
+
+  it("backup-restore without ARGS prints usage and starts nothing", () => {
+    const r = make(["backup-restore"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("restore-database FILE DB");
+    expect(calls()).toEqual([]);
+  });
+});
+
+describe("stack/swarm-run-task.sh", () => {
+  const runner = (extra: Record<string, string>, args = ["verify", "--", "verify"]) =>
+    run("bash", ["stack/swarm-run-task.sh", ...args], { IMAGE: TASK_IMAGE, ...extra });
+
+  it("maps a task Swarm rejected to 125 and shows why", () => {
+    const r = runner({ STUB_TASK_STATE: "rejected", STUB_EXIT_CODE: "", STUB_TASK_ERR: "No such image: x" });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toContain("No such image: x");
+    expect(commands().at(-1)).toMatch(/^service rm pgsb-verify-/);
+  });
+
+  it("exits 1 when a task ended without an exit code", () => {
+    expect(runner({ STUB_TASK_STATE: "shutdown", STUB_EXIT_CODE: "" }).status).toBe(1);
+  });
+
+  it("gives up after TASK_TIMEOUT_SECONDS with 124 and removes the service", () => {
+    const r = runner({ STUB_RUNNING_POLLS: "1000000", TASK_TIMEOUT_SECONDS: "0" });
+    expect(r.status).toBe(124);
+    expect(r.stderr).toContain("TASK_TIMEOUT_SECONDS");
+    expect(commands().at(-1)).toMatch(/^service rm pgsb-verify-/);
+  });
+
+  it("passes the operator's image, directory and lock mode through", () => {
+    runner({ IMAGE: "other/img:7", BACKUP_HOST_DIR: "/srv/backups", LOCK_MODE: "skip" });
+    const create = calls()[0]!.argv;
+    expect(create).toContain("other/img:7");
+    expect(flagValues(create, "--mount")[0]).toContain("source=/srv/backups,");
+    expect(flagValues(create, "-e")).toContain("LOCK_MODE=skip");
+  });
+
+  it.each([[[]], [["Bad_Name", "--", "list"]], [["list", "--"]]])("refuses %j with usage and exit 2", (args) => {
+    const r = runner({}, args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("usage:");
+    expect(calls()).toEqual([]);
+  });
+
+  it("removes the service when interrupted with Ctrl-C", async () => {
+    const child = spawn("bash", ["stack/swarm-run-task.sh", "verify", "--", "verify"], {
+      cwd: ROOT,
+      env: baseEnv({ IMAGE: TASK_IMAGE, STUB_RUNNING_POLLS: "1000000", POLL_SECONDS: "0.05" }),
+      stdio: "ignore",
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const deadline = Date.now() + 10_000;
+    while (!commands().some((c) => c.startsWith("inspect")) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(commands().at(-1)).toMatch(/^service rm pgsb-verify-/);
+  });
+});

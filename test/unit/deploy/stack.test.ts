@@ -1,0 +1,197 @@
+// The Swarm stack file, as Docker itself reads it: `docker stack config` validates the
+// schema, resolves the anchors and interpolates ${REGISTRY}/${VERSION} offline (no engine).
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const STACK_FILE = "stack/docker-compose.swarm.yml";
+const BACKUP_MOUNT = {
+  type: "bind",
+  source: "/mnt/storagebox/backups/postgresql",
+  target: "/backups",
+  bind: { propagation: "rslave" },
+};
+const TASK_IMAGE = "reg.test:5000/pg-swarm-backup-task:9.8.7";
+
+// swarm-cronjob reads 6-field cron with seconds first: "s m h dom mon dow".
+const TASKS = [
+  { name: "backup-full", command: ["backup", "full"], schedule: "0 0 3 * * 0", lockMode: "wait" },
+  { name: "backup-differential", command: ["backup", "differential"], schedule: "0 0 3 * * 3", lockMode: "wait" },
+  { name: "backup-incremental", command: ["backup", "incremental"], schedule: "0 0 * * * *", lockMode: "wait" },
+  { name: "cleanup", command: ["cleanup"], schedule: "0 30 4 * * *", lockMode: "wait" },
+  { name: "verify", command: ["verify", "--restore"], schedule: "0 0 6 * * 0", lockMode: "wait" },
+  { name: "auto-restore", command: ["auto-restore", "--wait", "30"], schedule: "0 * * * * *", lockMode: "skip" },
+];
+
+// Loosely typed on purpose: the shape is what the assertions below check.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Service = Record<string, any>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let stack: Record<string, any>;
+
+function service(name: string): Service {
+  const s = (stack.services as Record<string, Service>)[name];
+  if (s === undefined) throw new Error(`service ${name} missing from ${STACK_FILE}`);
+  return s;
+}
+
+/** "512M", "2G" or the byte count docker prints. */
+function bytes(v: string | number): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(String(v));
+  if (!m) throw new Error(`not a size: ${v}`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Number(m[1]) * unit;
+}
+
+/** Go durations as docker prints them: "30s", "2m0s", "1h0m0s". */
+function seconds(v: string): number {
+  const parts = [...v.matchAll(/(\d+(?:\.\d+)?)(h|m|s)/g)];
+  if (parts.length === 0) throw new Error(`not a duration: ${v}`);
+  return parts.reduce((sum, [, n, u]) => sum + Number(n) * { h: 3600, m: 60, s: 1 }[u as "h" | "m" | "s"], 0);
+}
+
+beforeAll(() => {
+  try {
+    execFileSync("docker", ["--version"], { stdio: "pipe" });
+  } catch (err) {
+    throw new Error(
+      "the docker CLI is not on PATH: this test validates the stack file with `docker stack config`, " +
+        "which needs only the client (no engine); install the docker CLI and run again",
+      { cause: err },
+    );
+  }
+  const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000" };
+  delete env.POSTGRES_CONF_NAME;
+  const out = execFileSync("docker", ["stack", "config", "-c", STACK_FILE], { cwd: ROOT, env, encoding: "utf8" });
+  stack = parse(out);
+});
+
+describe("stack file", () => {
+  it("declares exactly postgres, swarm-cronjob and one service per task", () => {
+    expect(Object.keys(stack.services).sort()).toEqual(["postgres", "swarm-cronjob", ...TASKS.map((t) => t.name)].sort());
+  });
+
+  it("uses the pre-created network, secret and config, and a named data volume", () => {
+    expect(stack.networks["backend-net"]).toMatchObject({ external: true, name: "backend-net" });
+    expect(stack.secrets.postgres_password).toMatchObject({ external: true, name: "postgres_password" });
+    expect(stack.configs["postgresql-conf"]).toMatchObject({ external: true, name: "postgresql-conf" });
+    expect(stack.volumes).toHaveProperty("postgres-data");
+  });
+});
+
+describe("postgres service", () => {
+  it("runs the versioned postgres image with the password from the secret", () => {
+    const pg = service("postgres");
+    expect(pg.image).toBe("reg.test:5000/pg-swarm-backup-postgres:9.8.7");
+    expect(pg.environment).toMatchObject({
+      POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password",
+      TZ: "Europe/Berlin",
+      PGDATA: "/var/lib/postgresql/data",
+    });
+    expect(pg.secrets).toEqual([{ source: "postgres_password" }]);
+  });
+
+  it("mounts postgresql.conf where the image's CMD expects it", () => {
+    expect(service("postgres").configs).toEqual([
+      expect.objectContaining({ source: "postgresql-conf", target: "/etc/postgresql/postgresql.conf" }),
+    ]);
+  });
+
+  it("keeps PGDATA on the named volume and sees the storage box through an rslave bind mount", () => {
+    const volumes = service("postgres").volumes as Service[];
+    expect(volumes).toContainEqual({ type: "volume", source: "postgres-data", target: "/var/lib/postgresql/data" });
+    expect(volumes).toContainEqual(BACKUP_MOUNT);
+  });
+
+  it("is healthy only when psql can run SELECT 1, checked every 30 s with 3 retries", () => {
+    const hc = service("postgres").healthcheck;
+    expect(hc.test[0]).toBe("CMD-SHELL");
+    expect(hc.test.slice(1).join(" ")).toMatch(/^psql .*-c 'SELECT 1'/);
+    expect(seconds(hc.interval)).toBe(30);
+    expect(hc.retries).toBe(3);
+    expect(seconds(hc.timeout)).toBeLessThan(seconds(hc.interval));
+  });
+
+  it("runs on the database node with 0.5-2 CPUs and 512M-2G memory", () => {
+    const deploy = service("postgres").deploy;
+    expect(deploy.replicas ?? 1).toBe(1);
+    expect(deploy.placement.constraints).toEqual(["node.labels.database == true"]);
+    expect(Number(deploy.resources.limits.cpus)).toBe(2);
+    expect(bytes(deploy.resources.limits.memory)).toBe(bytes("2G"));
+    expect(Number(deploy.resources.reservations.cpus)).toBe(0.5);
+    expect(bytes(deploy.resources.reservations.memory)).toBe(bytes("512M"));
+  });
+
+  it("never runs two servers on one data directory during an update", () => {
+    expect(service("postgres").deploy.update_config.order).toBe("stop-first");
+  });
+
+  it("gets well over Docker's default 10 s to shut down cleanly", () => {
+    expect(seconds(service("postgres").stop_grace_period)).toBeGreaterThanOrEqual(60);
+  });
+
+  it("is on backend-net", () => {
+    expect(Object.keys(service("postgres").networks)).toEqual(["backend-net"]);
+  });
+});
+
+describe("swarm-cronjob service", () => {
+  it("runs a pinned image on a manager with the Docker socket and the stack's time zone", () => {
+    const cron = service("swarm-cronjob");
+    expect(cron.image).toMatch(/^crazymax\/swarm-cronjob:\d+\.\d+\.\d+$/);
+    expect(cron.deploy.placement.constraints).toEqual(["node.role == manager"]);
+    expect(cron.volumes).toContainEqual({ type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock" });
+    expect(cron.environment.TZ).toBe("Europe/Berlin");
+    expect(cron.environment).toHaveProperty("LOG_LEVEL");
+  });
+});
+
+describe.each(TASKS)("task service $name", ({ name, command, schedule, lockMode }) => {
+  it("runs the task image with its CLI arguments", () => {
+    expect(service(name).image).toBe(TASK_IMAGE);
+    expect(service(name).command).toEqual(command);
+  });
+
+  it("stays at 0 replicas and never restarts, so only swarm-cronjob starts it", () => {
+    const deploy = service(name).deploy;
+    expect(deploy.mode).toBe("replicated");
+    expect(deploy.replicas).toBe(0);
+    expect(deploy.restart_policy.condition).toBe("none");
+  });
+
+  it(`is scheduled at "${schedule}" and skipped while a previous run is still going`, () => {
+    // Service (deploy) labels: swarm-cronjob reads the service spec, not container labels.
+    expect(service(name).deploy.labels).toEqual({
+      "swarm.cronjob.enable": "true",
+      "swarm.cronjob.schedule": schedule,
+      "swarm.cronjob.skip-running": "true",
+    });
+    expect(service(name).labels).toBeUndefined();
+  });
+
+  it("reaches postgres with the secret over backend-net and writes to the storage box", () => {
+    const s = service(name);
+    expect(s.environment).toEqual(
+      expect.objectContaining({
+        PGHOST: "postgres",
+        PGUSER: "postgres",
+        POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password",
+        BACKUP_DIR: "/backups",
+        TZ: "Europe/Berlin",
+        LOCK_MODE: lockMode,
+      }),
+    );
+    expect(s.secrets).toEqual([{ source: "postgres_password" }]);
+    expect(Object.keys(s.networks)).toEqual(["backend-net"]);
+    expect(s.volumes).toEqual([BACKUP_MOUNT]);
+  });
+
+  it("runs on the database node within a memory limit", () => {
+    const deploy = service(name).deploy;
+    expect(deploy.placement.constraints).toEqual(["node.labels.database == true"]);
+    expect(Number(deploy.resources.limits.cpus)).toBe(1);
+    expect(bytes(deploy.resources.limits.memory)).toBe(bytes(name === "verify" ? "1G" : "512M"));
+  });
+});
