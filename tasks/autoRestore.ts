@@ -1,7 +1,7 @@
 // auto-restore [--wait SECONDS]: run at every start of the stack. It waits for PostgreSQL,
 // takes the cluster lock, and restores the newest chain (roles included) only into a wiped
-// cluster (lib/autoRestorePlan.ts); then it lifts the write gate the init hook set
-// (lib/writeGate.ts). Everywhere else it logs why it did nothing and exits 0.
+// cluster (lib/restore/autoRestorePlan.ts); then it lifts the write gate the init hook set
+// (lib/restore/writeGate.ts). Everywhere else it logs why it did nothing and exits 0.
 import { existsSync } from "node:fs";
 import { decideAutoRestore } from "../lib/restore/autoRestorePlan.js";
 import type { AutoRestoreDecision } from "../lib/restore/autoRestorePlan.js";

@@ -1,4 +1,4 @@
-// backup full|differential|incremental: plan (lib/backupPlan.ts), then dump the planned
+// backup full|differential|incremental: plan (lib/backup/plan.ts), then dump the planned
 // databases through the compressor into an atomic file with sidecars and a manifest.
 import { availableParallelism } from "node:os";
 import { join } from "node:path";

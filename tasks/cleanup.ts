@@ -1,4 +1,4 @@
-// cleanup [--dry-run] [--json] [--now ISO-TIME]: plan with lib/retention.ts, refuse when
+// cleanup [--dry-run] [--json] [--now ISO-TIME]: plan with lib/retention/plan.ts, refuse when
 // the newest backup is bad or BACKUP_DIR looks wrong, then delete, repair the latest
 // pointers and remove stale leftovers (old .partial files, orphaned sidecars). With
 // S3_RETENTION=mirror the plan also covers backups only the mirror still holds, so a
@@ -16,7 +16,8 @@ import { ExitCode, TaskError, errnoCode } from "../lib/core/errors.js";
 import { humanBytes } from "../lib/core/format.js";
 import { acquireLock } from "../lib/postgres/lock.js";
 import type { Logger } from "../lib/core/log.js";
-import { CHECKSUM_SUFFIX, CODECS, MANIFEST_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
+import { CODECS } from "../lib/core/codec.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 import { planRetention } from "../lib/retention/plan.js";
 import { pointerFileName, readLatestPointer, storageError, updateLatestPointer } from "../lib/store/storage.js";

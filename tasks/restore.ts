@@ -1,5 +1,5 @@
-// restore-latest | restore-full | restore-database: decide what to restore (lib/restorePlan.ts,
-// lib/restoreRequest.ts), then, holding the cluster lock, execute it (lib/restoreExec.ts).
+// restore-latest | restore-full | restore-database: decide what to restore (lib/restore/plan.ts,
+// lib/restore/request.ts), then, holding the cluster lock, execute it (lib/restore/exec.ts).
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { openSqlStream } from "../lib/restore/decompress.js";

@@ -3,7 +3,7 @@
 // chain back through its decompressor, checks the backups are fresh, and with --restore
 // restores that chain into a throwaway cluster with the restore executor (no cluster lock:
 // the production cluster is not touched) and compares row counts with the manifests.
-// The decisions are in lib/verifyChecks.ts; this file reads, times and reports.
+// The decisions are in lib/verify/checks.ts; this file reads, times and reports.
 import { scanCatalog } from "../lib/store/catalog.js";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { verifyChecksum } from "../lib/store/checksum.js";

@@ -1,7 +1,7 @@
 // Compressors are external programs so they run on other cores than Node. For .bz2 a
 // parallel implementation (lbzip2, then pbzip2) is used when installed: same format,
 // readable by stock bunzip2, several times faster than the seed's single-threaded bzip2.
-import type { Codec } from "../store/naming.js";
+import type { Codec } from "../core/codec.js";
 import { which } from "../core/bin.js";
 
 export interface Program {

@@ -4,8 +4,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ConfigError, errnoCode } from "./errors.js";
-import type { Codec } from "../store/naming.js";
-import { CODECS } from "../store/naming.js";
+import type { Codec } from "./codec.js";
+import { CODECS } from "./codec.js";
 import { Secret } from "./secret.js";
 
 export const DEFAULT_PASSWORD_FILE = "/run/secrets/postgres_password";

@@ -6,7 +6,7 @@
 // file; the collector only reads *.prom, so the state and temp files are invisible to it.
 import { open, readFile, rm, stat } from "node:fs/promises";
 import { errnoCode } from "./errors.js";
-import { writeFileAtomic } from "../store/storage.js";
+import { writeFileAtomic } from "./atomicWrite.js";
 import { sleep } from "./concurrency.js";
 
 export interface TaskResult {

@@ -1,5 +1,5 @@
 // One database's restore: its section streamed into its own psql, under a temporary name
-// (lib/retarget.ts) that is renamed into place only after psql exited cleanly on a complete
+// (lib/restore/retarget.ts) that is renamed into place only after psql exited cleanly on a complete
 // section; on any failure the temporary database is dropped and the real one is untouched.
 import type { PgConfig } from "../core/config.js";
 import { quoteIdent } from "../sql/ident.js";

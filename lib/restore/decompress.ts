@@ -5,7 +5,7 @@ import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor } from "../backup/compression.js";
-import type { Codec } from "../store/naming.js";
+import type { Codec } from "../core/codec.js";
 import { spawnFilter } from "../core/proc.js";
 
 export interface SqlStream {

@@ -1,6 +1,6 @@
 // Executes a restore: every file's checksum first, then the targets checked (refusing
 // before anything changes), the globals applied, and the databases restored, each through
-// its own psql (lib/databaseRestore.ts), up to `parallel` at once. Every file is read once,
+// its own psql (lib/restore/database.ts), up to `parallel` at once. Every file is read once,
 // in its own stream, so files restore concurrently; within a file, a database's psql
 // finishes its indexes and constraints while the next section already streams. Sections are
 // streamed with backpressure rather than spooled, so memory and disk use stay bounded.
@@ -15,7 +15,7 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import type { GlobalsMode } from "./globalsFilter.js";
 import { filterGlobals } from "./globalsFilter.js";
 import type { Logger } from "../core/log.js";
-import type { Codec } from "../store/naming.js";
+import type { Codec } from "../core/codec.js";
 import { childEnv } from "../postgres/connection.js";
 import type { Client } from "../postgres/connection.js";
 import { PsqlFailure, spawnPsql } from "./psql.js";

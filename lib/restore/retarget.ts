@@ -1,8 +1,8 @@
 // Points one database's section at a temporary database, so a restore never builds a
-// half-restored database under the real name (lib/restoreExec.ts renames it into place).
+// half-restored database under the real name (lib/restore/exec.ts renames it into place).
 // pg_dump --create names the database in CREATE DATABASE, ALTER DATABASE (owner,
 // properties), COMMENT/SECURITY LABEL/GRANT/REVOKE … ON DATABASE, ALTER ROLE … IN DATABASE,
-// and in its \connect lines; exactly those, found at statement starts by lib/sqlScanner.ts,
+// and in its \connect lines; exactly those, found at statement starts by lib/sql/scanner.ts,
 // are rewritten, and everything else passes through byte for byte (the \restrict pairs
 // included), with the line count unchanged so psql's line numbers stay section lines.
 import { IDENT, identName, latin1Of, quoteIdent } from "../sql/ident.js";

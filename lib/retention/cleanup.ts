@@ -3,7 +3,8 @@
 // planning the latest_<tier> pointers, and the report. tasks/cleanup.ts does the filesystem work.
 import { ExitCode, TaskError } from "../core/errors.js";
 import { humanBytes, localTime, table } from "../core/format.js";
-import type { Codec, Tier } from "../store/naming.js";
+import type { Codec } from "../core/codec.js";
+import type { Tier } from "../store/naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { RetentionAction } from "./plan.js";
 

@@ -1,5 +1,5 @@
 // What the S3 mirror holds, read from object names and remote manifests the way
-// lib/catalog.ts reads BACKUP_DIR, and the pure comparison that decides what to upload.
+// lib/store/catalog.ts reads BACKUP_DIR, and the pure comparison that decides what to upload.
 import { join } from "node:path";
 import type { _Object } from "@aws-sdk/client-s3";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";

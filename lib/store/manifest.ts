@@ -1,12 +1,13 @@
 // The manifest written beside every backup (<name>.json). Readers trust a backup only
 // when its manifest parses and matches its name; everything else is "invalid".
 import { readFile } from "node:fs/promises";
-import type { Codec, Tier } from "./naming.js";
+import type { Codec } from "../core/codec.js";
+import type { Tier } from "./naming.js";
 import { TIERS } from "./naming.js";
 
 export const MANIFEST_FORMAT = 1;
 
-/** Per-database change fingerprint, taken before the dump starts (see lib/fingerprint.ts). */
+/** Per-database change fingerprint, taken before the dump starts (see lib/backup/fingerprint.ts). */
 export interface DatabaseFingerprint {
   oid: number;
   /** Hash over per-table write counters, sequence positions and the stats reset time. */

@@ -1,11 +1,10 @@
 // Backup file names: YYYYMMDD_HHMMSS_<tier>.sql[.<ext>], the timestamp in UTC so names
 // sort in time order and never collide across a DST change.
+import { CODECS } from "../core/codec.js";
+import type { Codec } from "../core/codec.js";
 
 export const TIERS = ["full", "differential", "incremental"] as const;
 export type Tier = (typeof TIERS)[number];
-
-export const CODECS = ["bzip2", "zstd", "gzip", "none"] as const;
-export type Codec = (typeof CODECS)[number];
 
 const EXTENSIONS: Record<Codec, string> = { bzip2: ".bz2", zstd: ".zst", gzip: ".gz", none: "" };
 

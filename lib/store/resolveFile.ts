@@ -7,7 +7,8 @@ import { tierDir } from "./catalog.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Manifest } from "./manifest.js";
 import { readManifest } from "./manifest.js";
-import type { Codec, Tier } from "./naming.js";
+import type { Codec } from "../core/codec.js";
+import type { Tier } from "./naming.js";
 import { MANIFEST_SUFFIX, codecOfExtension, parseBackupName } from "./naming.js";
 import { readLatestPointer } from "./storage.js";
 

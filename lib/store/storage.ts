@@ -5,9 +5,11 @@ import { mkdir, open, readFile, readlink, rename, rm, stat, symlink, unlink, wri
 import type { FileHandle } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { writeFileAtomic } from "../core/atomicWrite.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import type { Manifest } from "./manifest.js";
-import type { Codec, Tier } from "./naming.js";
+import type { Codec } from "../core/codec.js";
+import type { Tier } from "./naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, latestPointerName } from "./naming.js";
 
 const STORAGE_CODES: Record<string, string> = {
@@ -34,19 +36,6 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
-}
-
-/** Writes a small file atomically: temp file in the same folder, fsync, rename. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, "w", 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
 }
 
 export interface PartialFile {

@@ -3,7 +3,7 @@
 // Per-file families (manifest, checksum, chain) report one failing check per bad file, or
 // one passing check for the whole family, so a healthy report stays short.
 import type { CatalogEntry } from "../store/catalog.js";
-import type { SectionsResult } from "../sql/sections.js";
+import type { SectionsResult } from "../sql/splitter.js";
 import { printedName } from "../sql/sections.js";
 
 export type Figures = Record<string, string | number | boolean | null>;

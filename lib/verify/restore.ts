@@ -1,5 +1,5 @@
 // The restore behind `verify --restore`: the chain restore-latest would restore, through the
-// shared executor (lib/restoreExec.ts), into the target lib/verifyTarget.ts prepared; then
+// shared executor (lib/restore/exec.ts), into the target lib/verify/target.ts prepared; then
 // count(*) of every table the manifests list, in the databases it restored.
 import type { CatalogEntry } from "../store/catalog.js";
 import type { Config } from "../core/config.js";

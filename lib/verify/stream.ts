@@ -5,10 +5,10 @@ import type { CatalogEntry } from "../store/catalog.js";
 import type { Logger } from "../core/log.js";
 import { openSqlStream } from "../restore/decompress.js";
 import { parseBackupName } from "../store/naming.js";
-import type { Codec } from "../store/naming.js";
+import type { Codec } from "../core/codec.js";
 import { RowCounter } from "../backup/rowCounter.js";
 import { readSections } from "../sql/sections.js";
-import type { SectionsResult } from "../sql/sections.js";
+import type { SectionsResult } from "../sql/splitter.js";
 import type { StreamScan } from "./checks.js";
 
 export function codecOf(file: string): Codec {

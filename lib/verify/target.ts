@@ -1,6 +1,6 @@
 // Where `verify --restore` restores to: a throwaway cluster started inside the task
 // (default), or scratch databases on a server named by VERIFY_PGHOST (for hosts that
-// cannot run initdb). Either way the shared executor (lib/restoreExec.ts) restores into it,
+// cannot run initdb). Either way the shared executor (lib/restore/exec.ts) restores into it,
 // without the production cluster's lock, and release() removes everything created.
 import { randomBytes } from "node:crypto";
 import type { PgConfig } from "../core/config.js";

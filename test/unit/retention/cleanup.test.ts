@@ -3,8 +3,10 @@ import type { PointerInput, PointerState } from "../../../lib/retention/cleanup.
 import type { CleanupReport } from "../../../lib/retention/cleanup.js";
 import { backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../../../lib/retention/cleanup.js";
 import { ExitCode } from "../../../lib/core/errors.js";
-import type { Codec, Tier } from "../../../lib/store/naming.js";
-import { CODECS, TIERS, backupName } from "../../../lib/store/naming.js";
+import type { Codec } from "../../../lib/core/codec.js";
+import type { Tier } from "../../../lib/store/naming.js";
+import { CODECS } from "../../../lib/core/codec.js";
+import { TIERS, backupName } from "../../../lib/store/naming.js";
 import { planRetention } from "../../../lib/retention/plan.js";
 
 describe("parseNowOption", () => {

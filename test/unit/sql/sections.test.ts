@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { SectionsResult } from "../../../lib/sql/sections.js";
+import type { SectionsResult } from "../../../lib/sql/splitter.js";
 import { extractSections, listSections, readSections } from "../../../lib/sql/sections.js";
 
 // Real pg_dumpall output, made by test/fixtures/make-dumpall-fixture.sh.
@@ -204,7 +204,7 @@ describe("listSections and extractSections", () => {
     expect(result.missing).toEqual(["nope"]);
   });
 
-  it("matches a name with a newline by its printed header (lib/dump.ts prints CR/LF as spaces)", async () => {
+  it("matches a name with a newline by its printed header (lib/backup/dump.ts prints CR/LF as spaces)", async () => {
     const text = `SET x;\n--\n-- Databases\n--\n\n--\n-- Database "new line" dump\n--\n\n--\n-- PostgreSQL database dump complete\n--\n\n`;
     const started: string[] = [];
     const globals: Buffer[] = [];

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { CatalogEntry } from "../../../lib/store/catalog.js";
 import type { Manifest } from "../../../lib/store/manifest.js";
 import { parseBackupName } from "../../../lib/store/naming.js";
-import type { SectionsResult } from "../../../lib/sql/sections.js";
+import type { SectionsResult } from "../../../lib/sql/splitter.js";
 import type { StreamScan } from "../../../lib/verify/checks.js";
 import {
   ageFindings,
