@@ -157,7 +157,9 @@ async function execute(
     written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), compressor, partial, env, progress);
   } catch (err) {
     await discardPartial(partial);
-    const failure = errnoCode(err) !== undefined && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;
+    const code = errnoCode(err);
+    // A system error (ENOSPC, EIO …) is the storage's; Node's own ERR_* codes are not.
+    const failure = code !== undefined && !code.startsWith("ERR_") && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;
     log.error({ err: (failure as Error).message, removed: partial.path }, "backup failed; partial file removed, nothing else changed");
     throw failure;
   } finally {

@@ -25,7 +25,10 @@ export interface WriteProgress {
 }
 
 function rank(err: unknown): number {
-  if (STORAGE_ERRNOS.has(errnoCode(err) ?? "")) return 0;
+  const code = errnoCode(err) ?? "";
+  if (STORAGE_ERRNOS.has(code)) return 0;
+  // A stream cut short by the teardown below after another stage failed: that stage explains it.
+  if (code === "ERR_STREAM_PREMATURE_CLOSE") return 5;
   if (err instanceof TaskError) return 1;
   if (err instanceof ProcessError) return 2;
   if (err instanceof SinkClosedError) return 4;

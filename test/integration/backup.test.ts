@@ -175,7 +175,7 @@ describe("backup full", () => {
     writeFileSync(join(quitter, "zstd"), "#!/bin/sh\nhead -c 100 >/dev/null\nexit 0\n");
     chmodSync(join(quitter, "zstd"), 0o755);
     const quit = await runCli(["backup", "full"], { ...cliEnv(src, dir), BACKUP_COMPRESSION: "zstd", PATH: `${quitter}:${process.env.PATH}` });
-    expect(quit.code).toBe(1);
+    expect(quit.code, quit.stderr).toBe(1);
     expect(quit.stderr).toMatch(/zstd exited before reading the whole dump/);
     expect(filesIn(join(dir, "full"))).toEqual([]);
   });
