@@ -13,6 +13,11 @@ export const ExitCode = {
   notImplemented: 7,
   database: 8,
   storage: 9,
+  /** restore --continue-on-error restored what it could; some statements failed (listed). */
+  partialRestore: 10,
+  /** Stopped by SIGINT (128 + 2) or SIGTERM (128 + 15): children stopped, partial files removed. */
+  interrupted: 130,
+  terminated: 143,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
