@@ -18,9 +18,8 @@ import { executeRestore, restoreContext } from "../lib/restore/exec.js";
 import type { RestoreOutcome } from "../lib/restore/exec.js";
 import { planRestore } from "../lib/restore/plan.js";
 import { latestRequest } from "../lib/restore/request.js";
-import { isTempName } from "../lib/restore/target.js";
 import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
-import { isEmptyDatabase } from "../lib/restore/targetState.js";
+import { isEmptyDatabase, markedTempDatabases } from "../lib/restore/targetState.js";
 import { LIFT_BY_HAND, connectWritable, gateIsSet, liftGate } from "../lib/restore/writeGate.js";
 
 export interface AutoRestoreArgs {
@@ -39,9 +38,9 @@ async function lift(config: Config, log: Logger): Promise<void> {
   }
 }
 
-/** Whether a user database counts as data: not a leftover of an interrupted restore, and not empty. */
-async function holdsData(config: Config, name: string, log: Logger): Promise<boolean> {
-  return !isTempName(name) && !(await withClient(config.pg, name, isEmptyDatabase, log));
+/** Whether a user database counts as data: not a (marked) leftover of an interrupted restore, and not empty. */
+async function holdsData(config: Config, name: string, leftovers: ReadonlySet<string>, log: Logger): Promise<boolean> {
+  return !leftovers.has(name) && !(await withClient(config.pg, name, isEmptyDatabase, log));
 }
 
 /**
@@ -50,16 +49,18 @@ async function holdsData(config: Config, name: string, log: Logger): Promise<boo
  */
 async function databasesWithData(config: Config, client: Client, log: Logger): Promise<string[]> {
   const out: string[] = [];
+  const leftovers = new Set(await markedTempDatabases(client));
   for (const name of await userDatabases(client, await listDatabases(client))) {
-    if (await holdsData(config, name, log)) out.push(name);
-    else if (!isTempName(name)) log.info({ database: name }, `database ${JSON.stringify(name)} holds no objects; it does not count as user data`);
+    if (await holdsData(config, name, leftovers, log)) out.push(name);
+    else if (!leftovers.has(name)) log.info({ database: name }, `database ${JSON.stringify(name)} holds no objects; it does not count as user data`);
   }
   return out;
 }
 
 /** The first database holding data, or null: enough to know a cluster is live, without the lock. */
 async function firstDatabaseWithData(config: Config, client: Client, log: Logger): Promise<string | null> {
-  for (const name of await userDatabases(client, await listDatabases(client))) if (await holdsData(config, name, log)) return name;
+  const leftovers = new Set(await markedTempDatabases(client));
+  for (const name of await userDatabases(client, await listDatabases(client))) if (await holdsData(config, name, leftovers, log)) return name;
   return null;
 }
 

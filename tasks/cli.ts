@@ -38,7 +38,9 @@ const EXIT_TABLE = `Exit codes:
   6  S3 mirror failed; the local backup succeeded
   7  not implemented in this version (reserved)
   8  cannot connect to or authenticate with PostgreSQL
-  9  storage error: BACKUP_DIR not writable, full or missing`;
+  9  storage error: BACKUP_DIR not writable, full or missing
+ 10  restore --continue-on-error restored what it could; failed statements are listed
+130  interrupted (SIGINT); 143 terminated (SIGTERM): children stopped, partial files removed`;
 
 async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ok: boolean, started: number, bytes?: number): Promise<void> {
   if (config.metricsFile === null) return;
@@ -70,6 +72,12 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel): 
 }
 
 const restoreLabel = (task: string, dryRun = false): MetricsLabel | undefined => (dryRun ? undefined : { task });
+
+const CONTINUE_ON_ERROR = {
+  type: "boolean",
+  default: false,
+  describe: "run every statement and list the failed ones (exit 10) instead of giving up a database at its first error",
+} as const;
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -142,11 +150,12 @@ export async function main(argv: string[]): Promise<void> {
         y
           .option("at", { type: "string", describe: "restore the state as of this ISO time instead of the newest" })
           .option("drop-existing", { type: "boolean", default: false, describe: "replace existing non-empty databases" })
+          .option("continue-on-error", CONTINUE_ON_ERROR)
           .option("dry-run", { type: "boolean", default: false, describe: "print the plan; change nothing" }),
       (a) =>
         execute(
           async (config, deps) => {
-            await (await import("./restore.js")).run(config, deps, { command: "restore-latest", at: a.at, dropExisting: a.dropExisting, dryRun: a.dryRun });
+            await (await import("./restore.js")).run(config, deps, { command: "restore-latest", at: a.at, dropExisting: a.dropExisting, continueOnError: a.continueOnError, dryRun: a.dryRun });
           },
           "restore-latest",
           restoreLabel("restore-latest", a.dryRun),
@@ -155,11 +164,15 @@ export async function main(argv: string[]): Promise<void> {
     .command(
       "restore-full <file>",
       "restore every database of one backup file",
-      (y) => y.positional("file", { type: "string", demandOption: true }).option("drop-existing", { type: "boolean", default: false }),
+      (y) =>
+        y
+          .positional("file", { type: "string", demandOption: true })
+          .option("drop-existing", { type: "boolean", default: false })
+          .option("continue-on-error", CONTINUE_ON_ERROR),
       (a) =>
         execute(
           async (config, deps) => {
-            await (await import("./restore.js")).run(config, deps, { command: "restore-full", file: a.file, dropExisting: a.dropExisting });
+            await (await import("./restore.js")).run(config, deps, { command: "restore-full", file: a.file, dropExisting: a.dropExisting, continueOnError: a.continueOnError });
           },
           "restore-full",
           restoreLabel("restore-full"),
@@ -173,11 +186,12 @@ export async function main(argv: string[]): Promise<void> {
           .positional("file", { type: "string", demandOption: true })
           .positional("db", { type: "string", demandOption: true })
           .option("as", { type: "string", describe: "restore under another name" })
-          .option("drop-existing", { type: "boolean", default: false }),
+          .option("drop-existing", { type: "boolean", default: false })
+          .option("continue-on-error", CONTINUE_ON_ERROR),
       (a) =>
         execute(
           async (config, deps) => {
-            await (await import("./restore.js")).run(config, deps, { command: "restore-database", file: a.file, db: a.db, as: a.as, dropExisting: a.dropExisting });
+            await (await import("./restore.js")).run(config, deps, { command: "restore-database", file: a.file, db: a.db, as: a.as, dropExisting: a.dropExisting, continueOnError: a.continueOnError });
           },
           "restore-database",
           restoreLabel("restore-database"),

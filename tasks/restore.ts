@@ -16,21 +16,23 @@ import { formatPlan, planRestore } from "../lib/restore/plan.js";
 import type { RestorePlan } from "../lib/restore/plan.js";
 import { databaseRequest, fullRequest, latestRequest } from "../lib/restore/request.js";
 import { listSections } from "../lib/sql/sections.js";
+import { formatStatementErrors } from "../lib/restore/statementErrors.js";
 import { LIFT_BY_HAND, gateIsSet } from "../lib/restore/writeGate.js";
 
-export type RestoreArgs =
-  | { command: "restore-latest"; at?: string; dropExisting: boolean; dryRun: boolean }
-  | { command: "restore-full"; file: string; dropExisting: boolean }
-  | { command: "restore-database"; file: string; db: string; as?: string; dropExisting: boolean };
+export type RestoreArgs = { dropExisting: boolean; continueOnError?: boolean } & (
+  | { command: "restore-latest"; at?: string; dryRun: boolean }
+  | { command: "restore-full"; file: string }
+  | { command: "restore-database"; file: string; db: string; as?: string }
+);
 
 export type RestoreResult = { status: "planned"; plan: RestorePlan } | ({ status: "restored" } & RestoreOutcome);
 
 /** Takes the cluster lock for the whole restore. */
-async function restoreLocked(config: Config, deps: Deps, log: Logger, task: string, request: RestoreRequest): Promise<RestoreOutcome> {
-  const lock = await acquireLock(config, task, log);
+async function restoreLocked(config: Config, deps: Deps, log: Logger, args: RestoreArgs, request: RestoreRequest): Promise<RestoreOutcome> {
+  const lock = await acquireLock(config, args.command, log);
   let outcome: RestoreOutcome;
   try {
-    outcome = await executeRestore(restoreContext(config, deps.env, log), request);
+    outcome = await executeRestore(restoreContext(config, deps.env, log), { ...request, continueOnError: args.continueOnError === true });
   } finally {
     await lock.release();
   }
@@ -69,6 +71,19 @@ function summary(outcome: RestoreOutcome, from: string): string {
   return `restored ${outcome.restored.length} database(s) from ${from} in ${outcome.seconds.toFixed(1)} s${roles}: ${outcome.restored.map((d) => JSON.stringify(d)).join(", ")}\n`;
 }
 
+/** Prints the summary; a restore with failed statements (--continue-on-error) lists them and is exit 10, never 0. */
+function report(deps: Deps, log: Logger, outcome: RestoreOutcome, from: string): RestoreResult {
+  deps.out(summary(outcome, from));
+  const failed = outcome.statementErrors.reduce((n, f) => n + f.errors.count, 0);
+  if (failed === 0) return { status: "restored", ...outcome };
+  deps.out(formatStatementErrors(outcome.statementErrors));
+  for (const f of outcome.statementErrors) log.warn({ database: f.database, backup: f.file, failed: f.errors.count }, "statements failed and were skipped (--continue-on-error)");
+  throw new TaskError(
+    ExitCode.partialRestore,
+    `restore finished with ${failed} failed statement(s) in ${outcome.statementErrors.length} part(s) (listed above); everything else was restored — check the listed objects before using the databases`,
+  );
+}
+
 export async function run(config: Config, deps: Deps, args: RestoreArgs): Promise<RestoreResult> {
   const log = deps.log.child({ task: args.command });
   if (args.command === "restore-latest") {
@@ -82,9 +97,8 @@ export async function run(config: Config, deps: Deps, args: RestoreArgs): Promis
     await ensureLocal(config, plan.steps.map((st) => ({ name: st.file, path: st.path })), log);
     for (const w of plan.warnings) log.warn(w);
     log.info({ chain: plan.chain, databases: plan.databases, dropped: plan.dropped }, `restoring to ${plan.point}`);
-    const outcome = await restoreLocked(config, deps, log, args.command, latestRequest(plan, catalog, args.dropExisting));
-    deps.out(summary(outcome, plan.chain.join(" -> ")));
-    return { status: "restored", ...outcome };
+    const outcome = await restoreLocked(config, deps, log, args, latestRequest(plan, catalog, args.dropExisting));
+    return report(deps, log, outcome, plan.chain.join(" -> "));
   }
   const f = await resolveFile(config.backupDir, args.file, mirrorFetcher(config, log));
   if (f.manifestProblem !== null) log.warn({ backup: f.name }, `manifest not used: ${f.manifestProblem}`);
@@ -92,7 +106,6 @@ export async function run(config: Config, deps: Deps, args: RestoreArgs): Promis
     args.command === "restore-full"
       ? fullRequest(f, await databasesOf(config, deps, f), args.dropExisting)
       : databaseRequest(f, args.db, args.as, args.dropExisting);
-  const outcome = await restoreLocked(config, deps, log, args.command, request);
-  deps.out(summary(outcome, f.name));
-  return { status: "restored", ...outcome };
+  const outcome = await restoreLocked(config, deps, log, args, request);
+  return report(deps, log, outcome, f.name);
 }

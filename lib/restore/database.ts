@@ -1,14 +1,17 @@
 // One database's restore: its section streamed into its own psql, under a temporary name
 // (lib/restore/retarget.ts) that is renamed into place only after psql exited cleanly on a complete
-// section; on any failure the temporary database is dropped and the real one is untouched.
+// section and every other section of the restore is in; on any failure the temporary database
+// is dropped and the real one is untouched. The temporary database carries TEMP_MARK from the
+// moment it exists until the rename, so a leftover of an interrupted restore is recognised as
+// ours and a user's database that happens to share the prefix never is.
 import type { PgConfig } from "../core/config.js";
 import { quoteIdent } from "../sql/ident.js";
 import type { Logger } from "../core/log.js";
 import type { Client } from "../postgres/connection.js";
-import type { PsqlProcess } from "./psql.js";
+import type { PsqlProcess, StatementError } from "./psql.js";
 import { PsqlFailure, spawnPsql } from "./psql.js";
 import type { TargetAction } from "./target.js";
-import { mayReplace, refusal, tempName } from "./target.js";
+import { TEMP_MARK, markStatement, mayReplace, refusal, tempName } from "./target.js";
 import { SectionRetargeter } from "./retarget.js";
 import type { Secret } from "../core/secret.js";
 import { databaseStates } from "./targetState.js";
@@ -22,6 +25,8 @@ export interface JobContext {
   /** A writable connection for CREATE/DROP/ALTER DATABASE; pg queues concurrent queries on it. */
   admin: Client;
   dropExisting: boolean;
+  /** restore --continue-on-error: psql runs every statement; the failed ones are listed instead of failing the database. */
+  continueOnError: boolean;
 }
 
 export interface JobSpec {
@@ -31,7 +36,17 @@ export interface JobSpec {
   action: Exclude<TargetAction, { action: "refuse" }>;
 }
 
-export type JobOutcome = { status: "restored" | "deferred"; seconds: number } | { status: "failed"; error: string };
+export type JobOutcome =
+  | { status: "restored" | "deferred"; seconds: number; statementErrors: StatementErrors }
+  | { status: "failed"; error: string };
+
+/** The statements of one database's section that failed under --continue-on-error. */
+export interface StatementErrors {
+  kept: readonly StatementError[];
+  count: number;
+}
+
+const NO_ERRORS: StatementErrors = { kept: [], count: 0 };
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -63,11 +78,15 @@ export class DatabaseJob {
     const { action } = this.spec;
     this.log.info({ source: this.spec.source, via: this.temp ?? "in place" }, `restoring database ${JSON.stringify(this.spec.target)}`);
     try {
-      if (action.action === "swap" && action.createTemp) await this.ctx.admin.query(`CREATE DATABASE ${quoteIdent(this.temp as string)} TEMPLATE template0`);
+      if (action.action === "swap" && action.createTemp) {
+        await this.ctx.admin.query(`CREATE DATABASE ${quoteIdent(this.temp as string)} TEMPLATE template0`);
+        await this.ctx.admin.query(markStatement(this.temp as string));
+      }
       // A swap section's first statements are CREATE DATABASE and its \connect, so psql starts in the maintenance database.
       const database = action.action === "inPlace" ? this.spec.target : this.ctx.pg.database;
-      if (this.temp !== null) this.retargeter = new SectionRetargeter(this.spec.source, this.temp);
-      this.psql = spawnPsql(database, this.ctx.env, this.ctx.secrets);
+      // A section that creates its database gets the mark on its CREATE DATABASE line.
+      if (this.temp !== null) this.retargeter = new SectionRetargeter(this.spec.source, this.temp, action.action === "swap" && !action.createTemp ? markStatement(this.temp) : null);
+      this.psql = spawnPsql(database, this.ctx.env, this.ctx.secrets, this.ctx.continueOnError);
     } catch (err) {
       this.fail(err);
     }
@@ -111,6 +130,7 @@ export class DatabaseJob {
         await admin.query(`ALTER DATABASE ${quoteIdent(target)} IS_TEMPLATE false`);
         await admin.query(`DROP DATABASE ${quoteIdent(target)}${this.ctx.dropExisting ? " WITH (FORCE)" : ""}`);
       }
+      await admin.query(`ALTER DATABASE ${quoteIdent(this.temp as string)} RESET ${TEMP_MARK}`);
       await admin.query(`ALTER DATABASE ${quoteIdent(this.temp as string)} RENAME TO ${quoteIdent(target)}`);
       if (target === "template1") await admin.query("ALTER DATABASE template1 IS_TEMPLATE true");
     } catch (err) {
@@ -119,7 +139,12 @@ export class DatabaseJob {
     }
     const seconds = (Date.now() - this.started) / 1000;
     this.log.info({ seconds }, `database ${JSON.stringify(target)} restored`);
-    return { status: "restored", seconds };
+    return { status: "restored", seconds, statementErrors: this.statementErrors() };
+  }
+
+  private statementErrors(): StatementErrors {
+    const found = this.psql?.statementErrors;
+    return found === undefined || found.count() === 0 ? NO_ERRORS : { kept: found.kept, count: found.count() };
   }
 
   private fail(err: unknown): void {
@@ -134,10 +159,11 @@ export class DatabaseJob {
       this.error ??= err instanceof PsqlFailure ? err.at("of its section") : errorText(err);
     }
     if (this.error !== null) return this.cleanUp(this.ctx.admin);
-    if (this.spec.action.action === "swap") return this.spec.action.last ? { status: "deferred", seconds: 0 } : this.swap();
+    // Every swap waits until all sections are in: an interrupted restore leaves only marked temporary databases.
+    if (this.spec.action.action === "swap") return { status: "deferred", seconds: 0, statementErrors: this.statementErrors() };
     const seconds = (Date.now() - this.started) / 1000;
     this.log.info({ seconds }, `database ${JSON.stringify(this.spec.target)} restored in place`);
-    return { status: "restored", seconds };
+    return { status: "restored", seconds, statementErrors: this.statementErrors() };
   }
 
   private async cleanUp(admin: Client): Promise<JobOutcome> {

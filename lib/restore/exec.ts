@@ -8,7 +8,7 @@
 // databases, takes none (RestoreContext.exclusive).
 import { availableParallelism } from "node:os";
 import type { Config, PgConfig } from "../core/config.js";
-import type { JobContext, JobOutcome, JobSpec } from "./database.js";
+import type { JobContext, JobOutcome, JobSpec, StatementErrors } from "./database.js";
 import { DatabaseJob, dropTemp } from "./database.js";
 import { openSqlStream } from "./decompress.js";
 import { ExitCode, TaskError } from "../core/errors.js";
@@ -22,7 +22,7 @@ import { PsqlFailure, spawnPsql } from "./psql.js";
 import { decideTarget } from "./target.js";
 import { verifyChecksum } from "../store/checksum.js";
 import { extractSections, readSections } from "../sql/sections.js";
-import { clusterGlobals, databaseNames, databaseStates } from "./targetState.js";
+import { clusterGlobals, databaseStates, markedTempDatabases } from "./targetState.js";
 import { connectWritable, writableEnv } from "./writeGate.js";
 
 export interface RestoreFile {
@@ -38,6 +38,8 @@ export interface RestoreRequest {
   globals: { file: RestoreFile; mode: GlobalsMode } | null;
   databases: { file: RestoreFile; source: string; target: string }[];
   dropExisting: boolean;
+  /** Run every statement and list the failed ones (exit 10) instead of failing a database at its first error. */
+  continueOnError: boolean;
 }
 
 export interface RestoreContext {
@@ -64,6 +66,14 @@ export interface RestoreOutcome {
   restored: string[];
   createdRoles: string[];
   seconds: number;
+  /** --continue-on-error: the statements that failed, per database (the globals as database null). */
+  statementErrors: FailedStatements[];
+}
+
+export interface FailedStatements {
+  database: string | null;
+  file: string;
+  errors: StatementErrors;
 }
 
 /** A restore that failed for some databases (the message says why); the others were restored. */
@@ -108,9 +118,15 @@ export async function readGlobals(ctx: RestoreContext, file: RestoreFile): Promi
   return Buffer.concat(parts);
 }
 
-async function applyGlobals(ctx: RestoreContext, admin: Client, env: NodeJS.ProcessEnv, req: NonNullable<RestoreRequest["globals"]>): Promise<string[]> {
+async function applyGlobals(
+  ctx: RestoreContext,
+  admin: Client,
+  env: NodeJS.ProcessEnv,
+  req: NonNullable<RestoreRequest["globals"]>,
+  continueOnError: boolean,
+): Promise<{ created: string[]; errors: StatementErrors }> {
   const filtered = filterGlobals(await readGlobals(ctx, req.file), req.mode, await clusterGlobals(admin));
-  const psql = spawnPsql(ctx.pg.database, env, [ctx.pg.password]);
+  const psql = spawnPsql(ctx.pg.database, env, [ctx.pg.password], continueOnError);
   await psql.write(filtered.sql);
   try {
     await psql.finish();
@@ -119,7 +135,7 @@ async function applyGlobals(ctx: RestoreContext, admin: Client, env: NodeJS.Proc
     throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${req.file.name} failed: ${why}; no database was restored`, { cause: err });
   }
   ctx.log.info({ backup: req.file.name, created: filtered.created, existing: filtered.existing }, `globals applied: ${filtered.created.length} role(s) created`);
-  return filtered.created;
+  return { created: filtered.created, errors: { kept: psql.statementErrors.kept, count: psql.statementErrors.count() } };
 }
 
 class Slots {
@@ -208,19 +224,26 @@ export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): 
       else specs.push({ file: d.file.name, source: d.source, target: d.target, action });
     }
     if (refusals.length > 0) throw new TaskError(ExitCode.refused, `restore refused: ${refusals.join("; ")}`);
-    // Exclusive (under the lock, or a private cluster): no other restore runs, so temporary databases are leftovers of an interrupted one.
-    for (const name of ctx.exclusive ? await databaseNames(admin, "pgsb\\_restore\\_%") : []) {
+    // Exclusive (under the lock, or a private cluster): no other restore runs, so marked temporary databases are leftovers of an interrupted one.
+    for (const name of ctx.exclusive ? await markedTempDatabases(admin) : []) {
       log.warn({ temp: name }, `dropping ${name}, left over by an interrupted restore`);
       await dropTemp(admin, name);
     }
-    const createdRoles = req.globals === null ? [] : await applyGlobals(ctx, admin, env, req.globals);
-    const jc: JobContext = { pg: ctx.pg, env, secrets: [ctx.pg.password], log, admin, dropExisting: req.dropExisting };
+    const globals = req.globals === null ? null : await applyGlobals(ctx, admin, env, req.globals, req.continueOnError);
+    const statementErrors: FailedStatements[] = globals === null || globals.errors.count === 0 ? [] : [{ database: null, file: req.globals?.file.name ?? "", errors: globals.errors }];
+    const jc: JobContext = { pg: ctx.pg, env, secrets: [ctx.pg.password], log, admin, dropExisting: req.dropExisting, continueOnError: req.continueOnError };
     const slots = new Slots(ctx.parallel);
     const perFile = req.files.map((f) => ({ file: f, specs: specs.filter((s) => s.file === f.name) })).filter((x) => x.specs.length > 0);
     const pending = (await Promise.all(perFile.map((x) => restoreFile(ctx, jc, x.file, x.specs, slots, progress)))).flat();
     const outcomes = await Promise.all(pending);
     clearInterval(timer);
+    // Renamed into place only now that every section is in; the database holding the lock goes last.
+    const isLast = (job: DatabaseJob) => job.spec.action.action === "swap" && job.spec.action.last;
+    for (const s of outcomes) if (s.outcome.status === "deferred" && s.job !== null && !isLast(s.job)) s.outcome = await s.job.swap();
     for (const s of outcomes) if (s.outcome.status === "deferred" && s.job !== null) s.outcome = await swapLast(ctx, s.job, admin);
+    for (const s of outcomes) {
+      if (s.outcome.status === "restored" && s.outcome.statementErrors.count > 0) statementErrors.push({ database: s.spec.target, file: s.spec.file, errors: s.outcome.statementErrors });
+    }
     const failed = outcomes.flatMap((s) => (s.outcome.status === "failed" ? [{ target: s.spec.target, file: s.spec.file, error: s.outcome.error }] : []));
     const restored = outcomes.flatMap((s) => (s.outcome.status === "restored" ? [s.spec.target] : []));
     if (failed.length > 0) {
@@ -231,7 +254,7 @@ export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): 
         restored,
       );
     }
-    return { restored, createdRoles, seconds: (Date.now() - t0) / 1000 };
+    return { restored, createdRoles: globals?.created ?? [], seconds: (Date.now() - t0) / 1000, statementErrors };
   } finally {
     clearInterval(timer);
     await admin.end().catch(() => undefined);

@@ -1,6 +1,7 @@
 // psql as the restore engine: one child per database (or for the globals) reading SQL on
 // stdin with ON_ERROR_STOP, so the first error stops it; its error line is kept for the
-// message. Connection comes from the environment (childEnv + the write-gate override);
+// message. With continueOnError (restore --continue-on-error) psql runs every statement and
+// each error it reports is collected with its input line. Connection comes from the environment (childEnv + the write-gate override);
 // -w: never prompt, stdin is data.
 import type { Writable } from "node:stream";
 import { dbnameConninfo } from "../postgres/connection.js";
@@ -36,21 +37,53 @@ export function describePsqlStderr(stderr: string): { line: number | null; text:
   return { line: Number(m[1]), text: [`ERROR: ${m[2] as string}`, ...following.slice(0, 4).map((l) => l.trim())].join(" | ") };
 }
 
+/** A statement psql reported as failed while it went on (continueOnError). */
+export interface StatementError {
+  line: number;
+  error: string;
+}
+
+/** Errors kept per psql; past this only the count grows (a broken file can fail on every line). */
+const MAX_KEPT_ERRORS = 1000;
+
+/** Collects psql's "psql:<stdin>:N: ERROR: …" lines from its stderr as it prints them. */
+class ErrorCollector {
+  readonly errors: StatementError[] = [];
+  count = 0;
+  private partial = "";
+  push(text: string): void {
+    const lines = (this.partial + text).split("\n");
+    this.partial = lines.pop() ?? "";
+    for (const line of lines) {
+      const m = /^psql:<stdin>:(\d+): ERROR:\s+(.*)$/.exec(line);
+      if (m === null) continue;
+      this.count++;
+      if (this.errors.length < MAX_KEPT_ERRORS) this.errors.push({ line: Number(m[1]), error: m[2] as string });
+    }
+  }
+}
+
 export interface PsqlProcess {
   /** Resolves when psql can take more (backpressure); a no-op once psql is gone, finish() then says why. */
   write(chunk: Buffer): Promise<void>;
   /** Ends the input and waits; throws PsqlFailure when psql did not exit 0. */
   finish(): Promise<void>;
+  /** With continueOnError: the statements that failed so far, and how many in all. */
+  readonly statementErrors: { kept: readonly StatementError[]; count: () => number };
   kill(): void;
 }
 
-export function spawnPsql(database: string, env: NodeJS.ProcessEnv, secrets: readonly (Secret | null)[]): PsqlProcess {
-  const child = start("psql", ["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-f", "-", "-d", dbnameConninfo(database)], { env, stdin: "pipe", secrets });
+export function spawnPsql(database: string, env: NodeJS.ProcessEnv, secrets: readonly (Secret | null)[], continueOnError = false): PsqlProcess {
+  const onError = continueOnError ? [] : ["-v", "ON_ERROR_STOP=1"];
+  const child = start("psql", ["-X", "-q", "-w", ...onError, "-f", "-", "-d", dbnameConninfo(database)], { env, stdin: "pipe", secrets });
+  const collector = new ErrorCollector();
+  if (continueOnError) child.process.stderr?.on("data", (d: Buffer) => collector.push(d.toString("utf8")));
   const stdin = child.stdin as Writable;
   let gone = false;
   stdin.on("error", () => (gone = true));
   void child.exit.then(() => (gone = true));
   return {
+    statementErrors: { kept: collector.errors, count: () => collector.count },
     async write(chunk) {
       // A stream that is already closed (psql never started, or exited) emits no further
       // event, so waiting for one would hang: the exit status is reported by finish().

@@ -5,6 +5,7 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import type { RestoreFile, RestoreRequest } from "./exec.js";
 import type { RestorePlan } from "./plan.js";
 import type { ResolvedFile } from "../store/resolveFile.js";
+import { targetNameProblem } from "./target.js";
 
 function fromEntry(e: CatalogEntry): RestoreFile {
   if (e.manifest === null) throw new Error(`${e.name} has no manifest`);
@@ -29,13 +30,14 @@ export function latestRequest(plan: RestorePlan, catalog: readonly CatalogEntry[
     globals: { file: file(plan.globalsFrom), mode: "all" },
     databases: plan.steps.flatMap((s) => s.databases.map((db) => ({ file: file(s.file), source: db, target: db }))),
     dropExisting,
+    continueOnError: false,
   };
 }
 
 /** restore-full: every database the file holds, with its globals. */
 export function fullRequest(f: ResolvedFile, databases: readonly string[], dropExisting: boolean): RestoreRequest {
   const file = fromResolved(f);
-  return { files: [file], globals: { file, mode: "all" }, databases: databases.map((db) => ({ file, source: db, target: db })), dropExisting };
+  return { files: [file], globals: { file, mode: "all" }, databases: databases.map((db) => ({ file, source: db, target: db })), dropExisting, continueOnError: false };
 }
 
 /**
@@ -49,6 +51,8 @@ export function databaseRequest(f: ResolvedFile, db: string, as: string | undefi
     throw new TaskError(ExitCode.usage, `--as ${as}: template1 and postgres are only restored from their own sections; choose another name`);
   }
   if (/[\r\n]/.test(target)) throw new TaskError(ExitCode.usage, "--as: a database name cannot hold a line break (pg_dump could not back it up)");
+  const problem = as === undefined ? null : targetNameProblem(as);
+  if (problem !== null) throw new TaskError(ExitCode.usage, `--as ${JSON.stringify(as)}: ${problem}; choose another name`);
   const m = f.manifest;
   if (m !== null && !m.included.includes(db)) {
     const hint = m.databases.includes(db)
@@ -57,5 +61,5 @@ export function databaseRequest(f: ResolvedFile, db: string, as: string | undefi
     throw new TaskError(ExitCode.usage, `${f.name} holds no section for database ${JSON.stringify(db)}; ${hint}`);
   }
   const file = fromResolved(f);
-  return { files: [file], globals: { file, mode: "missingRoles" }, databases: [{ file, source: db, target }], dropExisting };
+  return { files: [file], globals: { file, mode: "missingRoles" }, databases: [{ file, source: db, target }], dropExisting, continueOnError: false };
 }

@@ -30,7 +30,7 @@ const MAX_HELD = 1 << 20;
  * not name a database. A CREATE DATABASE of another name is refused: it would mean the
  * section is not the one we think.
  */
-export function databaseSpan(stmt: string, from: string): { start: number; end: number; ours: boolean } | null {
+export function databaseSpan(stmt: string, from: string): { start: number; end: number; ours: boolean; create: boolean } | null {
   for (const [i, form] of FORMS.entries()) {
     const m = form.exec(stmt);
     const span = m?.indices?.[1];
@@ -39,7 +39,7 @@ export function databaseSpan(stmt: string, from: string): { start: number; end: 
     if (i === 0 && name !== from) {
       throw new Error(`the section of database ${JSON.stringify(from)} creates database ${JSON.stringify(name)}`);
     }
-    return { start: span[0], end: span[1], ours: name === from };
+    return { start: span[0], end: span[1], ours: name === from, create: i === 0 };
   }
   return null;
 }
@@ -77,9 +77,14 @@ export class SectionRetargeter {
   /** \connect lines rewritten so far; the first one ends the preamble. */
   connects = 0;
 
+  /**
+   * @param mark a statement put on the CREATE DATABASE line, after it (same line, so psql's
+   * line numbers stay section lines): marks the temporary database as ours the moment it exists.
+   */
   constructor(
     private readonly from: string,
     private readonly to: string,
+    private readonly mark: string | null = null,
   ) {
     // Temporary names are plain ASCII words, so the \connect line needs no quoting.
     if (!/^[a-z0-9_]+$/.test(to)) throw new Error(`temporary database name ${JSON.stringify(to)} is not a plain word`);
@@ -195,6 +200,15 @@ export class SectionRetargeter {
         throw new Error(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${rest.split("\n", 1)[0]}`);
       }
       if (span?.ours === true) edits.push({ start: pos + span.start, end: pos + span.end, text: latin1Of(quoteIdent(this.to)) });
+      if (span?.create === true && this.mark !== null) {
+        const eol = text.indexOf("\n", pos + span.end);
+        const end = eol < 0 ? text.length : eol;
+        // pg_dump writes CREATE DATABASE on one line; anything else is not a section we know how to mark.
+        if (!text.slice(pos, end).trimEnd().endsWith(";")) {
+          throw new Error(`the section of database ${JSON.stringify(this.from)} has a CREATE DATABASE statement that does not end on its line`);
+        }
+        edits.push({ start: end, end, text: ` ${this.mark}` });
+      }
     }
     let out = text;
     for (const e of edits.reverse()) out = out.slice(0, e.start) + e.text + out.slice(e.end);

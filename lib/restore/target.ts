@@ -20,6 +20,22 @@ export type TargetAction =
     };
 
 const TEMP_PREFIX = "pgsb_restore_";
+/** Prefixes of the databases this tool creates for itself (restore's temporary, verify's scratch ones); never a user's name. */
+const RESERVED_PREFIXES = [TEMP_PREFIX, "pgsb_verify_"];
+/** PostgreSQL keeps NAMEDATALEN - 1 bytes of a name and silently cuts the rest. */
+export const MAX_NAME_BYTES = 63;
+
+/**
+ * The database setting that marks a temporary database as this tool's own: set as soon as the
+ * database exists, removed just before it is renamed into place. Only marked databases are
+ * ever dropped as leftovers; a user's database that merely has the prefix is never touched.
+ */
+export const TEMP_MARK = "pgsb.temporary_restore";
+
+/** The statement that marks `temp` (a plain word, see tempName). */
+export function markStatement(temp: string): string {
+  return `ALTER DATABASE ${temp} SET ${TEMP_MARK} = 'on';`;
+}
 
 /** "pgsb_restore_<name as a plain word>_<random>": ASCII, under 63 bytes, recognisable in pg_database after a crash. */
 export function tempName(target: string, random: string = randomBytes(4).toString("hex")): string {
@@ -29,6 +45,15 @@ export function tempName(target: string, random: string = randomBytes(4).toStrin
 
 export function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
+}
+
+/** Why `name` cannot be a restore target chosen by the user (--as), or null. */
+export function targetNameProblem(name: string): string | null {
+  const bytes = Buffer.byteLength(name, "utf8");
+  if (bytes > MAX_NAME_BYTES) return `it is ${bytes} bytes long; PostgreSQL keeps only ${MAX_NAME_BYTES} and would cut it silently`;
+  const reserved = RESERVED_PREFIXES.find((prefix) => name.startsWith(prefix));
+  if (reserved !== undefined) return `names starting with ${reserved} are reserved for the databases pg-swarm-backup creates for itself`;
+  return null;
 }
 
 /** Whether a database in `state` may be dropped to make room for the restored one. */

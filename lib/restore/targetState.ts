@@ -5,6 +5,7 @@ import type { Logger } from "../core/log.js";
 import type { Client } from "../postgres/connection.js";
 import { withClient } from "../postgres/connection.js";
 import type { TargetState } from "./target.js";
+import { TEMP_MARK } from "./target.js";
 
 /**
  * Objects a restore would collide with or overwrite: relations, routines, types, schemas
@@ -55,7 +56,12 @@ export async function clusterGlobals(admin: Client): Promise<ClusterGlobals> {
   };
 }
 
-export async function databaseNames(admin: Client, pattern: string): Promise<string[]> {
-  const r = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname", [pattern]);
+/** Temporary databases this tool created and has not renamed into place: those carrying TEMP_MARK. */
+export async function markedTempDatabases(admin: Client): Promise<string[]> {
+  const r = await admin.query<{ datname: string }>(
+    `SELECT d.datname FROM pg_database d JOIN pg_db_role_setting s ON s.setdatabase = d.oid AND s.setrole = 0
+     WHERE EXISTS (SELECT 1 FROM unnest(s.setconfig) c WHERE c LIKE $1) ORDER BY d.datname`,
+    [`${TEMP_MARK}=%`],
+  );
   return r.rows.map((row) => row.datname);
 }

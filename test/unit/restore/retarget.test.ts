@@ -43,8 +43,8 @@ GRANT CONNECT ON DATABASE "quo""te" TO "quo""r";
 \\unrestrict ${KEY}
 `;
 
-function retarget(data: Buffer, from: string, to: string, size: number): string {
-  const r = new SectionRetargeter(from, to);
+function retarget(data: Buffer, from: string, to: string, size: number, mark: string | null = null): string {
+  const r = new SectionRetargeter(from, to, mark);
   const out: Buffer[] = [];
   for (let i = 0; i < data.length; i += size) out.push(...r.push(data.subarray(i, i + size)));
   out.push(...r.end());
@@ -90,6 +90,20 @@ describe("SectionRetargeter", () => {
     }
   });
 
+  it.each([1, 7, 4096])("puts the mark after the CREATE DATABASE on its own line, line count unchanged (chunks of %i bytes)", async (size) => {
+    const mark = "ALTER DATABASE pgsb_restore_t SET pgsb.temporary_restore = 'on';";
+    const data = await section("app");
+    const out = retarget(data, "app", "pgsb_restore_t", size, mark);
+    expect(out.split("\n")).toHaveLength(data.toString("utf8").split("\n").length);
+    expect(out).toContain(`CREATE DATABASE "pgsb_restore_t" WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE_PROVIDER = libc LOCALE = 'C.UTF-8'; ${mark}\n`);
+    expect(out.split(mark)).toHaveLength(2);
+  });
+
+  it("refuses to mark a CREATE DATABASE that goes on past its line", () => {
+    const sql = "CREATE DATABASE app\n  TEMPLATE template0;\n\\connect app\n";
+    expect(() => retarget(Buffer.from(sql), "app", "pgsb_restore_a", 1024, "SELECT 1;")).toThrow(/does not end on its line/);
+  });
+
   it("retargets a template1/postgres section, which only has the \\connect line", async () => {
     const data = await section("postgres");
     expect(retarget(data, "postgres", "pgsb_restore_p", 64)).toBe(data.toString("utf8").replace("\\connect postgres\n", "\\connect pgsb_restore_p\n"));
@@ -117,8 +131,9 @@ describe("connectTarget and databaseSpan", () => {
   });
 
   it("finds the database name of each form and leaves other statements alone", () => {
-    expect(databaseSpan('SECURITY LABEL FOR sepgsql ON DATABASE "x" IS \'y\';', "x")).toEqual({ start: 39, end: 42, ours: true });
-    expect(databaseSpan("GRANT ALL ON DATABASE app TO bob;", "x")).toEqual({ start: 22, end: 25, ours: false });
+    expect(databaseSpan('SECURITY LABEL FOR sepgsql ON DATABASE "x" IS \'y\';', "x")).toEqual({ start: 39, end: 42, ours: true, create: false });
+    expect(databaseSpan("GRANT ALL ON DATABASE app TO bob;", "x")).toEqual({ start: 22, end: 25, ours: false, create: false });
+    expect(databaseSpan("CREATE DATABASE x;", "x")).toEqual({ start: 16, end: 17, ours: true, create: true });
     expect(databaseSpan("ALTER TABLE app OWNER TO bob;", "app")).toBeNull();
     expect(databaseSpan("GRANT SELECT ON TABLE database TO bob;", "database")).toBeNull();
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideTarget, isTempName, tempName } from "../../../lib/restore/target.js";
+import { decideTarget, isTempName, markStatement, targetNameProblem, tempName } from "../../../lib/restore/target.js";
 import type { TargetState } from "../../../lib/restore/target.js";
 
 const decide = (source: string, target: string, state: TargetState, dropExisting = false) =>
@@ -50,5 +50,24 @@ describe("tempName", () => {
   it("is unique per call", () => {
     expect(tempName("app")).not.toBe(tempName("app"));
     expect(isTempName("app")).toBe(false);
+  });
+});
+
+describe("targetNameProblem", () => {
+  it.each([
+    ["app", null],
+    ["a".repeat(63), null],
+    ["ü".repeat(31), null],
+    ["pgsb_restorex", null],
+    ["a".repeat(64), "it is 64 bytes long; PostgreSQL keeps only 63 and would cut it silently"],
+    ["ü".repeat(32), "it is 64 bytes long; PostgreSQL keeps only 63 and would cut it silently"],
+    ["pgsb_restore_x", "names starting with pgsb_restore_ are reserved for the databases pg-swarm-backup creates for itself"],
+    ["pgsb_verify_1", "names starting with pgsb_verify_ are reserved for the databases pg-swarm-backup creates for itself"],
+  ])("%s -> %s", (name, problem) => {
+    expect(targetNameProblem(name)).toBe(problem);
+  });
+
+  it("marks a temporary database by a setting no user sets by accident", () => {
+    expect(markStatement("pgsb_restore_app_0a1b2c3d")).toBe("ALTER DATABASE pgsb_restore_app_0a1b2c3d SET pgsb.temporary_restore = 'on';");
   });
 });
