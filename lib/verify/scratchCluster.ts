@@ -68,14 +68,20 @@ function binary(name: string, env: NodeJS.ProcessEnv): string {
   return found;
 }
 
-const alive = (pid: number): boolean => {
+/**
+ * Whether a process still runs. An exited postmaster stays a zombie until whoever adopted it
+ * reaps it, and PID 1 of a container (node itself) never does: that counts as stopped.
+ */
+async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
+  if (stat !== null) return !/\) Z /.test(stat);
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
-};
+}
 
 /** The postmaster's pid from postmaster.pid, waiting up to `waitMs` for pg_ctl's postmaster to write it; null when there is none. */
 async function postmasterPid(dataDir: string, waitMs: number): Promise<number | null> {
@@ -92,10 +98,10 @@ async function postmasterPid(dataDir: string, waitMs: number): Promise<number | 
  */
 async function stopPostmaster(dataDir: string, starting: boolean): Promise<void> {
   const pid = await postmasterPid(dataDir, starting ? 1000 : 0);
-  if (pid === null || !alive(pid)) return;
+  if (pid === null || !(await running(pid))) return;
   process.kill(pid, "SIGQUIT");
-  for (const end = Date.now() + 3000; alive(pid) && Date.now() < end; ) await sleep(25);
-  if (alive(pid)) process.kill(pid, "SIGKILL");
+  for (const end = Date.now() + 3000; (await running(pid)) && Date.now() < end; ) await sleep(25);
+  if (await running(pid)) process.kill(pid, "SIGKILL");
 }
 
 export async function startScratchCluster(env: NodeJS.ProcessEnv, log: Logger): Promise<ScratchCluster> {

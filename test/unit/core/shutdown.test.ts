@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Interrupted, ShutdownRegistry } from "../../../lib/core/shutdown.js";
+import { start } from "../../../lib/core/proc.js";
+import { Interrupted, ShutdownRegistry, shutdown } from "../../../lib/core/shutdown.js";
 
 const never = () => new Promise<void>(() => undefined);
 const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -83,5 +84,23 @@ describe("ShutdownRegistry", () => {
     expect(r.begin("SIGTERM")).toBe(false);
     expect(r.signal).toBe("SIGINT");
     expect(() => r.assertRunning("pg_dump not started")).toThrow(Interrupted);
+  });
+});
+
+// Last in this file: it begins the process registry's shutdown, which cannot be undone.
+describe("child processes (lib/core/proc.ts) in the process registry", () => {
+  it("stops a running child on a signal, SIGKILL for one that ignores SIGTERM; its exit is never reported; nothing new starts", async () => {
+    const child = start("sh", ["-c", 'trap "" TERM; exec sleep 30'], { env: process.env });
+    let reported = false;
+    void child.exit.then(() => (reported = true));
+    expect(shutdown.begin("SIGTERM")).toBe(true);
+    const t0 = Date.now();
+    const out = await shutdown.releaseAll(5000, 3000);
+    expect(out.released).toEqual([`sh (pid ${child.process.pid})`]);
+    expect(child.process.signalCode).toBe("SIGKILL");
+    expect(Date.now() - t0).toBeLessThan(2500);
+    await after(200);
+    expect(reported).toBe(false);
+    expect(() => start("true", [], { env: process.env })).toThrow(Interrupted);
   });
 });
