@@ -204,6 +204,33 @@ describe("verify --restore stopped by SIGTERM", () => {
   });
 });
 
+describe("verify --restore on VERIFY_PGHOST stopped by SIGTERM", () => {
+  it("drops the temporary and scratch databases it made on that server", async () => {
+    const dir = tempDir();
+    const made = await runCli(["backup", "full"], { ...cliEnv(src, dir), BACKUP_COMPRESSION: "zstd" });
+    expect(made.code, made.stderr).toBe(0);
+    const { bin, marks } = shimBin({ psql: "slow" });
+    const ours = async () =>
+      (await sql(src, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'pgsb\\_restore\\_%' OR datname LIKE 'pgsb\\_verify\\_%'")).rows.map((r) => (r as { datname: string }).datname);
+    const env = { ...cliEnv(src, dir), VERIFY_PGHOST: src.socketDir, VERIFY_PGPORT: String(src.port), PATH: `${bin}:${process.env.PATH}` };
+    const run = startCli(["verify", "--restore"], env);
+    const during = await waitFor("a temporary database on the server", async () => {
+      const d = await ours();
+      return d.length > 0 && d;
+    });
+
+    run.signalled("SIGTERM");
+    const r = await run.exited;
+    expect(r.code, r.stderr).toBe(143);
+    expect(r.ms).toBeLessThan(GRACE_MS);
+    const about = logLines(r.stderr).filter((l) => l.signal !== undefined);
+    expect(about, r.stderr).toHaveLength(1);
+    expect(about[0]?.released).toEqual(expect.arrayContaining([`temporary database ${during[0] as string}`, `scratch databases on VERIFY_PGHOST=${src.socketDir}:${src.port}`]));
+    expect(await ours()).toEqual([]);
+    expect(pids(join(marks, "psql")).filter(alive)).toEqual([]);
+  });
+});
+
 describe("restore-database stopped by SIGTERM", () => {
   it("drops its temporary database and lets the lock go", async () => {
     const dir = tempDir();
