@@ -79,7 +79,7 @@ function onSignals(task: string, config: Config, deps: Deps, started: number, me
     const clean = r.failed.length === 0 && r.timedOut.length === 0 && r.skipped.length === 0;
     deps.log.warn(
       { signal, task, exitCode, released: r.released, failed: r.failed, timedOut: r.timedOut, skipped: r.skipped, ignoredSignals: ignored, cleanupMs: Date.now() - t0 },
-      `${task} stopped by ${signal}: ${clean ? `cleaned up ${r.released.length} resource(s)` : "cleanup incomplete, see failed/timedOut/skipped"}; nothing half-written was kept`,
+      `${task} stopped by ${signal}: ${clean ? `released ${r.released.length} resource(s), nothing half-written kept` : "cleanup incomplete, see failed/timedOut/skipped"}`,
     );
     if (metrics !== undefined) await recordMetrics(config, deps, metrics, false, started);
     process.exit(exitCode);
