@@ -27,6 +27,7 @@ import type { DatabaseInfo } from "../lib/postgres/server.js";
 import { assertWritable, commitPartial, createPartial, discardPartial, storageError, updateLatestPointer } from "../lib/store/storage.js";
 import { TOOL } from "../lib/core/version.js";
 import { mapLimit } from "../lib/core/concurrency.js";
+import { shutdown } from "../lib/core/shutdown.js";
 
 export interface BackupArgs {
   tier: Tier;
@@ -133,6 +134,8 @@ async function execute(
     `starting ${plan.tier} backup of ${plan.databases.length} database(s) with ${compressor?.label ?? "no compression"}`,
   );
   const partial = await createPartial(config.backupDir, dir, name);
+  // Registered after the lock and before the dump's processes, so a signal stops those first, then removes the file.
+  const unregisterPartial = shutdown.register(`partial ${partial.path}`, () => discardPartial(partial));
   const result: DumpResult = { rowCounts: {}, rawBytes: 0, dropped: [] };
   const progress = { compressedBytes: 0 };
   let current = "(globals)";
@@ -157,6 +160,7 @@ async function execute(
     written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), compressor, partial, env, progress);
   } catch (err) {
     await discardPartial(partial);
+    unregisterPartial();
     const code = errnoCode(err);
     // A system error (ENOSPC, EIO …) is the storage's; Node's own ERR_* codes are not.
     const failure = code !== undefined && !code.startsWith("ERR_") && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;
@@ -188,7 +192,7 @@ async function execute(
     included: plan.databases.map((d) => d.name).filter((d) => !gone.has(d)),
     rowCounts: result.rowCounts,
   };
-  await commitPartial(config.backupDir, partial, manifest);
+  await commitPartial(config.backupDir, partial, manifest).finally(unregisterPartial);
   const pointer = await updateLatestPointer(dir, plan.tier, codec, name).catch((err: unknown) => {
     log.warn({ err: (err as Error).message }, "backup written, but the latest pointer could not be updated");
     return "none";

@@ -13,6 +13,7 @@ import { createLogger } from "../lib/core/log.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
 import { redact } from "../lib/core/secret.js";
+import { shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
 
 /** What a handler reports back: an exit code other than 0, and the bytes a backup wrote (for metrics). */
@@ -40,7 +41,16 @@ const EXIT_TABLE = `Exit codes:
   8  cannot connect to or authenticate with PostgreSQL
   9  storage error: BACKUP_DIR not writable, full or missing
  10  restore --continue-on-error restored what it could; failed statements are listed
-130  interrupted (SIGINT); 143 terminated (SIGTERM): children stopped, partial files removed`;
+130  stopped by SIGINT; 143 stopped by SIGTERM (children stopped, partial files and scratch clusters removed)`;
+
+/**
+ * Docker kills 10 s after SIGTERM (the stop grace period): the cleanup gets 8 s in all and
+ * no one releaser more than 3 s (a stuck one must not starve the lock's release), then the
+ * task exits regardless.
+ */
+const SHUTDOWN_DEADLINE_MS = 8000;
+const SHUTDOWN_STEP_MS = 3000;
+const SIGNAL_EXIT: Record<"SIGTERM" | "SIGINT", ExitCode> = { SIGTERM: ExitCode.terminated, SIGINT: ExitCode.interrupted };
 
 async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ok: boolean, started: number, bytes?: number): Promise<void> {
   if (config.metricsFile === null) return;
@@ -48,6 +58,35 @@ async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ok
   await recordTaskResult(config.metricsFile, { ...label, ok, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
     deps.log.warn({ err: (err as Error).message, metricsFile: config.metricsFile }, "metrics not recorded"),
   );
+}
+
+/**
+ * Installs the SIGTERM/SIGINT handlers for a running task: the releasers run (lib/core/shutdown.ts),
+ * one line is logged, the run is recorded as failed, and the process exits with 143/130. The
+ * task's promise is abandoned at that point, so this is the one place that calls process.exit.
+ * A second signal during the cleanup is ignored: the deadline bounds the cleanup already,
+ * and cutting it short would leave a partial file or a running scratch server behind.
+ */
+function onSignals(task: string, config: Config, deps: Deps, started: number, metrics?: MetricsLabel): void {
+  const ignored: NodeJS.Signals[] = [];
+  const stop = async (signal: "SIGTERM" | "SIGINT"): Promise<void> => {
+    if (!shutdown.begin(signal)) {
+      ignored.push(signal);
+      return;
+    }
+    const t0 = Date.now();
+    const r = await shutdown.releaseAll(SHUTDOWN_DEADLINE_MS, SHUTDOWN_STEP_MS);
+    const exitCode = SIGNAL_EXIT[signal];
+    const clean = r.failed.length === 0 && r.timedOut.length === 0 && r.skipped.length === 0;
+    deps.log.warn(
+      { signal, task, exitCode, released: r.released, failed: r.failed, timedOut: r.timedOut, skipped: r.skipped, ignoredSignals: ignored, cleanupMs: Date.now() - t0 },
+      `${task} stopped by ${signal}: ${clean ? `released ${r.released.length} resource(s), nothing half-written kept` : "cleanup incomplete, see failed/timedOut/skipped"}`,
+    );
+    if (metrics !== undefined) await recordMetrics(config, deps, metrics, false, started);
+    process.exit(exitCode);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 async function execute(handler: Handler, task: string, metrics?: MetricsLabel): Promise<void> {
@@ -58,10 +97,13 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel): 
     config = resolveConfig(process.env);
     const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version });
     deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
+    onSignals(task, config, deps, started, metrics);
     const outcome = (await handler(config, deps)) ?? {};
     process.exitCode = outcome.code ?? ExitCode.ok;
     if (metrics !== undefined) await recordMetrics(config, deps, metrics, process.exitCode === ExitCode.ok, started, outcome.bytes);
   } catch (err) {
+    // After a signal the handler above reports and exits; what the abandoned task throws meanwhile is its echo.
+    if (shutdown.signal !== null) return;
     const exitCode = err instanceof TaskError ? err.exitCode : ExitCode.failed;
     const message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
     process.stderr.write(JSON.stringify({ level: "error", time: new Date().toISOString(), task, exitCode, msg: message }) + "\n");

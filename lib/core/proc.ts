@@ -7,6 +7,7 @@ import type { ChildProcess, StdioNull, StdioPipe } from "node:child_process";
 import type { Readable, Stream, Writable } from "node:stream";
 import type { Secret } from "./secret.js";
 import { redact } from "./secret.js";
+import { shutdown } from "./shutdown.js";
 
 /** Exit statuses with a meaning worth naming in an error message. */
 const EXIT_MEANING: Record<number, string> = {
@@ -84,9 +85,33 @@ export interface Child {
   kill(): void;
 }
 
-/** Starts `program`; stderr is always captured (its tail goes into errors). */
+/** How long a child stopped for a signal gets to exit on SIGTERM (runuser passes it on; SIGKILL it cannot) before SIGKILL. */
+const STOP_GRACE_MS = 1000;
+
+const exited = (child: ChildProcess, ms: number) =>
+  new Promise<boolean>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(true);
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+
+/** The shutdown releaser of a child: SIGTERM, then SIGKILL if it lingers. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  if (await exited(child, STOP_GRACE_MS)) return;
+  child.kill("SIGKILL");
+  await exited(child, STOP_GRACE_MS);
+}
+
+/** Starts `program`; stderr is always captured (its tail goes into errors). Refused (Interrupted) after a signal. */
 export function start(program: string, args: readonly string[], opts: ChildOptions): Child {
+  shutdown.assertRunning(`${program} not started`);
   const child = spawn(program, args, { env: opts.env, cwd: opts.cwd, stdio: [opts.stdin ?? "ignore", opts.stdout ?? "ignore", "pipe"] });
+  const unregister = shutdown.register(`${program} (pid ${child.pid ?? "?"})`, () => stopChild(child));
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString("utf8")).slice(-KEEP_STDERR);
@@ -95,10 +120,22 @@ export function start(program: string, args: readonly string[], opts: ChildOptio
     child.on("error", (err: NodeJS.ErrnoException) => {
       // Spawn failures are reported here and no 'close' follows.
       if (child.pid !== undefined) return;
+      unregister();
       const missing = err.code === "ENOENT";
       resolve({ started: false, code: missing ? 127 : 126, signal: null, stderr: missing ? `${program} is not installed or not on PATH` : `${program} could not be started: ${err.message}` });
     });
-    child.once("close", (code, signal) => resolve({ started: true, code, signal, stderr: redact(stderr, opts.secrets ?? []) }));
+    child.once("close", (code, signal) => {
+      unregister();
+      // After a signal the task is abandoned: a child it stopped reports nothing, so the task
+      // neither fails loudly nor goes on. A child that died of SIGINT/SIGTERM itself was most
+      // likely signalled along with us (Ctrl-C reaches the whole process group), so our own
+      // handler gets a moment to begin first.
+      const settle = () => {
+        if (shutdown.signal === null) resolve({ started: true, code, signal, stderr: redact(stderr, opts.secrets ?? []) });
+      };
+      if (signal === "SIGINT" || signal === "SIGTERM") setTimeout(settle, 100);
+      else settle();
+    });
   });
   // Writing into a child that has exited raises EPIPE on its stdin; the exit status explains it.
   child.stdin?.on("error", () => undefined);

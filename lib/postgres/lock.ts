@@ -7,6 +7,7 @@ import type { Logger } from "../core/log.js";
 import type { Client } from "./connection.js";
 import { connect } from "./connection.js";
 import { sleep } from "../core/concurrency.js";
+import { shutdown } from "../core/shutdown.js";
 
 /** Fixed key: "pgsb" in ASCII, so the lock is recognisable in pg_locks (objid 1885827938). */
 export const LOCK_KEY = 0x70677362;
@@ -33,6 +34,9 @@ async function holder(client: Client): Promise<string> {
  */
 export async function acquireLock(config: Config, task: string, log: Logger, pollMs = 500): Promise<HeldLock> {
   const client = await connect(config.pg, config.pg.database, log);
+  // On a signal, closing the session is what lets the lock go: the server drops a session's
+  // advisory locks when it ends, without a round trip that a dying network could stall.
+  const unregister = shutdown.register("cluster lock", () => client.end());
   try {
     await client.query("SELECT set_config('application_name', $1, false)", [`pg-swarm-backup ${task}`]);
     const deadline = Date.now() + config.lock.timeoutSeconds * 1000;
@@ -54,12 +58,14 @@ export async function acquireLock(config: Config, task: string, log: Logger, pol
     log.debug({ key: LOCK_KEY }, "cluster lock taken");
   } catch (err) {
     await client.end().catch(() => undefined);
+    unregister();
     throw err;
   }
   return {
     async release() {
       await client.query("SELECT pg_advisory_unlock($1)", [LOCK_KEY]).catch(() => undefined);
       await client.end().catch(() => undefined);
+      unregister();
     },
   };
 }

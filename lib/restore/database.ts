@@ -15,6 +15,7 @@ import { TEMP_MARK, markStatement, mayReplace, refusal, tempName } from "./targe
 import { SectionRetargeter } from "./retarget.js";
 import type { Secret } from "../core/secret.js";
 import { databaseStates } from "./targetState.js";
+import { shutdown } from "../core/shutdown.js";
 
 export interface JobContext {
   pg: PgConfig;
@@ -64,6 +65,8 @@ export class DatabaseJob {
   private error: string | null = null;
   private readonly started = Date.now();
   private readonly log: Logger;
+  /** Drops the temporary database on a signal (lib/core/shutdown.ts) until it is renamed into place or dropped here. */
+  private unregister = (): void => undefined;
 
   constructor(
     private readonly ctx: JobContext,
@@ -77,6 +80,10 @@ export class DatabaseJob {
   async begin(): Promise<void> {
     const { action } = this.spec;
     this.log.info({ source: this.spec.source, via: this.temp ?? "in place" }, `restoring database ${JSON.stringify(this.spec.target)}`);
+    if (this.temp !== null) {
+      const temp = this.temp;
+      this.unregister = shutdown.register(`temporary database ${temp}`, () => dropTemp(this.ctx.admin, temp));
+    }
     try {
       if (action.action === "swap" && action.createTemp) {
         await this.ctx.admin.query(`CREATE DATABASE ${quoteIdent(this.temp as string)} TEMPLATE template0`);
@@ -132,6 +139,7 @@ export class DatabaseJob {
       }
       await admin.query(`ALTER DATABASE ${quoteIdent(this.temp as string)} RESET ${TEMP_MARK}`);
       await admin.query(`ALTER DATABASE ${quoteIdent(this.temp as string)} RENAME TO ${quoteIdent(target)}`);
+      this.unregister();
       if (target === "template1") await admin.query("ALTER DATABASE template1 IS_TEMPLATE true");
     } catch (err) {
       this.fail(err);
@@ -168,7 +176,7 @@ export class DatabaseJob {
 
   private async cleanUp(admin: Client): Promise<JobOutcome> {
     if (this.temp !== null) {
-      await dropTemp(admin, this.temp).catch((err: unknown) =>
+      await dropTemp(admin, this.temp).then(this.unregister, (err: unknown) =>
         this.log.warn({ temp: this.temp, err: errorText(err) }, `could not drop the temporary database ${this.temp}; drop it by hand`),
       );
     }

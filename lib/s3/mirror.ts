@@ -25,6 +25,7 @@ import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./client.js";
 import { getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
 import { commitFile } from "../store/storage.js";
+import { shutdown } from "../core/shutdown.js";
 
 /** S3 allows at most 10 000 parts; larger files get larger parts. */
 const MAX_PARTS = 10_000;
@@ -166,6 +167,7 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
   const path = join(dir, name);
   const partial = path + PARTIAL_SUFFIX;
   const refuse = (why: string) => new TaskError(ExitCode.refused, `${s3Url(t.s3, key)} ${why}; it was not used and nothing was written to ${dir}`);
+  const unregister = shutdown.register(`download ${partial}`, () => rm(partial, { force: true }));
   try {
     const [sidecar, manifestText] = await Promise.all([getText(t, key + CHECKSUM_SUFFIX), getText(t, key + MANIFEST_SUFFIX)]);
     if (sidecar === null || manifestText === null) return null;
@@ -198,6 +200,8 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
   } catch (err) {
     await rm(partial, { force: true }).catch(() => undefined);
     throw await s3Failure(t.s3, t.client, `download of ${name} from ${s3Url(t.s3, key)}`, err, ExitCode.failed);
+  } finally {
+    unregister();
   }
 }
 

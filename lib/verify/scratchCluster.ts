@@ -12,6 +12,8 @@ import { findServerBinary } from "../core/bin.js";
 import type { Logger } from "../core/log.js";
 import { runCommand, tail } from "../core/proc.js";
 import { freePort } from "../core/port.js";
+import { shutdown } from "../core/shutdown.js";
+import { sleep } from "../core/concurrency.js";
 
 export interface ScratchCluster {
   dir: string;
@@ -66,6 +68,42 @@ function binary(name: string, env: NodeJS.ProcessEnv): string {
   return found;
 }
 
+/**
+ * Whether a process still runs. An exited postmaster stays a zombie until whoever adopted it
+ * reaps it, and PID 1 of a container (node itself) never does: that counts as stopped.
+ */
+async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
+  if (stat !== null) return !/\) Z /.test(stat);
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The postmaster's pid from postmaster.pid, waiting up to `waitMs` for pg_ctl's postmaster to write it; null when there is none. */
+async function postmasterPid(dataDir: string, waitMs: number): Promise<number | null> {
+  for (const end = Date.now() + waitMs; ; await sleep(50)) {
+    const pid = Number((await readFile(join(dataDir, "postmaster.pid"), "utf8").catch(() => "")).split("\n")[0]);
+    if (Number.isInteger(pid) && pid > 0) return pid;
+    if (Date.now() >= end) return null;
+  }
+}
+
+/**
+ * Stops a scratch server for a signal without starting a program (pg_ctl would be refused
+ * then): SIGQUIT is what `pg_ctl stop -m immediate` sends; SIGKILL if it lingers.
+ */
+async function stopPostmaster(dataDir: string, starting: boolean): Promise<void> {
+  const pid = await postmasterPid(dataDir, starting ? 1000 : 0);
+  if (pid === null || !(await running(pid))) return;
+  process.kill(pid, "SIGQUIT");
+  for (const end = Date.now() + 3000; (await running(pid)) && Date.now() < end; ) await sleep(25);
+  if (await running(pid)) process.kill(pid, "SIGKILL");
+}
+
 export async function startScratchCluster(env: NodeJS.ProcessEnv, log: Logger): Promise<ScratchCluster> {
   const base = serverEnv(env);
   const initdb = binary("initdb", env);
@@ -79,10 +117,16 @@ export async function startScratchCluster(env: NodeJS.ProcessEnv, log: Logger): 
   const socketDir = join(dir, "sock");
   const logFile = join(dir, "server.log");
   let started = false;
+  let starting = false;
+  const unregister = shutdown.register(`scratch cluster ${dir}`, async () => {
+    await stopPostmaster(dataDir, starting || started);
+    await rm(dir, { recursive: true, force: true });
+  });
   const destroy = async (): Promise<void> => {
     if (started) await run(pgCtl, ["-D", dataDir, "-m", "immediate", "-w", "-t", "60", "stop"]).catch((err: unknown) => log.warn({ err: (err as Error).message }, "scratch cluster did not stop cleanly"));
     started = false;
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    unregister();
   };
   try {
     await mkdir(socketDir);
@@ -95,6 +139,7 @@ export async function startScratchCluster(env: NodeJS.ProcessEnv, log: Logger): 
     const port = await freePort();
     await writeFile(join(dataDir, "postgresql.auto.conf"), [`port = ${port}`, `unix_socket_directories = '${socketDir}'`, ...SETTINGS, ""].join("\n"), { flag: "a" });
     try {
+      starting = true;
       await run(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "120", "start"]);
     } catch (err) {
       const serverLog = await readFile(logFile, "utf8").catch(() => "");

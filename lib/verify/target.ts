@@ -15,6 +15,7 @@ import { readGlobals } from "../restore/exec.js";
 import type { RestoreContext, RestoreFile, RestoreRequest } from "../restore/exec.js";
 import { startScratchCluster } from "./scratchCluster.js";
 import { clusterGlobals } from "../restore/targetState.js";
+import { shutdown } from "../core/shutdown.js";
 
 export interface RestoreTarget {
   /** For messages: "scratch cluster" or "VERIFY_PGHOST=host:port". */
@@ -68,6 +69,22 @@ export async function openRestoreTarget(server: PgConfig | null, env: NodeJS.Pro
   const run = `pgsb_verify_${randomBytes(4).toString("hex")}`;
   const scratch: string[] = [];
   const roles: string[] = [];
+  const release = async (): Promise<void> => {
+    // The executor drops its own temporary databases; what it renamed into place is dropped here.
+    for (const name of [...scratch].reverse()) {
+      await dropTemp(admin, name).catch((err: unknown) => {
+        log.warn({ database: name, err: (err as Error).message }, `scratch database ${name} on ${label} could not be dropped; drop it by hand`);
+      });
+    }
+    for (const role of [...roles].reverse()) {
+      await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(role)}`).catch((err: unknown) => {
+        log.warn({ role, err: (err as Error).message }, `stand-in role ${role} on ${label} could not be dropped; drop it by hand`);
+      });
+    }
+    await admin.end().catch(() => undefined);
+  };
+  // On a signal too: the scratch databases and stand-in roles are dropped after the executor's temporary databases.
+  const unregister = shutdown.register(`scratch databases on ${label}`, release);
   return {
     label,
     pg: server,
@@ -86,20 +103,7 @@ export async function openRestoreTarget(server: PgConfig | null, env: NodeJS.Pro
       log.debug({ databases: databases.map((d) => [d.source, d.target]), roles }, "scratch databases and stand-in roles");
       return { request: { ...latest, globals: null, databases }, roles: [...roles] };
     },
-    async release() {
-      // The executor drops its own temporary databases; what it renamed into place is dropped here.
-      for (const name of [...scratch].reverse()) {
-        await dropTemp(admin, name).catch((err: unknown) => {
-          log.warn({ database: name, err: (err as Error).message }, `scratch database ${name} on ${label} could not be dropped; drop it by hand`);
-        });
-      }
-      for (const role of [...roles].reverse()) {
-        await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(role)}`).catch((err: unknown) => {
-          log.warn({ role, err: (err as Error).message }, `stand-in role ${role} on ${label} could not be dropped; drop it by hand`);
-        });
-      }
-      await admin.end().catch(() => undefined);
-    },
+    release: () => release().finally(unregister),
   };
 }
 
