@@ -188,14 +188,14 @@ async function execute(
     included: plan.databases.map((d) => d.name).filter((d) => !gone.has(d)),
     rowCounts: result.rowCounts,
   };
-  await commitPartial(config.backupDir, partial, manifest);
+  await commitPartial(config.backupDir, partial, manifest, config.signing.key);
   const pointer = await updateLatestPointer(dir, plan.tier, codec, name).catch((err: unknown) => {
     log.warn({ err: (err as Error).message }, "backup written, but the latest pointer could not be updated");
     return "none";
   });
   const seconds = (Date.now() - t0) / 1000;
   log.info(
-    { path: join(dir, name), rawBytes: result.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, seconds, pointer, cores: availableParallelism() },
+    { path: join(dir, name), rawBytes: result.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, signed: config.signing.key !== null, seconds, pointer, cores: availableParallelism() },
     `${plan.tier} backup written: ${name} (${(written.bytes / 1e6).toFixed(1)} MB from ${(result.rawBytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s)`,
   );
   return { status: "written", tier: plan.tier, name, path: join(dir, name), manifest, seconds };
