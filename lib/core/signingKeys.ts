@@ -29,7 +29,7 @@ function readPem(name: string, path: string, fix: string): string {
 
 function requireEd25519(name: string, path: string, key: KeyObject, what: string): KeyObject {
   if (key.asymmetricKeyType !== "ed25519") {
-    throw new ConfigError(`${name}=${path} holds ${key.asymmetricKeyType ?? "an unknown"} ${what}, not an Ed25519 key; ${MAKE_KEYS}`);
+    throw new ConfigError(`${name}=${path} holds ${what} of type ${key.asymmetricKeyType ?? "unknown"}, not an Ed25519 key; ${MAKE_KEYS}`);
   }
   return key;
 }

@@ -53,7 +53,7 @@ export function backupDirProblem(backups: readonly SanityInput[], orphanSidecars
     return `it holds ${others} differential/incremental backup(s) but no full backup at all, so none of them can be restored (were fulls deleted or moved by hand, or does BACKUP_DIR point at the wrong folder?)`;
   }
   if (backups.length === 0 && orphanSidecars > 0) {
-    return `it holds ${orphanSidecars} .json/.sha256/.sha256.sig sidecar file(s) but no backup data file at all (were the data files moved or lost?)`;
+    return `it holds ${orphanSidecars} .json/.sha256 sidecar file(s) but no backup data file at all (were the data files moved or lost?)`;
   }
   return null;
 }
