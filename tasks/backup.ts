@@ -1,10 +1,13 @@
 // backup full|differential|incremental: plan (lib/backup/plan.ts), then dump the planned
 // databases through the compressor into an atomic file with sidecars and a manifest.
+import { createPublicKey } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { planBackup } from "../lib/backup/plan.js";
 import type { BackupPlan } from "../lib/backup/plan.js";
 import { scanCatalog, tierDir, usable } from "../lib/store/catalog.js";
+import type { CatalogEntry } from "../lib/store/catalog.js";
+import { checkSignature } from "../lib/store/signature.js";
 import { compressorFor } from "../lib/backup/compression.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
@@ -66,6 +69,15 @@ export function summarize(r: BackupResult): string {
   return `${r.tier} backup written: ${r.path} (${m.included.length}/${m.databases.length} databases, ${m.compressedBytes} bytes, ${r.seconds.toFixed(1)} s)\n`;
 }
 
+/** With a signing key: which backups carry a signature of that key (their .sha256 bytes only; the data is not hashed). */
+async function signedByUs(config: Config, catalog: readonly CatalogEntry[]): Promise<Set<string> | null> {
+  const key = config.signing.key;
+  if (key === null) return null;
+  const publicKey = createPublicKey(key);
+  const checked = await mapLimit(catalog, 8, async (e) => ((await checkSignature(e.path, publicKey)).ok ? [e.name] : []));
+  return new Set(checked.flat());
+}
+
 export async function run(config: Config, deps: Deps, args: BackupArgs): Promise<BackupResult> {
   const log = deps.log.child({ task: "backup", tier: args.tier });
   const releasers: (() => Promise<void>)[] = [];
@@ -80,6 +92,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
     const info = await serverInfo(client);
     const dbs = await listDatabases(client);
     const catalog = usable(await scanCatalog(config.backupDir));
+    const signed = await signedByUs(config, catalog);
     const fingerprint = await takeFingerprint(config, client, dbs, deps);
     const plan = planBackup({
       requested: args.tier,
@@ -89,6 +102,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
       userDatabases: await userDatabases(client, dbs),
       force: args.force,
       allowNewCluster: args.allowNewCluster,
+      signed,
     });
     if (args.dryRun) {
       deps.out(formatBackupPlan(plan));

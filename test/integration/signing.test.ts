@@ -165,6 +165,21 @@ describe.each(["missing", "stale"] as const)("a forged backup with its signature
   });
 });
 
+describe("switching signing on", () => {
+  it("makes the next incremental a signed full when only unsigned backups exist, which BACKUP_VERIFY_KEY_FILE then accepts", async () => {
+    const dir = tempDir("pgsb-switch-");
+    cpSync(unsignedDir, dir, { recursive: true, verbatimSymlinks: true });
+    await sql(src, "shop", "INSERT INTO items VALUES (51)");
+    const deps = testDeps();
+    const r = await backup(testConfig(src, dir, { BACKUP_COMPRESSION: "none", BACKUP_SIGNING_KEY_FILE: SIGN }), deps, { tier: "incremental", force: false, dryRun: false, allowNewCluster: false });
+    expect(r).toMatchObject({ status: "written", tier: "full" });
+    expect(deps.logs.some((l) => String(l.msg).includes("signed with BACKUP_SIGNING_KEY_FILE's key exists: taking a full instead of a incremental"))).toBe(true);
+    const v = await runCli(["verify"], cliEnv(src, dir, withKey));
+    expect(v.code, v.stdout).toBe(0);
+    await sql(src, "shop", "DELETE FROM items WHERE id = 51");
+  });
+});
+
 describe("unsigned backups", () => {
   it("are accepted without BACKUP_VERIFY_KEY_FILE, and refused as unsigned with it", async () => {
     const refused = await runCli(["restore-latest"], cliEnv(empty, unsignedDir, withKey));
