@@ -1,8 +1,9 @@
 // verify [--json] [--max-age HOURS] [--restore]: a proof a CI pipeline can trust by exit
 // code. Checks every file's manifest and checksum and every chain's links, with
-// BACKUP_VERIFY_KEY_FILE the signatures of the newest chain, reads that chain back through its decompressor, checks the backups are fresh, and with --restore
-// restores that chain into a throwaway cluster with the restore executor (no cluster lock:
-// the production cluster is not touched) and compares row counts with the manifests.
+// BACKUP_VERIFY_KEY_FILE the signatures of the newest chain, reads that chain back through
+// its decompressor, checks the backups are fresh, and with --restore restores that chain
+// into a throwaway cluster with the restore executor (no cluster lock: the production
+// cluster is not touched) and compares row counts with the manifests.
 // The decisions are in lib/verify/checks.ts; this file reads, times and reports.
 import type { KeyObject } from "node:crypto";
 import { scanCatalog } from "../lib/store/catalog.js";
