@@ -14,10 +14,13 @@ POSTGRES_IMAGE := $(REGISTRY)/pg-swarm-backup-postgres
 TASK_IMAGE := $(REGISTRY)/pg-swarm-backup-task
 TASK_SERVICES := backup-full backup-differential backup-incremental cleanup verify auto-restore
 STACK_FILE := stack/docker-compose.swarm.yml
+# SIGNING=1: sign and check backups (needs the backup_signing_key and backup_verify_key secrets; README "Signing").
+SIGNING ?=
+STACK_FILES := -c $(STACK_FILE)$(if $(SIGNING), -c stack/docker-compose.signing.yml)
 RUN_TASK := IMAGE=$(TASK_IMAGE):$(VERSION) bash stack/swarm-run-task.sh
 
-# The stack file reads ${REGISTRY} and ${VERSION} from the environment.
-export VERSION REGISTRY
+# The stack file reads ${REGISTRY} and ${VERSION} from the environment, swarm-run-task.sh SIGNING.
+export VERSION REGISTRY SIGNING
 
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
@@ -40,7 +43,7 @@ push: ## Push both images (both tags) to REGISTRY
 	docker push $(TASK_IMAGE):latest
 
 deploy: ## Deploy or update the stack STACK with images VERSION
-	docker stack deploy -c $(STACK_FILE) --with-registry-auth $(STACK)
+	docker stack deploy $(STACK_FILES) --with-registry-auth $(STACK)
 
 update: ## Build, push and roll out VERSION=... to postgres and every task service
 	$(MAKE) --no-print-directory build

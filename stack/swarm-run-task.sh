@@ -11,6 +11,8 @@
 #   BACKUP_HOST_DIR        backup directory on the node [/mnt/storagebox/backups/postgresql]
 #   PGHOST, PGUSER         [postgres, postgres]
 #   TZ, LOCK_MODE, LOG_LEVEL  [Europe/Berlin, wait, info]
+#   SIGNING                when non-empty, backup tasks get the backup_signing_key secret and
+#                          every other task the backup_verify_key secret (README "Signing") []
 #   TASK_TIMEOUT_SECONDS   give up waiting after this long [21600]
 #   POLL_SECONDS           poll interval [2]
 # Exit codes: the task's own; 124 timeout; 125 task rejected by Swarm (e.g. image not
@@ -40,6 +42,16 @@ trap 'docker service rm "$service" >/dev/null 2>&1 || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# As in stack/docker-compose.signing.yml: only a backup may hold the private key.
+keys=()
+if [ -n "${SIGNING:-}" ]; then
+  if [ "${1:-}" = backup ]; then
+    keys=(--secret backup_signing_key -e BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key)
+  else
+    keys=(--secret backup_verify_key -e BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key)
+  fi
+fi
+
 docker service create \
   --mode replicated-job \
   --detach \
@@ -49,6 +61,7 @@ docker service create \
   --with-registry-auth \
   --network "${NETWORK:-backend-net}" \
   --secret postgres_password \
+  "${keys[@]}" \
   --mount "type=bind,source=${BACKUP_HOST_DIR:-/mnt/storagebox/backups/postgresql},target=/backups,bind-propagation=rslave" \
   --constraint 'node.labels.database==true' \
   --restart-condition none \

@@ -1,10 +1,13 @@
 // backup full|differential|incremental: plan (lib/backup/plan.ts), then dump the planned
 // databases through the compressor into an atomic file with sidecars and a manifest.
+import { createPublicKey } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { planBackup } from "../lib/backup/plan.js";
 import type { BackupPlan } from "../lib/backup/plan.js";
 import { scanCatalog, tierDir, usable } from "../lib/store/catalog.js";
+import type { CatalogEntry } from "../lib/store/catalog.js";
+import { checkSignature } from "../lib/store/signature.js";
 import { compressorFor } from "../lib/backup/compression.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
@@ -67,6 +70,15 @@ export function summarize(r: BackupResult): string {
   return `${r.tier} backup written: ${r.path} (${m.included.length}/${m.databases.length} databases, ${m.compressedBytes} bytes, ${r.seconds.toFixed(1)} s)\n`;
 }
 
+/** With a signing key: which backups carry a signature of that key (their .sha256 bytes only; the data is not hashed). */
+async function signedByUs(config: Config, catalog: readonly CatalogEntry[]): Promise<Set<string> | null> {
+  const key = config.signing.key;
+  if (key === null) return null;
+  const publicKey = createPublicKey(key);
+  const checked = await mapLimit(catalog, 8, async (e) => ((await checkSignature(e.path, publicKey)).ok ? [e.name] : []));
+  return new Set(checked.flat());
+}
+
 export async function run(config: Config, deps: Deps, args: BackupArgs): Promise<BackupResult> {
   const log = deps.log.child({ task: "backup", tier: args.tier });
   const releasers: (() => Promise<void>)[] = [];
@@ -81,6 +93,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
     const info = await serverInfo(client);
     const dbs = await listDatabases(client);
     const catalog = usable(await scanCatalog(config.backupDir));
+    const signed = await signedByUs(config, catalog);
     const fingerprint = await takeFingerprint(config, client, dbs, deps);
     const plan = planBackup({
       requested: args.tier,
@@ -90,6 +103,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
       userDatabases: await userDatabases(client, dbs),
       force: args.force,
       allowNewCluster: args.allowNewCluster,
+      signed,
     });
     if (args.dryRun) {
       deps.out(formatBackupPlan(plan));
@@ -192,14 +206,14 @@ async function execute(
     included: plan.databases.map((d) => d.name).filter((d) => !gone.has(d)),
     rowCounts: result.rowCounts,
   };
-  await commitPartial(config.backupDir, partial, manifest).finally(unregisterPartial);
+  await commitPartial(config.backupDir, partial, manifest, config.signing.key).finally(unregisterPartial);
   const pointer = await updateLatestPointer(dir, plan.tier, codec, name).catch((err: unknown) => {
     log.warn({ err: (err as Error).message }, "backup written, but the latest pointer could not be updated");
     return "none";
   });
   const seconds = (Date.now() - t0) / 1000;
   log.info(
-    { path: join(dir, name), rawBytes: result.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, seconds, pointer, cores: availableParallelism() },
+    { path: join(dir, name), rawBytes: result.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, signed: config.signing.key !== null, seconds, pointer, cores: availableParallelism() },
     `${plan.tier} backup written: ${name} (${(written.bytes / 1e6).toFixed(1)} MB from ${(result.rawBytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s)`,
   );
   return { status: "written", tier: plan.tier, name, path: join(dir, name), manifest, seconds };

@@ -7,7 +7,7 @@ import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { scanCatalog, tierDir } from "../lib/store/catalog.js";
-import { verifyChecksum } from "../lib/store/checksum.js";
+import { verifyBackupFile } from "../lib/store/signature.js";
 import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/retention/cleanup.js";
 import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/retention/cleanup.js";
 import type { Config } from "../lib/core/config.js";
@@ -17,7 +17,7 @@ import { humanBytes } from "../lib/core/format.js";
 import { acquireLock } from "../lib/postgres/lock.js";
 import type { Logger } from "../lib/core/log.js";
 import { CODECS } from "../lib/core/codec.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 import { planRetention } from "../lib/retention/plan.js";
 import { pointerFileName, readLatestPointer, storageError, updateLatestPointer } from "../lib/store/storage.js";
@@ -88,7 +88,11 @@ async function findLeftovers(backupDir: string, clock: Date): Promise<{ partials
   return { partials, orphans, orphanCount };
 }
 
-/** Why cleanup must not delete anything, or null. Hashes the newest backup only: it is the one whose failure matters now. */
+/**
+ * Why cleanup must not delete anything, or null. Hashes the newest backup only: it is the one
+ * whose failure matters now. With BACKUP_VERIFY_KEY_FILE an unsigned newest backup is bad too:
+ * a forged newest file must not make cleanup delete the good backups it seems to supersede.
+ */
 async function refusal(config: Config, catalog: readonly CatalogEntry[], orphanCount: number): Promise<string | null> {
   const layout = backupDirProblem(catalog, orphanCount);
   if (layout !== null) {
@@ -96,7 +100,7 @@ async function refusal(config: Config, catalog: readonly CatalogEntry[], orphanC
   }
   const newest = catalog.at(-1);
   if (newest === undefined) return null;
-  const problem = newest.problem ?? (await verifyChecksum(newest.path, newest.manifest?.sha256).then((v) => (v.ok ? null : v.problem)));
+  const problem = newest.problem ?? (await verifyBackupFile(newest.path, newest.manifest?.sha256, config.signing.verifyKey).then((v) => (v.ok ? null : v.problem)));
   if (problem === null) return null;
   return (
     `the newest backup ${newest.name} failed verification (${problem}); while the newest backup is bad the older ones may be the only good copies. ` +
@@ -154,7 +158,7 @@ async function execute(config: Config, report: CleanupReport, byName: ReadonlyMa
       const entry = byName.get(d.name);
       if (entry === undefined) continue;
       let freed = 0;
-      for (const path of [entry.path + MANIFEST_SUFFIX, entry.path, entry.path + CHECKSUM_SUFFIX]) freed += await removeFile(config, path);
+      for (const path of [entry.path + MANIFEST_SUFFIX, entry.path, entry.path + CHECKSUM_SUFFIX, entry.path + SIGNATURE_SUFFIX]) freed += await removeFile(config, path);
       report.freedBytes += freed;
       log.info({ backup: d.name, tier: d.tier, reason: d.reason, bytes: freed }, `deleted ${d.name}: ${d.reason}`);
     }
@@ -239,7 +243,9 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
         continue;
       }
       const path = l?.entry.path ?? "";
-      decisions.push({ ...decision, bytes: (await sizeOf(path)) + (await sizeOf(path + MANIFEST_SUFFIX)) + (await sizeOf(path + CHECKSUM_SUFFIX)) });
+      let bytes = 0;
+      for (const suffix of ["", MANIFEST_SUFFIX, CHECKSUM_SUFFIX, SIGNATURE_SUFFIX]) bytes += await sizeOf(path + suffix);
+      decisions.push({ ...decision, bytes });
     }
     const leftovers = [...found.partials, ...found.orphans];
     const report: CleanupReport = {

@@ -6,6 +6,7 @@ import { scanCatalog } from "../lib/store/catalog.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
+import { parseChecksumFile } from "../lib/store/checksum.js";
 import { CHECKSUM_SUFFIX } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 
@@ -31,8 +32,8 @@ export interface ListedBackup {
 async function checksumState(e: CatalogEntry): Promise<ListedBackup["checksum"]> {
   if (e.manifest === null) return "no manifest";
   try {
-    const line = await readFile(e.path + CHECKSUM_SUFFIX, "utf8");
-    return line.split(/\s+/)[0] === e.manifest.sha256 ? "recorded" : "mismatch";
+    const recorded = parseChecksumFile(await readFile(e.path + CHECKSUM_SUFFIX, "utf8"), e.name);
+    return typeof recorded !== "string" && recorded.data === e.manifest.sha256 ? "recorded" : "mismatch";
   } catch {
     return "missing";
   }

@@ -1,5 +1,6 @@
 // list-databases FILE: the databases a backup file holds, from its manifest (with table and
-// row counts) or, for a file without one, by streaming it through the section reader.
+// row counts) or, for a file without one, by streaming it through the section reader. With
+// BACKUP_VERIFY_KEY_FILE only a signed backup is listed (its signed manifest is what is shown).
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { openSqlStream } from "../lib/restore/decompress.js";
@@ -7,6 +8,7 @@ import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes, table } from "../lib/core/format.js";
 import { childEnv } from "../lib/postgres/connection.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
+import { verifySignedManifest } from "../lib/store/signature.js";
 import { listSections } from "../lib/sql/sections.js";
 
 export interface ListDatabasesArgs {
@@ -49,6 +51,9 @@ async function fromStream(config: Config, deps: Deps, path: string, codec: Param
 
 async function listDatabasesOf(config: Config, deps: Deps, file: string): Promise<DatabaseListing> {
   const f = await resolveFile(config.backupDir, file);
+  const key = config.signing.verifyKey;
+  const unsigned = key === null ? null : await verifySignedManifest(f.path, key);
+  if (unsigned !== null) throw new TaskError(ExitCode.refused, `list-databases refused: ${unsigned}`);
   const warnings = f.manifestProblem === null ? [] : [`manifest not used: ${f.manifestProblem}`];
   if (f.manifest !== null) {
     const m = f.manifest;

@@ -1,12 +1,15 @@
 // verify [--json] [--max-age HOURS] [--restore]: a proof a CI pipeline can trust by exit
-// code. Checks every file's manifest and checksum and every chain's links, reads the newest
-// chain back through its decompressor, checks the backups are fresh, and with --restore
-// restores that chain into a throwaway cluster with the restore executor (no cluster lock:
-// the production cluster is not touched) and compares row counts with the manifests.
+// code. Checks every file's manifest and checksum and every chain's links, with
+// BACKUP_VERIFY_KEY_FILE the signatures of the newest chain, reads that chain back through
+// its decompressor, checks the backups are fresh, and with --restore restores that chain
+// into a throwaway cluster with the restore executor (no cluster lock: the production
+// cluster is not touched) and compares row counts with the manifests.
 // The decisions are in lib/verify/checks.ts; this file reads, times and reports.
+import type { KeyObject } from "node:crypto";
 import { scanCatalog } from "../lib/store/catalog.js";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { verifyChecksum } from "../lib/store/checksum.js";
+import { checkSignature } from "../lib/store/signature.js";
 import type { Config, PgConfig } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ConfigError } from "../lib/core/errors.js";
@@ -15,7 +18,7 @@ import type { Logger } from "../lib/core/log.js";
 import { recordTaskResult } from "../lib/core/metrics.js";
 import { planRestore } from "../lib/restore/plan.js";
 import type { RestorePlan } from "../lib/restore/plan.js";
-import { ageFindings, chainFindings, fail, family, manifestFindings, pass, restoredRowFindings, resultsByName, streamFindings } from "../lib/verify/checks.js";
+import { ageFindings, chainFindings, fail, family, manifestFindings, pass, restoredRowFindings, resultsByName, signatureFindings, streamFindings } from "../lib/verify/checks.js";
 import type { Check, Finding } from "../lib/verify/checks.js";
 import { countRestoredRows, restoreChainForVerify } from "../lib/verify/restore.js";
 import type { ChainRestore } from "../lib/verify/restore.js";
@@ -68,6 +71,11 @@ async function checksums(entries: readonly CatalogEntry[]): Promise<Finding[]> {
   });
   const bytes = entries.reduce((a, e) => a + e.bytes, 0);
   return family("checksum", results, `${entries.length} files (${humanBytes(bytes)}) match their .sha256 sidecars and manifests`, { bytes });
+}
+
+async function signatureOf(e: CatalogEntry, key: KeyObject): Promise<{ file: string; problem: string | null }> {
+  const v = await checkSignature(e.path, key);
+  return { file: e.name, problem: v.ok ? null : v.problem };
 }
 
 function planFindings(catalog: readonly CatalogEntry[]): { plan: RestorePlan | null; findings: Finding[] } {
@@ -141,12 +149,18 @@ async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collecto
     if (args.restore) await c.step(() => [fail("restore", "not attempted: there is no restorable chain (see restore-plan)")]);
     return;
   }
-  for (const name of plan.chain) {
-    const entry = catalog.find((e) => e.name === name) as CatalogEntry;
+  const chain = plan.chain.map((name) => catalog.find((e) => e.name === name) as CatalogEntry);
+  const key = config.signing.verifyKey;
+  const signatures = key === null ? [] : await c.step(async () => signatureFindings(await mapLimit(chain, HASH_CONCURRENCY, (e) => signatureOf(e, key))));
+  for (const entry of chain) {
+    const name = entry.name;
     log.info({ backup: name }, `reading ${name} back through its decompressor`);
     await c.step(async () => streamFindings(entry, await scanBackup(entry, config.compression.threads, deps.env, log)));
   }
-  if (args.restore) await restoreStep(config, deps, args, plan, catalog, c, log);
+  if (!args.restore) return;
+  // A forged file's SQL would run as superuser in the scratch cluster, inside this task.
+  if (signatures.some((f) => !f.ok)) await c.step(() => [fail("restore", "not attempted: the newest chain is not signed with the key BACKUP_VERIFY_KEY_FILE checks (see signature)")]);
+  else await restoreStep(config, deps, args, plan, catalog, c, log);
 }
 
 const shown = (v: unknown): string => (typeof v === "string" && /[\s"]/.test(v) ? JSON.stringify(v) : String(v));

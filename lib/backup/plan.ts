@@ -15,6 +15,12 @@ export interface BackupPlanInput {
   userDatabases: readonly string[];
   force: boolean;
   allowNewCluster: boolean;
+  /**
+   * With BACKUP_SIGNING_KEY_FILE: the names of the backups signed with that key. Only they can
+   * be a reference or a parent, so a forged file never makes a run skip or joins a signed chain,
+   * and the first run after signing is switched on takes a full. null: no signing.
+   */
+  signed?: ReadonlySet<string> | null;
 }
 
 export type BackupPlan =
@@ -49,7 +55,7 @@ export function planBackup(input: BackupPlanInput): BackupPlan {
     };
   }
   const latest = newest(input.catalog);
-  const sameCluster = input.catalog.filter((e) => e.manifest?.systemIdentifier === input.systemIdentifier);
+  const sameCluster = input.catalog.filter((e) => e.manifest?.systemIdentifier === input.systemIdentifier && (input.signed?.has(e.name) ?? true));
   if (latest !== undefined && latest.manifest?.systemIdentifier !== input.systemIdentifier) {
     const theirs = latest.manifest?.systemIdentifier ?? "unknown";
     if (input.userDatabases.length === 0 && !input.allowNewCluster) {
@@ -67,7 +73,7 @@ export function planBackup(input: BackupPlanInput): BackupPlan {
   const lastFull = newest(fulls);
   let tier = input.requested;
   if (tier !== "full" && lastFull === undefined) {
-    notes.push(`no valid full backup of this cluster exists: taking a full instead of a ${tier}`);
+    notes.push(`no valid full backup of this cluster${input.signed ? " signed with BACKUP_SIGNING_KEY_FILE's key" : ""} exists: taking a full instead of a ${tier}`);
     tier = "full";
   }
   const reference = tier === "incremental" ? newest(sameCluster) : lastFull;

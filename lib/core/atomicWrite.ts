@@ -3,7 +3,7 @@
 import { open, rename } from "node:fs/promises";
 
 /** Writes a small file atomically: temp file in the same folder, fsync, rename. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, "w", 0o644);
   try {

@@ -7,6 +7,8 @@ import { ConfigError, errnoCode } from "./errors.js";
 import type { Codec } from "./codec.js";
 import { CODECS } from "./codec.js";
 import { Secret } from "./secret.js";
+import type { SigningConfig } from "./signingKeys.js";
+import { signingConfig } from "./signingKeys.js";
 
 export const DEFAULT_PASSWORD_FILE = "/run/secrets/postgres_password";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -49,6 +51,7 @@ export interface Config {
   retention: { keepAllDays: number; keepDifferentialDays: number; minFull: number; keepFullDays: number };
   lock: { mode: "wait" | "skip"; timeoutSeconds: number };
   s3: S3Config | null;
+  signing: SigningConfig;
   logLevel: (typeof LOG_LEVELS)[number];
   logFile: string | null;
   metricsFile: string | null;
@@ -204,6 +207,7 @@ export function resolveConfig(env: Env): Readonly<Config> {
       timeoutSeconds: int(env, "LOCK_TIMEOUT_SECONDS", 3600, 0, 604_800, "seconds to wait for another task's lock"),
     }),
     s3: s3Config(env),
+    signing: signingConfig(env),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFile: logFileRaw === undefined ? join(backupDir, "backup.log") : logFileRaw === "" ? null : logFileRaw,
     metricsFile: metrics === "" ? null : metrics,

@@ -6,6 +6,7 @@
 // streamed with backpressure rather than spooled, so memory and disk use stay bounded.
 // The caller holds the cluster lock; verify, restoring into a scratch cluster or scratch
 // databases, takes none (RestoreContext.exclusive).
+import type { KeyObject } from "node:crypto";
 import { availableParallelism } from "node:os";
 import type { Config, PgConfig } from "../core/config.js";
 import type { JobContext, JobOutcome, JobSpec, StatementErrors } from "./database.js";
@@ -20,7 +21,7 @@ import { childEnv } from "../postgres/connection.js";
 import type { Client } from "../postgres/connection.js";
 import { PsqlFailure, spawnPsql } from "./psql.js";
 import { decideTarget } from "./target.js";
-import { verifyChecksum } from "../store/checksum.js";
+import { verifyBackupFile } from "../store/signature.js";
 import { extractSections, readSections } from "../sql/sections.js";
 import { clusterGlobals, databaseStates, markedTempDatabases } from "./targetState.js";
 import { connectWritable, writableEnv } from "./writeGate.js";
@@ -55,11 +56,13 @@ export interface RestoreContext {
    * others may restore into too.
    */
   exclusive: boolean;
+  /** BACKUP_VERIFY_KEY_FILE's key: every file's signature is checked with its checksums; null: checksums only. */
+  verifyKey: KeyObject | null;
 }
 
 /** The context for restoring into the configured cluster, under its lock: all cores for psql processes and the decompressor. */
 export function restoreContext(config: Config, env: NodeJS.ProcessEnv, log: Logger): RestoreContext {
-  return { pg: config.pg, env, threads: config.compression.threads, parallel: availableParallelism(), log, exclusive: true };
+  return { pg: config.pg, env, threads: config.compression.threads, parallel: availableParallelism(), log, exclusive: true, verifyKey: config.signing.verifyKey };
 }
 
 export interface RestoreOutcome {
@@ -90,13 +93,13 @@ export class RestoreFailure extends TaskError {
 
 const PROGRESS_MS = 5000;
 
-async function verifyFiles(files: readonly RestoreFile[], log: Logger): Promise<void> {
-  const verdicts = await Promise.all(files.map((f) => verifyChecksum(f.path, f.sha256 ?? undefined)));
+async function verifyFiles(files: readonly RestoreFile[], verifyKey: KeyObject | null, log: Logger): Promise<void> {
+  const verdicts = await Promise.all(files.map((f) => verifyBackupFile(f.path, f.sha256 ?? undefined, verifyKey)));
   const problems = verdicts.flatMap((v) => (v.ok ? [] : [v.problem]));
   if (problems.length > 0) {
     throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
   }
-  log.info({ files: files.map((f) => f.name) }, `checksums verified for ${files.length} file(s)`);
+  log.info({ files: files.map((f) => f.name), signed: verifyKey !== null }, `${verifyKey !== null ? "signatures and " : ""}checksums verified for ${files.length} file(s)`);
 }
 
 /** The globals part of a file: read up to its first database section, then the reader stops. */
@@ -209,7 +212,7 @@ async function restoreFile(ctx: RestoreContext, jc: JobContext, file: RestoreFil
 export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): Promise<RestoreOutcome> {
   const t0 = Date.now();
   const log = ctx.log;
-  await verifyFiles(req.files, log);
+  await verifyFiles(req.files, ctx.verifyKey, log);
   const env = writableEnv(childEnv(ctx.pg, ctx.env));
   const admin = await connectWritable(ctx.pg, ctx.pg.database, log);
   const progress = new Map<string, number>();

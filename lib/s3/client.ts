@@ -154,13 +154,18 @@ export function mirrorTarget(s3: S3Config, log: Logger, opts: MirrorOptions = {}
   return { s3, client: createS3Client(s3, opts), log, partSize: opts.partSize ?? DEFAULT_PART_SIZE, queueSize: opts.queueSize ?? 4 };
 }
 
-/** A small object's text, or null when it does not exist. */
-export async function getText(t: MirrorTarget, key: string): Promise<string | null> {
+/** A small object's bytes, or null when it does not exist. */
+export async function getBytes(t: MirrorTarget, key: string): Promise<Buffer | null> {
   try {
     const r = await t.client.send(new GetObjectCommand({ Bucket: t.s3.bucket, Key: key }));
-    return (await r.Body?.transformToString("utf8")) ?? "";
+    return Buffer.from((await r.Body?.transformToByteArray()) ?? []);
   } catch (err) {
     if ((err as Error).name === "NoSuchKey") return null;
     throw err;
   }
+}
+
+/** A small object's text, or null when it does not exist. */
+export async function getText(t: MirrorTarget, key: string): Promise<string | null> {
+  return (await getBytes(t, key))?.toString("utf8") ?? null;
 }

@@ -1,11 +1,11 @@
-// The S3 mirror: every local backup also as S3_PREFIX/<tier>/<name> with its .sha256 and
-// .json beside it. Uploads stream from disk (multipart above the part size) with the sha256
+// The S3 mirror: every local backup also as S3_PREFIX/<tier>/<name> with its .sha256,
+// .sha256.sig (when signed) and .json beside it. Uploads stream from disk (multipart above the part size) with the sha256
 // as object metadata and are checked with HEAD before the manifest goes up, so — as on
 // disk — a remote backup without its manifest is incomplete and readers ignore it.
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import type { ReadStream } from "node:fs";
-import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { PutObjectCommandInput } from "@aws-sdk/client-s3";
@@ -18,12 +18,12 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Manifest } from "../store/manifest.js";
 import { manifestProblem } from "../store/manifest.js";
-import { hashTap } from "../store/checksum.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parseBackupName } from "../store/naming.js";
+import { hashTap, parseChecksumFile } from "../store/checksum.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { Tier } from "../store/naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./client.js";
-import { getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
+import { getBytes, getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
 import { commitFile } from "../store/storage.js";
 import { shutdown } from "../core/shutdown.js";
 
@@ -54,15 +54,31 @@ function sseParams(s3: S3Config): Partial<PutObjectCommandInput> {
   return kms !== null ? { ServerSideEncryption: "aws:kms", SSEKMSKeyId: kms[1] } : { ServerSideEncryption: s3.sse as PutObjectCommandInput["ServerSideEncryption"] };
 }
 
+/** The backup's .sha256.sig, or null for an unsigned backup. */
+async function readSignature(path: string): Promise<Buffer | null> {
+  return readFile(path + SIGNATURE_SUFFIX).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  });
+}
+
+async function isSigned(path: string): Promise<boolean> {
+  return access(path + SIGNATURE_SUFFIX).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Passes bytes through while hashing them, so a transfer proves what it moved without a second read. */
-async function putSmall(t: MirrorTarget, key: string, body: string): Promise<void> {
-  const type = key.endsWith(MANIFEST_SUFFIX) ? "application/json" : "text/plain";
+async function putSmall(t: MirrorTarget, key: string, body: string | Buffer): Promise<void> {
+  const type = key.endsWith(MANIFEST_SUFFIX) ? "application/json" : key.endsWith(SIGNATURE_SUFFIX) ? "application/octet-stream" : "text/plain";
   await t.client.send(new PutObjectCommand({ Bucket: t.s3.bucket, Key: key, Body: body, ContentType: type, ...sseParams(t.s3) }));
 }
 
 /**
  * Uploads one backup: the data file (multipart when larger than the part size), HEAD to
- * check its size and sha256 metadata, then the .sha256 sidecar and last the manifest.
+ * check its size and sha256 metadata, then the .sha256 sidecar, its signature when there is
+ * one, and last the manifest.
  * Throws a TaskError with ExitCode.mirrorFailed; the local files are only read.
  */
 export async function uploadBackup(t: MirrorTarget, b: LocalBackup): Promise<UploadResult> {
@@ -72,7 +88,7 @@ export async function uploadBackup(t: MirrorTarget, b: LocalBackup): Promise<Upl
   let body: ReadStream | undefined;
   try {
     const bytes = (await stat(b.path)).size;
-    const [checksum, manifestText] = await Promise.all([readFile(b.path + CHECKSUM_SUFFIX, "utf8"), readFile(b.path + MANIFEST_SUFFIX, "utf8")]);
+    const [checksum, manifestText, signature] = await Promise.all([readFile(b.path + CHECKSUM_SUFFIX, "utf8"), readFile(b.path + MANIFEST_SUFFIX, "utf8"), readSignature(b.path)]);
     const hash = createHash("sha256");
     body = createReadStream(b.path, { highWaterMark: 1 << 20 });
     const tap = hashTap(hash);
@@ -102,6 +118,7 @@ export async function uploadBackup(t: MirrorTarget, b: LocalBackup): Promise<Upl
       throw new TaskError(ExitCode.mirrorFailed, `${s3Url(t.s3, key)} does not match after upload (size ${head.ContentLength} vs ${bytes}, sha256 metadata ${head.Metadata?.sha256 ?? "missing"}); the server lost or changed data`);
     }
     await putSmall(t, key + CHECKSUM_SUFFIX, checksum);
+    if (signature !== null) await putSmall(t, key + SIGNATURE_SUFFIX, signature);
     await putSmall(t, key + MANIFEST_SUFFIX, manifestText);
     const seconds = (Date.now() - t0) / 1000;
     log.info({ key, bytes, parts, seconds }, `uploaded ${b.name} to ${s3Url(t.s3, key)} (${(bytes / 1e6).toFixed(1)} MB in ${parts} part(s), ${seconds.toFixed(1)} s)`);
@@ -130,7 +147,9 @@ export interface MirrorReport {
  * first failure: when the server is gone, every further upload would fail the same way.
  */
 export async function mirrorAll(t: MirrorTarget, catalog: readonly CatalogEntry[], opts: { dryRun?: boolean; thorough?: boolean } = {}): Promise<MirrorReport> {
-  const plan = planMirror(catalog, await listRemote(t));
+  const signed = new Set<string>();
+  for (const e of catalog) if (await isSigned(e.path)) signed.add(e.name);
+  const plan = planMirror(catalog, await listRemote(t), signed);
   if (opts.thorough === true) {
     for (const e of [...plan.inSync]) {
       const key = objectKey(t.s3, e.tier, e.name);
@@ -156,7 +175,8 @@ export async function mirrorAll(t: MirrorTarget, catalog: readonly CatalogEntry[
 /**
  * Downloads a backup into BACKUP_DIR/<tier>/ the way a backup is written: data to .partial
  * while hashing, the hash checked against the remote sidecar, manifest and sha256 metadata,
- * sidecars written, then the rename. Returns the local path, or null when S3 has no complete
+ * sidecars (the signature too) written as S3 holds them, then the rename. Signatures are
+ * checked where restores check checksums (lib/restore/exec.ts), not here. Returns the local path, or null when S3 has no complete
  * copy. A corrupt copy is refused (ExitCode.refused) and nothing is left behind.
  */
 export async function downloadBackup(t: MirrorTarget, name: string, backupDir: string): Promise<string | null> {
@@ -169,9 +189,14 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
   const refuse = (why: string) => new TaskError(ExitCode.refused, `${s3Url(t.s3, key)} ${why}; it was not used and nothing was written to ${dir}`);
   const unregister = shutdown.register(`download ${partial}`, () => rm(partial, { force: true }));
   try {
-    const [sidecar, manifestText] = await Promise.all([getText(t, key + CHECKSUM_SUFFIX), getText(t, key + MANIFEST_SUFFIX)]);
+    const [sidecar, manifestText, signature] = await Promise.all([getText(t, key + CHECKSUM_SUFFIX), getText(t, key + MANIFEST_SUFFIX), getBytes(t, key + SIGNATURE_SUFFIX)]);
     if (sidecar === null || manifestText === null) return null;
-    const expected = sidecar.trim().split(/\s+\*?/)[0] ?? "";
+    const recorded = parseChecksumFile(sidecar, name);
+    if (typeof recorded === "string") throw refuse(`has an unusable checksum file (${recorded})`);
+    const expected = recorded.data;
+    if (recorded.manifest !== null && recorded.manifest !== createHash("sha256").update(manifestText).digest("hex")) {
+      throw refuse("has a manifest that does not match its .sha256 file");
+    }
     let manifest: unknown;
     try {
       manifest = JSON.parse(manifestText);
@@ -194,7 +219,7 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
     await pipeline(obj.Body as NodeJS.ReadableStream, hashTap(hash), createWriteStream(partial, { mode: 0o644 }));
     const actual = hash.digest("hex");
     if (actual !== expected) throw refuse(`is corrupt: checksum mismatch (downloaded ${actual.slice(0, 12)}…, recorded ${expected.slice(0, 12)}…)`);
-    await commitFile(partial, path, expected, manifestText);
+    await commitFile(partial, path, { checksum: sidecar, manifest: manifestText, signature });
     t.log.info({ key, path }, `downloaded ${name} from S3; checksum verified`);
     return path;
   } catch (err) {
@@ -206,7 +231,7 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
 }
 
 /**
- * Deletes backups (data, .sha256, .json) from S3 by name. Manifests go first, so an
+ * Deletes backups (data, .sha256, .sha256.sig, .json) from S3 by name. Manifests go first, so an
  * interrupted delete leaves an incomplete backup that readers ignore, never a manifest
  * without its data. Names S3 does not hold are fine. Throws ExitCode.mirrorFailed.
  */
@@ -218,7 +243,7 @@ export async function deleteRemote(t: MirrorTarget, names: readonly string[]): P
       return suffixes.map((s) => objectKey(t.s3, p.tier, n) + s);
     });
   const deleted: string[] = [];
-  for (const keys of [keysOf([MANIFEST_SUFFIX]), keysOf(["", CHECKSUM_SUFFIX])]) {
+  for (const keys of [keysOf([MANIFEST_SUFFIX]), keysOf(["", CHECKSUM_SUFFIX, SIGNATURE_SUFFIX])]) {
     // DeleteObjects takes at most 1000 keys per request.
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);

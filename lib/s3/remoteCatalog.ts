@@ -9,7 +9,7 @@ import { ExitCode } from "../core/errors.js";
 import type { Manifest } from "../store/manifest.js";
 import { manifestProblem } from "../store/manifest.js";
 import type { Tier } from "../store/naming.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, parseBackupName } from "../store/naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { MirrorTarget } from "./client.js";
 import { getText, keyPrefix, objectKey, s3Failure, s3Url } from "./client.js";
 import { mapLimit } from "../core/concurrency.js";
@@ -24,6 +24,8 @@ export interface RemoteBackup {
   /** Size of the data object, or null when only sidecars are there. */
   bytes: number | null;
   hasChecksum: boolean;
+  /** The .sha256.sig is there; unsigned backups are complete too (restores decide whether to accept them). */
+  hasSignature: boolean;
   hasManifest: boolean;
   /** Why this remote backup is incomplete, or null. */
   problem: string | null;
@@ -37,12 +39,13 @@ export function groupRemote(prefix: string, objects: readonly Pick<_Object, "Key
     const m = /^(full|differential|incremental)\/([^/]+)$/.exec(rel);
     if (m === null || !(o.Key ?? "").startsWith(prefix)) continue;
     const [, folder, file] = m as unknown as [string, Tier, string];
-    const suffix = [CHECKSUM_SUFFIX, MANIFEST_SUFFIX].find((s) => file.endsWith(s)) ?? "";
+    const suffix = [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX].find((s) => file.endsWith(s)) ?? "";
     const name = file.slice(0, file.length - suffix.length);
     const parsed = parseBackupName(name);
     if (parsed === null || parsed.tier !== folder) continue;
-    const entry = byName.get(name) ?? { name, tier: parsed.tier, key: `${prefix}${folder}/${name}`, time: parsed.time, bytes: null, hasChecksum: false, hasManifest: false, problem: null };
+    const entry = byName.get(name) ?? { name, tier: parsed.tier, key: `${prefix}${folder}/${name}`, time: parsed.time, bytes: null, hasChecksum: false, hasSignature: false, hasManifest: false, problem: null };
     if (suffix === CHECKSUM_SUFFIX) entry.hasChecksum = true;
+    else if (suffix === SIGNATURE_SUFFIX) entry.hasSignature = true;
     else if (suffix === MANIFEST_SUFFIX) entry.hasManifest = true;
     else entry.bytes = o.Size ?? 0;
     byName.set(name, entry);
@@ -79,8 +82,11 @@ export interface MirrorPlan {
   skipped: { name: string; reason: string }[];
 }
 
-/** Which usable local backups S3 lacks or holds differently (by LIST: presence and size). */
-export function planMirror(local: readonly CatalogEntry[], remote: readonly RemoteBackup[]): MirrorPlan {
+/**
+ * Which usable local backups S3 lacks or holds differently (by LIST: presence and size).
+ * `signed`: names of local backups that have a .sha256.sig, which S3 must hold too.
+ */
+export function planMirror(local: readonly CatalogEntry[], remote: readonly RemoteBackup[], signed: ReadonlySet<string> = new Set()): MirrorPlan {
   const byName = new Map(remote.map((r) => [r.name, r]));
   const plan: MirrorPlan = { upload: [], inSync: [], skipped: [] };
   for (const e of local) {
@@ -95,6 +101,7 @@ export function planMirror(local: readonly CatalogEntry[], remote: readonly Remo
       : r.bytes === null ? "data object missing in S3"
       : r.bytes !== e.bytes ? `size in S3 differs (${r.bytes} bytes, local ${e.bytes})`
       : !r.hasChecksum || !r.hasManifest ? "sidecars missing in S3"
+      : signed.has(e.name) && !r.hasSignature ? "signature missing in S3"
       : null;
     if (reason === null) plan.inSync.push(backup);
     else plan.upload.push({ backup, reason });

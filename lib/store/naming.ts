@@ -11,6 +11,8 @@ const EXTENSIONS: Record<Codec, string> = { bzip2: ".bz2", zstd: ".zst", gzip: "
 export const PARTIAL_SUFFIX = ".partial";
 export const CHECKSUM_SUFFIX = ".sha256";
 export const MANIFEST_SUFFIX = ".json";
+/** The Ed25519 signature over the exact bytes of the .sha256 file (which covers data and manifest). */
+export const SIGNATURE_SUFFIX = CHECKSUM_SUFFIX + ".sig";
 
 const NAME_RE = /^(\d{8})_(\d{6})_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?$/;
 

@@ -1,16 +1,19 @@
 // Atomic backup files: data goes to <name>.partial in the tier folder, is fsynced, the
-// .sha256 and .json sidecars are written (each atomically), the data file is renamed into
+// .sha256, .sha256.sig and .json sidecars are written (each atomically), the data file is renamed into
 // place, the folder fsynced, and only then the latest_<tier> pointer moves.
 import { mkdir, open, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "../core/atomicWrite.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import type { Manifest } from "./manifest.js";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, latestPointerName } from "./naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX, latestPointerName } from "./naming.js";
+import { checksumFileText } from "./checksum.js";
+import { signChecksumFile } from "./signature.js";
 
 const STORAGE_CODES: Record<string, string> = {
   EACCES: "permission denied: the task's user cannot write there; fix the owner/mode of the storage box folder (the task image runs as uid 1000 by default)",
@@ -66,12 +69,20 @@ export function checksumLine(sha256: string, name: string): string {
   return `${sha256}  ${name}\n`;
 }
 
+/** The sidecars of a data file, exactly as they are to be written. */
+export interface Sidecars {
+  checksum: string;
+  manifest: string;
+  /** NAME.sha256.sig, or null for an unsigned backup. */
+  signature: Buffer | null;
+}
+
 /**
- * Makes a finished data file visible: fsync it, write its .sha256 and .json sidecars (each
- * atomically), rename it from `partialPath` into place, fsync the folder. On failure the
- * sidecars are removed again and the error thrown; the caller removes the data file.
+ * Makes a finished data file visible: fsync it, write its .sha256, .sha256.sig and .json
+ * sidecars (each atomically), rename it from `partialPath` into place, fsync the folder. On
+ * failure the sidecars are removed again and the error thrown; the caller removes the data file.
  */
-export async function commitFile(partialPath: string, finalPath: string, sha256: string, manifestJson: string): Promise<void> {
+export async function commitFile(partialPath: string, finalPath: string, sidecars: Sidecars): Promise<void> {
   try {
     const fh = await open(partialPath, "r+");
     try {
@@ -79,22 +90,31 @@ export async function commitFile(partialPath: string, finalPath: string, sha256:
     } finally {
       await fh.close();
     }
-    await writeFileAtomic(finalPath + CHECKSUM_SUFFIX, checksumLine(sha256, basename(finalPath)));
-    await writeFileAtomic(finalPath + MANIFEST_SUFFIX, manifestJson);
+    await writeFileAtomic(finalPath + CHECKSUM_SUFFIX, sidecars.checksum);
+    // A signature left over from an earlier file of this name would not match; remove it.
+    if (sidecars.signature !== null) await writeFileAtomic(finalPath + SIGNATURE_SUFFIX, sidecars.signature);
+    else await rm(finalPath + SIGNATURE_SUFFIX, { force: true });
+    await writeFileAtomic(finalPath + MANIFEST_SUFFIX, sidecars.manifest);
     await rename(partialPath, finalPath);
     await fsyncDir(dirname(finalPath));
   } catch (err) {
-    await rm(finalPath + CHECKSUM_SUFFIX, { force: true }).catch(() => undefined);
-    await rm(finalPath + MANIFEST_SUFFIX, { force: true }).catch(() => undefined);
+    for (const suffix of [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX]) await rm(finalPath + suffix, { force: true }).catch(() => undefined);
     throw err;
   }
 }
 
+/** The sidecars of a backup just written: the two-line .sha256 and, with a signing key, its signature. */
+export function backupSidecars(name: string, manifest: Manifest, signingKey: KeyObject | null): Sidecars {
+  const manifestText = JSON.stringify(manifest, null, 2) + "\n";
+  const checksum = checksumFileText(name, manifest.sha256, createHash("sha256").update(manifestText).digest("hex"));
+  return { checksum, manifest: manifestText, signature: signingKey === null ? null : signChecksumFile(checksum, signingKey) };
+}
+
 /** commitFile for a backup just written. After this the backup is visible. */
-export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest): Promise<void> {
+export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest, signingKey: KeyObject | null): Promise<void> {
   try {
     if (p.handle.fd !== -1) await p.handle.close();
-    await commitFile(p.path, p.finalPath, manifest.sha256, JSON.stringify(manifest, null, 2) + "\n");
+    await commitFile(p.path, p.finalPath, backupSidecars(basename(p.finalPath), manifest, signingKey));
   } catch (err) {
     await discardPartial(p);
     throw storageError(backupDir, p.finalPath, err);

@@ -58,6 +58,14 @@ export function family(name: string, results: readonly { file: string; problem: 
   return bad.map((r) => fail(name, r.problem as string, {}, r.file));
 }
 
+/**
+ * The signatures of the newest chain's files (only with BACKUP_VERIFY_KEY_FILE): the chain a
+ * restore would use must be ours, not merely intact.
+ */
+export function signatureFindings(results: readonly { file: string; problem: string | null }[]): Finding[] {
+  return family("signature", results, `the ${results.length} file(s) of the newest chain are signed with the key BACKUP_VERIFY_KEY_FILE checks`);
+}
+
 export function manifestFindings(entries: readonly CatalogEntry[]): Finding[] {
   return family("manifest", entries.map((e) => ({ file: e.name, problem: entryProblem(e) })), `${entries.length} manifests are well-formed and match their files`);
 }

@@ -2,6 +2,7 @@
 // on disk must match the plan exactly, pointers are repaired, leftovers go, and every
 // refusal leaves BACKUP_DIR untouched.
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import pg from "pg";
 import { beforeAll, describe, expect, inject, it } from "vitest";
@@ -179,6 +180,30 @@ describe("cleanup: decisions on disk", () => {
     expect(report.removedPartials).toEqual([`full/${backupName("full", at(3), "bzip2")}.partial`]);
     expect(report.removedOrphans).toEqual([`incremental/${backupName("incremental", at(5), "bzip2")}.sha256`]);
     expect(report.freedBytes).toBe(report.decisions.filter((d) => d.action === "delete").reduce((n, d) => n + d.bytes, 200));
+  });
+});
+
+describe("cleanup: signed backups", () => {
+  it("deletes a backup's .sig with it and an orphaned .sig like any sidecar; the signed newest passes with BACKUP_VERIFY_KEY_FILE", async () => {
+    const dir = fresh();
+    const keys = tempDir("pgsb-cleanup-keys-");
+    execFileSync("openssl", ["genpkey", "-algorithm", "ed25519", "-out", join(keys, "sign.pem")]);
+    execFileSync("openssl", ["pkey", "-in", join(keys, "sign.pem"), "-pubout", "-out", join(keys, "verify.pem")]);
+    // Signed with openssl itself: what the stock tools make, we accept.
+    for (const name of Object.values(N)) {
+      const sidecar = join(dir, TIER_OF[name] ?? "?", `${name}.sha256`);
+      execFileSync("openssl", ["pkeyutl", "-sign", "-inkey", join(keys, "sign.pem"), "-rawin", "-in", sidecar, "-out", `${sidecar}.sig`]);
+    }
+    const orphan = join(dir, "incremental", `${backupName("incremental", at(5), "bzip2")}.sha256.sig`);
+    writeFileSync(orphan, "x".repeat(64));
+    const before = snapshot(dir);
+    const report = await cleanup(testConfig(cluster, dir, { BACKUP_VERIFY_KEY_FILE: join(keys, "verify.pem") }), testDeps(() => T0), { dryRun: false, json: false });
+    expect(report.decisions.filter((d) => d.action === "delete").map((d) => d.name)).toEqual([N.incr20]);
+    expect(existsSync(join(dir, "incremental", `${N.incr20}.sha256.sig`))).toBe(false);
+    expect(existsSync(join(dir, "incremental", `${N.incr1}.sha256.sig`))).toBe(true);
+    expect(existsSync(orphan)).toBe(false);
+    expect(report.removedOrphans).toEqual([`incremental/${backupName("incremental", at(5), "bzip2")}.sha256.sig`]);
+    expect(report.freedBytes).toBe(byteSum(before, [N.incr20!]) + 64);
   });
 });
 

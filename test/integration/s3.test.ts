@@ -18,7 +18,7 @@ import type { Tier } from "../../lib/store/naming.js";
 import { backupName } from "../../lib/store/naming.js";
 import { listRemote } from "../../lib/s3/remoteCatalog.js";
 import type { MirrorTarget } from "../../lib/s3/client.js";
-import { getText, mirrorTarget } from "../../lib/s3/client.js";
+import { getBytes, getText, mirrorTarget } from "../../lib/s3/client.js";
 import { checksumLine } from "../../lib/store/storage.js";
 import type { CleanupReport } from "../../tasks/cleanup.js";
 import { run as cleanup } from "../../tasks/cleanup.js";
@@ -197,7 +197,7 @@ describe("deletions", () => {
     expect(await mirrorDeletions({ ...config, s3: null }, [a!.name], deps.log)).toEqual({ status: "off" });
     expect((await listRemote(t)).length).toBe(3);
 
-    expect(await mirrorDeletions(config, [a!.name, b!.name], deps.log)).toEqual({ status: "deleted", names: [a!.name, b!.name], objects: 6 });
+    expect(await mirrorDeletions(config, [a!.name, b!.name], deps.log)).toEqual({ status: "deleted", names: [a!.name, b!.name], objects: 8 });
     expect((await listRemote(t)).map((r) => [r.name, r.problem])).toEqual([[c!.name, null]]);
     expect(await mirrorDeletions(config, [a!.name], deps.log)).toMatchObject({ status: "deleted" });
 
@@ -210,7 +210,7 @@ describe("deletions", () => {
       },
       { step: "finalizeRequest", priority: "low", name: "captureHeaders" },
     );
-    expect(await deleteRemote(t, [c!.name])).toHaveLength(3);
+    expect(await deleteRemote(t, [c!.name])).toHaveLength(4);
     expect(sent.map((h) => Object.keys(h).filter((k) => /content-md5|checksum/i.test(k)))).toEqual([["content-md5"], ["content-md5"]]);
     expect(await listRemote(t)).toEqual([]);
   });
@@ -392,6 +392,58 @@ describe("restore from the mirror", () => {
       const plan = await runCli(["restore-latest", "--dry-run"], env);
       expect(plan.code, plan.stderr).toBe(0);
       expect(plan.stdout).toContain(written.name);
+    } finally {
+      await sql(cluster, "postgres", `DROP DATABASE IF EXISTS ${db}_copy`);
+      await sql(cluster, "postgres", `DROP DATABASE ${db}`);
+    }
+  });
+
+  it("a signed backup round-trips with its .sig (uploaded before the manifest, downloaded, deleted) and restores with BACKUP_VERIFY_KEY_FILE", async () => {
+    const cluster = inject("cluster");
+    const keys = tempDir("pgsb-s3keys-");
+    execFileSync("openssl", ["genpkey", "-algorithm", "ed25519", "-out", join(keys, "sign.pem")]);
+    execFileSync("openssl", ["pkey", "-in", join(keys, "sign.pem"), "-pubout", "-out", join(keys, "verify.pem")]);
+    const db = `s3sig_${process.pid}`;
+    const { sql } = await import("../cluster.js");
+    await sql(cluster, "postgres", `CREATE DATABASE ${db}`);
+    await sql(cluster, db, "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 70)");
+    const dir = tempDir();
+    const config = testConfig(cluster, dir, { ...s3Env(shared.port, "signed"), BACKUP_SIGNING_KEY_FILE: join(keys, "sign.pem") });
+    const t = mirrorTarget(config.s3!, testDeps().log);
+    const puts: string[] = [];
+    try {
+      const written = await backupAndMirror(config, testDeps(), { tier: "full", force: true, dryRun: false, allowNewCluster: false });
+      if (written.status !== "written") throw new Error("no backup written");
+      const key = `signed/full/${written.name}`;
+      const sig = readFileSync(`${written.path}.sha256.sig`);
+      expect(sig).toHaveLength(64);
+      expect(await getBytes(t, `${key}.sha256.sig`)).toEqual(sig);
+      expect((await listRemote(t)).map((r) => [r.name, r.hasSignature, r.problem])).toEqual([[written.name, true, null]]);
+
+      // A signature lost in S3 is put back by the next mirror run, before the manifest again.
+      await t.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `${key}.sha256.sig` }));
+      t.client.middlewareStack.add(
+        (next) => async (args) => {
+          const input = args.input as { Key?: string; Body?: unknown };
+          if (input.Body !== undefined && input.Key !== undefined) puts.push(input.Key.slice(key.length));
+          return next(args);
+        },
+        { step: "initialize", name: "recordPuts" },
+      );
+      expect(await mirrorAll(t, await scanCatalog(dir))).toMatchObject({ planned: [{ name: written.name, reason: "signature missing in S3" }] });
+      expect(puts.slice(-3)).toEqual([".sha256", ".sha256.sig", ".json"]);
+
+      rmSync(join(dir, "full"), { recursive: true });
+      const env = { ...cliEnv(cluster, dir), ...s3Env(shared.port, "signed"), BACKUP_VERIFY_KEY_FILE: join(keys, "verify.pem") };
+      const r = await runCli(["restore-database", written.name, db, "--as", `${db}_copy`], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain("signatures and checksums verified for 1 file(s)");
+      expect(readFileSync(`${written.path}.sha256.sig`)).toEqual(sig);
+      expect((await sql(cluster, `${db}_copy`, "SELECT count(*)::int AS n FROM t")).rows[0]).toEqual({ n: 70 });
+
+      await t.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "signed/full/README", Body: "keeps the folder" }));
+      await deleteRemote(t, [written.name]);
+      expect(await listRemote(t)).toEqual([]);
     } finally {
       await sql(cluster, "postgres", `DROP DATABASE IF EXISTS ${db}_copy`);
       await sql(cluster, "postgres", `DROP DATABASE ${db}`);

@@ -2,6 +2,7 @@
 // clock: a good chain passes (and restores), and each kind of damage is caught by the right
 // check, naming the file. CLI cases need `npm run build` first (npm run test:integration).
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
@@ -92,10 +93,14 @@ const failing = (r: VerifyReport) => r.checks.filter((c) => !c.ok);
 const named = (r: VerifyReport, name: string) => r.checks.filter((c) => c.name === name);
 const base = (p: string) => p.split("/").at(-1) as string;
 
+/** Edits a manifest and, like a deliberate edit would, its line in the .sha256 file, so the checksums still match. */
 function editManifest(path: string, edit: (m: Manifest) => void): void {
   const m = JSON.parse(readFileSync(path + ".json", "utf8")) as Manifest;
   edit(m);
-  writeFileSync(path + ".json", JSON.stringify(m, null, 2) + "\n");
+  const text = JSON.stringify(m, null, 2) + "\n";
+  writeFileSync(path + ".json", text);
+  const sidecar = readFileSync(path + ".sha256", "utf8");
+  writeFileSync(path + ".sha256", sidecar.replace(/^[0-9a-f]{64}(?= {2}\S+\.json$)/m, createHash("sha256").update(text).digest("hex")));
 }
 
 describe("a good chain", () => {

@@ -96,6 +96,27 @@ describe("planBackup", () => {
     }
   });
 
+  describe("with a signing key, only backups signed with it are references and parents", () => {
+    const same = fp({ template1: [1, "t"], postgres: [5, "p"], app: [16384, "A1"], crm: [16385, "c"] });
+    const forged = entry("20261122_030000_incremental.sql.bz2", "incremental", "2026-11-22T03:00:00Z", same, "111", FULL.name);
+
+    it("an unsigned newest backup whose fingerprint matches cannot make the run skip, nor become the parent", () => {
+      expect(planBackup(input({ catalog: [FULL, forged], fingerprint: same }))).toMatchObject({ action: "skip", reference: forged.name });
+      const p = planBackup(input({ catalog: [FULL, forged], fingerprint: same, signed: new Set([FULL.name]) }));
+      expect(p).toMatchObject({ action: "backup", tier: "incremental", parent: FULL.name, reference: FULL.name });
+    });
+
+    it.each(["differential", "incremental"] as const)("a %s when no full is signed yet (signing just switched on) is a full", (tier) => {
+      const p = planBackup(input({ requested: tier, catalog: [FULL, forged], signed: new Set() }));
+      expect(p).toMatchObject({ action: "backup", tier: "full", parent: null });
+      expect(p.action === "backup" && p.notes.join()).toMatch(/no valid full backup of this cluster signed with BACKUP_SIGNING_KEY_FILE's key exists/);
+    });
+
+    it("still refuses a wiped cluster by the newest backup of any signature (the check that protects the unsigned history)", () => {
+      expect(planBackup(input({ systemIdentifier: "999", userDatabases: [], signed: new Set() })).action).toBe("refuse");
+    });
+  });
+
   it("refuses a database name with a line break (pg_dump cannot dump it)", () => {
     const p = planBackup(input({ fingerprint: fp({ "a\nb": [1, "x"] }), force: true }));
     expect(p.action).toBe("refuse");

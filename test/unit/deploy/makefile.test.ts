@@ -135,6 +135,11 @@ describe("make: images and stack", () => {
     ]);
   });
 
+  it("deploy SIGNING=1 layers the signing file over the stack file", () => {
+    expect(make(["deploy", "SIGNING=1"]).status).toBe(0);
+    expect(calls()[0]?.argv).toEqual(["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "--with-registry-auth", "pgsb"]);
+  });
+
   it("update builds, pushes, then points postgres and every task service at the new images", () => {
     expect(make(["update"]).status).toBe(0);
     const updates = commands().filter((c) => c.startsWith("service update"));

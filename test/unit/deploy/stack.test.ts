@@ -195,3 +195,50 @@ describe.each(TASKS)("task service $name", ({ name, command, schedule, lockMode 
     expect(bytes(deploy.resources.limits.memory)).toBe(bytes(name === "verify" ? "1G" : "512M"));
   });
 });
+
+describe("signing (stack/docker-compose.signing.yml layered over the stack file)", () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let signed: Record<string, any>;
+  beforeAll(() => {
+    const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000" };
+    const out = execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.signing.yml"], { cwd: ROOT, env, encoding: "utf8" });
+    signed = parse(out);
+  });
+  const secretsOf = (s: Service): string[] => ((s.secrets ?? []) as { source: string }[]).map((x) => x.source).sort();
+  const BACKUPS = ["backup-full", "backup-differential", "backup-incremental"];
+  const READERS = ["cleanup", "verify", "auto-restore"];
+
+  it("is off in the stack file alone, so a first deploy needs no key secrets", () => {
+    expect(Object.keys(stack.secrets)).toEqual(["postgres_password"]);
+    for (const t of TASKS) expect(Object.keys(service(t.name).environment).filter((k) => k.startsWith("BACKUP_") && k.endsWith("_KEY_FILE"))).toEqual([]);
+  });
+
+  it("uses two pre-created secrets", () => {
+    expect(signed.secrets.backup_signing_key).toMatchObject({ external: true, name: "backup_signing_key" });
+    expect(signed.secrets.backup_verify_key).toMatchObject({ external: true, name: "backup_verify_key" });
+  });
+
+  it.each(BACKUPS)("gives the private key to %s only with BACKUP_SIGNING_KEY_FILE", (name) => {
+    const s = signed.services[name] as Service;
+    expect(secretsOf(s)).toEqual(["backup_signing_key", "postgres_password"]);
+    expect(s.environment.BACKUP_SIGNING_KEY_FILE).toBe("/run/secrets/backup_signing_key");
+    expect(s.environment).not.toHaveProperty("BACKUP_VERIFY_KEY_FILE");
+  });
+
+  it.each(READERS)("gives the public key to %s with BACKUP_VERIFY_KEY_FILE", (name) => {
+    const s = signed.services[name] as Service;
+    expect(secretsOf(s)).toEqual(["backup_verify_key", "postgres_password"]);
+    expect(s.environment.BACKUP_VERIFY_KEY_FILE).toBe("/run/secrets/backup_verify_key");
+    expect(s.environment).not.toHaveProperty("BACKUP_SIGNING_KEY_FILE");
+  });
+
+  it("keeps every other setting of the task services and leaves postgres without either key", () => {
+    for (const t of TASKS) {
+      const s = signed.services[t.name] as Service;
+      expect(s.environment).toMatchObject({ ...service(t.name).environment });
+      expect(s.command).toEqual(t.command);
+      expect(s.deploy).toEqual(service(t.name).deploy);
+    }
+    expect(secretsOf(signed.services.postgres as Service)).toEqual(["postgres_password"]);
+  });
+});

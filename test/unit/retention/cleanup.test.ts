@@ -73,19 +73,20 @@ describe("orphanSidecars", () => {
   const other = "20261102_030000_incremental.sql.zst";
 
   it("finds sidecars whose data file is gone, with the data file's name stamp", () => {
-    const names = [data, `${data}.json`, `${data}.sha256`, `${other}.json`, `${other}.sha256`, "latest_full.sql.bz2"];
+    const names = [data, `${data}.json`, `${data}.sha256`, `${data}.sha256.sig`, `${other}.json`, `${other}.sha256`, `${other}.sha256.sig`, "latest_full.sql.bz2"];
     expect(orphanSidecars(names)).toEqual([
       { name: `${other}.json`, dataName: other, time: new Date("2026-11-02T03:00:00Z") },
       { name: `${other}.sha256`, dataName: other, time: new Date("2026-11-02T03:00:00Z") },
+      { name: `${other}.sha256.sig`, dataName: other, time: new Date("2026-11-02T03:00:00Z") },
     ]);
   });
 
   it("leaves the sidecars of an in-flight or crashed backup (its .partial) to the partial rule", () => {
-    expect(orphanSidecars([`${data}.partial`, `${data}.json`, `${data}.sha256`])).toEqual([]);
+    expect(orphanSidecars([`${data}.partial`, `${data}.json`, `${data}.sha256`, `${data}.sha256.sig`])).toEqual([]);
   });
 
   it("ignores files that are not sidecars of a backup name", () => {
-    expect(orphanSidecars(["notes.json", "backup.log", "latest_full.sql.bz2.txt", "x.sha256", `${data}.json.tmp-42`])).toEqual([]);
+    expect(orphanSidecars(["notes.json", "backup.log", "latest_full.sql.bz2.txt", "x.sha256", "x.sha256.sig", `${data}.json.tmp-42`, `${data}.sha256.sig.tmp-42`])).toEqual([]);
   });
 
   it("recognises partials by suffix only", () => {

@@ -19,7 +19,7 @@ function entry(tier: Tier, hours: number, bytes = 100, problem: string | null = 
 }
 
 function remote(e: CatalogEntry, over: Partial<RemoteBackup> = {}): RemoteBackup {
-  return { name: e.name, tier: e.tier, key: `p/${e.tier}/${e.name}`, time: e.time, bytes: e.bytes, hasChecksum: true, hasManifest: true, problem: null, ...over };
+  return { name: e.name, tier: e.tier, key: `p/${e.tier}/${e.name}`, time: e.time, bytes: e.bytes, hasChecksum: true, hasSignature: false, hasManifest: true, problem: null, ...over };
 }
 
 describe("groupRemote", () => {
@@ -29,6 +29,7 @@ describe("groupRemote", () => {
     const got = groupRemote("p/", [
       { Key: `p/full/${full}`, Size: 1234 },
       { Key: `p/full/${full}.sha256`, Size: 90 },
+      { Key: `p/full/${full}.sha256.sig`, Size: 64 },
       { Key: `p/full/${full}.json`, Size: 900 },
       { Key: `p/incremental/${incr}`, Size: 10 },
       { Key: `p/incremental/${incr}.sha256`, Size: 90 },
@@ -39,10 +40,10 @@ describe("groupRemote", () => {
       { Key: `other/full/${full}`, Size: 1 },
       { Key: `p/full/nested/${full}`, Size: 1 },
     ]);
-    expect(got.map((r) => [r.name, r.tier, r.key, r.bytes, r.problem])).toEqual([
-      [full, "full", `p/full/${full}`, 1234, null],
-      [incr, "incremental", `p/incremental/${incr}`, 10, `no manifest ${incr}.json`],
-      ["20260302_030000_differential.sql.bz2", "differential", "p/differential/20260302_030000_differential.sql.bz2", null, "data object missing"],
+    expect(got.map((r) => [r.name, r.tier, r.key, r.bytes, r.hasSignature, r.problem])).toEqual([
+      [full, "full", `p/full/${full}`, 1234, true, null],
+      [incr, "incremental", `p/incremental/${incr}`, 10, false, `no manifest ${incr}.json`],
+      ["20260302_030000_differential.sql.bz2", "differential", "p/differential/20260302_030000_differential.sql.bz2", null, false, "data object missing"],
     ]);
   });
 
@@ -53,15 +54,18 @@ describe("groupRemote", () => {
 
 describe("planMirror", () => {
   const a = entry("full", 0);
-  it.each<[string, RemoteBackup[], string | null]>([
+  it.each<[string, RemoteBackup[], string | null, string[]?]>([
     ["absent in S3", [], "not in S3"],
     ["only sidecars in S3", [remote(a, { bytes: null })], "data object missing in S3"],
     ["a different size (an interrupted or older upload)", [remote(a, { bytes: 99 })], "size in S3 differs (99 bytes, local 100)"],
     ["no manifest in S3", [remote(a, { hasManifest: false })], "sidecars missing in S3"],
     ["no checksum in S3", [remote(a, { hasChecksum: false })], "sidecars missing in S3"],
     ["complete in S3", [remote(a)], null],
-  ])("%s", (_label, rem, reason) => {
-    const plan = planMirror([a], rem);
+    ["signed locally, signature missing in S3", [remote(a)], "signature missing in S3", [a.name]],
+    ["signed locally and in S3", [remote(a, { hasSignature: true })], null, [a.name]],
+    ["unsigned locally, a signature in S3", [remote(a, { hasSignature: true })], null],
+  ])("%s", (_label, rem, reason, signed = []) => {
+    const plan = planMirror([a], rem, new Set(signed));
     expect(plan.upload.map((u) => u.reason)).toEqual(reason === null ? [] : [reason]);
     expect(plan.inSync.map((e) => e.name)).toEqual(reason === null ? [a.name] : []);
   });

@@ -1,0 +1,88 @@
+// Backup signatures: NAME.sha256.sig holds the raw 64-byte Ed25519 signature over the exact
+// bytes of NAME.sha256, which lists the sha256 of the data file and of its manifest. So
+// `openssl pkeyutl -verify -pubin -inkey verify.pem -rawin -in NAME.sha256 -sigfile NAME.sha256.sig`
+// and `sha256sum -c NAME.sha256` check a backup with stock tools. Checksums catch corruption;
+// only the signature tells our backups from files someone else put on the share.
+import { createHash, sign, verify } from "node:crypto";
+import type { KeyObject } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { errnoCode } from "../core/errors.js";
+import type { ChecksumVerdict } from "./checksum.js";
+import { parseChecksumFile, verifyChecksum } from "./checksum.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX } from "./naming.js";
+
+export function signChecksumFile(checksumText: string, key: KeyObject): Buffer {
+  return sign(null, Buffer.from(checksumText, "utf8"), key);
+}
+
+export type SignatureVerdict = { ok: true; sidecar: Buffer } | { ok: false; missing: boolean; problem: string };
+
+const FIX = "restore only backups signed with the key whose public half BACKUP_VERIFY_KEY_FILE holds; if this backup is yours and predates signing, take a new signed full (`backup full`) or unset BACKUP_VERIFY_KEY_FILE for this one run";
+
+/**
+ * Checks the signature of the backup at `path` and returns the .sha256 bytes it covers, so
+ * the caller hashes against exactly what was verified. A signed .sha256 must list the
+ * manifest: every signed backup we write does, and the manifest steers the restore too.
+ */
+export async function checkSignature(path: string, key: KeyObject): Promise<SignatureVerdict> {
+  const name = basename(path);
+  let sidecar: Buffer;
+  try {
+    sidecar = await readFile(path + CHECKSUM_SUFFIX);
+  } catch (err) {
+    return { ok: false, missing: true, problem: `${name}: checksum file ${name}${CHECKSUM_SUFFIX} is missing (${errnoCode(err) ?? "unreadable"}), so nothing is signed; ${FIX}` };
+  }
+  let signature: Buffer;
+  try {
+    signature = await readFile(path + SIGNATURE_SUFFIX);
+  } catch (err) {
+    const why = errnoCode(err) === "ENOENT" ? "is missing: the backup is unsigned (written without BACKUP_SIGNING_KEY_FILE) or forged" : `cannot be read (${errnoCode(err) ?? "error"})`;
+    return { ok: false, missing: true, problem: `${name}: signature ${name}${SIGNATURE_SUFFIX} ${why}; ${FIX}` };
+  }
+  // verify() throws on some malformed signatures instead of returning false; either way it does not match.
+  let valid = false;
+  try {
+    valid = verify(null, sidecar, key, signature);
+  } catch {
+    valid = false;
+  }
+  if (!valid) {
+    return {
+      ok: false,
+      missing: false,
+      problem: `${name}: signature ${name}${SIGNATURE_SUFFIX} does not match: ${name}${CHECKSUM_SUFFIX} was changed after signing, or another key signed it; ${FIX}`,
+    };
+  }
+  const parsed = parseChecksumFile(sidecar.toString("utf8"), name);
+  if (typeof parsed !== "string" && parsed.manifest === null) {
+    return { ok: false, missing: false, problem: `${name}: the signed ${name}${CHECKSUM_SUFFIX} does not cover the manifest; ${FIX}` };
+  }
+  return { ok: true, sidecar };
+}
+
+/**
+ * What restores, list-databases and cleanup trust a backup by: with a verify key, the
+ * signature first and then the checksums of the very bytes it covers; without one, the
+ * checksums alone (as before signing existed).
+ */
+export async function verifyBackupFile(path: string, manifestSha: string | undefined, verifyKey: KeyObject | null): Promise<ChecksumVerdict> {
+  if (verifyKey === null) return verifyChecksum(path, manifestSha);
+  const signed = await checkSignature(path, verifyKey);
+  if (!signed.ok) return { ok: false, problem: signed.problem };
+  return verifyChecksum(path, manifestSha, signed.sidecar);
+}
+
+/**
+ * For readers of the manifest alone (list-databases): the signature and the manifest bytes it
+ * covers, without hashing the data file. Returns the problem, or null.
+ */
+export async function verifySignedManifest(path: string, verifyKey: KeyObject): Promise<string | null> {
+  const signed = await checkSignature(path, verifyKey);
+  if (!signed.ok) return signed.problem;
+  const name = basename(path);
+  const recorded = parseChecksumFile(signed.sidecar.toString("utf8"), name);
+  if (typeof recorded === "string") return recorded;
+  const actual = await readFile(path + MANIFEST_SUFFIX).then((b) => createHash("sha256").update(b).digest("hex"), () => null);
+  return actual === recorded.manifest ? null : `${name}: manifest ${name}${MANIFEST_SUFFIX} ${actual === null ? "is missing" : "was changed after the backup was signed"}`;
+}
