@@ -54,7 +54,7 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel): 
   const started = Date.now();
   try {
     config = resolveConfig(process.env);
-    const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version });
+    const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version }, config.files.file);
     deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
     const outcome = (await handler(config, deps)) ?? {};
     process.exitCode = outcome.code ?? ExitCode.ok;
