@@ -14,7 +14,7 @@ import type { Manifest } from "./manifest.js";
 import { readManifest } from "./manifest.js";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
-import { MANIFEST_SUFFIX, codecOfExtension, parseBackupName } from "./naming.js";
+import { MANIFEST_SUFFIX, TIERS, codecOfExtension, parseBackupName } from "./naming.js";
 import { readLatestPointer } from "./latestPointer.js";
 
 export interface ResolvedFile {
@@ -66,6 +66,9 @@ export async function resolveFile(backupDir: string, file: string, fetchMissing?
   let path: string;
   if (file.includes("/")) {
     path = resolve(file);
+    // A path into BACKUP_DIR's tier folders gets the same symlinked-folder refusal as a bare name.
+    const tier = TIERS.find((t) => dirname(path) === tierDir(backupDir, t));
+    if (tier !== undefined) await tierDirExists(backupDir, tier);
     // The tool's own latest_<tier> symlink given as a path: read, checked and resolved like a bare pointer name.
     if (POINTER.test(basename(path)) && (await kindOf(path)) === "symlink") path = await viaPointer(dirname(path), basename(path));
   } else {

@@ -128,7 +128,7 @@ describe("a symlinked tier folder", () => {
 
     // Readers refuse it the same way, and a backup refuses to write through it (exit 9).
     const oldest = backupName("full", at(60), "bzip2");
-    for (const args of [["list-databases", oldest], ["restore-full", oldest], ["list"]]) {
+    for (const args of [["list-databases", oldest], ["list-databases", join(dir, "full", oldest)], ["restore-full", oldest], ["list"]]) {
       const r = await runCli(args, env(dir));
       expect([args[0], r.code, r.stdout]).toEqual([args[0], 4, ""]);
       expect(r.stderr).toContain("is a symlink; it is not followed");
