@@ -2,7 +2,7 @@
 // symlinks must never redirect a write (sidecars, temp files, the log, metrics), a deletion
 // (a symlinked tier folder) or a read (latest pointers naming files outside BACKUP_DIR).
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { backupName } from "../../lib/store/naming.js";
@@ -141,6 +141,19 @@ describe("a symlinked tier folder", () => {
 });
 
 describe("latest pointers naming files outside their folder", () => {
+  it("cleanup replaces a pointer that does not hold a backup name instead of refusing forever", async () => {
+    const dir = tempDir();
+    const r = await backup(testConfig(cluster, dir), testDeps(() => T0), { tier: "full", force: true, dryRun: false, allowNewCluster: false });
+    expect(r.status).toBe("written");
+    rmSync(join(dir, "full", "latest_full.sql.bz2"));
+    symlinkSync("../../../etc/passwd", join(dir, "full", "latest_full.sql.bz2"));
+    const c = await runCli(["cleanup", "--now", T0.toISOString()], cliEnv(cluster, dir));
+    expect(c.code).toBe(0);
+    expect(c.stderr).toContain("latest full pointer is not a backup name; cleanup replaces it");
+    expect(c.stdout).toContain("(invalid pointer) -> " + backupName("full", T0, "bzip2"));
+    expect(readlinkSync(join(dir, "full", "latest_full.sql.bz2"))).toBe(backupName("full", T0, "bzip2"));
+  });
+
   const MARKER = "leaked_marker_db";
   // pg_dumpall-shaped, so a reader that followed the pointer would list (or restore) its database.
   const SECRET = [
