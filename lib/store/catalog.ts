@@ -4,7 +4,7 @@
 // that is a symlink stops the scan (exit 4, by name), and a backup whose data file or sidecar
 // is a symlink is listed with that problem, its manifest unread, so no task uses it.
 import { lstat, readdir } from "node:fs/promises";
-import type { Stats } from "node:fs";
+import type { Dirent } from "node:fs";
 import { join } from "node:path";
 import { ExitCode, errnoCode } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
@@ -43,25 +43,35 @@ export async function tierDirExists(backupDir: string, tier: Tier): Promise<bool
   return info !== null;
 }
 
+async function readTierDir(backupDir: string, tier: Tier): Promise<Dirent[]> {
+  return (await tierDirExists(backupDir, tier)) ? readdir(tierDir(backupDir, tier), { withFileTypes: true }) : [];
+}
+
 /** A tier folder's names; none when it is missing. Throws a TaskError (exit 4) when it is a symlink. */
 export async function listTierDir(backupDir: string, tier: Tier): Promise<string[]> {
-  return (await tierDirExists(backupDir, tier)) ? readdir(tierDir(backupDir, tier)) : [];
+  return (await readTierDir(backupDir, tier)).map((d) => d.name);
 }
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
-  return lstat(path).catch(() => null);
+/** From the listing's file type; lstat only where the file system does not report types. */
+async function isSymlink(path: string, d: Dirent): Promise<boolean> {
+  if (d.isSymbolicLink() || d.isFile() || d.isDirectory()) return d.isSymbolicLink();
+  return lstat(path).then(
+    (s) => s.isSymbolicLink(),
+    () => false,
+  );
 }
 
-async function symlinkProblem(path: string, name: string): Promise<string | null> {
+async function symlinkProblem(path: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<string | null> {
   for (const suffix of ["", MANIFEST_SUFFIX, CHECKSUM_SUFFIX]) {
-    if ((await lstatOrNull(path + suffix))?.isSymbolicLink() === true) {
+    const d = files.get(name + suffix);
+    if (d !== undefined && (await isSymlink(path + suffix, d))) {
       return `${name}${suffix} is a symlink; backups and sidecars are never read through a symlink. Find out who created it, then remove it`;
     }
   }
   return null;
 }
 
-async function readEntry(dir: string, name: string, files: Set<string>): Promise<CatalogEntry | null> {
+async function readEntry(dir: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<CatalogEntry | null> {
   const parsed = parseBackupName(name);
   if (parsed === null) return null;
   const path = join(dir, name);
@@ -69,7 +79,7 @@ async function readEntry(dir: string, name: string, files: Set<string>): Promise
   if (!info.isFile() && !info.isSymbolicLink()) return null;
   let manifest: Manifest | null = null;
   // A symlinked backup is listed, so verify and cleanup see it, but never read.
-  let problem = await symlinkProblem(path, name);
+  let problem = await symlinkProblem(path, name, files);
   if (problem === null && !files.has(name + MANIFEST_SUFFIX)) {
     problem = `no manifest ${name}${MANIFEST_SUFFIX}`;
   } else if (problem === null) {
@@ -97,9 +107,9 @@ export async function scanCatalog(backupDir: string): Promise<CatalogEntry[]> {
   const entries: CatalogEntry[] = [];
   for (const tier of TIERS) {
     const dir = tierDir(backupDir, tier);
-    const names = await listTierDir(backupDir, tier);
-    const files = new Set(names);
-    for (const name of names) {
+    const listing = await readTierDir(backupDir, tier);
+    const files = new Map(listing.map((d) => [d.name, d]));
+    for (const name of files.keys()) {
       const entry = await readEntry(dir, name, files);
       if (entry !== null && entry.tier === tier) entries.push(entry);
     }
