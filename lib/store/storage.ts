@@ -1,4 +1,4 @@
-// Atomic backup files: data goes to <name>.partial in the tier folder, is fsynced, the
+// Atomic backup files: data goes to <name>.<random>.partial in the tier folder, is fsynced, the
 // .sha256 and .json sidecars are written (each atomically), the data file is renamed into
 // place, the folder fsynced, and only then the latest_<tier> pointer moves.
 // BACKUP_DIR is a share others can write: the partial and the sidecars' temp files get random
