@@ -27,7 +27,8 @@ import { writeCompressed } from "../lib/backup/pipeline.js";
 import { runCommand } from "../lib/core/proc.js";
 import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
 import type { DatabaseInfo } from "../lib/postgres/server.js";
-import { assertWritable, commitPartial, createPartial, discardPartial, storageError, updateLatestPointer } from "../lib/store/storage.js";
+import { assertWritable, commitPartial, createPartial, discardPartial, storageError } from "../lib/store/storage.js";
+import { updateLatestPointer } from "../lib/store/latestPointer.js";
 import { TOOL } from "../lib/core/version.js";
 import { mapLimit } from "../lib/core/concurrency.js";
 import { shutdown } from "../lib/core/shutdown.js";
@@ -83,7 +84,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
   const log = deps.log.child({ task: "backup", tier: args.tier });
   const releasers: (() => Promise<void>)[] = [];
   try {
-    if (!args.dryRun) await assertWritable(config.backupDir, tierDir(config.backupDir, args.tier));
+    if (!args.dryRun) await assertWritable(config.backupDir, tierDir(config.backupDir, args.tier), config.files);
     const client = await connect(config.pg, config.pg.database, log);
     releasers.push(() => client.end().catch(() => undefined));
     if (!args.dryRun) {
@@ -147,7 +148,7 @@ async function execute(
     { databases: plan.databases.map((d) => d.name), compressor: compressor?.label ?? "none", parent: plan.parent, pgDump: pgDumpVersion },
     `starting ${plan.tier} backup of ${plan.databases.length} database(s) with ${compressor?.label ?? "no compression"}`,
   );
-  const partial = await createPartial(config.backupDir, dir, name);
+  const partial = await createPartial(config.backupDir, dir, name, config.files);
   // Registered after the lock and before the dump's processes, so a signal stops those first, then removes the file.
   const unregisterPartial = shutdown.register(`partial ${partial.path}`, () => discardPartial(partial));
   const result: DumpResult = { rowCounts: {}, rawBytes: 0, dropped: [] };
@@ -207,7 +208,7 @@ async function execute(
     rowCounts: result.rowCounts,
   };
   await commitPartial(config.backupDir, partial, manifest, config.signing.key).finally(unregisterPartial);
-  const pointer = await updateLatestPointer(dir, plan.tier, codec, name).catch((err: unknown) => {
+  const pointer = await updateLatestPointer(dir, plan.tier, codec, name, config.files.file).catch((err: unknown) => {
     log.warn({ err: (err as Error).message }, "backup written, but the latest pointer could not be updated");
     return "none";
   });

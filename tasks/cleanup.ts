@@ -2,11 +2,13 @@
 // the newest backup is bad or BACKUP_DIR looks wrong, then delete, repair the latest
 // pointers and remove stale leftovers (old .partial files, orphaned sidecars). With
 // S3_RETENTION=mirror the plan also covers backups only the mirror still holds, so a
-// deletion the mirror missed (server down) is retried by the next cleanup.
-import { lstat, readdir, rm, stat } from "node:fs/promises";
+// deletion the mirror missed (server down) is retried by the next cleanup. A tier folder
+// that is a symlink (planted on the shared BACKUP_DIR, perhaps at another cluster's
+// backups) is refused, exit 4, before anything is read or deleted.
+import { lstat, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { CatalogEntry } from "../lib/store/catalog.js";
-import { scanCatalog, tierDir } from "../lib/store/catalog.js";
+import { listTierDir, scanCatalog, tierDir } from "../lib/store/catalog.js";
 import { verifyBackupFile } from "../lib/store/signature.js";
 import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/retention/cleanup.js";
 import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/retention/cleanup.js";
@@ -20,7 +22,8 @@ import { CODECS } from "../lib/core/codec.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 import { planRetention } from "../lib/retention/plan.js";
-import { pointerFileName, readLatestPointer, storageError, updateLatestPointer } from "../lib/store/storage.js";
+import { storageError } from "../lib/store/storage.js";
+import { pointerFileName, readLatestPointer, updateLatestPointer } from "../lib/store/latestPointer.js";
 
 export interface CleanupArgs {
   dryRun: boolean;
@@ -57,9 +60,9 @@ async function assertBackupDir(backupDir: string): Promise<void> {
 
 async function listTier(backupDir: string, tier: Tier): Promise<string[]> {
   try {
-    return await readdir(tierDir(backupDir, tier));
+    return await listTierDir(backupDir, tier);
   } catch (err) {
-    if (errnoCode(err) === "ENOENT") return [];
+    if (err instanceof TaskError) throw err;
     throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir}: cannot read ${tierDir(backupDir, tier)} (${errnoCode(err) ?? "error"}); fix the folder's owner or mode`, { cause: err });
   }
 }
@@ -108,10 +111,20 @@ async function refusal(config: Config, catalog: readonly CatalogEntry[], orphanC
   );
 }
 
-async function readPointers(backupDir: string): Promise<PointerState[]> {
+/** A pointer that does not hold a bare backup name reads as INVALID_POINTER, so the plan rewrites or removes it. */
+const INVALID_POINTER = "(invalid pointer)";
+
+async function readPointers(backupDir: string, log: Logger): Promise<PointerState[]> {
   const states: PointerState[] = [];
   for (const tier of TIERS) {
-    for (const codec of CODECS) states.push({ tier, codec, current: await readLatestPointer(tierDir(backupDir, tier), tier, codec) });
+    for (const codec of CODECS) {
+      const current = await readLatestPointer(tierDir(backupDir, tier), tier, codec).catch((err: unknown) => {
+        if (!(err instanceof TaskError)) throw err;
+        log.warn({ tier, err: err.message }, `latest ${tier} pointer is not a backup name; cleanup replaces it`);
+        return INVALID_POINTER;
+      });
+      states.push({ tier, codec, current });
+    }
   }
   return states;
 }
@@ -134,7 +147,7 @@ async function applyPointer(config: Config, change: PointerChange, log: Logger):
   const dir = tierDir(config.backupDir, change.tier);
   try {
     if (change.to !== null) {
-      await updateLatestPointer(dir, change.tier, change.codec, change.to);
+      await updateLatestPointer(dir, change.tier, change.codec, change.to, config.files.file);
     } else {
       // Both forms: the symlink and, where symlinks fail (CIFS/SMB), the pointer file.
       await rm(join(dir, latestPointerName(change.tier, change.codec)), { force: true });
@@ -171,7 +184,7 @@ async function execute(config: Config, report: CleanupReport, byName: ReadonlyMa
   }
   // Pointers follow what is really on disk, so they are right even after a failed delete.
   const remaining = remainingInputs(await scanCatalog(config.backupDir));
-  report.pointers = planPointers(remaining, await readPointers(config.backupDir));
+  report.pointers = planPointers(remaining, await readPointers(config.backupDir, log));
   for (const change of report.pointers) {
     // After a failed delete, that failure is the one to report; a pointer problem is logged.
     await applyPointer(config, change, log).catch((err: unknown) => {
@@ -220,6 +233,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       releasers.push(() => lock.release());
     }
     const catalog = await scanCatalog(config.backupDir).catch((err: unknown) => {
+      if (err instanceof TaskError) throw err;
       throw new TaskError(ExitCode.storage, `BACKUP_DIR=${config.backupDir} cannot be read (${errnoCode(err) ?? (err as Error).message}); cleanup deleted nothing`, { cause: err });
     });
     const found = await findLeftovers(config.backupDir, clock);
@@ -261,7 +275,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
     if (args.now !== undefined && !args.dryRun) log.warn({ now: report.now }, `planning as of --now ${report.now}, not the clock`);
     if (args.dryRun) {
       const kept = catalog.filter((e) => decisions.find((d) => d.name === e.name)?.action === "keep");
-      report.pointers = planPointers(remainingInputs(kept), await readPointers(config.backupDir));
+      report.pointers = planPointers(remainingInputs(kept), await readPointers(config.backupDir, log));
       const local = decisions.filter((d) => d.action === "delete" && d.location === undefined);
       report.freedBytes = local.reduce((n, d) => n + d.bytes, 0) + leftovers.reduce((n, f) => n + f.bytes, 0);
     } else {

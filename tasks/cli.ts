@@ -95,7 +95,7 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel): 
   const started = Date.now();
   try {
     config = resolveConfig(process.env);
-    const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version });
+    const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version }, config.files.file);
     deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
     onSignals(task, config, deps, started, metrics);
     const outcome = (await handler(config, deps)) ?? {};

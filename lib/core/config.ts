@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { ConfigError, errnoCode } from "./errors.js";
 import type { Codec } from "./codec.js";
 import { CODECS } from "./codec.js";
+import type { FileModes } from "./fileModes.js";
+import { fileModes } from "./fileModes.js";
 import { Secret } from "./secret.js";
 import type { SigningConfig } from "./signingKeys.js";
 import { signingConfig } from "./signingKeys.js";
@@ -55,6 +57,8 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   logFile: string | null;
   metricsFile: string | null;
+  /** BACKUP_FILE_MODE / BACKUP_DIR_MODE: modes of the files and tier folders the tool creates. */
+  files: FileModes;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -211,5 +215,6 @@ export function resolveConfig(env: Env): Readonly<Config> {
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFile: logFileRaw === undefined ? join(backupDir, "backup.log") : logFileRaw === "" ? null : logFileRaw,
     metricsFile: metrics === "" ? null : metrics,
+    files: Object.freeze(fileModes(env)),
   });
 }

@@ -1,19 +1,53 @@
 // One JSON line per event (pino) on stderr and, unless LOG_FILE is empty, appended to
 // LOG_FILE (the seed's $BACKUP_DIR/backup.log). stdout is kept for command results.
 // The log file's folder is never created here: a missing BACKUP_DIR is reported by the task.
+// BACKUP_DIR is a share others can write, so the log is never appended through a symlink
+// (O_NOFOLLOW), and a new log file gets the backup file mode whatever the umask.
+import { closeSync, constants, fchmodSync, fstatSync, openSync } from "node:fs";
 import pino from "pino";
 import type { Logger } from "pino";
+import { errnoCode } from "./errors.js";
+import { DEFAULT_FILE_MODES } from "./fileModes.js";
 
 export type { Logger };
 
-export function createLogger(level: string, logFile: string | null, base: Record<string, unknown> = {}): Logger {
+// O_NONBLOCK: a FIFO planted at the log's name must not hang the task (it fails with ENXIO).
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** The log file's descriptor: created with `mode` when new, an existing file keeps its mode. */
+export function openLogFile(path: string, mode: number): number {
+  let fd: number;
+  try {
+    fd = openSync(path, APPEND | constants.O_CREAT | constants.O_EXCL, mode);
+    fchmodSync(fd, mode);
+  } catch (err) {
+    if (errnoCode(err) !== "EEXIST") throw err;
+    fd = openSync(path, APPEND);
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw Object.assign(new Error(`${path} is not a regular file`), { code: "EINVAL" });
+  }
+  return fd;
+}
+
+function logFileProblem(logFile: string, err: unknown): string {
+  const code = errnoCode(err);
+  if (code === "ELOOP") {
+    return `LOG_FILE=${logFile} is a symlink; the log is never appended through a symlink (BACKUP_DIR is shared, and a planted one would overwrite another file); logging to stderr only. Find out who created it and remove it, or point LOG_FILE at a regular file`;
+  }
+  if (code === "EINVAL" || code === "ENXIO") return `LOG_FILE=${logFile} is not a regular file; logging to stderr only. Remove it or point LOG_FILE at a regular file`;
+  return `LOG_FILE=${logFile} cannot be opened (${code ?? "error"}); logging to stderr only`;
+}
+
+export function createLogger(level: string, logFile: string | null, base: Record<string, unknown> = {}, fileMode = DEFAULT_FILE_MODES.file): Logger {
   const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: pino.destination({ fd: 2, sync: true }) }];
   let fileProblem: string | null = null;
   if (logFile !== null) {
     try {
-      streams.push({ level: level as pino.Level, stream: pino.destination({ dest: logFile, append: true, sync: true }) });
+      streams.push({ level: level as pino.Level, stream: pino.destination({ fd: openLogFile(logFile, fileMode), sync: true }) });
     } catch (err) {
-      fileProblem = `LOG_FILE=${logFile} cannot be opened (${(err as NodeJS.ErrnoException).code ?? "error"}); logging to stderr only`;
+      fileProblem = logFileProblem(logFile, err);
     }
   }
   const logger = pino(

@@ -4,9 +4,13 @@
 // other tasks' series without parsing Prometheus text back. Both files are replaced
 // atomically (temp file in the same folder + rename), so the collector never reads half a
 // file; the collector only reads *.prom, so the state and temp files are invisible to it.
+// Both are 0644 whatever the umask: node_exporter runs as another user, and neither holds
+// secrets. Temp files have random names and are never opened through a symlink.
 import { open, readFile, rm, stat } from "node:fs/promises";
 import { errnoCode } from "./errors.js";
 import { writeFileAtomic } from "./atomicWrite.js";
+import { METRICS_FILE_MODE } from "./fileModes.js";
+import { READ_NOFOLLOW } from "./noFollow.js";
 import { sleep } from "./concurrency.js";
 
 export interface TaskResult {
@@ -128,7 +132,7 @@ function isState(v: unknown): v is MetricsState {
 /** The recorded state; empty when there is none yet or it cannot be read (the next write repairs it). */
 export async function readMetricsState(metricsFile: string): Promise<MetricsState> {
   try {
-    const parsed: unknown = JSON.parse(await readFile(metricsFile + STATE_SUFFIX, "utf8"));
+    const parsed: unknown = JSON.parse(await readFile(metricsFile + STATE_SUFFIX, { encoding: "utf8", flag: READ_NOFOLLOW }));
     return isState(parsed) ? parsed : emptyState();
   } catch {
     return emptyState();
@@ -141,7 +145,7 @@ async function withLock<T>(metricsFile: string, fn: () => Promise<T>): Promise<T
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {
     try {
-      await (await open(lock, "wx", 0o644)).close();
+      await (await open(lock, "wx", METRICS_FILE_MODE)).close();
       break;
     } catch (err) {
       if (errnoCode(err) !== "EEXIST") throw err;
@@ -165,8 +169,8 @@ export async function recordTaskResult(metricsFile: string, result: TaskResult):
   try {
     return await withLock(metricsFile, async () => {
       const state = applyResult(await readMetricsState(metricsFile), result);
-      await writeFileAtomic(metricsFile + STATE_SUFFIX, JSON.stringify(state, null, 2) + "\n");
-      await writeFileAtomic(metricsFile, formatMetrics(state));
+      await writeFileAtomic(metricsFile + STATE_SUFFIX, JSON.stringify(state, null, 2) + "\n", METRICS_FILE_MODE);
+      await writeFileAtomic(metricsFile, formatMetrics(state), METRICS_FILE_MODE);
       return state;
     });
   } catch (err) {

@@ -1,12 +1,12 @@
 // Reading a backup file back as SQL: the file streamed through the codec's (parallel)
 // decompressor. The caller consumes `stream` and must await `done`, which rejects when
 // the decompressor fails (a truncated or corrupt file).
-import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor } from "../backup/compression.js";
 import type { Codec } from "../core/codec.js";
 import { spawnFilter } from "../core/proc.js";
+import { readStreamNoFollow } from "../core/noFollow.js";
 
 export interface SqlStream {
   stream: Readable;
@@ -16,7 +16,7 @@ export interface SqlStream {
 }
 
 export function openSqlStream(path: string, codec: Codec, threads: number, env: NodeJS.ProcessEnv): SqlStream {
-  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  const file = readStreamNoFollow(path);
   const prog = decompressorFor(codec, threads, env);
   if (prog === null) {
     const done = new Promise<void>((resolve, reject) => {

@@ -80,7 +80,8 @@ export function orphanSidecars(names: readonly string[]): Sidecar[] {
     if (suffix === undefined) continue;
     const dataName = name.slice(0, -suffix.length);
     const parsed = parseBackupName(dataName);
-    if (parsed === null || present.has(dataName) || present.has(dataName + PARTIAL_SUFFIX)) continue;
+    // Partials are named <data>.<random>.partial.
+    if (parsed === null || present.has(dataName) || names.some((n) => n.startsWith(`${dataName}.`) && n.endsWith(PARTIAL_SUFFIX))) continue;
     out.push({ name, dataName, time: parsed.time });
   }
   return out;

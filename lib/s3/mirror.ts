@@ -3,9 +3,9 @@
 // as object metadata and are checked with HEAD before the manifest goes up, so — as on
 // disk — a remote backup without its manifest is incomplete and readers ignore it.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import type { ReadStream } from "node:fs";
-import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { access, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { PutObjectCommandInput } from "@aws-sdk/client-s3";
@@ -24,8 +24,11 @@ import type { Tier } from "../store/naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./client.js";
 import { getBytes, getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
-import { commitFile } from "../store/storage.js";
+import { commitFile, ensureTierDir } from "../store/storage.js";
 import { shutdown } from "../core/shutdown.js";
+import { createExclusive, tempPath } from "../core/atomicWrite.js";
+import type { FileModes } from "../core/fileModes.js";
+import { DEFAULT_FILE_MODES } from "../core/fileModes.js";
 
 /** S3 allows at most 10 000 parts; larger files get larger parts. */
 const MAX_PARTS = 10_000;
@@ -176,16 +179,18 @@ export async function mirrorAll(t: MirrorTarget, catalog: readonly CatalogEntry[
  * Downloads a backup into BACKUP_DIR/<tier>/ the way a backup is written: data to .partial
  * while hashing, the hash checked against the remote sidecar, manifest and sha256 metadata,
  * sidecars (the signature too) written as S3 holds them, then the rename. Signatures are
- * checked where restores check checksums (lib/restore/exec.ts), not here. Returns the local path, or null when S3 has no complete
- * copy. A corrupt copy is refused (ExitCode.refused) and nothing is left behind.
+ * checked where restores check checksums (lib/restore/exec.ts), not here. Returns the local
+ * path, or null when S3 has no complete copy. A corrupt copy is refused (ExitCode.refused) and
+ * nothing is left behind. The partial gets a random name and is created O_EXCL|O_NOFOLLOW
+ * with the backup file mode.
  */
-export async function downloadBackup(t: MirrorTarget, name: string, backupDir: string): Promise<string | null> {
+export async function downloadBackup(t: MirrorTarget, name: string, backupDir: string, modes: FileModes = DEFAULT_FILE_MODES): Promise<string | null> {
   const parsed = parseBackupName(name);
   if (parsed === null) throw new TaskError(ExitCode.usage, `"${name}" is not a backup name (YYYYMMDD_HHMMSS_<tier>.sql[.bz2|.zst|.gz])`);
   const key = objectKey(t.s3, parsed.tier, name);
   const dir = tierDir(backupDir, parsed.tier);
   const path = join(dir, name);
-  const partial = path + PARTIAL_SUFFIX;
+  const partial = tempPath(path, PARTIAL_SUFFIX);
   const refuse = (why: string) => new TaskError(ExitCode.refused, `${s3Url(t.s3, key)} ${why}; it was not used and nothing was written to ${dir}`);
   const unregister = shutdown.register(`download ${partial}`, () => rm(partial, { force: true }));
   try {
@@ -213,13 +218,14 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
     if (obj === null) return null;
     const meta = obj.Metadata?.sha256;
     if (meta !== undefined && meta !== expected) throw refuse(`has sha256 metadata ${meta.slice(0, 12)}… but its sidecar records ${expected.slice(0, 12)}…`);
-    await mkdir(dir, { recursive: true });
+    await ensureTierDir(backupDir, dir, modes.dir);
     const hash = createHash("sha256");
     t.log.info({ key, bytes: obj.ContentLength }, `downloading ${name} from ${s3Url(t.s3, key)}`);
-    await pipeline(obj.Body as NodeJS.ReadableStream, hashTap(hash), createWriteStream(partial, { mode: 0o644 }));
+    const out = (await createExclusive(partial, modes.file)).createWriteStream({ highWaterMark: 1 << 20 });
+    await pipeline(obj.Body as NodeJS.ReadableStream, hashTap(hash), out);
     const actual = hash.digest("hex");
     if (actual !== expected) throw refuse(`is corrupt: checksum mismatch (downloaded ${actual.slice(0, 12)}…, recorded ${expected.slice(0, 12)}…)`);
-    await commitFile(partial, path, { checksum: sidecar, manifest: manifestText, signature });
+    await commitFile(partial, path, { checksum: sidecar, manifest: manifestText, signature }, modes.file);
     t.log.info({ key, path }, `downloaded ${name} from S3; checksum verified`);
     return path;
   } catch (err) {
@@ -270,7 +276,7 @@ export async function deleteRemote(t: MirrorTarget, names: readonly string[]): P
  */
 export async function fetchFromMirror(config: Config, name: string, log: Logger): Promise<string | null> {
   if (config.s3 === null) return null;
-  return downloadBackup(mirrorTarget(config.s3, log.child({ mirror: "s3" })), name, config.backupDir);
+  return downloadBackup(mirrorTarget(config.s3, log.child({ mirror: "s3" })), name, config.backupDir, config.files);
 }
 
 export type RemoteDeletion = { status: "deleted"; names: string[]; objects: number } | { status: "off" | "keep" };

@@ -1,7 +1,13 @@
 // The catalog: what backups exist in BACKUP_DIR, read from names and manifests only
 // (never from mtimes, which copies and rsync change). Partials are ignored.
-import { readdir, stat } from "node:fs/promises";
+// BACKUP_DIR is a share others can write, so nothing is read through a symlink: a tier folder
+// that is a symlink stops the scan (exit 4, by name), and a backup whose data file or sidecar
+// is a symlink is listed with that problem, its manifest unread, so no task uses it.
+import { lstat, readdir } from "node:fs/promises";
+import type { Dirent } from "node:fs";
 import { join } from "node:path";
+import { ExitCode, errnoCode } from "../core/errors.js";
+import { symlinkRefusal } from "../core/noFollow.js";
 import type { Manifest } from "./manifest.js";
 import { readManifest } from "./manifest.js";
 import type { Tier } from "./naming.js";
@@ -26,26 +32,57 @@ export function tierDir(backupDir: string, tier: Tier): string {
   return join(backupDir, tier);
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+/** Whether a tier folder exists. Throws a TaskError (exit 4) when it is a symlink: it is never read through. */
+export async function tierDirExists(backupDir: string, tier: Tier): Promise<boolean> {
+  const dir = tierDir(backupDir, tier);
+  const info = await lstat(dir).catch((err: unknown) => {
+    if (errnoCode(err) === "ENOENT") return null;
     throw err;
-  }
+  });
+  if (info?.isSymbolicLink() === true) throw symlinkRefusal(ExitCode.refused, `BACKUP_DIR=${backupDir}: tier folder`, dir);
+  return info !== null;
 }
 
-async function readEntry(dir: string, name: string, files: Set<string>): Promise<CatalogEntry | null> {
+async function readTierDir(backupDir: string, tier: Tier): Promise<Dirent[]> {
+  return (await tierDirExists(backupDir, tier)) ? readdir(tierDir(backupDir, tier), { withFileTypes: true }) : [];
+}
+
+/** A tier folder's names; none when it is missing. Throws a TaskError (exit 4) when it is a symlink. */
+export async function listTierDir(backupDir: string, tier: Tier): Promise<string[]> {
+  return (await readTierDir(backupDir, tier)).map((d) => d.name);
+}
+
+/** From the listing's file type; lstat only where the file system does not report types. */
+async function isSymlink(path: string, d: Dirent): Promise<boolean> {
+  if (d.isSymbolicLink() || d.isFile() || d.isDirectory()) return d.isSymbolicLink();
+  return lstat(path).then(
+    (s) => s.isSymbolicLink(),
+    () => false,
+  );
+}
+
+async function symlinkProblem(path: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<string | null> {
+  for (const suffix of ["", MANIFEST_SUFFIX, CHECKSUM_SUFFIX]) {
+    const d = files.get(name + suffix);
+    if (d !== undefined && (await isSymlink(path + suffix, d))) {
+      return `${name}${suffix} is a symlink; backups and sidecars are never read through a symlink. Find out who created it, then remove it`;
+    }
+  }
+  return null;
+}
+
+async function readEntry(dir: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<CatalogEntry | null> {
   const parsed = parseBackupName(name);
   if (parsed === null) return null;
   const path = join(dir, name);
-  const info = await stat(path);
-  if (!info.isFile()) return null;
+  const info = await lstat(path);
+  if (!info.isFile() && !info.isSymbolicLink()) return null;
   let manifest: Manifest | null = null;
-  let problem: string | null = null;
-  if (!files.has(name + MANIFEST_SUFFIX)) {
+  // A symlinked backup is listed, so verify and cleanup see it, but never read.
+  let problem = await symlinkProblem(path, name, files);
+  if (problem === null && !files.has(name + MANIFEST_SUFFIX)) {
     problem = `no manifest ${name}${MANIFEST_SUFFIX}`;
-  } else {
+  } else if (problem === null) {
     try {
       manifest = await readManifest(path + MANIFEST_SUFFIX, name);
     } catch (err) {
@@ -70,9 +107,9 @@ export async function scanCatalog(backupDir: string): Promise<CatalogEntry[]> {
   const entries: CatalogEntry[] = [];
   for (const tier of TIERS) {
     const dir = tierDir(backupDir, tier);
-    const names = await listDir(dir);
-    const files = new Set(names);
-    for (const name of names) {
+    const listing = await readTierDir(backupDir, tier);
+    const files = new Map(listing.map((d) => [d.name, d]));
+    for (const name of files.keys()) {
       const entry = await readEntry(dir, name, files);
       if (entry !== null && entry.tier === tier) entries.push(entry);
     }

@@ -2,12 +2,12 @@
 // (sha256sum -c compatible) and the manifest's sha256 must match the files' bytes.
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX } from "./naming.js";
+import { readStreamNoFollow } from "../core/noFollow.js";
 
 /** A pass-through stream that feeds every chunk to `hash`, and to `onChunk` when given (a byte counter). */
 export function hashTap(hash: Hash, onChunk?: (chunk: Buffer) => void): Transform {
@@ -23,7 +23,7 @@ export function hashTap(hash: Hash, onChunk?: (chunk: Buffer) => void): Transfor
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
-  await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), hash);
+  await pipeline(readStreamNoFollow(path), hash);
   return hash.digest("hex");
 }
 

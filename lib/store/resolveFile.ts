@@ -1,16 +1,21 @@
 // FILE arguments: a path, or a bare backup name (20231215_030000_full.sql.bz2, or a
-// latest_<tier> pointer name) looked up in BACKUP_DIR/<tier>/. The manifest beside it is
-// read when present; a file without one (a seed-era backup) is still readable.
-import { stat } from "node:fs/promises";
-import { basename, extname, join, resolve } from "node:path";
-import { tierDir } from "./catalog.js";
+// latest_<tier> pointer name) looked up in BACKUP_DIR/<tier>/ and nowhere else. The manifest
+// beside it is read when present; a file without one (a seed-era backup) is still readable.
+// BACKUP_DIR is a share others can write, so nothing is followed through a symlink: a
+// symlinked tier folder or backup file is refused (exit 4), a symlinked manifest is not read,
+// and a latest pointer (the tool's own symlink, or its .txt form) is read, checked to hold a
+// bare backup name, and resolved in its own folder.
+import { lstat } from "node:fs/promises";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { tierDir, tierDirExists } from "./catalog.js";
 import { ExitCode, TaskError } from "../core/errors.js";
+import { symlinkRefusal } from "../core/noFollow.js";
 import type { Manifest } from "./manifest.js";
 import { readManifest } from "./manifest.js";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
-import { MANIFEST_SUFFIX, codecOfExtension, parseBackupName } from "./naming.js";
-import { readLatestPointer } from "./storage.js";
+import { MANIFEST_SUFFIX, TIERS, codecOfExtension, parseBackupName } from "./naming.js";
+import { readLatestPointer } from "./latestPointer.js";
 
 export interface ResolvedFile {
   name: string;
@@ -30,22 +35,30 @@ function codecOf(name: string): Codec {
   return ext === ".bz2" || ext === ".zst" || ext === ".gz" ? codecOfExtension(ext) : "none";
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isFile(),
-    () => false,
+type Kind = "file" | "symlink" | "other" | "none";
+
+async function kindOf(path: string): Promise<Kind> {
+  return lstat(path).then(
+    (s) => (s.isSymbolicLink() ? "symlink" : s.isFile() ? "file" : "other"),
+    () => "none",
   );
+}
+
+/** The backup a latest pointer in `dir` names; the pointer's own path when there is none (it then does not exist). */
+async function viaPointer(dir: string, pointerName: string): Promise<string> {
+  const m = POINTER.exec(pointerName) as RegExpExecArray;
+  const target = await readLatestPointer(dir, m[1] as Tier, codecOfExtension(m[2] ?? ""));
+  return join(dir, target ?? pointerName);
 }
 
 /** Where a bare name lives in BACKUP_DIR, or null when it is not a backup or pointer name. */
 async function inBackupDir(backupDir: string, name: string): Promise<string | null> {
   const parsed = parseBackupName(name);
-  if (parsed !== null) return join(tierDir(backupDir, parsed.tier), name);
-  const pointer = POINTER.exec(name);
-  if (pointer === null) return null;
-  const tier = pointer[1] as Tier;
-  const target = await readLatestPointer(tierDir(backupDir, tier), tier, codecOfExtension(pointer[2] ?? ""));
-  return target === null ? join(tierDir(backupDir, tier), name) : join(tierDir(backupDir, tier), target);
+  const tier = parsed?.tier ?? (POINTER.exec(name)?.[1] as Tier | undefined);
+  if (tier === undefined) return null;
+  const dir = tierDir(backupDir, tier);
+  const exists = await tierDirExists(backupDir, tier);
+  return parsed !== null || !exists ? join(dir, name) : viaPointer(dir, name);
 }
 
 /** `fetchMissing` (the S3 mirror) is asked for a bare backup name that is not in BACKUP_DIR. */
@@ -53,6 +66,11 @@ export async function resolveFile(backupDir: string, file: string, fetchMissing?
   let path: string;
   if (file.includes("/")) {
     path = resolve(file);
+    // A path into BACKUP_DIR's tier folders gets the same symlinked-folder refusal as a bare name.
+    const tier = TIERS.find((t) => dirname(path) === tierDir(backupDir, t));
+    if (tier !== undefined) await tierDirExists(backupDir, tier);
+    // The tool's own latest_<tier> symlink given as a path: read, checked and resolved like a bare pointer name.
+    if (POINTER.test(basename(path)) && (await kindOf(path)) === "symlink") path = await viaPointer(dirname(path), basename(path));
   } else {
     const found = await inBackupDir(backupDir, file);
     if (found === null) {
@@ -60,16 +78,22 @@ export async function resolveFile(backupDir: string, file: string, fetchMissing?
     }
     path = found;
   }
-  if (!(await exists(path)) && !file.includes("/") && fetchMissing !== undefined && parseBackupName(file) !== null) {
+  let kind = await kindOf(path);
+  if (kind === "none" && !file.includes("/") && fetchMissing !== undefined && parseBackupName(file) !== null) {
     path = (await fetchMissing(file)) ?? path;
+    kind = await kindOf(path);
   }
-  if (!(await exists(path))) {
+  if (kind === "symlink") throw symlinkRefusal(ExitCode.refused, "backup file", path);
+  if (kind !== "file") {
     throw new TaskError(ExitCode.usage, `backup file ${path} does not exist (BACKUP_DIR=${backupDir}); run \`list\` to see the backups`);
   }
   const name = basename(path);
   let manifest: Manifest | null = null;
   let manifestProblem: string | null = null;
-  if (await exists(path + MANIFEST_SUFFIX)) {
+  const manifestKind = await kindOf(path + MANIFEST_SUFFIX);
+  if (manifestKind === "symlink") {
+    manifestProblem = `${name}${MANIFEST_SUFFIX} is a symlink; it was not read. Find out who created it, then remove it`;
+  } else if (manifestKind === "file") {
     try {
       manifest = await readManifest(path + MANIFEST_SUFFIX, name);
     } catch (err) {

@@ -1,17 +1,22 @@
-// Atomic backup files: data goes to <name>.partial in the tier folder, is fsynced, the
+// Atomic backup files: data goes to <name>.<random>.partial in the tier folder, is fsynced, the
 // .sha256, .sha256.sig and .json sidecars are written (each atomically), the data file is renamed into
 // place, the folder fsynced, and only then the latest_<tier> pointer moves.
-import { mkdir, open, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
+// BACKUP_DIR is a share others can write: the partial and the sidecars' temp files get random
+// names and are created O_EXCL|O_NOFOLLOW with the backup file mode, and a tier folder that
+// is a symlink is refused (exit 9: the backup cannot be stored), never written through.
+import { constants } from "node:fs";
+import { mkdir, open, readlink, rename, rm, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { writeFileAtomic } from "../core/atomicWrite.js";
+import { createExclusive, tempPath, writeFileAtomic } from "../core/atomicWrite.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
+import type { FileModes } from "../core/fileModes.js";
+import { DEFAULT_FILE_MODES } from "../core/fileModes.js";
+import { symlinkRefusal } from "../core/noFollow.js";
 import type { Manifest } from "./manifest.js";
-import type { Codec } from "../core/codec.js";
-import type { Tier } from "./naming.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX, latestPointerName } from "./naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX } from "./naming.js";
 import { checksumFileText } from "./checksum.js";
 import { signChecksumFile } from "./signature.js";
 
@@ -41,19 +46,52 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Makes sure a tier folder exists and is a real folder, never a symlink. A folder it creates
+ * gets `mode` (fchmod, whatever the umask); an existing one keeps its mode.
+ */
+export async function ensureTierDir(backupDir: string, dir: string, mode: number): Promise<void> {
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir, { recursive: true, mode });
+  } catch (err) {
+    throw storageError(backupDir, dir, err);
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === "ELOOP" || code === "ENOTDIR") {
+      const target = await readlink(dir).catch(() => null);
+      if (target !== null) throw symlinkRefusal(ExitCode.storage, `BACKUP_DIR=${backupDir}: tier folder`, `${dir} (-> ${target})`, err);
+    }
+    throw storageError(backupDir, dir, err);
+  }
+  try {
+    if (created !== undefined) await fh.chmod(mode);
+  } catch (err) {
+    throw storageError(backupDir, dir, err);
+  } finally {
+    await fh.close();
+  }
+}
+
 export interface PartialFile {
   path: string;
   finalPath: string;
   handle: FileHandle;
+  /** The mode the data file and its sidecars get. */
+  mode: number;
 }
 
-export async function createPartial(backupDir: string, dir: string, name: string): Promise<PartialFile> {
+/** A new data file `<name>.<random>.partial` in the tier folder, which is created when missing. */
+export async function createPartial(backupDir: string, dir: string, name: string, modes: FileModes = DEFAULT_FILE_MODES): Promise<PartialFile> {
   const finalPath = join(dir, name);
-  const path = finalPath + PARTIAL_SUFFIX;
+  await ensureTierDir(backupDir, dir, modes.dir);
+  const path = tempPath(finalPath, PARTIAL_SUFFIX);
   try {
-    await mkdir(dir, { recursive: true });
-    const handle = await open(path, "wx", 0o644);
-    return { path, finalPath, handle };
+    return { path, finalPath, handle: await createExclusive(path, modes.file), mode: modes.file };
   } catch (err) {
     throw storageError(backupDir, path, err);
   }
@@ -82,7 +120,7 @@ export interface Sidecars {
  * sidecars (each atomically), rename it from `partialPath` into place, fsync the folder. On
  * failure the sidecars are removed again and the error thrown; the caller removes the data file.
  */
-export async function commitFile(partialPath: string, finalPath: string, sidecars: Sidecars): Promise<void> {
+export async function commitFile(partialPath: string, finalPath: string, sidecars: Sidecars, fileMode: number): Promise<void> {
   try {
     const fh = await open(partialPath, "r+");
     try {
@@ -90,11 +128,11 @@ export async function commitFile(partialPath: string, finalPath: string, sidecar
     } finally {
       await fh.close();
     }
-    await writeFileAtomic(finalPath + CHECKSUM_SUFFIX, sidecars.checksum);
+    await writeFileAtomic(finalPath + CHECKSUM_SUFFIX, sidecars.checksum, fileMode);
     // A signature left over from an earlier file of this name would not match; remove it.
-    if (sidecars.signature !== null) await writeFileAtomic(finalPath + SIGNATURE_SUFFIX, sidecars.signature);
+    if (sidecars.signature !== null) await writeFileAtomic(finalPath + SIGNATURE_SUFFIX, sidecars.signature, fileMode);
     else await rm(finalPath + SIGNATURE_SUFFIX, { force: true });
-    await writeFileAtomic(finalPath + MANIFEST_SUFFIX, sidecars.manifest);
+    await writeFileAtomic(finalPath + MANIFEST_SUFFIX, sidecars.manifest, fileMode);
     await rename(partialPath, finalPath);
     await fsyncDir(dirname(finalPath));
   } catch (err) {
@@ -114,49 +152,10 @@ export function backupSidecars(name: string, manifest: Manifest, signingKey: Key
 export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest, signingKey: KeyObject | null): Promise<void> {
   try {
     if (p.handle.fd !== -1) await p.handle.close();
-    await commitFile(p.path, p.finalPath, backupSidecars(basename(p.finalPath), manifest, signingKey));
+    await commitFile(p.path, p.finalPath, backupSidecars(basename(p.finalPath), manifest, signingKey), p.mode);
   } catch (err) {
     await discardPartial(p);
     throw storageError(backupDir, p.finalPath, err);
-  }
-}
-
-/** Where a latest pointer that cannot be a symlink (CIFS/SMB) is written instead: a text file holding the name. */
-export function pointerFileName(tier: Tier, codec: Codec): string {
-  return `${latestPointerName(tier, codec)}.txt`;
-}
-
-/**
- * Points latest_<tier> at `name`: an atomic symlink swap; where the file system refuses
- * symlinks, a pointer text file. Returns which kind was written.
- */
-export async function updateLatestPointer(dir: string, tier: Tier, codec: Codec, name: string): Promise<"symlink" | "file"> {
-  const link = join(dir, latestPointerName(tier, codec));
-  const tmp = `${link}.tmp-${process.pid}`;
-  try {
-    await rm(tmp, { force: true });
-    await symlink(name, tmp);
-    await rename(tmp, link);
-    await rm(join(dir, pointerFileName(tier, codec)), { force: true });
-    return "symlink";
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    if (!["EPERM", "ENOTSUP", "EOPNOTSUPP", "EINVAL", "ENOSYS"].includes(errnoCode(err) ?? "")) throw err;
-    await writeFileAtomic(join(dir, pointerFileName(tier, codec)), `${name}\n`);
-    return "file";
-  }
-}
-
-/** The backup name a latest pointer names, or null when there is none. */
-export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): Promise<string | null> {
-  try {
-    return basename(await readlink(join(dir, latestPointerName(tier, codec))));
-  } catch {
-    try {
-      return (await readFile(join(dir, pointerFileName(tier, codec)), "utf8")).trim() || null;
-    } catch {
-      return null;
-    }
   }
 }
 
@@ -165,13 +164,13 @@ export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): 
  * clearly. BACKUP_DIR itself is never created: in a container it is the storage box's mount
  * point, and creating it would write the backups into the container instead.
  */
-export async function assertWritable(backupDir: string, dir: string): Promise<void> {
+export async function assertWritable(backupDir: string, dir: string, modes: FileModes = DEFAULT_FILE_MODES): Promise<void> {
   for (const target of [backupDir, dir]) {
-    const probe = join(target, `.write-test-${randomUUID()}`);
+    if (target !== backupDir) await ensureTierDir(backupDir, target, modes.dir);
+    const probe = tempPath(join(target, ".write-test"), "");
     try {
-      if (target !== backupDir) await mkdir(target, { recursive: true });
-      await writeFile(probe, "");
-      await unlink(probe);
+      await (await createExclusive(probe, modes.file)).close();
+      await rm(probe);
     } catch (err) {
       throw storageError(backupDir, target, err);
     }

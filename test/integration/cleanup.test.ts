@@ -10,7 +10,7 @@ import { verifyChecksum } from "../../lib/store/checksum.js";
 import { LOCK_KEY } from "../../lib/postgres/lock.js";
 import { backupName } from "../../lib/store/naming.js";
 import type { Tier } from "../../lib/store/naming.js";
-import { readLatestPointer, updateLatestPointer } from "../../lib/store/storage.js";
+import { readLatestPointer, updateLatestPointer } from "../../lib/store/latestPointer.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { CleanupReport } from "../../tasks/cleanup.js";
 import { run as cleanup } from "../../tasks/cleanup.js";

@@ -35,7 +35,7 @@ async function commit(key: KeyObject | null, name = NAME): Promise<void> {
   const partial = join(dir, `${name}.partial`);
   writeFileSync(partial, "SELECT 'a backup';\n");
   const manifest = { name, sha256: await sha256File(partial), included: ["app"] } as unknown as Manifest;
-  await commitFile(partial, join(dir, name), backupSidecars(name, manifest, key));
+  await commitFile(partial, join(dir, name), backupSidecars(name, manifest, key), 0o640);
 }
 
 /** The README's stock check, run in the tier folder. */

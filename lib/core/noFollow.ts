@@ -1,0 +1,44 @@
+// Reading files on a share others can write: a symlink planted there must never redirect a
+// read to a file outside BACKUP_DIR, so files are opened O_NOFOLLOW (a symlink fails with
+// ELOOP) and a symlink is refused by name.
+import { constants, createReadStream } from "node:fs";
+import type { ReadStream } from "node:fs";
+import { open } from "node:fs/promises";
+import { TaskError, errnoCode } from "./errors.js";
+import type { ExitCode } from "./errors.js";
+
+export const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+
+/** A read stream that fails with ELOOP on a symlink. Node hands `flags` to fs.open, which takes numeric flags, though the option is typed string. */
+export function readStreamNoFollow(path: string): ReadStream {
+  return createReadStream(path, { flags: READ_NOFOLLOW as unknown as string, highWaterMark: 1 << 20 });
+}
+
+/** True for the error open(O_NOFOLLOW) gives on a symlink. */
+export function isSymlinkError(err: unknown): boolean {
+  return errnoCode(err) === "ELOOP";
+}
+
+/** The refusal for a symlink where the tool expects its own file or folder. */
+export function symlinkRefusal(exitCode: ExitCode, what: string, path: string, cause?: unknown): TaskError {
+  return new TaskError(
+    exitCode,
+    `${what} ${path} is a symlink; it is not followed, because BACKUP_DIR is shared with other hosts and stacks and a planted symlink ` +
+      `would send this task to files outside it. Find out who created it, then replace it with a real ${what.includes("folder") ? "folder" : "file"} or remove it`,
+    { cause },
+  );
+}
+
+/** A small regular file's text, read without following a symlink; at most `maxBytes`. */
+export async function readSmallFile(path: string, maxBytes: number): Promise<string> {
+  // O_NONBLOCK: a FIFO planted there must not hang the task.
+  const fh = await open(path, READ_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!(await fh.stat()).isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: "EINVAL" });
+    const buf = Buffer.alloc(maxBytes);
+    const { bytesRead } = await fh.read(buf, 0, maxBytes, 0);
+    return buf.subarray(0, bytesRead).toString("utf8");
+  } finally {
+    await fh.close();
+  }
+}
