@@ -55,7 +55,9 @@ export function describeEntry(e: CatalogEntry, tz: string): Omit<ListedBackup, "
 
 /** The DATABASES column: "included/all names", or why the backup is unusable. */
 export function databasesCell(b: Pick<ListedBackup, "problem" | "included" | "databases">): string {
-  const dbs = b.problem !== null ? `unusable: ${b.problem}` : `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
+  // The reason a backup is unusable is shown whole: it is what the operator has to act on.
+  if (b.problem !== null) return `unusable: ${b.problem}`;
+  const dbs = `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
   return dbs.length > 60 ? dbs.slice(0, 57) + "..." : dbs;
 }
 

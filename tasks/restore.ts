@@ -87,7 +87,10 @@ export async function run(config: Config, deps: Deps, args: RestoreArgs): Promis
     return { status: "restored", ...outcome };
   }
   const f = await resolveFile(config.backupDir, args.file, mirrorFetcher(config, log));
-  if (f.manifestProblem !== null) log.warn({ backup: f.name }, `manifest not used: ${f.manifestProblem}`);
+  // A seed-era file has no manifest and is read as it is; one whose manifest is broken or forged is not.
+  if (f.manifestProblem !== null) {
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: the manifest of ${f.path} is unusable (${f.manifestProblem}); restore another backup, or remove ${f.path}.json to restore the file as a backup without a manifest`);
+  }
   const request =
     args.command === "restore-full"
       ? fullRequest(f, await databasesOf(config, deps, f), args.dropExisting)

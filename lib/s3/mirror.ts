@@ -17,18 +17,20 @@ import type { Config, S3Config } from "../core/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Manifest } from "../store/manifest.js";
-import { manifestProblem } from "../store/manifest.js";
+import { MANIFEST_MAX_BYTES, ManifestInvalid, parseManifest } from "../store/manifest.js";
 import { hashTap } from "../store/checksum.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { Tier } from "../store/naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./client.js";
-import { getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
+import { ObjectTooLarge, getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
 import { commitFile } from "../store/storage.js";
 
 /** S3 allows at most 10 000 parts; larger files get larger parts. */
 const MAX_PARTS = 10_000;
 const PROGRESS_MS = 5000;
+/** A .sha256 sidecar is one line: 64 hex digits, two spaces, the name. */
+const SIDECAR_MAX_BYTES = 4096;
 
 /** A local backup to upload: a usable CatalogEntry or a written BackupResult both fit. */
 export interface LocalBackup {
@@ -167,18 +169,18 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
   const partial = path + PARTIAL_SUFFIX;
   const refuse = (why: string) => new TaskError(ExitCode.refused, `${s3Url(t.s3, key)} ${why}; it was not used and nothing was written to ${dir}`);
   try {
-    const [sidecar, manifestText] = await Promise.all([getText(t, key + CHECKSUM_SUFFIX), getText(t, key + MANIFEST_SUFFIX)]);
+    const [sidecar, manifestText] = await Promise.all([getText(t, key + CHECKSUM_SUFFIX, SIDECAR_MAX_BYTES), getText(t, key + MANIFEST_SUFFIX, MANIFEST_MAX_BYTES)]).catch((err: unknown) => {
+      throw err instanceof ObjectTooLarge ? refuse(`has a sidecar that is too large (${err.message})`) : err;
+    });
     if (sidecar === null || manifestText === null) return null;
     const expected = sidecar.trim().split(/\s+\*?/)[0] ?? "";
-    let manifest: unknown;
+    let manifest: Manifest;
     try {
-      manifest = JSON.parse(manifestText);
-    } catch {
-      throw refuse("has a manifest that is not valid JSON");
+      manifest = parseManifest(manifestText, name + MANIFEST_SUFFIX, name);
+    } catch (err) {
+      throw refuse(`has an unusable manifest (${err instanceof ManifestInvalid ? err.reason : (err as Error).message})`);
     }
-    const problem = manifestProblem(manifest, name);
-    if (problem !== null) throw refuse(`has an unusable manifest (${problem})`);
-    if ((manifest as Manifest).sha256 !== expected) throw refuse("has a .sha256 sidecar and a manifest that disagree");
+    if (manifest.sha256 !== expected) throw refuse("has a .sha256 sidecar and a manifest that disagree");
     const obj = await t.client.send(new GetObjectCommand({ Bucket: t.s3.bucket, Key: key })).catch((err: unknown) => {
       if ((err as Error).name === "NoSuchKey") return null;
       throw err;

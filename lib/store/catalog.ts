@@ -3,7 +3,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Manifest } from "./manifest.js";
-import { readManifest } from "./manifest.js";
+import { ManifestInvalid, readManifest } from "./manifest.js";
 import type { Tier } from "./naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, TIERS, parseBackupName } from "./naming.js";
 
@@ -49,7 +49,7 @@ async function readEntry(dir: string, name: string, files: Set<string>): Promise
     try {
       manifest = await readManifest(path + MANIFEST_SUFFIX, name);
     } catch (err) {
-      problem = (err as Error).message;
+      problem = err instanceof ManifestInvalid ? `invalid manifest: ${err.reason}` : (err as Error).message;
     }
   }
   if (problem === null && !files.has(name + CHECKSUM_SUFFIX)) problem = `no checksum file ${name}${CHECKSUM_SUFFIX}`;
