@@ -7,6 +7,7 @@ import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { scanCatalog, tierDir } from "../lib/store/catalog.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import { verifyChecksum } from "../lib/store/checksum.js";
 import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/retention/cleanup.js";
 import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/retention/cleanup.js";
@@ -43,16 +44,6 @@ async function sizeOf(path: string): Promise<number> {
   } catch {
     return 0;
   }
-}
-
-async function assertBackupDir(backupDir: string): Promise<void> {
-  try {
-    if ((await stat(backupDir)).isDirectory()) return;
-  } catch (err) {
-    const why = errnoCode(err) === "ENOENT" ? "does not exist (is the storage box mounted?)" : `cannot be read (${errnoCode(err) ?? (err as Error).message})`;
-    throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir} ${why}; cleanup deleted nothing. Mount the backup folder or fix BACKUP_DIR`, { cause: err });
-  }
-  throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir} is not a folder; cleanup deleted nothing. Point BACKUP_DIR at the backup folder`);
 }
 
 async function listTier(backupDir: string, tier: Tier): Promise<string[]> {
@@ -210,7 +201,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
   const now = parseNowOption(args.now) ?? clock;
   const releasers: (() => Promise<void>)[] = [];
   try {
-    await assertBackupDir(config.backupDir);
+    await assertBackupDir(config.backupDir, "cleanup deleted nothing");
     if (!args.dryRun) {
       const lock = await acquireLock(config, "cleanup", log);
       releasers.push(() => lock.release());

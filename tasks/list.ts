@@ -1,8 +1,8 @@
 // list: every backup with tier, local time, size, databases and checksum-sidecar state.
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { scanCatalog } from "../lib/store/catalog.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
@@ -67,16 +67,14 @@ export async function listBackups(config: Config, tier?: Tier): Promise<ListedBa
 }
 
 export async function run(config: Config, deps: Deps, args: ListArgs): Promise<ListedBackup[]> {
+  await assertBackupDir(config.backupDir, "there is nothing to list");
   const listed = await listBackups(config, args.tier);
   if (args.json) {
     deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed }, null, 2) + "\n");
     return listed;
   }
   if (listed.length === 0) {
-    const why = existsSync(config.backupDir)
-      ? `no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}`
-      : `BACKUP_DIR=${config.backupDir} does not exist (is the storage box mounted?)`;
-    deps.out(`${why}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
+    deps.out(`no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
     return listed;
   }
   const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"]];

@@ -24,7 +24,8 @@ import type { Tier } from "../store/naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./client.js";
 import { ObjectTooLarge, getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
-import { commitFile } from "../store/storage.js";
+import { commitFile, storageError } from "../store/storage.js";
+import { isStorageErrno } from "../store/backupDir.js";
 
 /** S3 allows at most 10 000 parts; larger files get larger parts. */
 const MAX_PARTS = 10_000;
@@ -199,6 +200,8 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
     return path;
   } catch (err) {
     await rm(partial, { force: true }).catch(() => undefined);
+    // A full or read-only BACKUP_DIR is exit 9 naming it, as for a backup, not an S3 failure.
+    if (!(err instanceof TaskError) && isStorageErrno(err)) throw storageError(backupDir, partial, err);
     throw await s3Failure(t.s3, t.client, `download of ${name} from ${s3Url(t.s3, key)}`, err, ExitCode.failed);
   }
 }
