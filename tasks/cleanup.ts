@@ -3,7 +3,7 @@
 // pointers and remove stale leftovers (old .partial files, orphaned sidecars). With
 // S3_RETENTION=mirror the plan also covers backups only the mirror still holds, so a
 // deletion the mirror missed (server down) is retried by the next cleanup.
-import { lstat, readdir, rm, stat } from "node:fs/promises";
+import { lstat, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { scanCatalog, tierDir } from "../lib/store/catalog.js";

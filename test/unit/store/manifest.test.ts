@@ -64,7 +64,7 @@ describe("manifestProblem", () => {
     ["finishedAt", null, /^finishedAt: null is not an ISO 8601 time/],
     ["serverVersion", ["16"], /^serverVersion: \["16"\] is not a string$/],
     ["pgDumpVersion", undefined, /^pgDumpVersion: missing is not a string$/],
-    ["systemIdentifier", 7300000000000000001, /^systemIdentifier: .* is not a system identifier/],
+    ["systemIdentifier", 7300000000000000, /^systemIdentifier: .* is not a system identifier/],
     ["systemIdentifier", "abc", /^systemIdentifier: "abc" is not a system identifier/],
     ["compression", null, /^compression: null is not an object$/],
     ["compression.codec", "evil", /^compression\.codec: "evil" is not one of bzip2, zstd, gzip, none$/],
