@@ -11,7 +11,7 @@ export function isStorageErrno(err: unknown): boolean {
   return STORAGE_ERRNOS.has(errnoCode(err) ?? "");
 }
 
-const MOUNT = "mount the storage box there (the stack bind-mounts /mnt/storagebox/backups/postgresql) or fix BACKUP_DIR";
+const MOUNT = "Mount the storage box there (the stack bind-mounts /mnt/storagebox/backups/postgresql) or fix BACKUP_DIR";
 
 /**
  * Throws a storage error (exit 9) naming BACKUP_DIR and the fix unless it is a folder this
