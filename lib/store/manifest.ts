@@ -50,12 +50,13 @@ export interface Manifest {
 }
 
 /**
- * The largest manifest read. Row counts dominate its size: a cluster of 100 000 tables with
- * long names ("schema_name_of_40_chars"."table_name_of_40_chars": 123456789) writes about
- * 10 MB; 64 MiB leaves room for six times that while keeping one parse well under a second
- * and a few hundred MB of memory. A planted 288 MB manifest is refused by its size, unread.
+ * The largest manifest read. Row counts dominate its size (one pretty-printed line per table):
+ * 100 000 tables whose schema and table names both have PostgreSQL's maximum 63 bytes write
+ * 14.9 MB, which `list` reads in about 0.5 s and 110 MB. 32 MiB fits twice that worst case
+ * (about 400 000 tables with ordinary names) and keeps one manifest's cost to seconds and a
+ * few hundred MB; a planted 300 MB manifest is refused by its size, unread.
  */
-export const MANIFEST_MAX_BYTES = 64 * 1024 * 1024;
+export const MANIFEST_MAX_BYTES = 32 * 1024 * 1024;
 
 /** Why a manifest of `bytes` is not read, or null when its size is fine. */
 export function manifestSizeProblem(bytes: number): string | null {
