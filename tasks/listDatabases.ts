@@ -7,6 +7,7 @@ import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes, table } from "../lib/core/format.js";
 import { childEnv } from "../lib/postgres/connection.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import { listSections } from "../lib/sql/sections.js";
 
 export interface ListDatabasesArgs {
@@ -48,6 +49,7 @@ async function fromStream(config: Config, deps: Deps, path: string, codec: Param
 }
 
 async function listDatabasesOf(config: Config, deps: Deps, file: string): Promise<DatabaseListing> {
+  if (!file.includes("/")) await assertBackupDir(config.backupDir, "there is nothing to list");
   const f = await resolveFile(config.backupDir, file);
   const warnings = f.manifestProblem === null ? [] : [`manifest not used: ${f.manifestProblem}`];
   if (f.manifest !== null) {

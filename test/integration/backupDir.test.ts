@@ -15,6 +15,7 @@ const COMMANDS: [string[], RegExp][] = [
   [["restore-latest", "--dry-run"], /nothing was restored/],
   [["restore-full", "20240107_030000_full.sql.bz2"], /nothing was restored/],
   [["cleanup", "--dry-run"], /cleanup deleted nothing/],
+  [["list-databases", "20240107_030000_full.sql.bz2"], /there is nothing to list/],
 ];
 
 describe("BACKUP_DIR", () => {
