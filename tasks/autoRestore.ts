@@ -2,10 +2,10 @@
 // takes the cluster lock, and restores the newest chain (roles included) only into a wiped
 // cluster (lib/restore/autoRestorePlan.ts); then it lifts the write gate the init hook set
 // (lib/restore/writeGate.ts). Everywhere else it logs why it did nothing and exits 0.
-import { existsSync } from "node:fs";
 import { decideAutoRestore } from "../lib/restore/autoRestorePlan.js";
 import type { AutoRestoreDecision } from "../lib/restore/autoRestorePlan.js";
 import { scanCatalog } from "../lib/store/catalog.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import { catalogWithMirror, ensureLocal } from "../lib/s3/mirrorFallback.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
@@ -66,9 +66,7 @@ async function firstDatabaseWithData(config: Config, client: Client, log: Logger
 
 export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Promise<AutoRestoreResult> {
   const log = deps.log.child({ task: "auto-restore" });
-  if (!existsSync(config.backupDir)) {
-    throw new TaskError(ExitCode.storage, `BACKUP_DIR=${config.backupDir} does not exist (is the storage box mounted?); nothing was restored and the write gate stays as it is`);
-  }
+  await assertBackupDir(config.backupDir, "nothing was restored and the write gate stays as it is");
   const client = await connect(config.pg, config.pg.database, log, args.waitSeconds);
   const releasers: (() => Promise<void>)[] = [() => client.end().catch(() => undefined)];
   try {

@@ -5,10 +5,11 @@
 // deletion the mirror missed (server down) is retried by the next cleanup. A tier folder
 // that is a symlink (planted on the shared BACKUP_DIR, perhaps at another cluster's
 // backups) is refused, exit 4, before anything is read or deleted.
-import { lstat, rm, stat } from "node:fs/promises";
+import { lstat, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { listTierDir, scanCatalog, tierDir } from "../lib/store/catalog.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import { verifyBackupFile } from "../lib/store/signature.js";
 import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/retention/cleanup.js";
 import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/retention/cleanup.js";
@@ -46,16 +47,6 @@ async function sizeOf(path: string): Promise<number> {
   } catch {
     return 0;
   }
-}
-
-async function assertBackupDir(backupDir: string): Promise<void> {
-  try {
-    if ((await stat(backupDir)).isDirectory()) return;
-  } catch (err) {
-    const why = errnoCode(err) === "ENOENT" ? "does not exist (is the storage box mounted?)" : `cannot be read (${errnoCode(err) ?? (err as Error).message})`;
-    throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir} ${why}; cleanup deleted nothing. Mount the backup folder or fix BACKUP_DIR`, { cause: err });
-  }
-  throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir} is not a folder; cleanup deleted nothing. Point BACKUP_DIR at the backup folder`);
 }
 
 async function listTier(backupDir: string, tier: Tier): Promise<string[]> {
@@ -227,7 +218,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
   const now = parseNowOption(args.now) ?? clock;
   const releasers: (() => Promise<void>)[] = [];
   try {
-    await assertBackupDir(config.backupDir);
+    await assertBackupDir(config.backupDir, "cleanup deleted nothing");
     if (!args.dryRun) {
       const lock = await acquireLock(config, "cleanup", log);
       releasers.push(() => lock.release());

@@ -1,8 +1,8 @@
 // list: every backup with tier, local time, size, databases and checksum-sidecar state.
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { scanCatalog } from "../lib/store/catalog.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
@@ -56,7 +56,9 @@ export function describeEntry(e: CatalogEntry, tz: string): Omit<ListedBackup, "
 
 /** The DATABASES column: "included/all names", or why the backup is unusable. */
 export function databasesCell(b: Pick<ListedBackup, "problem" | "included" | "databases">): string {
-  const dbs = b.problem !== null ? `unusable: ${b.problem}` : `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
+  // The reason a backup is unusable is shown whole: it is what the operator has to act on.
+  if (b.problem !== null) return `unusable: ${b.problem}`;
+  const dbs = `${b.included.length}/${b.databases.length} ${b.included.join(", ")}`;
   return dbs.length > 60 ? dbs.slice(0, 57) + "..." : dbs;
 }
 
@@ -66,16 +68,14 @@ export async function listBackups(config: Config, tier?: Tier): Promise<ListedBa
 }
 
 export async function run(config: Config, deps: Deps, args: ListArgs): Promise<ListedBackup[]> {
+  await assertBackupDir(config.backupDir, "there is nothing to list");
   const listed = await listBackups(config, args.tier);
   if (args.json) {
     deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed }, null, 2) + "\n");
     return listed;
   }
   if (listed.length === 0) {
-    const why = existsSync(config.backupDir)
-      ? `no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}`
-      : `BACKUP_DIR=${config.backupDir} does not exist (is the storage box mounted?)`;
-    deps.out(`${why}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
+    deps.out(`no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
     return listed;
   }
   const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"]];

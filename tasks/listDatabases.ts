@@ -9,6 +9,7 @@ import { humanBytes, table } from "../lib/core/format.js";
 import { childEnv } from "../lib/postgres/connection.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
 import { verifySignedManifest } from "../lib/store/signature.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import { listSections } from "../lib/sql/sections.js";
 
 export interface ListDatabasesArgs {
@@ -50,6 +51,7 @@ async function fromStream(config: Config, deps: Deps, path: string, codec: Param
 }
 
 async function listDatabasesOf(config: Config, deps: Deps, file: string): Promise<DatabaseListing> {
+  if (!file.includes("/")) await assertBackupDir(config.backupDir, "there is nothing to list");
   const f = await resolveFile(config.backupDir, file);
   const key = config.signing.verifyKey;
   const unsigned = key === null ? null : await verifySignedManifest(f.path, key);

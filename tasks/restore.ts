@@ -9,6 +9,7 @@ import type { Logger } from "../lib/core/log.js";
 import { childEnv, withClient } from "../lib/postgres/connection.js";
 import { catalogWithMirror, ensureLocal, mirrorFetcher } from "../lib/s3/mirrorFallback.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import type { ResolvedFile } from "../lib/store/resolveFile.js";
 import { executeRestore, restoreContext } from "../lib/restore/exec.js";
 import type { RestoreOutcome, RestoreRequest } from "../lib/restore/exec.js";
@@ -86,6 +87,8 @@ function report(deps: Deps, log: Logger, outcome: RestoreOutcome, from: string):
 
 export async function run(config: Config, deps: Deps, args: RestoreArgs): Promise<RestoreResult> {
   const log = deps.log.child({ task: args.command });
+  // A FILE given as a path needs no BACKUP_DIR; everything else reads or downloads into it.
+  if (args.command === "restore-latest" || !args.file.includes("/")) await assertBackupDir(config.backupDir, "nothing was restored");
   if (args.command === "restore-latest") {
     const at = parseAt(args.at);
     const catalog = await catalogWithMirror(config, log);
@@ -101,7 +104,10 @@ export async function run(config: Config, deps: Deps, args: RestoreArgs): Promis
     return report(deps, log, outcome, plan.chain.join(" -> "));
   }
   const f = await resolveFile(config.backupDir, args.file, mirrorFetcher(config, log));
-  if (f.manifestProblem !== null) log.warn({ backup: f.name }, `manifest not used: ${f.manifestProblem}`);
+  // A seed-era file has no manifest and is read as it is; one whose manifest is broken or forged is not.
+  if (f.manifestProblem !== null) {
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: the manifest ${f.path}.json is unusable (${f.manifestProblem}); restore another backup, or remove ${f.path}.json to restore the file as a backup without a manifest`);
+  }
   const request =
     args.command === "restore-full"
       ? fullRequest(f, await databasesOf(config, deps, f), args.dropExisting)

@@ -2,6 +2,7 @@
 // its age (from the catalog), and each task's last run, result and last success (from the
 // state behind METRICS_FILE), and verify's last check results.
 import { scanCatalog } from "../lib/store/catalog.js";
+import { assertBackupDir } from "../lib/store/backupDir.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
@@ -58,6 +59,7 @@ export function humanAge(seconds: number): string {
 
 export async function statusReport(config: Config, deps: Deps): Promise<StatusReport> {
   const now = deps.now();
+  await assertBackupDir(config.backupDir, "no status can be given");
   const catalog = await scanCatalog(config.backupDir);
   const usable = catalog.filter((e) => e.problem === null && e.manifest !== null);
   const newest = Object.fromEntries(

@@ -11,6 +11,20 @@ export interface Program {
   label: string;
 }
 
+/** What a compressor or decompressor needs of the environment: it only moves bytes. */
+const FILTER_ENV = ["PATH", "LANG", "LC_ALL", "TMPDIR"];
+
+/**
+ * The environment for a compressor or decompressor: PATH and the locale, nothing else. The
+ * callers' env carries PGPASSWORD and the other libpq variables for pg_dump/psql; a filter
+ * program has no use for them, and GZIP, BZIP2 or ZSTD_CLEVEL would change its output.
+ */
+export function filterEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const key of FILTER_ENV) if (env[key] !== undefined) out[key] = env[key];
+  return out;
+}
+
 function pick(candidates: string[], env: NodeJS.ProcessEnv): string | null {
   for (const c of candidates) if (which(c, env) !== null) return c;
   return null;

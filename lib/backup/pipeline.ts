@@ -8,6 +8,7 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { hashTap } from "../store/checksum.js";
 import type { Program } from "./compression.js";
+import { filterEnv } from "./compression.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import { ProcessError, spawnFilter } from "../core/proc.js";
 import { SinkClosedError } from "./sink.js";
@@ -52,7 +53,7 @@ export async function writeCompressed(
   // holds it); commitPartial reopens the file to fsync it.
   const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });
   const closed = new Promise<void>((resolve) => file.once("close", () => resolve()));
-  const child = compressor === null ? null : spawnFilter(compressor.program, compressor.args, env);
+  const child = compressor === null ? null : spawnFilter(compressor.program, compressor.args, filterEnv(env));
   const sink = child === null ? hasher : (child.stdin as Writable);
   const stages: Promise<unknown>[] = [];
   if (child === null) {

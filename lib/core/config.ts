@@ -1,8 +1,8 @@
 // Configuration is read once, at the edge (tasks/cli.ts), from the environment into a
 // typed, frozen object. Every bad value fails here with the variable, the problem and the fix.
-import { existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { ConfigError, errnoCode } from "./errors.js";
 import type { Codec } from "./codec.js";
 import { CODECS } from "./codec.js";
@@ -108,6 +108,57 @@ export function readSecretFile(name: string, path: string, fix: string): Secret 
   return new Secret(value);
 }
 
+function checkReadableFile(name: string, path: string, fix: string): void {
+  try {
+    if (!statSync(path).isFile()) throw new ConfigError(`${name}=${path} is not a file; ${fix}`);
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${name}=${path} is not readable (${errnoCode(err) ?? "error"}); ${fix}`, { cause: err });
+  }
+}
+
+/** S3's bucket naming rules (general purpose buckets), which S3-compatible servers follow too. */
+function bucketProblem(bucket: string): string | null {
+  if (bucket.length < 3 || bucket.length > 63) return "is not 3 to 63 characters long";
+  if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(bucket)) return "may hold only lowercase letters, digits, dots and hyphens, and must begin and end with a letter or digit";
+  if (bucket.includes("..")) return "must not hold two adjacent dots";
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(bucket)) return "must not look like an IP address";
+  return null;
+}
+
+/** S3_SSE: AES256, aws:kms (the AWS-managed key) or aws:kms:<key id, ARN or alias/name>. */
+function sseSetting(env: Env): string | null {
+  const sse = str(env, "S3_SSE", "");
+  if (sse === "") return null;
+  if (sse === "AES256" || sse === "aws:kms" || /^aws:kms:[A-Za-z0-9:/_-]+$/.test(sse)) return sse;
+  throw new ConfigError(`S3_SSE=${JSON.stringify(sse)} is not a server-side encryption S3 knows; use AES256, aws:kms, or aws:kms:<key id or ARN>, or unset it`);
+}
+
+/** PG_BINDIR, when set, must hold the server programs verify --restore runs. */
+function checkBinDir(env: Env): void {
+  const dir = env.PG_BINDIR;
+  if (dir === undefined || dir === "") return;
+  const fix = "point it at the folder with initdb and pg_ctl (e.g. /usr/lib/postgresql/16/bin) or unset it";
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ConfigError(`PG_BINDIR=${dir} is not a folder; ${fix}`);
+  for (const program of ["initdb", "pg_ctl"]) {
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+    } catch (err) {
+      throw new ConfigError(`PG_BINDIR=${dir} has no executable ${program}; ${fix}`, { cause: err });
+    }
+  }
+}
+
+/** VERIFY_PG* settings describe the server VERIFY_PGHOST names; without it they would be ignored. */
+function checkVerifyServer(env: Env): void {
+  if (env.VERIFY_PGHOST !== undefined && env.VERIFY_PGHOST !== "") return;
+  const orphan = ["VERIFY_PGPORT", "VERIFY_PGUSER", "VERIFY_PGDATABASE", "VERIFY_PGPASSWORD_FILE"].find((n) => env[n] !== undefined && env[n] !== "");
+  if (orphan !== undefined) {
+    throw new ConfigError(`${orphan}=${JSON.stringify(env[orphan])} is set but VERIFY_PGHOST is not; set VERIFY_PGHOST to the verify server, or unset ${orphan} to verify in a throwaway cluster`);
+  }
+}
+
 function validTimeZone(env: Env): string {
   const tz = str(env, "TZ", "Europe/Berlin").replace(/^:/, "");
   try {
@@ -133,7 +184,11 @@ function pgConfig(env: Env): PgConfig {
     passwordSource = `POSTGRES_PASSWORD_FILE=${DEFAULT_PASSWORD_FILE} (default)`;
   }
   const passfile = env.PGPASSFILE !== undefined && env.PGPASSFILE !== "" ? env.PGPASSFILE : null;
-  if (password === null && passfile !== null) passwordSource = `PGPASSFILE=${passfile}`;
+  if (password === null && passfile !== null) {
+    // libpq and pg skip a passfile they cannot read without a word; the server then reports a wrong password.
+    checkReadableFile("PGPASSFILE", passfile, "mount the passfile there (mode 0600), or set PGPASSWORD or POSTGRES_PASSWORD_FILE instead");
+    passwordSource = `PGPASSFILE=${passfile}`;
+  }
   return {
     host: str(env, "PGHOST", "postgres"),
     port: int(env, "PGPORT", 5432, 1, 65535, "set the port PostgreSQL listens on (5432 by default)"),
@@ -149,6 +204,12 @@ function pgConfig(env: Env): PgConfig {
 function s3Config(env: Env): S3Config | null {
   const bucket = str(env, "S3_BUCKET", "");
   if (bucket === "") return null;
+  const badBucket = bucketProblem(bucket);
+  if (badBucket !== null) throw new ConfigError(`S3_BUCKET=${JSON.stringify(bucket)} ${badBucket}; use the bucket's exact name, e.g. pg-backups`);
+  const region = str(env, "S3_REGION", "us-east-1");
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(region)) {
+    throw new ConfigError(`S3_REGION=${JSON.stringify(region)} is not a region name (lowercase letters, digits and hyphens, e.g. eu-central-1); use the bucket's region, or unset it for us-east-1`);
+  }
   const keyFile = env.AWS_ACCESS_KEY_ID_FILE;
   const secretFile = env.AWS_SECRET_ACCESS_KEY_FILE;
   const fix = "mount the secret or use the AWS SDK credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role)";
@@ -165,9 +226,9 @@ function s3Config(env: Env): S3Config | null {
     bucket,
     prefix: str(env, "S3_PREFIX", "").replace(/^\/+|\/+$/g, ""),
     endpoint: endpoint === "" ? null : endpoint,
-    region: str(env, "S3_REGION", "us-east-1"),
+    region,
     forcePathStyle: bool(env, "S3_FORCE_PATH_STYLE", endpoint !== ""),
-    sse: str(env, "S3_SSE", "") || null,
+    sse: sseSetting(env),
     accessKeyId,
     secretAccessKey,
     retention: oneOf(env, "S3_RETENTION", ["mirror", "keep"] as const, "mirror"),
@@ -181,6 +242,9 @@ export function resolveConfig(env: Env): Readonly<Config> {
   }
   const codec = oneOf(env, "BACKUP_COMPRESSION", CODECS, "bzip2");
   const [lo, hi, defLevel] = LEVEL_RANGE[codec];
+  if (codec === "none" && (env.BACKUP_COMPRESSION_LEVEL ?? "") !== "") {
+    throw new ConfigError(`BACKUP_COMPRESSION_LEVEL=${env.BACKUP_COMPRESSION_LEVEL ?? ""} is set but BACKUP_COMPRESSION=none compresses nothing; unset BACKUP_COMPRESSION_LEVEL or choose a codec`);
+  }
   const level = codec === "none" ? null : int(env, "BACKUP_COMPRESSION_LEVEL", defLevel ?? 0, lo, hi, `${codec} levels are ${lo}..${hi}`);
   const keepAllDays = int(env, "RETENTION_KEEP_ALL_DAYS", 14, 0, 36_500, "days during which every backup is kept");
   const keepDifferentialDays = int(env, "RETENTION_KEEP_DIFFERENTIAL_DAYS", 42, 0, 36_500, "days during which differentials are kept");
@@ -191,6 +255,11 @@ export function resolveConfig(env: Env): Readonly<Config> {
   const keepFullDays = keepFullRaw === "" ? Infinity : int(env, "RETENTION_KEEP_FULL_DAYS", 0, keepDifferentialDays, 36_500, `fulls are kept at least as long as differentials (${keepDifferentialDays}); unset it to keep fulls forever`);
   const logFileRaw = env.LOG_FILE;
   const metrics = str(env, "METRICS_FILE", "");
+  if (metrics !== "" && !isAbsolute(metrics)) {
+    throw new ConfigError(`METRICS_FILE=${JSON.stringify(metrics)} is not an absolute path; use the node_exporter textfile folder, e.g. /var/lib/node_exporter/textfile/pg_swarm_backup.prom`);
+  }
+  checkBinDir(env);
+  checkVerifyServer(env);
   return Object.freeze({
     pg: Object.freeze(pgConfig(env)),
     backupDir,

@@ -43,11 +43,12 @@ export function describeConnectError(cfg: PgConfig, database: string, err: unkno
   const where = `${cfg.user}@${cfg.host}:${cfg.port}/${database}`;
   const detail = redact(e.message ?? String(err), [cfg.password]);
   if (e.code === PgCode.invalidPassword || /password authentication failed|no password supplied|SASL/i.test(e.message ?? "")) {
-    return new TaskError(
-      ExitCode.database,
-      `PostgreSQL rejected the password for ${where} (password from ${cfg.passwordSource}); check that secret or variable holds the current password of PGUSER=${cfg.user}`,
-      { cause: err },
-    );
+    // libpq and pg skip passfile lines that do not match (or a file with loose permissions) silently.
+    const fix =
+      cfg.password === null && cfg.passfile !== null
+        ? `check that ${cfg.passfile} has a line ${cfg.host}:${cfg.port}:*:${cfg.user}:<password> (or matching wildcards) with the current password, and mode 0600`
+        : `check that secret or variable holds the current password of PGUSER=${cfg.user}`;
+    return new TaskError(ExitCode.database, `PostgreSQL rejected the password for ${where} (password from ${cfg.passwordSource}); ${fix}`, { cause: err });
   }
   if (e.code === PgCode.invalidCatalogName) {
     return new TaskError(ExitCode.database, `database "${database}" does not exist on ${cfg.host}:${cfg.port} (${detail}); check PGDATABASE`, { cause: err });

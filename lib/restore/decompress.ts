@@ -3,7 +3,7 @@
 // the decompressor fails (a truncated or corrupt file).
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { decompressorFor } from "../backup/compression.js";
+import { decompressorFor, filterEnv } from "../backup/compression.js";
 import type { Codec } from "../core/codec.js";
 import { spawnFilter } from "../core/proc.js";
 import { readStreamNoFollow } from "../core/noFollow.js";
@@ -27,7 +27,7 @@ export function openSqlStream(path: string, codec: Codec, threads: number, env: 
     return { stream: file, done, cancel: () => file.destroy() };
   }
   let cancelled = false;
-  const child = spawnFilter(prog.program, prog.args, env);
+  const child = spawnFilter(prog.program, prog.args, filterEnv(env));
   const feed = pipeline(file, child.stdin as NonNullable<typeof child.stdin>).catch((err: unknown) => {
     if (!cancelled) throw err;
   });

@@ -79,12 +79,19 @@ function walk(
   return path.reverse();
 }
 
+/** "NAME: reason" for the first few unusable backups, newest first. */
+function unusableReasons(entries: readonly CatalogEntry[], limit = 3): string[] {
+  const bad = entries.filter((e) => !isUsable(e)).sort(byTime).reverse();
+  const shown = bad.slice(0, limit).map((e) => `${e.name}: ${e.problem ?? "no manifest"}`);
+  return bad.length > limit ? [...shown, `${bad.length - limit} more`] : shown;
+}
+
 function noBackupMessage(catalog: readonly CatalogEntry[], at: Date | null): string {
   const usable = catalog.filter(isUsable).sort(byTime);
   const when = at === null ? "" : ` at or before ${at.toISOString()}`;
   if (catalog.length === 0) return "no backups found in BACKUP_DIR; run `backup full` first";
   const first = usable[0];
-  if (first === undefined) return `none of the ${catalog.length} backups is usable; run \`list\` to see why`;
+  if (first === undefined) return `none of the ${catalog.length} backups is usable (${unusableReasons(catalog).join("; ")}); run \`list\` to see every reason`;
   return `no usable backup${when}; the oldest usable backup is ${first.name} (${first.time.toISOString()}), choose a later --at`;
 }
 
@@ -133,6 +140,8 @@ export function planRestore(catalog: readonly CatalogEntry[], target: { at?: Dat
     chain = walked;
   }
   const point = chain.at(-1) as Usable;
+  const passedOver = catalog.filter((e) => !isUsable(e) && e.time > point.time && (at === null || e.time <= at));
+  if (passedOver.length > 0) warnings.push(`left out as unusable: ${unusableReasons(passedOver, 10).join("; ")}`);
 
   const providers = new Map<string, Usable>();
   const missing: string[] = [];

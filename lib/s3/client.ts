@@ -154,18 +154,50 @@ export function mirrorTarget(s3: S3Config, log: Logger, opts: MirrorOptions = {}
   return { s3, client: createS3Client(s3, opts), log, partSize: opts.partSize ?? DEFAULT_PART_SIZE, queueSize: opts.queueSize ?? 4 };
 }
 
-/** A small object's bytes, or null when it does not exist. */
-export async function getBytes(t: MirrorTarget, key: string): Promise<Buffer | null> {
+/** A small object that turned out larger than its reader accepts. */
+export class ObjectTooLarge extends Error {
+  constructor(
+    readonly key: string,
+    readonly bytes: number,
+    readonly maxBytes: number,
+  ) {
+    super(`${key} is ${bytes} bytes or more, more than the ${maxBytes} it may have; it was not read`);
+    this.name = "ObjectTooLarge";
+  }
+}
+
+/**
+ * A small object's bytes, or null when it does not exist. Objects are written by whoever can
+ * write the bucket, so at most `maxBytes` are read (throws ObjectTooLarge past that).
+ */
+export async function getBytes(t: MirrorTarget, key: string, maxBytes = Infinity): Promise<Buffer | null> {
+  let r;
   try {
-    const r = await t.client.send(new GetObjectCommand({ Bucket: t.s3.bucket, Key: key }));
-    return Buffer.from((await r.Body?.transformToByteArray()) ?? []);
+    r = await t.client.send(new GetObjectCommand({ Bucket: t.s3.bucket, Key: key }));
   } catch (err) {
     if ((err as Error).name === "NoSuchKey") return null;
     throw err;
   }
+  const body = r.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+  if (body === undefined) return Buffer.alloc(0);
+  if ((r.ContentLength ?? 0) > maxBytes) {
+    body.destroy?.();
+    throw new ObjectTooLarge(key, r.ContentLength ?? 0, maxBytes);
+  }
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    bytes += chunk.length;
+    if (bytes > maxBytes) {
+      body.destroy?.();
+      throw new ObjectTooLarge(key, bytes, maxBytes);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
 }
 
-/** A small object's text, or null when it does not exist. */
-export async function getText(t: MirrorTarget, key: string): Promise<string | null> {
-  return (await getBytes(t, key))?.toString("utf8") ?? null;
+/** A small object's text, or null when it does not exist; at most `maxBytes` are read. */
+export async function getText(t: MirrorTarget, key: string, maxBytes = Infinity): Promise<string | null> {
+  return (await getBytes(t, key, maxBytes))?.toString("utf8") ?? null;
 }

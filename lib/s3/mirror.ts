@@ -17,14 +17,15 @@ import type { Config, S3Config } from "../core/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Manifest } from "../store/manifest.js";
-import { manifestProblem } from "../store/manifest.js";
+import { MANIFEST_MAX_BYTES, ManifestInvalid, parseManifest } from "../store/manifest.js";
 import { hashTap, parseChecksumFile } from "../store/checksum.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { Tier } from "../store/naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./client.js";
-import { getBytes, getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
-import { commitFile, ensureTierDir } from "../store/storage.js";
+import { ObjectTooLarge, getBytes, getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
+import { commitFile, ensureTierDir, storageError } from "../store/storage.js";
+import { isStorageErrno } from "../store/backupDir.js";
 import { shutdown } from "../core/shutdown.js";
 import { createExclusive, tempPath } from "../core/atomicWrite.js";
 import type { FileModes } from "../core/fileModes.js";
@@ -33,6 +34,8 @@ import { DEFAULT_FILE_MODES } from "../core/fileModes.js";
 /** S3 allows at most 10 000 parts; larger files get larger parts. */
 const MAX_PARTS = 10_000;
 const PROGRESS_MS = 5000;
+/** A .sha256 sidecar is one line: 64 hex digits, two spaces, the name. */
+const SIDECAR_MAX_BYTES = 4096;
 
 /** A local backup to upload: a usable CatalogEntry or a written BackupResult both fit. */
 export interface LocalBackup {
@@ -194,7 +197,13 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
   const refuse = (why: string) => new TaskError(ExitCode.refused, `${s3Url(t.s3, key)} ${why}; it was not used and nothing was written to ${dir}`);
   const unregister = shutdown.register(`download ${partial}`, () => rm(partial, { force: true }));
   try {
-    const [sidecar, manifestText, signature] = await Promise.all([getText(t, key + CHECKSUM_SUFFIX), getText(t, key + MANIFEST_SUFFIX), getBytes(t, key + SIGNATURE_SUFFIX)]);
+    const [sidecar, manifestText, signature] = await Promise.all([
+      getText(t, key + CHECKSUM_SUFFIX, SIDECAR_MAX_BYTES),
+      getText(t, key + MANIFEST_SUFFIX, MANIFEST_MAX_BYTES),
+      getBytes(t, key + SIGNATURE_SUFFIX, SIDECAR_MAX_BYTES),
+    ]).catch((err: unknown) => {
+      throw err instanceof ObjectTooLarge ? refuse(`has a sidecar that is too large (${err.message})`) : err;
+    });
     if (sidecar === null || manifestText === null) return null;
     const recorded = parseChecksumFile(sidecar, name);
     if (typeof recorded === "string") throw refuse(`has an unusable checksum file (${recorded})`);
@@ -202,15 +211,13 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
     if (recorded.manifest !== null && recorded.manifest !== createHash("sha256").update(manifestText).digest("hex")) {
       throw refuse("has a manifest that does not match its .sha256 file");
     }
-    let manifest: unknown;
+    let manifest: Manifest;
     try {
-      manifest = JSON.parse(manifestText);
-    } catch {
-      throw refuse("has a manifest that is not valid JSON");
+      manifest = parseManifest(manifestText, name + MANIFEST_SUFFIX, name);
+    } catch (err) {
+      throw refuse(`has an unusable manifest (${err instanceof ManifestInvalid ? err.reason : (err as Error).message})`);
     }
-    const problem = manifestProblem(manifest, name);
-    if (problem !== null) throw refuse(`has an unusable manifest (${problem})`);
-    if ((manifest as Manifest).sha256 !== expected) throw refuse("has a .sha256 sidecar and a manifest that disagree");
+    if (manifest.sha256 !== expected) throw refuse("has a .sha256 sidecar and a manifest that disagree");
     const obj = await t.client.send(new GetObjectCommand({ Bucket: t.s3.bucket, Key: key })).catch((err: unknown) => {
       if ((err as Error).name === "NoSuchKey") return null;
       throw err;
@@ -230,6 +237,8 @@ export async function downloadBackup(t: MirrorTarget, name: string, backupDir: s
     return path;
   } catch (err) {
     await rm(partial, { force: true }).catch(() => undefined);
+    // A full or read-only BACKUP_DIR is exit 9 naming it, as for a backup, not an S3 failure.
+    if (!(err instanceof TaskError) && isStorageErrno(err)) throw storageError(backupDir, partial, err);
     throw await s3Failure(t.s3, t.client, `download of ${name} from ${s3Url(t.s3, key)}`, err, ExitCode.failed);
   } finally {
     unregister();

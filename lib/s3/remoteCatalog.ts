@@ -7,11 +7,11 @@ import type { CatalogEntry } from "../store/catalog.js";
 import { tierDir } from "../store/catalog.js";
 import { ExitCode } from "../core/errors.js";
 import type { Manifest } from "../store/manifest.js";
-import { manifestProblem } from "../store/manifest.js";
+import { MANIFEST_MAX_BYTES, ManifestInvalid, manifestSizeProblem, parseManifest } from "../store/manifest.js";
 import type { Tier } from "../store/naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { MirrorTarget } from "./client.js";
-import { getText, keyPrefix, objectKey, s3Failure, s3Url } from "./client.js";
+import { ObjectTooLarge, getText, keyPrefix, objectKey, s3Failure, s3Url } from "./client.js";
 import { mapLimit } from "../core/concurrency.js";
 
 export interface RemoteBackup {
@@ -109,21 +109,21 @@ export function planMirror(local: readonly CatalogEntry[], remote: readonly Remo
   return plan;
 }
 
-/** The remote manifest of a backup, or null when it is missing or unusable. */
-export async function readRemoteManifest(t: MirrorTarget, r: Pick<RemoteBackup, "name" | "tier">): Promise<Manifest | null> {
+/** The remote manifest of a backup, or why it cannot be used (missing, too large, not valid JSON, failing the schema). */
+export async function readRemoteManifest(t: MirrorTarget, r: Pick<RemoteBackup, "name" | "tier">): Promise<{ manifest: Manifest; problem: null } | { manifest: null; problem: string }> {
   const key = objectKey(t.s3, r.tier, r.name) + MANIFEST_SUFFIX;
   let text: string | null;
   try {
-    text = await getText(t, key);
+    text = await getText(t, key, MANIFEST_MAX_BYTES);
   } catch (err) {
+    if (err instanceof ObjectTooLarge) return { manifest: null, problem: `invalid manifest in S3: ${manifestSizeProblem(err.bytes) ?? err.message}` };
     throw await s3Failure(t.s3, t.client, `download of ${s3Url(t.s3, key)}`, err, ExitCode.failed);
   }
-  if (text === null) return null;
+  if (text === null) return { manifest: null, problem: `no manifest ${r.name}${MANIFEST_SUFFIX} in S3` };
   try {
-    const m: unknown = JSON.parse(text);
-    return manifestProblem(m, r.name) === null ? (m as Manifest) : null;
-  } catch {
-    return null;
+    return { manifest: parseManifest(text, s3Url(t.s3, key), r.name), problem: null };
+  } catch (err) {
+    return { manifest: null, problem: err instanceof ManifestInvalid ? `invalid manifest in S3: ${err.reason}` : (err as Error).message };
   }
 }
 
@@ -134,7 +134,8 @@ export async function readRemoteManifest(t: MirrorTarget, r: Pick<RemoteBackup, 
 export async function remoteCatalog(t: MirrorTarget, backupDir: string, remote?: readonly RemoteBackup[]): Promise<CatalogEntry[]> {
   const list = remote ?? (await listRemote(t));
   const out = await mapLimit(list, 8, async (r): Promise<CatalogEntry> => {
-    const manifest = r.problem === null ? await readRemoteManifest(t, r) : null;
+    const read = r.problem === null ? await readRemoteManifest(t, r) : null;
+    const manifest = read?.manifest ?? null;
     return {
       name: r.name,
       tier: r.tier,
@@ -142,7 +143,7 @@ export async function remoteCatalog(t: MirrorTarget, backupDir: string, remote?:
       time: manifest !== null ? new Date(manifest.startedAt) : r.time,
       parent: manifest?.parent ?? null,
       manifest,
-      problem: r.problem ?? (manifest === null ? `manifest ${r.name}${MANIFEST_SUFFIX} in S3 is unusable` : null),
+      problem: r.problem ?? read?.problem ?? null,
       bytes: r.bytes ?? 0,
     };
   });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { ExitCode, errnoCode } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
 import type { Manifest } from "./manifest.js";
-import { readManifest } from "./manifest.js";
+import { ManifestInvalid, readManifest } from "./manifest.js";
 import type { Tier } from "./naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, TIERS, parseBackupName } from "./naming.js";
 
@@ -86,7 +86,7 @@ async function readEntry(dir: string, name: string, files: ReadonlyMap<string, D
     try {
       manifest = await readManifest(path + MANIFEST_SUFFIX, name);
     } catch (err) {
-      problem = (err as Error).message;
+      problem = err instanceof ManifestInvalid ? `invalid manifest: ${err.reason}` : (err as Error).message;
     }
   }
   if (problem === null && !files.has(name + CHECKSUM_SUFFIX)) problem = `no checksum file ${name}${CHECKSUM_SUFFIX}`;

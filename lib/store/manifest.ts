@@ -1,11 +1,13 @@
-// The manifest written beside every backup (<name>.json). Readers trust a backup only
-// when its manifest parses and matches its name; everything else is "invalid".
-import { readFile } from "node:fs/promises";
+// The manifest written beside every backup (<name>.json). Readers trust a backup only when
+// its manifest is small enough, parses and passes the schema (./manifestSchema.ts); everything
+// else is "invalid" with the reason.
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
-import { TIERS } from "./naming.js";
+import { manifestProblem } from "./manifestSchema.js";
 
-export const MANIFEST_FORMAT = 1;
+export { MANIFEST_FORMAT, manifestProblem } from "./manifestSchema.js";
 
 /** Per-database change fingerprint, taken before the dump starts (see lib/backup/fingerprint.ts). */
 export interface DatabaseFingerprint {
@@ -47,35 +49,73 @@ export interface Manifest {
   rowCounts: Record<string, Record<string, number>>;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/**
+ * The largest manifest read. Row counts dominate its size (one pretty-printed line per table):
+ * 100 000 tables whose schema and table names both have PostgreSQL's maximum 63 bytes write
+ * 14.9 MB, which `list` reads in about 0.5 s and 110 MB. 32 MiB fits twice that worst case
+ * (about 400 000 tables with ordinary names) and keeps one manifest's cost to seconds and a
+ * few hundred MB; a planted 300 MB manifest is refused by its size, unread.
+ */
+export const MANIFEST_MAX_BYTES = 32 * 1024 * 1024;
+
+/** Why a manifest of `bytes` is not read, or null when its size is fine. */
+export function manifestSizeProblem(bytes: number): string | null {
+  return bytes > MANIFEST_MAX_BYTES ? `it is ${bytes} bytes, more than the ${MANIFEST_MAX_BYTES} a manifest may have; it was not read` : null;
 }
 
-/** Checks the shape a reader relies on; returns the reason it is unusable, or null. */
-export function manifestProblem(m: unknown, expectedName?: string): string | null {
-  if (!isObject(m)) return "manifest is not a JSON object";
-  if (m.format !== MANIFEST_FORMAT) return `unsupported manifest format ${String(m.format)}`;
-  if (typeof m.name !== "string") return "manifest has no name";
-  if (expectedName !== undefined && m.name !== expectedName) {
-    return `manifest names "${m.name}", not "${expectedName}"`;
+/** A manifest that makes its backup unusable; `reason` says why without the path. */
+export class ManifestInvalid extends Error {
+  constructor(
+    where: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${where}: ${reason}`, options);
+    this.name = "ManifestInvalid";
   }
-  if (!TIERS.includes(m.tier as Tier)) return `manifest has unknown tier ${String(m.tier)}`;
-  if (typeof m.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(m.sha256)) return "manifest has no sha256";
-  if (typeof m.startedAt !== "string" || Number.isNaN(Date.parse(m.startedAt))) return "manifest has no startedAt";
-  if (!Array.isArray(m.databases) || !Array.isArray(m.included)) return "manifest lacks database lists";
-  if (!isObject(m.fingerprint)) return "manifest has no fingerprint";
-  return null;
 }
 
-export async function readManifest(path: string, expectedName?: string): Promise<Manifest> {
-  const text = await readFile(path, "utf8");
+/** A manifest's text checked against the schema; throws ManifestInvalid with the reason it is unusable. */
+export function parseManifest(text: string, where: string, fileName?: string): Manifest {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${path} is not valid JSON; the backup is unusable until it is rewritten or removed`, { cause: err });
+    throw new ManifestInvalid(where, `not valid JSON (${(err as Error).message}); the backup is unusable until it is rewritten or removed`, { cause: err });
   }
-  const problem = manifestProblem(parsed, expectedName);
-  if (problem !== null) throw new Error(`${path}: ${problem}`);
+  const problem = manifestProblem(parsed, fileName);
+  if (problem !== null) throw new ManifestInvalid(where, problem);
   return parsed as Manifest;
+}
+
+/**
+ * Reads at most MANIFEST_MAX_BYTES + 1 bytes, whatever the size said at open (a file may grow),
+ * and never blocks on a FIFO planted under a manifest's name.
+ */
+async function readBounded(path: string): Promise<string> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await fh.stat();
+    if (!info.isFile()) throw new ManifestInvalid(path, "not a regular file");
+    const tooBig = manifestSizeProblem(info.size);
+    if (tooBig !== null) throw new ManifestInvalid(path, tooBig);
+    const buf = Buffer.alloc(Math.min(info.size, MANIFEST_MAX_BYTES) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, length, buf.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length === buf.length) {
+        if (length > MANIFEST_MAX_BYTES) throw new ManifestInvalid(path, manifestSizeProblem(length) ?? "");
+        break;
+      }
+    }
+    return buf.toString("utf8", 0, length);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readManifest(path: string, expectedName?: string): Promise<Manifest> {
+  return parseManifest(await readBounded(path), path, expectedName);
 }

@@ -11,7 +11,7 @@ import { tierDir, tierDirExists } from "./catalog.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
 import type { Manifest } from "./manifest.js";
-import { readManifest } from "./manifest.js";
+import { ManifestInvalid, readManifest } from "./manifest.js";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
 import { MANIFEST_SUFFIX, TIERS, codecOfExtension, parseBackupName } from "./naming.js";
@@ -97,7 +97,7 @@ export async function resolveFile(backupDir: string, file: string, fetchMissing?
     try {
       manifest = await readManifest(path + MANIFEST_SUFFIX, name);
     } catch (err) {
-      manifestProblem = (err as Error).message;
+      manifestProblem = err instanceof ManifestInvalid ? err.reason : (err as Error).message;
     }
   }
   return { name, path, codec: manifest?.compression.codec ?? codecOf(name), manifest, manifestProblem };

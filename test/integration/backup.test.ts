@@ -245,10 +245,10 @@ describe("CLI", () => {
     expect(r.code).toBe(2);
   });
 
-  it("lists nothing helpfully on a missing BACKUP_DIR", async () => {
+  it("a missing BACKUP_DIR is a storage error (9) for list, naming it and the fix", async () => {
     const r = await runCli(["list"], { BACKUP_DIR: "/nonexistent/backups" });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/BACKUP_DIR=\/nonexistent\/backups does not exist/);
+    expect(r.code).toBe(9);
+    expect(r.stderr).toMatch(/BACKUP_DIR=\/nonexistent\/backups does not exist; there is nothing to list\. Mount the storage box/);
   });
 });
 

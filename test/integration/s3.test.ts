@@ -16,7 +16,8 @@ import type { LocalBackup } from "../../lib/s3/mirror.js";
 import { deleteRemote, downloadBackup, fetchFromMirror, mirrorAll, mirrorDeletions, uploadBackup } from "../../lib/s3/mirror.js";
 import type { Tier } from "../../lib/store/naming.js";
 import { backupName } from "../../lib/store/naming.js";
-import { listRemote } from "../../lib/s3/remoteCatalog.js";
+import { listRemote, remoteCatalog } from "../../lib/s3/remoteCatalog.js";
+import { MANIFEST_MAX_BYTES } from "../../lib/store/manifest.js";
 import type { MirrorTarget } from "../../lib/s3/client.js";
 import { getBytes, getText, mirrorTarget } from "../../lib/s3/client.js";
 import { checksumLine } from "../../lib/store/storage.js";
@@ -179,6 +180,49 @@ describe("download", () => {
 
     expect(await downloadBackup(t, "20200101_000000_full.sql.bz2", dir)).toBeNull();
     expect(await fetchFromMirror({ ...config, s3: null }, b.name, deps.log)).toBeNull();
+  });
+
+  it("a download that fills BACKUP_DIR is a storage error (9) naming it, with nothing left behind", async () => {
+    const { dir, t } = setup("enospc");
+    const b = fakeBackup(dir, "full", T("2026-03-05T03:00:00Z"), 1 * MiB);
+    await uploadBackup(t, b);
+    const small = tempDir("pgsb-enospc-");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", small]);
+    try {
+      const err = await downloadBackup(t, b.name, small).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskError);
+      expect((err as TaskError).exitCode).toBe(ExitCode.storage);
+      expect((err as TaskError).message).toMatch(new RegExp(`^BACKUP_DIR=${small}: cannot write .*${b.name.replace(/\./g, "\\.")}\\.partial \\(ENOSPC`));
+      expect(readdirSync(join(small, "full"))).toEqual([]);
+      // The same through the CLI: restore-full of a bare name fetches it from the mirror first.
+      const r = await runCli(["restore-full", b.name], cliEnv(inject("cluster"), small, s3Env(shared.port, "enospc")));
+      expect(r.code, r.stderr).toBe(9);
+      expect(r.stderr).toMatch(new RegExp(`BACKUP_DIR=${small}: cannot write .*ENOSPC: no space left on the device`));
+      expect(readdirSync(join(small, "full"))).toEqual([]);
+    } finally {
+      execFileSync("umount", [small]);
+    }
+  });
+});
+
+describe("remote manifests", () => {
+  it("a forged or oversized manifest in S3 makes that backup unusable with the reason, and a download of it is refused", async () => {
+    const { dir, config, t } = setup("forged");
+    const evil = fakeBackup(dir, "full", T("2026-03-06T03:00:00Z"), 1000);
+    const huge = fakeBackup(dir, "incremental", T("2026-03-06T04:00:00Z"), 1000);
+    await mirrorAll(t, await scanCatalog(dir));
+    const key = (b: LocalBackup) => `forged/${b.tier}/${b.name}.json`;
+    await t.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key(evil), Body: JSON.stringify({ ...evil.manifest, compression: { codec: "evil", program: "x", level: 1 } }) }));
+    await t.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key(huge), Body: Buffer.alloc(MANIFEST_MAX_BYTES + 1, 0x20) }));
+    const entries = await remoteCatalog(t, config.backupDir);
+    const problem = (b: LocalBackup) => entries.find((e) => e.name === b.name)?.problem;
+    expect(problem(evil)).toBe('invalid manifest in S3: compression.codec: "evil" is not one of bzip2, zstd, gzip, none');
+    expect(problem(huge)).toMatch(new RegExp(`^invalid manifest in S3: it is ${MANIFEST_MAX_BYTES + 1} bytes, more than the ${MANIFEST_MAX_BYTES}`));
+    removeLocal(evil);
+    const err = await downloadBackup(t, evil.name, dir).catch((e: unknown) => e);
+    expect((err as TaskError).exitCode).toBe(ExitCode.refused);
+    expect((err as TaskError).message).toMatch(/has an unusable manifest \(compression\.codec: "evil" is not one of bzip2, zstd, gzip, none\); it was not used/);
+    expect(readdirSync(join(dir, "full"))).toEqual([]);
   });
 });
 

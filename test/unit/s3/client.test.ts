@@ -44,7 +44,7 @@ describe("object keys", () => {
   });
 
   it("S3_PREFIX loses leading and trailing slashes in the config, so keys never hold //", () => {
-    const c = resolveConfig({ S3_BUCKET: "b", S3_PREFIX: "/a/b/", BACKUP_DIR: "/x" });
+    const c = resolveConfig({ S3_BUCKET: "bkt", S3_PREFIX: "/a/b/", BACKUP_DIR: "/x" });
     expect(c.s3 && objectKey(c.s3, "incremental", "n")).toBe("a/b/incremental/n");
   });
 });
