@@ -6,19 +6,24 @@ import { availableParallelism } from "node:os";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import type { Config } from "../lib/core/config.js";
-import { resolveConfig } from "../lib/core/config.js";
+import { notifyConfig, resolveConfig } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { createLogger } from "../lib/core/log.js";
+import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/core/notifier.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
 import { redact } from "../lib/core/secret.js";
 import { TOOL } from "../lib/core/version.js";
 
-/** What a handler reports back: an exit code other than 0, and the bytes a backup wrote (for metrics). */
+/** What a handler reports back: an exit code other than 0, and what a backup wrote (for metrics and notifications). */
 interface Outcome {
   code?: ExitCode;
   bytes?: number;
+  backup?: string;
+  /** Nothing changed, nothing written: a success for the monitor, "skipped" in the webhook. */
+  skipped?: boolean;
+  summary?: string;
 }
 type Handler = (config: Config, deps: Deps) => Promise<Outcome | void>;
 
@@ -42,32 +47,72 @@ const EXIT_TABLE = `Exit codes:
  10  restore --continue-on-error restored what it could; failed statements are listed
 130  interrupted (SIGINT); 143 terminated (SIGTERM): children stopped, partial files removed`;
 
-async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ok: boolean, started: number, bytes?: number): Promise<void> {
+async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, exitCode: number, started: number, bytes?: number): Promise<void> {
   if (config.metricsFile === null) return;
   const { recordTaskResult } = await import("../lib/core/metrics.js");
-  await recordTaskResult(config.metricsFile, { ...label, ok, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
+  const ok = exitCode === ExitCode.ok;
+  await recordTaskResult(config.metricsFile, { ...label, ok, exitCode, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
     deps.log.warn({ err: (err as Error).message, metricsFile: config.metricsFile }, "metrics not recorded"),
   );
 }
 
-async function execute(handler: Handler, task: string, metrics?: MetricsLabel): Promise<void> {
+/**
+ * Minimal stop handling so that a killed task still reaches the monitor: /fail and the
+ * failure webhook within STOP_NOTIFY_BUDGET_MS (Docker's stop grace is 10 s), then exit
+ * 128 + signal. Stopping children and removing partial files is the shutdown handler's part
+ * (lib/core/shutdown.ts); merged, it calls `notifier.failure` the same way. A second signal
+ * meets Node's default handler and ends the process at once.
+ */
+function notifyOnSignal(notifier: Notifier): void {
+  for (const [signal, code] of [["SIGTERM", ExitCode.terminated], ["SIGINT", ExitCode.interrupted]] as const) {
+    process.once(signal, () => {
+      process.exitCode = code;
+      const why = `stopped by ${signal} (docker service rm, a stop, or a timeout) before the task finished`;
+      void notifier.failure(code, why, STOP_NOTIFY_BUDGET_MS).finally(() => process.exit(code));
+    });
+  }
+}
+
+/** Pings and the webhook for a task whose configuration failed: the monitor hears of it too, if its own settings are sound. */
+function notifierWithoutConfig(task: string, tier: string | null): Notifier | undefined {
+  try {
+    const config = notifyConfig(process.env);
+    const log = createLogger("info", null, { tool: TOOL.name, version: TOOL.version });
+    return new Notifier(config, { task, tier, lockMode: "wait", log, metricsFile: process.env.METRICS_FILE || null });
+  } catch {
+    return undefined;
+  }
+}
+
+/** `metrics`: recorded in METRICS_FILE; `notify`: pinged and reported to the webhook (defaults to `metrics`). */
+async function execute(handler: Handler, task: string, metrics?: MetricsLabel, notify: MetricsLabel | undefined = metrics): Promise<void> {
   let config: Config | undefined;
   let deps: Deps | undefined;
+  let notifier: Notifier | undefined;
   const started = Date.now();
   try {
     config = resolveConfig(process.env);
     const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version });
     deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
+    if (notify !== undefined) {
+      notifier = new Notifier(config.notify, { task: notify.task, tier: notify.tier ?? null, lockMode: config.lock.mode, log, metricsFile: config.metricsFile, startedAt: started });
+      if (notifier.enabled) {
+        notifyOnSignal(notifier);
+        notifier.start();
+      }
+    }
     const outcome = (await handler(config, deps)) ?? {};
     process.exitCode = outcome.code ?? ExitCode.ok;
-    if (metrics !== undefined) await recordMetrics(config, deps, metrics, process.exitCode === ExitCode.ok, started, outcome.bytes);
+    if (metrics !== undefined) await recordMetrics(config, deps, metrics, process.exitCode, started, outcome.bytes);
+    await notifier?.finish({ exitCode: process.exitCode, message: outcome.summary ?? null, skipped: outcome.skipped, backup: outcome.backup, bytes: outcome.bytes });
   } catch (err) {
     const exitCode = err instanceof TaskError ? err.exitCode : ExitCode.failed;
     const message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
     process.stderr.write(JSON.stringify({ level: "error", time: new Date().toISOString(), task, exitCode, msg: message }) + "\n");
     process.stderr.write(`pg-swarm-backup ${task}: ${message}\n`);
     process.exitCode = exitCode;
-    if (metrics !== undefined && config !== undefined && deps !== undefined) await recordMetrics(config, deps, metrics, false, started);
+    if (metrics !== undefined && config !== undefined && deps !== undefined) await recordMetrics(config, deps, metrics, exitCode, started);
+    if (notify !== undefined) await (notifier ?? notifierWithoutConfig(notify.task, notify.tier ?? null))?.failure(exitCode, message);
   }
 }
 
@@ -99,8 +144,10 @@ export async function main(argv: string[]): Promise<void> {
             const backup = await import("./backup.js");
             // With S3_BUCKET set the backup is mirrored after the local write succeeded (exit 6 if only the mirror failed).
             const r = config.s3 !== null && !a.dryRun ? await (await import("./mirror.js")).backupAndMirror(config, deps, args) : await backup.run(config, deps, args);
-            deps.out(backup.summarize(r));
-            return { bytes: r.status === "written" ? r.manifest.compressedBytes : undefined };
+            const summary = backup.summarize(r);
+            deps.out(summary);
+            if (r.status !== "written") return { skipped: r.status === "skipped", summary: summary.trim() };
+            return { bytes: r.manifest.compressedBytes, backup: r.name, summary: summary.trim() };
           },
           `backup ${String(a.tier)}`,
           a.dryRun ? undefined : { task: "backup", tier: String(a.tier) },
@@ -241,7 +288,7 @@ export async function main(argv: string[]): Promise<void> {
           const [verify, { verifyServerConfig }] = await Promise.all([import("./verify.js"), import("../lib/verify/target.js")]);
           const report = await verify.run(config, deps, { json: a.json, maxAgeHours: a.maxAge, restore: a.restore, server: verifyServerConfig(process.env) });
           return { code: report.ok ? ExitCode.ok : ExitCode.verifyFailed };
-        }, "verify"),
+        }, "verify", undefined, { task: "verify" }),
     )
     .command(
       "status",
@@ -251,6 +298,16 @@ export async function main(argv: string[]): Promise<void> {
         execute(async (config, deps) => {
           await (await import("./status.js")).run(config, deps, { json: a.json });
         }, "status"),
+    )
+    .command(
+      "notify-test",
+      "send a test ping (HEALTHCHECK_URL/log) and a test webhook (NOTIFY_URL) and show what each endpoint answered",
+      (y) => y.option("json", { type: "boolean", default: false }),
+      (a) =>
+        execute(async (config, deps) => {
+          const report = await (await import("./notifyTest.js")).run(config, deps, { json: a.json });
+          return { code: report.ok ? ExitCode.ok : ExitCode.failed };
+        }, "notify-test"),
     )
     .demandCommand(1, "name a command; see --help")
     .strict()
