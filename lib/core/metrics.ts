@@ -46,6 +46,7 @@ export interface MetricsState {
 
 export const STATE_SUFFIX = ".json";
 const LOCK_SUFFIX = ".lock";
+const NOTIFY_TARGETS = ["healthcheck", "webhook"];
 const LOCK_WAIT_MS = 10_000;
 /** A lock older than this was left by a killed task. */
 const LOCK_STALE_MS = 60_000;
@@ -127,7 +128,8 @@ export function formatMetrics(state: MetricsState): string {
       name: "pgsb_notify_failures_total",
       help: "Pings and webhooks that could not be delivered after their retries, per target.",
       type: "counter",
-      samples: Object.keys(state.notifyFailures ?? {})
+      // Both targets from the first task on, at 0: Prometheus' increase() needs the counter before its first step.
+      samples: [...new Set([...(state.series.length > 0 ? NOTIFY_TARGETS : []), ...Object.keys(state.notifyFailures ?? {})])]
         .sort()
         .map((t) => [labels({ target: t }), state.notifyFailures?.[t] ?? 0]),
     },

@@ -129,7 +129,8 @@ describe("formatMetrics", () => {
     state = applyResult(state, { task: "backup", tier: "incremental", ok: true, durationSeconds: 1, bytes: 10, finishedAt: at(5) });
     state = applyResult(state, { task: "verify", ok: false, durationSeconds: 40, finishedAt: at(10), checks: { checksum: true, decompress: false } });
     const { samples, types, help } = parsePrometheus(formatMetrics(state));
-    expect([...types.values()].every((t) => t === "gauge")).toBe(true);
+    expect([...types].filter(([, t]) => t !== "gauge")).toEqual([["pgsb_notify_failures_total", "counter"]]);
+    expect(value(samples, "pgsb_notify_failures_total", { target: "webhook" })).toBe(0);
     expect([...help.keys()].sort()).toEqual([...types.keys()].sort());
     const full = { task: "backup", tier: "full" };
     expect(value(samples, "pgsb_last_run_timestamp_seconds", full)).toBe(at(60).getTime() / 1000);
