@@ -287,7 +287,8 @@ export async function main(argv: string[]): Promise<void> {
         execute(async (config, deps) => {
           const [verify, { verifyServerConfig }] = await Promise.all([import("./verify.js"), import("../lib/verify/target.js")]);
           const report = await verify.run(config, deps, { json: a.json, maxAgeHours: a.maxAge, restore: a.restore, server: verifyServerConfig(process.env) });
-          return { code: report.ok ? ExitCode.ok : ExitCode.verifyFailed };
+          const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.name}${c.file === undefined ? "" : ` ${c.file}`}: ${c.message}`);
+          return { code: report.ok ? ExitCode.ok : ExitCode.verifyFailed, summary: report.ok ? `all ${report.checks.length} checks passed` : failed.join("\n") };
         }, "verify", undefined, { task: "verify" }),
     )
     .command(

@@ -22,6 +22,8 @@ import type { RunStatus } from "./webhook.js";
  */
 export const STOP_NOTIFY_BUDGET_MS = 3000;
 
+const COUNT_GRACE_MS = 500;
+
 export type NotifyTarget = "healthcheck" | "webhook";
 
 export interface RunEnd {
@@ -108,7 +110,8 @@ export class Notifier {
     const hook = this.#config.webhookUrl;
     if (hook !== null && shouldSendWebhook(this.#config.on, status)) sends.push(this.#webhook(hook, end, status, deadline));
     await Promise.all(sends);
-    await this.#countFailures();
+    // The metrics lock may be held by another task; a stopping task does not wait long for it.
+    await Promise.race([this.#countFailures(), sleepUntil(deadline + COUNT_GRACE_MS)]);
   }
 
   #label(): string {

@@ -150,6 +150,24 @@ describe("healthcheck pings", () => {
   });
 });
 
+describe("the other scheduled tasks", () => {
+  it("verify that finds problems pings /fail with exit 5 and the failing checks", async () => {
+    const hc = await recorder();
+    const r = await runCli(["verify"], cliEnv(cluster, tempDir("pgsb-notify-"), { HEALTHCHECK_URL: hc.url("/ping/tok") }));
+    expect(r.code).toBe(5);
+    expect(hc.paths()).toEqual(["/ping/tok/start", "/ping/tok/fail"]);
+    expect(hc.hits[1]?.body).toMatch(/^verify: exit code 5\ncatalog/);
+  });
+
+  it("a task whose configuration is wrong still pings /fail (exit 2) when the notification settings are sound", async () => {
+    const hc = await recorder();
+    const r = await runCli(["cleanup"], cliEnv(cluster, tempDir("pgsb-notify-"), { POSTGRES_PASSWORD_FILE: "/nonexistent/pw", HEALTHCHECK_URL: hc.url("/ping/tok") }));
+    expect(r.code).toBe(2);
+    expect(hc.paths()).toEqual(["/ping/tok/fail"]);
+    expect(hc.hits[0]?.body).toMatch(/^cleanup: exit code 2\nPOSTGRES_PASSWORD_FILE=\/nonexistent\/pw is not readable/);
+  });
+});
+
 describe("an endpoint that fails never changes the task's result", () => {
   it.each([
     ["hangs past the timeout", (): Answer => "hang", 3, 1],
