@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmark need on a fresh Debian machine:
-# PostgreSQL server binaries, the compressors, shellcheck, and the npm dependencies.
+# PostgreSQL server binaries, the compressors, shellcheck, promtool (Debian's prometheus
+# package; checks stack/monitoring/), and the npm dependencies.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
 command -v lbzip2 >/dev/null 2>&1 || need+=(lbzip2)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v sudo >/dev/null 2>&1 || command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 
 if [ "${#need[@]}" -gt 0 ]; then
@@ -29,7 +31,8 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The Debian package starts a cluster of its own on port 5432; the tests never use it.
+# The Debian packages start a PostgreSQL cluster (port 5432) and, where systemd runs, a
+# Prometheus server (port 9090) of their own; the tests use neither (only promtool).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error

@@ -6,20 +6,25 @@ import { availableParallelism } from "node:os";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import type { Config } from "../lib/core/config.js";
-import { resolveConfig } from "../lib/core/config.js";
+import { notifyConfig, resolveConfig } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { createLogger } from "../lib/core/log.js";
+import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/core/notifier.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
 import { redact } from "../lib/core/secret.js";
 import { shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
 
-/** What a handler reports back: an exit code other than 0, and the bytes a backup wrote (for metrics). */
+/** What a handler reports back: an exit code other than 0, and what a backup wrote (for metrics and notifications). */
 interface Outcome {
   code?: ExitCode;
   bytes?: number;
+  backup?: string;
+  /** Nothing changed, nothing written: a success for the monitor, "skipped" in the webhook. */
+  skipped?: boolean;
+  summary?: string;
 }
 type Handler = (config: Config, deps: Deps) => Promise<Outcome | void>;
 
@@ -52,22 +57,25 @@ const SHUTDOWN_DEADLINE_MS = 8000;
 const SHUTDOWN_STEP_MS = 3000;
 const SIGNAL_EXIT: Record<"SIGTERM" | "SIGINT", ExitCode> = { SIGTERM: ExitCode.terminated, SIGINT: ExitCode.interrupted };
 
-async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ok: boolean, started: number, bytes?: number): Promise<void> {
+async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, exitCode: number, started: number, bytes?: number): Promise<void> {
   if (config.metricsFile === null) return;
   const { recordTaskResult } = await import("../lib/core/metrics.js");
-  await recordTaskResult(config.metricsFile, { ...label, ok, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
+  const ok = exitCode === ExitCode.ok;
+  await recordTaskResult(config.metricsFile, { ...label, ok, exitCode, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
     deps.log.warn({ err: (err as Error).message, metricsFile: config.metricsFile }, "metrics not recorded"),
   );
 }
 
 /**
- * Installs the SIGTERM/SIGINT handlers for a running task: the releasers run (lib/core/shutdown.ts),
- * one line is logged, the run is recorded as failed, and the process exits with 143/130. The
- * task's promise is abandoned at that point, so this is the one place that calls process.exit.
- * A second signal during the cleanup is ignored: the deadline bounds the cleanup already,
- * and cutting it short would leave a partial file or a running scratch server behind.
+ * Installs the SIGTERM/SIGINT handlers for a running task: the releasers run (lib/core/shutdown.ts)
+ * while /fail and the failure webhook go out (both bounded: 8 s and STOP_NOTIFY_BUDGET_MS, inside
+ * Docker's 10 s stop grace), one line is logged, the run is recorded as failed, and the process
+ * exits with 143/130. The task's promise is abandoned at that point, so this is the one place
+ * that calls process.exit. A second signal during the cleanup is ignored: the deadline bounds
+ * the cleanup already, and cutting it short would leave a partial file or a running scratch
+ * server behind.
  */
-function onSignals(task: string, config: Config, deps: Deps, started: number, metrics?: MetricsLabel): void {
+function onSignals(task: string, config: Config, deps: Deps, started: number, metrics: MetricsLabel | undefined, notifier: Notifier | undefined): void {
   const ignored: NodeJS.Signals[] = [];
   const stop = async (signal: "SIGTERM" | "SIGINT"): Promise<void> => {
     if (!shutdown.begin(signal)) {
@@ -75,32 +83,51 @@ function onSignals(task: string, config: Config, deps: Deps, started: number, me
       return;
     }
     const t0 = Date.now();
-    const r = await shutdown.releaseAll(SHUTDOWN_DEADLINE_MS, SHUTDOWN_STEP_MS);
     const exitCode = SIGNAL_EXIT[signal];
+    const why = `stopped by ${signal} (docker service rm, a stop, or a timeout) before the task finished`;
+    const [r] = await Promise.all([shutdown.releaseAll(SHUTDOWN_DEADLINE_MS, SHUTDOWN_STEP_MS), notifier?.enabled ? notifier.failure(exitCode, why, STOP_NOTIFY_BUDGET_MS) : undefined]);
     const clean = r.failed.length === 0 && r.timedOut.length === 0 && r.skipped.length === 0;
     deps.log.warn(
       { signal, task, exitCode, released: r.released, failed: r.failed, timedOut: r.timedOut, skipped: r.skipped, ignoredSignals: ignored, cleanupMs: Date.now() - t0 },
       `${task} stopped by ${signal}: ${clean ? `released ${r.released.length} resource(s), nothing half-written kept` : "cleanup incomplete, see failed/timedOut/skipped"}`,
     );
-    if (metrics !== undefined) await recordMetrics(config, deps, metrics, false, started);
+    if (metrics !== undefined) await recordMetrics(config, deps, metrics, exitCode, started);
     process.exit(exitCode);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-async function execute(handler: Handler, task: string, metrics?: MetricsLabel): Promise<void> {
+/** Pings and the webhook for a task whose configuration failed: the monitor hears of it too, if its own settings are sound. */
+function notifierWithoutConfig(task: string, tier: string | null): Notifier | undefined {
+  try {
+    const config = notifyConfig(process.env);
+    const log = createLogger("info", null, { tool: TOOL.name, version: TOOL.version });
+    return new Notifier(config, { task, tier, lockMode: "wait", log, metricsFile: process.env.METRICS_FILE || null });
+  } catch {
+    return undefined;
+  }
+}
+
+/** `metrics`: recorded in METRICS_FILE; `notify`: pinged and reported to the webhook (defaults to `metrics`). */
+async function execute(handler: Handler, task: string, metrics?: MetricsLabel, notify: MetricsLabel | undefined = metrics): Promise<void> {
   let config: Config | undefined;
   let deps: Deps | undefined;
+  let notifier: Notifier | undefined;
   const started = Date.now();
   try {
     config = resolveConfig(process.env);
     const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version }, config.files.file);
     deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
-    onSignals(task, config, deps, started, metrics);
+    if (notify !== undefined) {
+      notifier = new Notifier(config.notify, { task: notify.task, tier: notify.tier ?? null, lockMode: config.lock.mode, log, metricsFile: config.metricsFile, startedAt: started });
+      if (notifier.enabled) notifier.start();
+    }
+    onSignals(task, config, deps, started, metrics, notifier);
     const outcome = (await handler(config, deps)) ?? {};
     process.exitCode = outcome.code ?? ExitCode.ok;
-    if (metrics !== undefined) await recordMetrics(config, deps, metrics, process.exitCode === ExitCode.ok, started, outcome.bytes);
+    if (metrics !== undefined) await recordMetrics(config, deps, metrics, process.exitCode, started, outcome.bytes);
+    await notifier?.finish({ exitCode: process.exitCode, message: outcome.summary ?? null, skipped: outcome.skipped, backup: outcome.backup, bytes: outcome.bytes });
   } catch (err) {
     // After a signal the handler above reports and exits; what the abandoned task throws meanwhile is its echo.
     if (shutdown.signal !== null) return;
@@ -109,7 +136,8 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel): 
     process.stderr.write(JSON.stringify({ level: "error", time: new Date().toISOString(), task, exitCode, msg: message }) + "\n");
     process.stderr.write(`pg-swarm-backup ${task}: ${message}\n`);
     process.exitCode = exitCode;
-    if (metrics !== undefined && config !== undefined && deps !== undefined) await recordMetrics(config, deps, metrics, false, started);
+    if (metrics !== undefined && config !== undefined && deps !== undefined) await recordMetrics(config, deps, metrics, exitCode, started);
+    if (notify !== undefined) await (notifier ?? notifierWithoutConfig(notify.task, notify.tier ?? null))?.failure(exitCode, message);
   }
 }
 
@@ -141,8 +169,10 @@ export async function main(argv: string[]): Promise<void> {
             const backup = await import("./backup.js");
             // With S3_BUCKET set the backup is mirrored after the local write succeeded (exit 6 if only the mirror failed).
             const r = config.s3 !== null && !a.dryRun ? await (await import("./mirror.js")).backupAndMirror(config, deps, args) : await backup.run(config, deps, args);
-            deps.out(backup.summarize(r));
-            return { bytes: r.status === "written" ? r.manifest.compressedBytes : undefined };
+            const summary = backup.summarize(r);
+            deps.out(summary);
+            if (r.status !== "written") return { skipped: r.status === "skipped", summary: summary.trim() };
+            return { bytes: r.manifest.compressedBytes, backup: r.name, summary: summary.trim() };
           },
           `backup ${String(a.tier)}`,
           a.dryRun ? undefined : { task: "backup", tier: String(a.tier) },
@@ -282,8 +312,9 @@ export async function main(argv: string[]): Promise<void> {
         execute(async (config, deps) => {
           const [verify, { verifyServerConfig }] = await Promise.all([import("./verify.js"), import("../lib/verify/target.js")]);
           const report = await verify.run(config, deps, { json: a.json, maxAgeHours: a.maxAge, restore: a.restore, server: verifyServerConfig(process.env) });
-          return { code: report.ok ? ExitCode.ok : ExitCode.verifyFailed };
-        }, "verify"),
+          const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.name}${c.file === undefined ? "" : ` ${c.file}`}: ${c.message}`);
+          return { code: report.ok ? ExitCode.ok : ExitCode.verifyFailed, summary: report.ok ? `all ${report.checks.length} checks passed` : failed.join("\n") };
+        }, "verify", undefined, { task: "verify" }),
     )
     .command(
       "status",
@@ -293,6 +324,16 @@ export async function main(argv: string[]): Promise<void> {
         execute(async (config, deps) => {
           await (await import("./status.js")).run(config, deps, { json: a.json });
         }, "status"),
+    )
+    .command(
+      "notify-test",
+      "send a test ping (HEALTHCHECK_URL/log) and a test webhook (NOTIFY_URL) and show what each endpoint answered",
+      (y) => y.option("json", { type: "boolean", default: false }),
+      (a) =>
+        execute(async (config, deps) => {
+          const report = await (await import("./notifyTest.js")).run(config, deps, { json: a.json });
+          return { code: report.ok ? ExitCode.ok : ExitCode.failed };
+        }, "notify-test"),
     )
     .demandCommand(1, "name a command; see --help")
     .strict()

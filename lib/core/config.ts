@@ -59,6 +59,7 @@ export interface Config {
   metricsFile: string | null;
   /** BACKUP_FILE_MODE / BACKUP_DIR_MODE: modes of the files and tier folders the tool creates. */
   files: FileModes;
+  notify: NotifyConfig;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -235,6 +236,45 @@ function s3Config(env: Env): S3Config | null {
   };
 }
 
+// --- Notifications (issue 17): healthchecks-style pings and a webhook. The URLs usually
+// carry a token in their path or query, so they are Secrets and errors name the variable only.
+export interface NotifyConfig {
+  healthcheckUrl: Secret | null;
+  webhookUrl: Secret | null;
+  on: "failure" | "always";
+  timeoutSeconds: number;
+}
+
+function notifyUrl(env: Env, name: string): Secret | null {
+  const direct = str(env, name, "");
+  const file = str(env, `${name}_FILE`, "");
+  if (direct !== "" && file !== "") throw new ConfigError(`${name} and ${name}_FILE are both set; set one of them`);
+  const fix = `use an http(s) URL, e.g. https://hc-ping.com/<uuid>, or unset ${name}`;
+  const secret = file !== "" ? readSecretFile(`${name}_FILE`, file, `mount the secret holding the URL or unset ${name}_FILE`) : direct !== "" ? new Secret(direct.trim()) : null;
+  if (secret === null) return null;
+  const source = file !== "" ? `${name}_FILE=${file}` : name;
+  let url: URL;
+  try {
+    url = new URL(secret.reveal().trim());
+  } catch {
+    // Node's TypeError carries the input; the URL may hold a token, so it is not kept as cause.
+    throw new ConfigError(`${source} does not hold a valid URL; ${fix}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(`${source} is a ${url.protocol} URL, not http(s); ${fix}`);
+  return new Secret(url.href);
+}
+
+/** Read on its own too: a task whose other settings are wrong still reports its failure to the monitor. */
+export function notifyConfig(env: Env): NotifyConfig {
+  return Object.freeze({
+    healthcheckUrl: notifyUrl(env, "HEALTHCHECK_URL"),
+    webhookUrl: notifyUrl(env, "NOTIFY_URL"),
+    on: oneOf(env, "NOTIFY_ON", ["failure", "always"] as const, "failure"),
+    timeoutSeconds: int(env, "NOTIFY_TIMEOUT_SECONDS", 10, 1, 300, "seconds to wait for a monitor or webhook to answer (10 by default)"),
+  });
+}
+// --- end of notifications
+
 export function resolveConfig(env: Env): Readonly<Config> {
   const backupDir = str(env, "BACKUP_DIR", "/backups");
   if (!backupDir.startsWith("/")) {
@@ -285,5 +325,6 @@ export function resolveConfig(env: Env): Readonly<Config> {
     logFile: logFileRaw === undefined ? join(backupDir, "backup.log") : logFileRaw === "" ? null : logFileRaw,
     metricsFile: metrics === "" ? null : metrics,
     files: Object.freeze(fileModes(env)),
+    notify: notifyConfig(env),
   });
 }

@@ -23,6 +23,8 @@ export interface TaskResult {
   finishedAt: Date;
   /** verify only: per check name, whether all its checks passed; replaces the previous set. */
   checks?: Record<string, boolean>;
+  /** The task's exit code (README "Exit codes"): 6 tells a failed S3 mirror from a failed backup. */
+  exitCode?: number;
 }
 
 export interface SeriesState {
@@ -34,16 +36,21 @@ export interface SeriesState {
   lastDurationSeconds: number;
   lastBytes: number | null;
   lastOk: boolean;
+  /** Absent in state files written before the exit code was recorded. */
+  lastExitCode?: number | null;
 }
 
 export interface MetricsState {
   format: 1;
   series: SeriesState[];
   verifyChecks: Record<string, boolean>;
+  /** Notifications (pings, webhooks) that could not be delivered, per target, ever: a Prometheus counter. */
+  notifyFailures?: Record<string, number>;
 }
 
 export const STATE_SUFFIX = ".json";
 const LOCK_SUFFIX = ".lock";
+const NOTIFY_TARGETS = ["healthcheck", "webhook"];
 const LOCK_WAIT_MS = 10_000;
 /** A lock older than this was left by a killed task. */
 const LOCK_STALE_MS = 60_000;
@@ -65,11 +72,19 @@ export function applyResult(state: MetricsState, r: TaskResult): MetricsState {
     lastDurationSeconds: r.durationSeconds,
     lastBytes: r.bytes ?? previous?.lastBytes ?? null,
     lastOk: r.ok,
+    lastExitCode: r.exitCode ?? (r.ok ? 0 : null),
   };
   const series = [...state.series.filter((s) => s !== previous), next].sort(
     (a, b) => a.task.localeCompare(b.task) || (a.tier ?? "").localeCompare(b.tier ?? ""),
   );
-  return { format: 1, series, verifyChecks: r.checks !== undefined ? { ...r.checks } : state.verifyChecks };
+  return { ...state, series, verifyChecks: r.checks !== undefined ? { ...r.checks } : state.verifyChecks };
+}
+
+/** The state after `counts` more undelivered notifications per target. Pure. */
+export function applyNotifyFailures(state: MetricsState, counts: Readonly<Record<string, number>>): MetricsState {
+  const next = { ...(state.notifyFailures ?? {}) };
+  for (const [target, n] of Object.entries(counts)) if (n > 0) next[target] = (next[target] ?? 0) + n;
+  return { ...state, notifyFailures: next };
 }
 
 /** Label values escaped as the text format requires: backslash, double quote, newline. */
@@ -87,6 +102,7 @@ function labels(pairs: Record<string, string | null>): string {
 interface Family {
   name: string;
   help: string;
+  type?: "counter";
   samples: [string, number][];
 }
 
@@ -108,6 +124,20 @@ export function formatMetrics(state: MetricsState): string {
     },
     { name: "pgsb_last_result", help: "1 when the task's last run succeeded, 0 when it failed.", samples: state.series.map((s) => [task(s), s.lastOk ? 1 : 0]) },
     {
+      name: "pgsb_last_exit_code",
+      help: "The exit code of the task's last run (README \"Exit codes\"; 6: the S3 mirror failed).",
+      samples: state.series.filter((s) => typeof s.lastExitCode === "number").map((s) => [task(s), s.lastExitCode as number]),
+    },
+    {
+      name: "pgsb_notify_failures_total",
+      help: "Pings and webhooks that could not be delivered after their retries, per target.",
+      type: "counter",
+      // Both targets from the first task on, at 0: Prometheus' increase() needs the counter before its first step.
+      samples: [...new Set([...(state.series.length > 0 ? NOTIFY_TARGETS : []), ...Object.keys(state.notifyFailures ?? {})])]
+        .sort()
+        .map((t) => [labels({ target: t }), state.notifyFailures?.[t] ?? 0]),
+    },
+    {
       name: "pgsb_verify_check_ok",
       help: "1 when every check of this name passed in the last verify run, 0 otherwise.",
       samples: Object.keys(state.verifyChecks)
@@ -118,7 +148,7 @@ export function formatMetrics(state: MetricsState): string {
   const lines: string[] = [];
   for (const f of families) {
     if (f.samples.length === 0) continue;
-    lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`);
+    lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type ?? "gauge"}`);
     for (const [l, v] of f.samples) lines.push(`${f.name}${l} ${Number.isFinite(v) ? String(v) : "NaN"}`);
   }
   return lines.length === 0 ? "" : lines.join("\n") + "\n";
@@ -161,14 +191,10 @@ async function withLock<T>(metricsFile: string, fn: () => Promise<T>): Promise<T
   }
 }
 
-/**
- * Records one task result and rewrites METRICS_FILE. Throws an Error naming the file and
- * the fix; callers log it as a warning, since a metrics problem must not fail a backup.
- */
-export async function recordTaskResult(metricsFile: string, result: TaskResult): Promise<MetricsState> {
+async function update(metricsFile: string, change: (state: MetricsState) => MetricsState): Promise<MetricsState> {
   try {
     return await withLock(metricsFile, async () => {
-      const state = applyResult(await readMetricsState(metricsFile), result);
+      const state = change(await readMetricsState(metricsFile));
       await writeFileAtomic(metricsFile + STATE_SUFFIX, JSON.stringify(state, null, 2) + "\n", METRICS_FILE_MODE);
       await writeFileAtomic(metricsFile, formatMetrics(state), METRICS_FILE_MODE);
       return state;
@@ -179,4 +205,17 @@ export async function recordTaskResult(metricsFile: string, result: TaskResult):
       { cause: err },
     );
   }
+}
+
+/**
+ * Records one task result and rewrites METRICS_FILE. Throws an Error naming the file and
+ * the fix; callers log it as a warning, since a metrics problem must not fail a backup.
+ */
+export function recordTaskResult(metricsFile: string, result: TaskResult): Promise<MetricsState> {
+  return update(metricsFile, (state) => applyResult(state, result));
+}
+
+/** Adds undelivered notifications to pgsb_notify_failures_total; throws like recordTaskResult. */
+export function recordNotifyFailures(metricsFile: string, counts: Readonly<Record<string, number>>): Promise<MetricsState> {
+  return update(metricsFile, (state) => applyNotifyFailures(state, counts));
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../../../lib/core/config.js";
+import { ConfigError } from "../../../lib/core/errors.js";
 
 const base = { BACKUP_DIR: "/backups" };
 
@@ -100,5 +101,44 @@ describe("resolveConfig", () => {
   it("prefers PGPASSWORD and says so", () => {
     const c = resolveConfig({ ...base, PGPASSWORD: "x", POSTGRES_PASSWORD_FILE: "/nonexistent" });
     expect(c.pg.passwordSource).toBe("PGPASSWORD");
+  });
+});
+
+describe("notification settings (HEALTHCHECK_URL, NOTIFY_URL, NOTIFY_ON, NOTIFY_TIMEOUT_SECONDS)", () => {
+  it("is off by default and notifies on failure with a 10 s timeout", () => {
+    expect(resolveConfig(base).notify).toEqual({ healthcheckUrl: null, webhookUrl: null, on: "failure", timeoutSeconds: 10 });
+  });
+
+  it("keeps the URLs as secrets and reads the _FILE variants like POSTGRES_PASSWORD_FILE", () => {
+    const file = join(tmpdir(), `pgsb-hook-${process.pid}`);
+    writeFileSync(file, "https://hooks.example.com/services/T0/B0/tok-from-file\n");
+    const c = resolveConfig({ ...base, HEALTHCHECK_URL: "https://hc-ping.com/0d1e-tok", NOTIFY_URL_FILE: file, NOTIFY_ON: "always", NOTIFY_TIMEOUT_SECONDS: "3" });
+    expect(c.notify.healthcheckUrl?.reveal()).toBe("https://hc-ping.com/0d1e-tok");
+    expect(c.notify.webhookUrl?.reveal()).toBe("https://hooks.example.com/services/T0/B0/tok-from-file");
+    expect(c.notify.on).toBe("always");
+    expect(c.notify.timeoutSeconds).toBe(3);
+    expect(JSON.stringify(c) + inspect(c, { depth: 5 })).not.toMatch(/tok/);
+  });
+
+  it.each([
+    [{ HEALTHCHECK_URL: "ftp://hc.example.com/tok-1" }, /^HEALTHCHECK_URL is a ftp: URL, not http\(s\)/],
+    [{ HEALTHCHECK_URL: "hc-ping.com/tok-2" }, /^HEALTHCHECK_URL does not hold a valid URL/],
+    [{ NOTIFY_URL: "mailto:ops@example.com?tok-3" }, /^NOTIFY_URL is a mailto: URL/],
+    [{ NOTIFY_URL_FILE: "/nonexistent/tok-4" }, /^NOTIFY_URL_FILE=\/nonexistent\/tok-4 is not readable \(ENOENT\)/],
+    [{ HEALTHCHECK_URL: "https://a/tok-5", HEALTHCHECK_URL_FILE: "/etc/hostname" }, /^HEALTHCHECK_URL and HEALTHCHECK_URL_FILE are both set/],
+    [{ NOTIFY_ON: "success" }, /^NOTIFY_ON="success" is not one of failure, always/],
+    [{ NOTIFY_TIMEOUT_SECONDS: "0" }, /^NOTIFY_TIMEOUT_SECONDS=0 is out of range 1\.\.300/],
+    [{ NOTIFY_TIMEOUT_SECONDS: "ten" }, /^NOTIFY_TIMEOUT_SECONDS="ten" is not a whole number/],
+  ])("rejects %j, naming the variable and not the URL", (env, message) => {
+    let thrown: unknown;
+    try {
+      resolveConfig({ ...base, ...env });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    const text = (thrown as Error).message;
+    expect(text).toMatch(message);
+    if (!("NOTIFY_URL_FILE" in env)) expect(text + String((thrown as Error).cause ?? "")).not.toMatch(/tok-/);
   });
 });

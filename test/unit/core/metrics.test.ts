@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { applyResult, emptyState, escapeLabel, formatMetrics, readMetricsState, recordTaskResult } from "../../../lib/core/metrics.js";
+import { applyNotifyFailures, applyResult, emptyState, escapeLabel, formatMetrics, readMetricsState, recordNotifyFailures, recordTaskResult } from "../../../lib/core/metrics.js";
 import { formatStatus, humanAge } from "../../../tasks/status.js";
 import type { StatusReport } from "../../../tasks/status.js";
 
@@ -129,7 +129,8 @@ describe("formatMetrics", () => {
     state = applyResult(state, { task: "backup", tier: "incremental", ok: true, durationSeconds: 1, bytes: 10, finishedAt: at(5) });
     state = applyResult(state, { task: "verify", ok: false, durationSeconds: 40, finishedAt: at(10), checks: { checksum: true, decompress: false } });
     const { samples, types, help } = parsePrometheus(formatMetrics(state));
-    expect([...types.values()].every((t) => t === "gauge")).toBe(true);
+    expect([...types].filter(([, t]) => t !== "gauge")).toEqual([["pgsb_notify_failures_total", "counter"]]);
+    expect(value(samples, "pgsb_notify_failures_total", { target: "webhook" })).toBe(0);
     expect([...help.keys()].sort()).toEqual([...types.keys()].sort());
     const full = { task: "backup", tier: "full" };
     expect(value(samples, "pgsb_last_run_timestamp_seconds", full)).toBe(at(60).getTime() / 1000);
@@ -225,5 +226,44 @@ describe("status formatting", () => {
     expect(text).toMatch(/verify\s+-\s+2024-01-10 03:30:00 UTC\s+FAILED\s+never\s+4\.0 s/);
     expect(text).toMatch(/Last verify: FAIL chain, PASS checksum/);
     expect(formatStatus({ ...report, metricsFile: null, tasks: [] }, "UTC")).toMatch(/METRICS_FILE is unset/);
+  });
+});
+
+describe("exit codes and undelivered notifications", () => {
+  it("writes the last exit code per task and a counter of notifications that were not delivered", () => {
+    let state = applyResult(emptyState(), { task: "backup", tier: "full", ok: false, exitCode: 6, durationSeconds: 1, finishedAt: T0 });
+    state = applyResult(state, { task: "cleanup", ok: true, durationSeconds: 1, finishedAt: T0 });
+    state = applyNotifyFailures(state, { healthcheck: 2, webhook: 0 });
+    state = applyNotifyFailures(state, { healthcheck: 1, webhook: 1 });
+    // a later task result keeps the counter
+    state = applyResult(state, { task: "backup", tier: "incremental", ok: true, exitCode: 0, durationSeconds: 1, finishedAt: at(60) });
+    const { samples, types } = parsePrometheus(formatMetrics(state));
+    expect(types.get("pgsb_notify_failures_total")).toBe("counter");
+    expect(value(samples, "pgsb_notify_failures_total", { target: "healthcheck" })).toBe(3);
+    expect(value(samples, "pgsb_notify_failures_total", { target: "webhook" })).toBe(1);
+    expect(value(samples, "pgsb_last_exit_code", { task: "backup", tier: "full" })).toBe(6);
+    expect(value(samples, "pgsb_last_exit_code", { task: "cleanup" })).toBe(0);
+  });
+
+  it("reads a state file written before these fields existed", () => {
+    const old = { format: 1 as const, series: [{ task: "cleanup", tier: null, lastRun: 1, lastSuccess: 1, lastDurationSeconds: 1, lastBytes: null, lastOk: true }], verifyChecks: {} };
+    const { samples } = parsePrometheus(formatMetrics(applyNotifyFailures(old, { webhook: 1 })));
+    expect(value(samples, "pgsb_last_exit_code", { task: "cleanup" })).toBeUndefined();
+    expect(value(samples, "pgsb_notify_failures_total", { target: "webhook" })).toBe(1);
+  });
+
+  it("counts across runs in the state file", async () => {
+    const d = mkdtempSync(join(tmpdir(), "pgsb-metrics-"));
+    try {
+      const f = join(d, "pgsb.prom");
+      await recordNotifyFailures(f, { healthcheck: 1 });
+      await recordTaskResult(f, { task: "cleanup", ok: true, durationSeconds: 1, finishedAt: T0 });
+      await recordNotifyFailures(f, { healthcheck: 1, webhook: 1 });
+      const { samples } = parsePrometheus(readFileSync(f, "utf8"));
+      expect(value(samples, "pgsb_notify_failures_total", { target: "healthcheck" })).toBe(2);
+      expect(value(samples, "pgsb_last_result", { task: "cleanup" })).toBe(1);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
