@@ -10,7 +10,7 @@ import { notifyConfig, resolveConfig } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { createLogger } from "../lib/core/log.js";
-import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/core/notifier.js";
+import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/notify/notifier.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
 import { redact } from "../lib/core/secret.js";

@@ -4,13 +4,13 @@
 import { hostname } from "node:os";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
-import { deliver, describeDelivery } from "../lib/core/delivery.js";
-import type { DeliveryResult } from "../lib/core/delivery.js";
+import { deliver, describeDelivery } from "../lib/notify/delivery.js";
+import type { DeliveryResult } from "../lib/notify/delivery.js";
 import { ConfigError } from "../lib/core/errors.js";
-import { pingUrl } from "../lib/core/healthcheck.js";
+import { pingUrl } from "../lib/notify/healthcheck.js";
 import { Secret } from "../lib/core/secret.js";
 import { TOOL } from "../lib/core/version.js";
-import { webhookBody } from "../lib/core/webhook.js";
+import { webhookBody } from "../lib/notify/webhook.js";
 
 export interface NotifyTestArgs {
   json: boolean;

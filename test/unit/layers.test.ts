@@ -4,10 +4,11 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 // The layers of README "Architecture", lowest first. A file may import its own wing and any
-// wing of a lower rank; wings of the same rank (postgres and s3) stay out of each other.
+// wing of a lower rank; wings of the same rank (sql and notify, postgres and s3) stay out of each other.
 const RANKS: Record<string, number> = {
   core: 0,
   sql: 1,
+  notify: 1,
   store: 2,
   retention: 3,
   postgres: 4,

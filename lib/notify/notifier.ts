@@ -3,16 +3,16 @@
 // delivered never changes the task's exit code nor hides its error: it is logged as a warning
 // naming the host only and counted in METRICS_FILE (pgsb_notify_failures_total).
 import { hostname } from "node:os";
-import type { NotifyConfig } from "./config.js";
+import type { NotifyConfig } from "../core/config.js";
 import { deliver, describeDelivery } from "./delivery.js";
 import type { DeliveryRequest, DeliveryResult } from "./delivery.js";
-import { ExitCode } from "./errors.js";
+import { ExitCode } from "../core/errors.js";
 import { failBody, pingUrl } from "./healthcheck.js";
 import type { PingEvent } from "./healthcheck.js";
-import type { Logger } from "./log.js";
-import { recordNotifyFailures } from "./metrics.js";
-import { Secret } from "./secret.js";
-import { TOOL } from "./version.js";
+import type { Logger } from "../core/log.js";
+import { recordNotifyFailures } from "../core/metrics.js";
+import { Secret } from "../core/secret.js";
+import { TOOL } from "../core/version.js";
 import { shouldSendWebhook, webhookBody } from "./webhook.js";
 import type { RunStatus } from "./webhook.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runStatus } from "../../../lib/core/notifier.js";
+import { runStatus } from "../../../lib/notify/notifier.js";
 
 describe("runStatus", () => {
   it.each([

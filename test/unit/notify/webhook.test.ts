@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { shouldSendWebhook, webhookBody, webhookText } from "../../../lib/core/webhook.js";
-import type { RunReport } from "../../../lib/core/webhook.js";
+import { shouldSendWebhook, webhookBody, webhookText } from "../../../lib/notify/webhook.js";
+import type { RunReport } from "../../../lib/notify/webhook.js";
 
 const TOOL = { name: "pg-swarm-backup", version: "1.2.3" };
 const base: RunReport = {

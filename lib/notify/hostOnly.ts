@@ -1,7 +1,7 @@
 // A monitor or webhook URL usually carries its token in the path or the query
 // (https://hc-ping.com/<uuid>, https://hooks.slack.com/services/T…/B…/…), so only its host
 // may reach logs, errors and metrics.
-import type { Secret } from "./secret.js";
+import type { Secret } from "../core/secret.js";
 
 /** "hc-ping.com", "127.0.0.1:8080": the host and port, never user info, path or query. */
 export function hostOnly(url: string): string {

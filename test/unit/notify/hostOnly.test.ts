@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hostOnly, scrubUrls } from "../../../lib/core/hostOnly.js";
+import { hostOnly, scrubUrls } from "../../../lib/notify/hostOnly.js";
 import { Secret } from "../../../lib/core/secret.js";
 
 describe("hostOnly", () => {

@@ -3,9 +3,9 @@
 // restarting), never on 4xx (the URL or the body is wrong; repeating will not help). A
 // deadline bounds the whole delivery, so a task being stopped still fits in its grace period.
 // Nothing here throws: the result says what happened, naming the host only.
-import type { Secret } from "./secret.js";
+import type { Secret } from "../core/secret.js";
 import { hostOnly, scrubUrls } from "./hostOnly.js";
-import { sleep } from "./concurrency.js";
+import { sleep } from "../core/concurrency.js";
 
 export const MAX_ATTEMPTS = 3;
 const BACKOFF_BASE_MS = 500;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PING_BODY_MAX_BYTES, capBytes, failBody, pingUrl } from "../../../lib/core/healthcheck.js";
+import { PING_BODY_MAX_BYTES, capBytes, failBody, pingUrl } from "../../../lib/notify/healthcheck.js";
 
 describe("pingUrl", () => {
   it.each([

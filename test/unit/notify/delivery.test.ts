@@ -1,7 +1,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_ATTEMPTS, backoffMs, deliver, shouldRetry } from "../../../lib/core/delivery.js";
+import { MAX_ATTEMPTS, backoffMs, deliver, shouldRetry } from "../../../lib/notify/delivery.js";
 import { Secret } from "../../../lib/core/secret.js";
 
 describe("retry decisions", () => {
