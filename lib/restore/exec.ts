@@ -22,6 +22,8 @@ import { PsqlFailure, spawnPsql } from "./psql.js";
 import { decideTarget } from "./target.js";
 import { verifyChecksum } from "../store/checksum.js";
 import { extractSections, readSections } from "../sql/sections.js";
+import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
+import { prescanFile } from "./prescan.js";
 import { clusterGlobals, databaseNames, databaseStates } from "./targetState.js";
 import { connectWritable, writableEnv } from "./writeGate.js";
 
@@ -80,13 +82,22 @@ export class RestoreFailure extends TaskError {
 
 const PROGRESS_MS = 5000;
 
-async function verifyFiles(files: readonly RestoreFile[], log: Logger): Promise<void> {
-  const verdicts = await Promise.all(files.map((f) => verifyChecksum(f.path, f.sha256 ?? undefined)));
-  const problems = verdicts.flatMap((v) => (v.ok ? [] : [v.problem]));
-  if (problems.length > 0) {
-    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
+/** Every file's checksum, and its whole content through the script guard (lib/restore/prescan.ts), side by side. */
+async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): Promise<void> {
+  const env = childEnv(ctx.pg, ctx.env);
+  const [sums, scans] = await Promise.all([
+    Promise.all(files.map((f) => verifyChecksum(f.path, f.sha256 ?? undefined))),
+    Promise.all(files.map((f) => prescanFile(f, ctx.threads, env))),
+  ]);
+  const problems = sums.flatMap((v) => (v.ok ? [] : [v.problem]));
+  if (problems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
+  const refused = scans.flatMap((v) => (!v.ok && v.refused ? [v.problem] : []));
+  if (refused.length > 0) {
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${refused.join("; ")}; only the psql meta-commands pg_dump writes may reach psql, so the file was altered after the backup`);
   }
-  log.info({ files: files.map((f) => f.name) }, `checksums verified for ${files.length} file(s)`);
+  const unreadable = scans.flatMap((v) => (v.ok ? [] : [v.problem]));
+  if (unreadable.length > 0) throw new TaskError(ExitCode.failed, `restore failed, nothing was changed: ${unreadable.join("; ")}`);
+  ctx.log.info({ files: files.map((f) => f.name) }, `checksums and content verified for ${files.length} file(s)`);
 }
 
 /** The globals part of a file: read up to its first database section, then the reader stops. */
@@ -110,8 +121,17 @@ export async function readGlobals(ctx: RestoreContext, file: RestoreFile): Promi
 
 async function applyGlobals(ctx: RestoreContext, admin: Client, env: NodeJS.ProcessEnv, req: NonNullable<RestoreRequest["globals"]>): Promise<string[]> {
   const filtered = filterGlobals(await readGlobals(ctx, req.file), req.mode, await clusterGlobals(admin));
+  const part = { globals: true } as const;
+  const guard = new ScriptGuard(part);
+  let sql: Buffer[];
+  try {
+    sql = [...guard.push(filtered.sql), ...guard.end()];
+  } catch (err) {
+    if (!(err instanceof ScriptRefusal)) throw err;
+    throw new TaskError(ExitCode.refused, `restore refused, no role, tablespace or database was changed: ${refusalText(req.file.name, part, err)}; the file was altered after the backup`, { cause: err });
+  }
   const psql = spawnPsql(ctx.pg.database, env, [ctx.pg.password]);
-  await psql.write(filtered.sql);
+  for (const chunk of sql) await psql.write(chunk);
   try {
     await psql.finish();
   } catch (err) {
@@ -193,7 +213,7 @@ async function restoreFile(ctx: RestoreContext, jc: JobContext, file: RestoreFil
 export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): Promise<RestoreOutcome> {
   const t0 = Date.now();
   const log = ctx.log;
-  await verifyFiles(req.files, log);
+  await verifyFiles(ctx, req.files);
   const env = writableEnv(childEnv(ctx.pg, ctx.env));
   const admin = await connectWritable(ctx.pg, ctx.pg.database, log);
   const progress = new Map<string, number>();

@@ -55,7 +55,12 @@ const NON_ASCII = "a non-ASCII byte outside quotes and comments, which psql read
 
 export function printable(text: string): string {
   const cut = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-  return cut.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  let out = "";
+  for (const c of cut) {
+    const code = c.charCodeAt(0);
+    out += code < 0x20 || code === 0x7f ? `\\x${code.toString(16).padStart(2, "0")}` : c;
+  }
+  return out;
 }
 
 export class PsqlLexer {
