@@ -13,7 +13,7 @@ import { DatabaseJob, dropTemp } from "./database.js";
 import { openSqlStream } from "./decompress.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { GlobalsMode } from "./globalsFilter.js";
-import { filterGlobals } from "./globalsFilter.js";
+import { GlobalsFilter } from "./globalsFilter.js";
 import type { Logger } from "../core/log.js";
 import type { Codec } from "../core/codec.js";
 import { childEnv } from "../postgres/connection.js";
@@ -100,46 +100,47 @@ async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): 
   ctx.log.info({ files: files.map((f) => f.name) }, `checksums and content verified for ${files.length} file(s)`);
 }
 
-/** The globals part of a file: read up to its first database section, then the reader stops. */
-export async function readGlobals(ctx: RestoreContext, file: RestoreFile): Promise<Buffer> {
+/** Streams the globals part of a file to `onChunk` (with backpressure), up to its first database section, where the reader stops. */
+export async function streamGlobals(ctx: RestoreContext, file: RestoreFile, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
   const sql = openSqlStream(file.path, file.codec, ctx.threads, childEnv(ctx.pg, ctx.env));
-  const parts: Buffer[] = [];
   const stop = new Error("globals read");
   try {
-    await readSections(sql.stream, {
-      onGlobals: (c) => void parts.push(Buffer.from(c)),
-      onDatabaseStart: () => Promise.reject(stop),
-    });
+    await readSections(sql.stream, { onGlobals: onChunk, onDatabaseStart: () => Promise.reject(stop) });
     await sql.done;
   } catch (err) {
     sql.cancel();
     await sql.done.catch(() => undefined);
-    if (err !== stop) throw new TaskError(ExitCode.failed, `cannot read the globals of ${file.name}: ${(err as Error).message}`, { cause: err });
+    if (err !== stop) throw err;
   }
-  return Buffer.concat(parts);
 }
 
+/** Roles and tablespaces, streamed from the file through the filter and the script guard into psql. */
 async function applyGlobals(ctx: RestoreContext, admin: Client, env: NodeJS.ProcessEnv, req: NonNullable<RestoreRequest["globals"]>): Promise<string[]> {
-  const filtered = filterGlobals(await readGlobals(ctx, req.file), req.mode, await clusterGlobals(admin));
+  const filter = new GlobalsFilter(req.mode, await clusterGlobals(admin));
   const part = { globals: true } as const;
   const guard = new ScriptGuard(part);
-  let sql: Buffer[];
-  try {
-    sql = [...guard.push(filtered.sql), ...guard.end()];
-  } catch (err) {
-    if (!(err instanceof ScriptRefusal)) throw err;
-    throw new TaskError(ExitCode.refused, `restore refused, no role, tablespace or database was changed: ${refusalText(req.file.name, part, err)}; the file was altered after the backup`, { cause: err });
-  }
   const psql = spawnPsql(ctx.pg.database, env, [ctx.pg.password]);
-  for (const chunk of sql) await psql.write(chunk);
+  const send = async (chunks: Buffer[]) => {
+    for (const chunk of chunks) await psql.write(chunk);
+  };
+  try {
+    await streamGlobals(ctx, req.file, (chunk) => send(guard.push(filter.push(chunk))));
+    await send([...guard.push(filter.end()), ...guard.end()]);
+  } catch (err) {
+    psql.kill();
+    await psql.finish().catch(() => undefined);
+    // The pre-scan passed this file: it changed since, and psql may have applied the globals before this line.
+    const why = err instanceof ScriptRefusal ? `${refusalText(req.file.name, part, err)}; the file changed after it was checked` : `cannot read the globals of ${req.file.name}: ${(err as Error).message}`;
+    throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${req.file.name} stopped: ${why}; roles before that point may have been applied, no database was restored`, { cause: err });
+  }
   try {
     await psql.finish();
   } catch (err) {
     const why = err instanceof PsqlFailure ? err.at(`of ${req.file.name}`) : (err as Error).message;
     throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${req.file.name} failed: ${why}; no database was restored`, { cause: err });
   }
-  ctx.log.info({ backup: req.file.name, created: filtered.created, existing: filtered.existing }, `globals applied: ${filtered.created.length} role(s) created`);
-  return filtered.created;
+  ctx.log.info({ backup: req.file.name, created: filter.created, existing: filter.existing }, `globals applied: ${filter.created.length} role(s) created`);
+  return filter.created;
 }
 
 class Slots {

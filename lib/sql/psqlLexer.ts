@@ -44,10 +44,13 @@ const BACKSLASH = 0x5c;
 /** pg_dump's longest meta-command is a \connect with a quoted database name (at most 63 bytes). */
 const MAX_META_LINE = 64 * 1024;
 const COPY_TAIL = " FROM stdin";
-const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0c, 0x0b]);
+/** `\.` and `\.\r` as numbers, the bytes of a line read big-endian. */
+const COPY_END = 0x5c2e;
+const COPY_END_CR = 0x5c2e0d;
 const isLetter = (b: number) => (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x5f;
 const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
 /** Identifiers psql notes to spot CREATE [OR REPLACE] FUNCTION|PROCEDURE (its BEGIN ATOMIC tracking). */
+const WORD_MAX = 9;
 const NOTED = new Set(["create", "function", "procedure", "or", "replace"]);
 /** One letter before a quote starts a string (E'…', B'…', X'…', N'…'); `u&` never counts either. */
 const STRING_PREFIX = new Set(["e", "b", "x", "n"]);
@@ -74,6 +77,8 @@ export class PsqlLexer {
   private begin = 0;
   private ids = "";
   private idCount = 0;
+  /** The statement began CREATE [OR REPLACE] FUNCTION|PROCEDURE: psql counts BEGIN/CASE/END in it. */
+  private tracking = false;
   /** A ';' psql did not send at (inside parentheses or BEGIN ATOMIC) is in the statement. */
   private unsentSemi = false;
   /** No token since the last ';'. */
@@ -86,10 +91,12 @@ export class PsqlLexer {
   private copyTail = "";
   /** psql sent a COPY: its ';' must end the line; data lines follow. */
   private copyNext = false;
-  private copyHead = "";
+  private copyHead = 0;
   private copyLen = 0;
   private token: "none" | "ident" | "number" | "variable" = "none";
-  private word = "";
+  /** The current word, lower-cased, as far as WORD_MAX bytes (the longest word that matters is "procedure"). */
+  private readonly wordBuf = Buffer.alloc(WORD_MAX);
+  private wordLen = 0;
   private wordCol0 = false;
   /** First byte of a possible two-byte token ("--", "/*", "::", ":name", a doubled quote), decided by the next byte. */
   private pending = 0;
@@ -133,9 +140,23 @@ export class PsqlLexer {
         [this.mode, this.col0, this.line, i, from] = [Mode.Normal, true, this.line + 1, nl + 1, nl + 1];
       } else {
         const b = chunk[i] as number;
+        if (this.token === "ident" && this.pending === 0 && this.mode === Mode.Normal && this.copyStmt === null) {
+          // The rest of a word, in one go: most of a schema's text is words.
+          let k = i;
+          for (; k < n; k++) {
+            const c = chunk[k] as number;
+            if (!(isLetter(c) || isDigit(c) || c === 0x24)) break;
+            if (this.wordLen++ < WORD_MAX) this.wordBuf[this.wordLen - 1] = c | 0x20;
+          }
+          if (k > i) {
+            this.col0 = false;
+            i = k;
+            continue;
+          }
+        }
         if (this.copyNext) {
           if (b !== NL) this.refuse(chunk.toString("latin1", i, i + 40), "text after a COPY statement on its line");
-          [this.copyNext, this.mode, this.copyHead, this.copyLen] = [false, Mode.Copy, "", 0];
+          [this.copyNext, this.mode, this.copyHead, this.copyLen] = [false, Mode.Copy, 0, 0];
         } else {
           this.byte(b);
           if (this.metaAt) {
@@ -178,11 +199,14 @@ export class PsqlLexer {
   private copyData(chunk: Buffer, i: number): number {
     const nl = chunk.indexOf(NL, i);
     const end = nl < 0 ? chunk.length : nl;
-    if (this.copyHead.length < 3) this.copyHead += chunk.toString("latin1", i, Math.min(end, i + 3 - this.copyHead.length));
+    // Only a line of 2 or 3 bytes can end the data: remember those bytes, across chunks.
+    for (let k = i; k < end && this.copyLen + (k - i) < 3; k++) this.copyHead = this.copyHead * 256 + (chunk[k] as number);
     this.copyLen += end - i;
     if (nl < 0) return chunk.length;
-    if ((this.copyLen === 2 && this.copyHead === "\\.") || (this.copyLen === 3 && this.copyHead === "\\.\r")) this.mode = Mode.Normal;
-    [this.copyHead, this.copyLen, this.col0] = ["", 0, true];
+    if ((this.copyLen === 2 && this.copyHead === COPY_END) || (this.copyLen === 3 && this.copyHead === COPY_END_CR)) this.mode = Mode.Normal;
+    this.copyHead = 0;
+    this.copyLen = 0;
+    this.col0 = true;
     this.line++;
     return nl + 1;
   }
@@ -227,8 +251,13 @@ export class PsqlLexer {
         if (b === 0x22) this.pending = 0x22;
         return;
       case Mode.Block:
-        if (this.prev === 0x2a && b === 0x2f) [this.depth, b] = [this.depth - 1, 0];
-        else if (this.prev === 0x2f && b === 0x2a) [this.depth, b] = [this.depth + 1, 0];
+        if (this.prev === 0x2a && b === 0x2f) {
+          this.depth--;
+          b = 0;
+        } else if (this.prev === 0x2f && b === 0x2a) {
+          this.depth++;
+          b = 0;
+        }
         if (this.depth === 0) this.mode = Mode.Normal;
         this.prev = b;
         return;
@@ -246,7 +275,8 @@ export class PsqlLexer {
         this.mode = Mode.Normal;
         return this.normal(b);
       }
-      [this.prev, this.backslashes] = [b, 0];
+      this.prev = b;
+      this.backslashes = 0;
       return;
     }
     if (b === 0x27) {
@@ -284,7 +314,8 @@ export class PsqlLexer {
       this.pending = 0;
       if (first === 0x2d && b === 0x2d) return void (this.mode = Mode.LineComment);
       if (first === 0x2f && b === 0x2a) return void ([this.mode, this.depth, this.prev] = [Mode.Block, 1, 0]);
-      [this.open, this.fresh] = [true, false];
+      this.open = true;
+      this.fresh = false;
       if (first === 0x3a && b === 0x3a) return;
       if (first === 0x3a && (isLetter(b) || isDigit(b))) return void (this.token = "variable");
     }
@@ -293,18 +324,29 @@ export class PsqlLexer {
       this.endToken(b);
     }
     if (b === BACKSLASH) return void (this.metaAt = true);
-    if (SPACE.has(b)) return;
+    if (b === 0x20 || (b >= 0x09 && b <= 0x0d)) return;
     if (b >= 0x80) this.refuse(String.fromCharCode(b), NON_ASCII);
     if (b === 0x2d || b === 0x2f || b === 0x3a) {
       this.pending = b;
       return;
     }
-    [this.open, this.wordFresh, this.fresh] = [true, this.fresh, false];
-    if (b === 0x27) [this.mode, this.prev, this.backslashes] = [Mode.Quote, 0, 0];
-    else if (b === 0x22) this.mode = Mode.DoubleQuote;
-    else if (b === 0x24) [this.mode, this.tag] = [Mode.DollarOpen, "$"];
-    else if (isLetter(b)) [this.token, this.word, this.wordCol0] = ["ident", String.fromCharCode(b | 0x20), this.col0];
-    else if (isDigit(b)) this.token = "number";
+    this.open = true;
+    this.wordFresh = this.fresh;
+    this.fresh = false;
+    if (b === 0x27) {
+      this.mode = Mode.Quote;
+      this.prev = 0;
+      this.backslashes = 0;
+    } else if (b === 0x22) this.mode = Mode.DoubleQuote;
+    else if (b === 0x24) {
+      this.mode = Mode.DollarOpen;
+      this.tag = "$";
+    } else if (isLetter(b)) {
+      this.token = "ident";
+      this.wordBuf[0] = b | 0x20;
+      this.wordLen = 1;
+      this.wordCol0 = this.col0;
+    } else if (isDigit(b)) this.token = "number";
     else if (b === 0x3b) this.semicolon();
     else if (b === 0x28) this.paren++;
     else if (b === 0x29 && this.paren > 0) this.paren--;
@@ -321,7 +363,7 @@ export class PsqlLexer {
     }
     if (b >= 0x80) this.refuse(String.fromCharCode(b), NON_ASCII);
     if (!isLetter(b) && !isDigit(b) && !(b === 0x24 && this.token === "ident")) return false;
-    if (this.token === "ident" && this.word.length < 16) this.word += String.fromCharCode(b | 0x20);
+    if (this.token === "ident" && this.wordLen++ < WORD_MAX) this.wordBuf[this.wordLen - 1] = b | 0x20;
     return true;
   }
 
@@ -330,19 +372,26 @@ export class PsqlLexer {
     const ident = this.token === "ident";
     this.token = "none";
     if (!ident) return;
-    const word = this.word;
+    // Only the first identifiers of a statement, one-letter prefixes and BEGIN/CASE/END in a tracked one matter.
+    if (this.idCount >= 4 && !this.tracking && !this.unsentSemi && this.wordLen > 1) {
+      this.idCount++;
+      return;
+    }
+    const word = this.wordLen > WORD_MAX ? "" : this.wordBuf.toString("latin1", 0, this.wordLen);
     if (word.length === 1 && ((STRING_PREFIX.has(word) && next === 0x27) || (word === "u" && next === 0x26))) return;
     const first = this.idCount === 0;
-    if (first) this.ids = "";
-    if (NOTED.has(word) && this.idCount < 4) this.ids = this.ids.padEnd(this.idCount, "-") + word[0];
+    if (first) [this.ids, this.tracking] = ["", false];
+    if (this.idCount < 4 && NOTED.has(word)) {
+      this.ids = this.ids.padEnd(this.idCount, "-") + word[0];
+      const ids = this.ids.padEnd(4, "-");
+      this.tracking = ids[0] === "c" && (ids[1] === "f" || ids[1] === "p" || (ids[1] === "o" && ids[2] === "r" && (ids[3] === "f" || ids[3] === "p")));
+    }
     this.idCount++;
     if (word === "copy" && this.unsentSemi && this.wordFresh) this.refuse("COPY", "a COPY statement after a ';' inside an open statement, which psql would not send as a COPY");
     if (first && word === "copy") {
       [this.copyStmt, this.copyTail] = [{ line: this.line, col0: this.wordCol0 }, "copy"];
     }
-    const ids = this.ids.padEnd(4, "-");
-    const tracking = ids[0] === "c" && (ids[1] === "f" || ids[1] === "p" || (ids[1] === "o" && ids[2] === "r" && (ids[3] === "f" || ids[3] === "p")));
-    if (!tracking || this.paren !== 0) return;
+    if (!this.tracking || this.paren !== 0) return;
     if (word === "begin") this.begin++;
     else if (word === "case" && this.begin >= 1) this.begin++;
     else if (word === "end" && this.begin > 0) this.begin--;
