@@ -13,7 +13,8 @@
 // - `\restrict KEY` / `\unrestrict KEY` (13.22, 14.19, 15.14, 16.10, 17.6 on): KEY from
 //   generate_restrict_key, checked by valid_restrict_key (dumputils.c): letters and digits.
 // - `\.` ending COPY data (pg_backup_archiver.c), which lib/sql/psqlLexer.ts handles as data.
-import { PsqlLexer, ScriptRefusal } from "./psqlLexer.js";
+import { PsqlLexer } from "./psqlLexer.js";
+import { ScriptRefusal } from "./scriptRefusal.js";
 
 /** What a script is: the globals (roles, tablespaces) or one database's section (by the name its header prints). */
 export type ScriptPart = { globals: true } | { globals: false; database: string };

@@ -11,18 +11,8 @@
 // a character may be '\' or ';'). Text whose lexing those settings would change is refused:
 // an odd run of backslashes before a quote, a byte >= 0x80 before a backslash in a string,
 // any byte >= 0x80 outside quotes and comments (pg_dump quotes every non-ASCII name).
-
-export class ScriptRefusal extends Error {
-  constructor(
-    readonly line: number,
-    /** What was found, e.g. `\! id`; control bytes escaped, cut at 80 characters. */
-    readonly found: string,
-    readonly reason: string,
-  ) {
-    super(`line ${line}: ${reason}: ${found}`);
-    this.name = "ScriptRefusal";
-  }
-}
+import { PsqlStatements } from "./psqlStatements.js";
+import { ScriptRefusal, printable } from "./scriptRefusal.js";
 
 /** Judges a complete meta-command line (from its backslash, without the newline); a reason refuses it. */
 export type MetaCheck = (line: string, atBoundary: boolean) => string | null;
@@ -43,58 +33,30 @@ const NL = 0x0a;
 const BACKSLASH = 0x5c;
 /** pg_dump's longest meta-command is a \connect with a quoted database name (at most 63 bytes). */
 const MAX_META_LINE = 64 * 1024;
-const COPY_TAIL = " FROM stdin";
 /** `\.` and `\.\r` as numbers, the bytes of a line read big-endian. */
 const COPY_END = 0x5c2e;
 const COPY_END_CR = 0x5c2e0d;
 const isLetter = (b: number) => (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x5f;
 const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
-/** Identifiers psql notes to spot CREATE [OR REPLACE] FUNCTION|PROCEDURE (its BEGIN ATOMIC tracking). */
+/** The longest word that matters: "procedure". */
 const WORD_MAX = 9;
-const NOTED = new Set(["create", "function", "procedure", "or", "replace"]);
 /** One letter before a quote starts a string (E'…', B'…', X'…', N'…'); `u&` never counts either. */
 const STRING_PREFIX = new Set(["e", "b", "x", "n"]);
 const NON_ASCII = "a non-ASCII byte outside quotes and comments, which psql reads differently in some client encodings";
-
-export function printable(text: string): string {
-  const cut = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-  let out = "";
-  for (const c of cut) {
-    const code = c.charCodeAt(0);
-    out += code < 0x20 || code === 0x7f ? `\\x${code.toString(16).padStart(2, "0")}` : c;
-  }
-  return out;
-}
 
 export class PsqlLexer {
   /** Line of the next byte (1-based). */
   line = 1;
   private mode = Mode.Normal;
   private col0 = true;
-  /** psql's query buffer holds a token (comments aside) since it last sent a statement. */
-  private open = false;
-  private paren = 0;
-  private begin = 0;
-  private ids = "";
-  private idCount = 0;
-  /** The statement began CREATE [OR REPLACE] FUNCTION|PROCEDURE: psql counts BEGIN/CASE/END in it. */
-  private tracking = false;
-  /** A ';' psql did not send at (inside parentheses or BEGIN ATOMIC) is in the statement. */
-  private unsentSemi = false;
-  /** No token since the last ';'. */
-  private fresh = true;
-  private wordFresh = false;
+  /** When psql sends statements, and whether the one sent is pg_dump's COPY. */
+  private readonly st = new PsqlStatements();
   /** normal() met a backslash: a meta-command line starts at this byte. */
   private metaAt = false;
-  /** The current statement began with COPY: the line it began on, at column 0 or not, and its last bytes. */
-  private copyStmt: { line: number; col0: boolean } | null = null;
-  private copyTail = "";
-  /** psql sent a COPY: its ';' must end the line; data lines follow. */
-  private copyNext = false;
   private copyHead = 0;
   private copyLen = 0;
   private token: "none" | "ident" | "number" | "variable" = "none";
-  /** The current word, lower-cased, as far as WORD_MAX bytes (the longest word that matters is "procedure"). */
+  /** The current word, lower-cased, as far as WORD_MAX bytes. */
   private readonly wordBuf = Buffer.alloc(WORD_MAX);
   private wordLen = 0;
   private wordCol0 = false;
@@ -140,7 +102,7 @@ export class PsqlLexer {
         [this.mode, this.col0, this.line, i, from] = [Mode.Normal, true, this.line + 1, nl + 1, nl + 1];
       } else {
         const b = chunk[i] as number;
-        if (this.token === "ident" && this.pending === 0 && this.mode === Mode.Normal && this.copyStmt === null) {
+        if (this.token === "ident" && this.pending === 0 && this.mode === Mode.Normal && !this.st.inCopyStatement) {
           // The rest of a word, in one go: most of a schema's text is words.
           let k = i;
           for (; k < n; k++) {
@@ -154,18 +116,18 @@ export class PsqlLexer {
             continue;
           }
         }
-        if (this.copyNext) {
+        if (this.st.copyNext) {
           if (b !== NL) this.refuse(chunk.toString("latin1", i, i + 40), "text after a COPY statement on its line");
-          [this.copyNext, this.mode, this.copyHead, this.copyLen] = [false, Mode.Copy, 0, 0];
+          [this.st.copyNext, this.mode, this.copyHead, this.copyLen] = [false, Mode.Copy, 0, 0];
         } else {
           this.byte(b);
           if (this.metaAt) {
             // psql starts a meta-command at any backslash outside quotes and comments; it runs to the end of the line.
             if (from < i) out.push(chunk.subarray(from, i));
-            [this.metaAt, this.mode, this.metaLine, this.metaBoundary, this.meta, this.metaBytes, from] = [false, Mode.Meta, this.line, this.col0 && !this.open, [], 0, i];
+            [this.metaAt, this.mode, this.metaLine, this.metaBoundary, this.meta, this.metaBytes, from] = [false, Mode.Meta, this.line, this.col0 && !this.st.open, [], 0, i];
             continue;
           }
-          if (this.copyStmt !== null) this.copyTail = (this.copyTail + String.fromCharCode(b)).slice(-COPY_TAIL.length);
+          if (this.st.inCopyStatement) this.st.copyByte(b);
         }
         this.col0 = b === NL;
         if (b === NL) this.line++;
@@ -314,8 +276,7 @@ export class PsqlLexer {
       this.pending = 0;
       if (first === 0x2d && b === 0x2d) return void (this.mode = Mode.LineComment);
       if (first === 0x2f && b === 0x2a) return void ([this.mode, this.depth, this.prev] = [Mode.Block, 1, 0]);
-      this.open = true;
-      this.fresh = false;
+      this.st.token();
       if (first === 0x3a && b === 0x3a) return;
       if (first === 0x3a && (isLetter(b) || isDigit(b))) return void (this.token = "variable");
     }
@@ -330,9 +291,7 @@ export class PsqlLexer {
       this.pending = b;
       return;
     }
-    this.open = true;
-    this.wordFresh = this.fresh;
-    this.fresh = false;
+    this.st.token();
     if (b === 0x27) {
       this.mode = Mode.Quote;
       this.prev = 0;
@@ -347,9 +306,9 @@ export class PsqlLexer {
       this.wordLen = 1;
       this.wordCol0 = this.col0;
     } else if (isDigit(b)) this.token = "number";
-    else if (b === 0x3b) this.semicolon();
-    else if (b === 0x28) this.paren++;
-    else if (b === 0x29 && this.paren > 0) this.paren--;
+    else if (b === 0x3b) this.st.semicolon(this.line);
+    else if (b === 0x28) this.st.paren++;
+    else if (b === 0x29 && this.st.paren > 0) this.st.paren--;
   }
 
   /** Whether `b` continues the current word, number or :variable. */
@@ -358,7 +317,7 @@ export class PsqlLexer {
       if (isDigit(b) || b === 0x2e) return true;
       if (!isLetter(b)) return false;
       // psql 15+ lexes "1end" as one junk token, psql 14 as 1 and END: refuse where it matters.
-      if (this.begin > 0) this.refuse(String.fromCharCode(b), "a number run into a word inside a BEGIN ATOMIC body, which psql versions lex differently");
+      if (this.st.begin > 0) this.refuse(String.fromCharCode(b), "a number run into a word inside a BEGIN ATOMIC body, which psql versions lex differently");
       return true;
     }
     if (b >= 0x80) this.refuse(String.fromCharCode(b), NON_ASCII);
@@ -372,43 +331,10 @@ export class PsqlLexer {
     const ident = this.token === "ident";
     this.token = "none";
     if (!ident) return;
-    // Only the first identifiers of a statement, one-letter prefixes and BEGIN/CASE/END in a tracked one matter.
-    if (this.idCount >= 4 && !this.tracking && !this.unsentSemi && this.wordLen > 1) {
-      this.idCount++;
-      return;
-    }
+    if (!this.st.wordMatters(this.wordLen)) return this.st.otherWord();
     const word = this.wordLen > WORD_MAX ? "" : this.wordBuf.toString("latin1", 0, this.wordLen);
+    // E'…', B'…', X'…', N'…' and u& are not identifiers to psql.
     if (word.length === 1 && ((STRING_PREFIX.has(word) && next === 0x27) || (word === "u" && next === 0x26))) return;
-    const first = this.idCount === 0;
-    if (first) [this.ids, this.tracking] = ["", false];
-    if (this.idCount < 4 && NOTED.has(word)) {
-      this.ids = this.ids.padEnd(this.idCount, "-") + word[0];
-      const ids = this.ids.padEnd(4, "-");
-      this.tracking = ids[0] === "c" && (ids[1] === "f" || ids[1] === "p" || (ids[1] === "o" && ids[2] === "r" && (ids[3] === "f" || ids[3] === "p")));
-    }
-    this.idCount++;
-    if (word === "copy" && this.unsentSemi && this.wordFresh) this.refuse("COPY", "a COPY statement after a ';' inside an open statement, which psql would not send as a COPY");
-    if (first && word === "copy") {
-      [this.copyStmt, this.copyTail] = [{ line: this.line, col0: this.wordCol0 }, "copy"];
-    }
-    if (!this.tracking || this.paren !== 0) return;
-    if (word === "begin") this.begin++;
-    else if (word === "case" && this.begin >= 1) this.begin++;
-    else if (word === "end" && this.begin > 0) this.begin--;
-  }
-
-  private semicolon(): void {
-    this.fresh = true;
-    if (this.paren !== 0 || this.begin !== 0) {
-      this.unsentSemi = true;
-      return;
-    }
-    const copy = this.copyStmt;
-    if (copy !== null) {
-      if (!copy.col0 || copy.line !== this.line) this.refuse("COPY", "a COPY statement that is not one line of its own, as pg_dump writes it");
-      if (this.copyTail !== COPY_TAIL) this.refuse(`COPY …${this.copyTail};`, "a COPY statement that does not end in FROM stdin, as pg_dump writes it");
-      this.copyNext = true;
-    }
-    [this.open, this.idCount, this.unsentSemi, this.copyStmt] = [false, 0, false, null];
+    this.st.word(word, this.wordCol0, this.line);
   }
 }
