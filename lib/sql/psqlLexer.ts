@@ -42,6 +42,7 @@ const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
 const WORD_MAX = 9;
 /** One letter before a quote starts a string (E'…', B'…', X'…', N'…'); `u&` never counts either. */
 const STRING_PREFIX = new Set(["e", "b", "x", "n"]);
+const NUL = "a NUL byte outside COPY data, after which psql would not see the rest of the line";
 const NON_ASCII = "a non-ASCII byte outside quotes and comments, which psql reads differently in some client encodings";
 
 export class PsqlLexer {
@@ -88,10 +89,12 @@ export class PsqlLexer {
         i = this.dollarBody(chunk, i);
       } else if (this.mode === Mode.LineComment) {
         const nl = chunk.indexOf(NL, i);
+        this.noNul(chunk, i, nl < 0 ? n : nl);
         [this.mode, i] = nl < 0 ? [Mode.LineComment, n] : [Mode.Normal, nl];
       } else if (this.mode === Mode.Meta) {
         const nl = chunk.indexOf(NL, i);
         const end = nl < 0 ? n : nl;
+        this.noNul(chunk, i, end);
         this.meta.push(chunk.subarray(i, end));
         this.metaBytes += end - i;
         if (this.metaBytes > MAX_META_LINE) {
@@ -102,6 +105,7 @@ export class PsqlLexer {
         [this.mode, this.col0, this.line, i, from] = [Mode.Normal, true, this.line + 1, nl + 1, nl + 1];
       } else {
         const b = chunk[i] as number;
+        if (b === 0) this.refuse("\0", NUL);
         if (this.token === "ident" && this.pending === 0 && this.mode === Mode.Normal && !this.st.inCopyStatement) {
           // The rest of a word, in one go: most of a schema's text is words.
           let k = i;
@@ -183,15 +187,25 @@ export class PsqlLexer {
     }
     const at = chunk.indexOf(this.closing, i);
     if (at >= 0) return this.closeDollar(chunk, i, at + this.closing.length);
+    this.noNul(chunk, i, chunk.length);
     this.countLines(chunk, i, chunk.length);
     this.carry = Buffer.from(Buffer.concat([this.carry, chunk.subarray(Math.max(i, chunk.length - keep))]).subarray(-keep));
     return chunk.length;
   }
 
   private closeDollar(chunk: Buffer, i: number, end: number): number {
+    this.noNul(chunk, i, end);
     this.countLines(chunk, i, end);
     [this.mode, this.carry] = [Mode.Normal, Buffer.alloc(0)];
     return end;
+  }
+
+  /** psql reads its input as C strings: a NUL hides the rest of its line from psql, but not from us. */
+  private noNul(chunk: Buffer, from: number, to: number): void {
+    const at = chunk.indexOf(0, from);
+    if (at < 0 || at >= to) return;
+    this.countLines(chunk, from, at);
+    this.refuse("\0", NUL);
   }
 
   private countLines(chunk: Buffer, from: number, to: number): void {

@@ -63,6 +63,10 @@ describe("ScriptGuard refuses what psql would run and pg_dump never writes", () 
     ["SELECT E'\\''; SELECT 1;\n", 1, "\\'"],
     [Buffer.from([...Buffer.from("SELECT '"), 0x95, 0x5c, ...Buffer.from("'; SELECT 1;\n")]), 1, "\\"],
     [Buffer.from([...Buffer.from("SELECT a"), 0x95, 0x3b, ...Buffer.from(" 1;\n")]), 1, "non-ASCII"],
+    // psql reads C strings: after a NUL it does not see the quote that opens a string for us.
+    [Buffer.from([...Buffer.from("SELECT 1 "), 0, ...Buffer.from(" '\n\\! id\n';\n")]), 1, "NUL"],
+    [Buffer.from([...Buffer.from("SELECT $$ "), 0, ...Buffer.from(" $$;\n")]), 1, "NUL"],
+    [Buffer.from([...Buffer.from("-- x\n-- "), 0, ...Buffer.from("\n")]), 2, "NUL"],
   ])("%j", (sql, line, found) => {
     const r = guard(sql);
     expect(r).toHaveProperty("refused");
@@ -102,6 +106,7 @@ describe("ScriptGuard passes what pg_dump writes", () => {
     ["SELECT 'C:\\\\dir\\\\';\nSELECT '\\d+';\n"],
     ["COPY public.t (a, b) FROM stdin;\n\\N\t\\\\! x\n'\n\\.\\x\n\\.\nSELECT 1;\n"],
     ["COPY public.t (a) FROM stdin;\n\\.\r\nSELECT 1;\n"],
+    ["COPY public.t (a) FROM stdin;\nx\u0000y\n\\.\n"],
     ["CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 1 END; END;\nCOPY t (a) FROM stdin;\n\\N\n\\.\n"],
     ["SELECT a::text, :'x', b[1:2] FROM t;\n"],
     ["CREATE VIEW v AS SELECT (1);\nCOPY t (a) FROM stdin;\n1\n\\.\n"],
