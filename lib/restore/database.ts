@@ -13,6 +13,7 @@ import { PsqlFailure, spawnPsql } from "./psql.js";
 import type { TargetAction } from "./target.js";
 import { TEMP_MARK, markStatement, mayReplace, refusal, tempName } from "./target.js";
 import { SectionRetargeter } from "./retarget.js";
+import { ScriptGuard, ScriptRefusal } from "../sql/metaCommands.js";
 import type { Secret } from "../core/secret.js";
 import { databaseStates } from "./targetState.js";
 import { shutdown } from "../core/shutdown.js";
@@ -62,6 +63,8 @@ export class DatabaseJob {
   private readonly temp: string | null;
   private psql: PsqlProcess | null = null;
   private retargeter: SectionRetargeter | null = null;
+  /** Between the file and psql: a meta-command pg_dump does not write fails the job before psql gets a byte of it. */
+  private readonly guard: ScriptGuard;
   private error: string | null = null;
   private readonly started = Date.now();
   private readonly log: Logger;
@@ -74,6 +77,7 @@ export class DatabaseJob {
   ) {
     this.temp = spec.action.action === "swap" ? tempName(spec.target) : null;
     this.log = ctx.log.child({ database: spec.target, backup: spec.file });
+    this.guard = new ScriptGuard({ globals: false, database: spec.source });
   }
 
   /** Prepares the temporary database (when the section does not create it) and starts psql. */
@@ -102,18 +106,25 @@ export class DatabaseJob {
   async feed(chunk: Buffer): Promise<void> {
     if (this.error !== null || this.psql === null) return;
     try {
-      for (const part of this.retargeter === null ? [chunk] : this.retargeter.push(chunk)) await this.psql.write(part);
+      await this.write(this.guard.push(chunk));
     } catch (err) {
       this.fail(err);
+    }
+  }
+
+  private async write(chunks: Buffer[]): Promise<void> {
+    for (const chunk of chunks) {
+      for (const part of this.retargeter === null ? [chunk] : this.retargeter.push(chunk)) await this.psql?.write(part);
     }
   }
 
   /** The section ended (complete: with pg_dump's trailer); the returned promise settles when the database is in place or given up. */
   async endInput(complete: boolean): Promise<JobOutcome> {
     if (!complete) this.fail(new Error("its section ends early: the backup file is truncated"));
-    if (this.error === null && this.retargeter !== null && this.psql !== null) {
+    if (this.error === null && this.psql !== null) {
       try {
-        for (const part of this.retargeter.end()) await this.psql.write(part);
+        await this.write(this.guard.end());
+        for (const part of this.retargeter?.end() ?? []) await this.psql.write(part);
       } catch (err) {
         this.fail(err);
       }
@@ -156,7 +167,7 @@ export class DatabaseJob {
   }
 
   private fail(err: unknown): void {
-    this.error ??= errorText(err);
+    this.error ??= err instanceof ScriptRefusal ? `line ${err.line} of its section: ${err.reason}: ${err.found}; the file was altered after the backup` : errorText(err);
     this.psql?.kill();
   }
 

@@ -14,7 +14,7 @@ import { DatabaseJob, dropTemp } from "./database.js";
 import { openSqlStream } from "./decompress.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { GlobalsMode } from "./globalsFilter.js";
-import { filterGlobals } from "./globalsFilter.js";
+import { GlobalsFilter } from "./globalsFilter.js";
 import type { Logger } from "../core/log.js";
 import type { Codec } from "../core/codec.js";
 import { childEnv } from "../postgres/connection.js";
@@ -23,6 +23,8 @@ import { PsqlFailure, spawnPsql } from "./psql.js";
 import { decideTarget } from "./target.js";
 import { verifyBackupFile } from "../store/signature.js";
 import { extractSections, readSections } from "../sql/sections.js";
+import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
+import { prescanFile } from "./prescan.js";
 import { clusterGlobals, databaseStates, markedTempDatabases } from "./targetState.js";
 import { connectWritable, writableEnv } from "./writeGate.js";
 
@@ -93,34 +95,43 @@ export class RestoreFailure extends TaskError {
 
 const PROGRESS_MS = 5000;
 
-async function verifyFiles(files: readonly RestoreFile[], verifyKey: KeyObject | null, log: Logger): Promise<void> {
-  const verdicts = await Promise.all(files.map((f) => verifyBackupFile(f.path, f.sha256 ?? undefined, verifyKey)));
-  const problems = verdicts.flatMap((v) => (v.ok ? [] : [v.problem]));
-  if (problems.length > 0) {
-    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
+/**
+ * Every file's checksum (and with a verify key its signature first), and its whole content
+ * through the script guard (lib/restore/prescan.ts), side by side.
+ */
+async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): Promise<void> {
+  const env = childEnv(ctx.pg, ctx.env);
+  const [sums, scans] = await Promise.all([
+    Promise.all(files.map((f) => verifyBackupFile(f.path, f.sha256 ?? undefined, ctx.verifyKey))),
+    Promise.all(files.map((f) => prescanFile(f, ctx.threads, env))),
+  ]);
+  const problems = sums.flatMap((v) => (v.ok ? [] : [v.problem]));
+  if (problems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
+  const refused = scans.flatMap((v) => (!v.ok && v.refused ? [v.problem] : []));
+  if (refused.length > 0) {
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${refused.join("; ")}; only the psql meta-commands pg_dump writes may reach psql, so the file was altered after the backup`);
   }
-  log.info({ files: files.map((f) => f.name), signed: verifyKey !== null }, `${verifyKey !== null ? "signatures and " : ""}checksums verified for ${files.length} file(s)`);
+  const unreadable = scans.flatMap((v) => (v.ok ? [] : [v.problem]));
+  if (unreadable.length > 0) throw new TaskError(ExitCode.failed, `restore failed, nothing was changed: ${unreadable.join("; ")}`);
+  const what = ctx.verifyKey !== null ? "signatures, checksums and content" : "checksums and content";
+  ctx.log.info({ files: files.map((f) => f.name), signed: ctx.verifyKey !== null }, `${what} verified for ${files.length} file(s)`);
 }
 
-/** The globals part of a file: read up to its first database section, then the reader stops. */
-export async function readGlobals(ctx: RestoreContext, file: RestoreFile): Promise<Buffer> {
+/** Streams the globals part of a file to `onChunk` (with backpressure), up to its first database section, where the reader stops. */
+export async function streamGlobals(ctx: RestoreContext, file: RestoreFile, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
   const sql = openSqlStream(file.path, file.codec, ctx.threads, childEnv(ctx.pg, ctx.env));
-  const parts: Buffer[] = [];
   const stop = new Error("globals read");
   try {
-    await readSections(sql.stream, {
-      onGlobals: (c) => void parts.push(Buffer.from(c)),
-      onDatabaseStart: () => Promise.reject(stop),
-    });
+    await readSections(sql.stream, { onGlobals: onChunk, onDatabaseStart: () => Promise.reject(stop) });
     await sql.done;
   } catch (err) {
     sql.cancel();
     await sql.done.catch(() => undefined);
-    if (err !== stop) throw new TaskError(ExitCode.failed, `cannot read the globals of ${file.name}: ${(err as Error).message}`, { cause: err });
+    if (err !== stop) throw err;
   }
-  return Buffer.concat(parts);
 }
 
+/** Roles and tablespaces, streamed from the file through the filter and the script guard into psql. */
 async function applyGlobals(
   ctx: RestoreContext,
   admin: Client,
@@ -128,17 +139,31 @@ async function applyGlobals(
   req: NonNullable<RestoreRequest["globals"]>,
   continueOnError: boolean,
 ): Promise<{ created: string[]; errors: StatementErrors }> {
-  const filtered = filterGlobals(await readGlobals(ctx, req.file), req.mode, await clusterGlobals(admin));
+  const filter = new GlobalsFilter(req.mode, await clusterGlobals(admin));
+  const part = { globals: true } as const;
+  const guard = new ScriptGuard(part);
   const psql = spawnPsql(ctx.pg.database, env, [ctx.pg.password], continueOnError);
-  await psql.write(filtered.sql);
+  const send = async (chunks: Buffer[]) => {
+    for (const chunk of chunks) await psql.write(chunk);
+  };
+  try {
+    await streamGlobals(ctx, req.file, (chunk) => send(guard.push(filter.push(chunk))));
+    await send([...guard.push(filter.end()), ...guard.end()]);
+  } catch (err) {
+    psql.kill();
+    await psql.finish().catch(() => undefined);
+    // The pre-scan passed this file: it changed since, and psql may have applied the globals before this line.
+    const why = err instanceof ScriptRefusal ? `${refusalText(req.file.name, part, err)}; the file changed after it was checked` : `cannot read the globals of ${req.file.name}: ${(err as Error).message}`;
+    throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${req.file.name} stopped: ${why}; roles before that point may have been applied, no database was restored`, { cause: err });
+  }
   try {
     await psql.finish();
   } catch (err) {
     const why = err instanceof PsqlFailure ? err.at(`of ${req.file.name}`) : (err as Error).message;
     throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${req.file.name} failed: ${why}; no database was restored`, { cause: err });
   }
-  ctx.log.info({ backup: req.file.name, created: filtered.created, existing: filtered.existing }, `globals applied: ${filtered.created.length} role(s) created`);
-  return { created: filtered.created, errors: { kept: psql.statementErrors.kept, count: psql.statementErrors.count() } };
+  ctx.log.info({ backup: req.file.name, created: filter.created, existing: filter.existing }, `globals applied: ${filter.created.length} role(s) created`);
+  return { created: filter.created, errors: { kept: psql.statementErrors.kept, count: psql.statementErrors.count() } };
 }
 
 class Slots {
@@ -212,7 +237,7 @@ async function restoreFile(ctx: RestoreContext, jc: JobContext, file: RestoreFil
 export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): Promise<RestoreOutcome> {
   const t0 = Date.now();
   const log = ctx.log;
-  await verifyFiles(req.files, ctx.verifyKey, log);
+  await verifyFiles(ctx, req.files);
   const env = writableEnv(childEnv(ctx.pg, ctx.env));
   const admin = await connectWritable(ctx.pg, ctx.pg.database, log);
   const progress = new Map<string, number>();

@@ -24,6 +24,10 @@ const PREAMBLE = /^(?:SET\s|SELECT\s+pg_catalog\.set_config\()/i;
 const CONNECT = /^\\(?:c|connect)(?=\s|$)/;
 /** Statements longer than this are never database-level ones; they stream instead of being held. */
 const MAX_HELD = 1 << 20;
+/** How much of a held statement the database-level forms are matched against (names are at most 63 bytes). */
+const WINDOW = 64 * 1024;
+/** A line is scanned whole; past this (far above the longest real one, a function body) the section is refused. */
+export const MAX_LINE = 1 << 30;
 
 /**
  * Where the database name is in a statement (latin1 text), or null when the statement does
@@ -66,7 +70,9 @@ export function connectTarget(meta: string): string | null {
 
 export class SectionRetargeter {
   private readonly st: ScanState = newScanState();
-  private carry: Buffer | null = null;
+  /** The start of a line not yet ended, in the pieces it came in: joined once, when its newline comes. */
+  private carry: Buffer[] = [];
+  private carryBytes = 0;
   /** Inside a COPY data line that is not the end marker: pass bytes on up to its newline. */
   private dataLine = false;
   private held: Buffer[] = [];
@@ -93,8 +99,13 @@ export class SectionRetargeter {
   /** The bytes to pass on for this chunk (the chunk is not mutated; output may alias it). */
   push(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
-    const data = this.carry === null ? chunk : Buffer.concat([this.carry, chunk]);
-    this.carry = null;
+    // Outside COPY data a line is only scanned once whole; pieces of a long one wait unjoined.
+    if (this.carryBytes > 0 && !inCopy(this.st) && chunk.indexOf(0x0a) < 0) {
+      this.keep(chunk);
+      return out;
+    }
+    const data = this.carryBytes === 0 ? chunk : Buffer.concat([...this.carry, chunk]);
+    [this.carry, this.carryBytes] = [[], 0];
     let pos = 0;
     while (pos < data.length) {
       if (this.dataLine || (inCopy(this.st) && !isCopyEnd(data.subarray(pos, pos + 3)))) {
@@ -103,7 +114,7 @@ export class SectionRetargeter {
       }
       const nl = data.indexOf(0x0a, pos);
       if (nl < 0) {
-        this.carry = data.subarray(pos);
+        this.keep(data.subarray(pos));
         break;
       }
       this.line(data.subarray(pos, nl + 1), out);
@@ -115,11 +126,19 @@ export class SectionRetargeter {
   /** The rest of the stream; throws when the section never connected to its database. */
   end(): Buffer[] {
     const out: Buffer[] = [];
-    if (this.carry !== null) this.line(this.carry, out);
-    this.carry = null;
+    if (this.carryBytes > 0) this.line(Buffer.concat(this.carry), out);
+    [this.carry, this.carryBytes] = [[], 0];
     if (this.held.length > 0) out.push(this.release());
     if (this.connects === 0) throw new Error(`the section of database ${JSON.stringify(this.from)} has no \\connect line`);
     return out;
+  }
+
+  private keep(piece: Buffer): void {
+    this.carryBytes += piece.length;
+    if (this.carryBytes > MAX_LINE) {
+      throw new Error(`the section of database ${JSON.stringify(this.from)} has a line longer than ${MAX_LINE} bytes outside COPY data, the most a restore scans as one line`);
+    }
+    this.carry.push(piece);
   }
 
   /** Passes COPY data on without splitting it into lines; stops at the `\.` line. */
@@ -141,7 +160,7 @@ export class SectionRetargeter {
     if (tailStart > pos) out.push(data.subarray(pos, tailStart));
     const tail = data.subarray(tailStart);
     if (tail.length > 0 && tail.length < 3 && Buffer.from("\\.").subarray(0, tail.length).equals(tail)) {
-      this.carry = tail;
+      [this.carry, this.carryBytes] = [[tail], tail.length];
     } else if (tail.length > 0) {
       out.push(tail);
       this.dataLine = true;
@@ -181,10 +200,10 @@ export class SectionRetargeter {
 
   /** The held lines with their database-level statements and \connect lines pointed at the temporary database. */
   private release(): Buffer {
-    const text = Buffer.concat(this.held).toString("latin1");
+    const data = this.held.length === 1 ? (this.held[0] as Buffer) : Buffer.concat(this.held);
     const edits: { start: number; end: number; text: string }[] = [];
     for (const { pos, meta } of this.points) {
-      const rest = text.slice(pos);
+      const rest = data.toString("latin1", pos, pos + WINDOW);
       if (meta) {
         const line = rest.split("\n", 1)[0] as string;
         const target = connectTarget(line);
@@ -201,18 +220,24 @@ export class SectionRetargeter {
       }
       if (span?.ours === true) edits.push({ start: pos + span.start, end: pos + span.end, text: latin1Of(quoteIdent(this.to)) });
       if (span?.create === true && this.mark !== null) {
-        const eol = text.indexOf("\n", pos + span.end);
-        const end = eol < 0 ? text.length : eol;
+        const eol = data.indexOf(0x0a, pos + span.end);
+        const end = eol < 0 ? data.length : eol;
         // pg_dump writes CREATE DATABASE on one line; anything else is not a section we know how to mark.
-        if (!text.slice(pos, end).trimEnd().endsWith(";")) {
+        if (!data.toString("latin1", pos, end).trimEnd().endsWith(";")) {
           throw new Error(`the section of database ${JSON.stringify(this.from)} has a CREATE DATABASE statement that does not end on its line`);
         }
         edits.push({ start: end, end, text: ` ${this.mark}` });
       }
     }
-    let out = text;
-    for (const e of edits.reverse()) out = out.slice(0, e.start) + e.text + out.slice(e.end);
     [this.held, this.heldBytes, this.points] = [[], 0, []];
-    return Buffer.from(out, "latin1");
+    if (edits.length === 0) return data;
+    const parts: Buffer[] = [];
+    let at = 0;
+    for (const e of edits) {
+      parts.push(data.subarray(at, e.start), Buffer.from(e.text, "latin1"));
+      at = e.end;
+    }
+    parts.push(data.subarray(at));
+    return Buffer.concat(parts);
   }
 }

@@ -7,11 +7,11 @@ import type { PgConfig } from "../core/config.js";
 import { readSecretFile } from "../core/config.js";
 import { dropTemp } from "../restore/database.js";
 import { ConfigError, PgCode } from "../core/errors.js";
-import { filterGlobals } from "../restore/globalsFilter.js";
+import { GlobalsFilter } from "../restore/globalsFilter.js";
 import type { Logger } from "../core/log.js";
 import { connect } from "../postgres/connection.js";
 import type { Client } from "../postgres/connection.js";
-import { readGlobals } from "../restore/exec.js";
+import { streamGlobals } from "../restore/exec.js";
 import type { RestoreContext, RestoreFile, RestoreRequest } from "../restore/exec.js";
 import { startScratchCluster } from "./scratchCluster.js";
 import { clusterGlobals } from "../restore/targetState.js";
@@ -109,7 +109,10 @@ export async function openRestoreTarget(server: PgConfig | null, env: NodeJS.Pro
 
 /** Creates a NOLOGIN role for each role of the file's globals the server lacks; appends each to `created` as it is made. */
 async function createStandIns(admin: Client, file: RestoreFile, ctx: RestoreContext, created: string[], label: string): Promise<void> {
-  const missing = filterGlobals(await readGlobals(ctx, file), "missingRoles", await clusterGlobals(admin)).created;
+  const filter = new GlobalsFilter("missingRoles", await clusterGlobals(admin));
+  await streamGlobals(ctx, file, (chunk) => void filter.push(chunk));
+  filter.end();
+  const missing = filter.created;
   for (const role of missing) {
     try {
       await admin.query(`CREATE ROLE ${admin.escapeIdentifier(role)} NOLOGIN`);

@@ -1,6 +1,16 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { filterGlobals } from "../../../lib/restore/globalsFilter.js";
+import { GlobalsFilter } from "../../../lib/restore/globalsFilter.js";
+import type { ClusterGlobals, GlobalsMode } from "../../../lib/restore/globalsFilter.js";
+
+/** The globals pushed in chunks of `size` bytes; the filtered SQL and the filter's lists. */
+function filterGlobals(globals: Buffer, mode: GlobalsMode, cluster: ClusterGlobals, size = 1 << 20): { sql: Buffer; created: string[]; existing: string[] } {
+  const filter = new GlobalsFilter(mode, cluster);
+  const out: Buffer[] = [];
+  for (let i = 0; i < globals.length; i += size) out.push(filter.push(globals.subarray(i, i + size)));
+  out.push(filter.end());
+  return { sql: Buffer.concat(out), created: filter.created, existing: filter.existing };
+}
 import { readSections } from "../../../lib/sql/sections.js";
 
 // pg_dumpall --globals-only 15.18 of a cluster with a comment, settings, memberships and quoted names.
@@ -80,5 +90,23 @@ describe("filterGlobals", () => {
     expect(r.sql.toString()).toContain(`ALTER ROLE "r\n--\n-- Databases`);
     const all = filterGlobals(globals, "all", { roles: new Set(["postgres", evil]), tablespaces: new Set(), currentUser: "postgres" });
     expect(all.sql.toString()).not.toMatch(/CREATE ROLE/);
+  });
+});
+
+describe("GlobalsFilter as a stream", () => {
+  const cluster = { roles: new Set(["postgres", "bob"]), tablespaces: new Set(["ts"]), currentUser: "postgres" };
+  it.each([1, 3, 64])("gives the same SQL in chunks of %i bytes", (size) => {
+    for (const mode of ["all", "missingRoles"] as const) {
+      expect(filterGlobals(Buffer.from(GLOBALS), mode, cluster, size)).toEqual(filterGlobals(Buffer.from(GLOBALS), mode, cluster));
+    }
+  });
+
+  it("streams a statement too long to hold, keeping or dropping it whole", () => {
+    const long = `COMMENT ON ROLE bob IS '${"x\n".repeat(1 << 20)}';\n`;
+    const globals = Buffer.from(`CREATE ROLE bob;\n${long}CREATE ROLE eve;\n`);
+    expect(filterGlobals(globals, "all", cluster, 4096).sql.toString()).toBe(`\n${long}CREATE ROLE eve;\n`);
+    const dropped = filterGlobals(globals, "missingRoles", cluster, 4096);
+    expect(dropped.sql.toString()).toBe(`\n${"\n".repeat(1 << 20)}\nCREATE ROLE eve;\n`);
+    expect(dropped.created).toEqual(["eve"]);
   });
 });
