@@ -14,7 +14,7 @@ import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/notify/notifier.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
 import { redact } from "../lib/core/secret.js";
-import { shutdown } from "../lib/core/shutdown.js";
+import { exitOnSignals, shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
 
 /** What a handler reports back: an exit code other than 0, and what a backup wrote (for metrics and notifications). */
@@ -48,15 +48,6 @@ const EXIT_TABLE = `Exit codes:
  10  restore --continue-on-error restored what it could; failed statements are listed
 130  stopped by SIGINT; 143 stopped by SIGTERM (children stopped, partial files and scratch clusters removed)`;
 
-/**
- * Docker kills 10 s after SIGTERM (the stop grace period): the cleanup gets 8 s in all and
- * no one releaser more than 3 s (a stuck one must not starve the lock's release), then the
- * task exits regardless.
- */
-const SHUTDOWN_DEADLINE_MS = 8000;
-const SHUTDOWN_STEP_MS = 3000;
-const SIGNAL_EXIT: Record<"SIGTERM" | "SIGINT", ExitCode> = { SIGTERM: ExitCode.terminated, SIGINT: ExitCode.interrupted };
-
 async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, exitCode: number, started: number, bytes?: number): Promise<void> {
   if (config.metricsFile === null) return;
   const { recordTaskResult } = await import("../lib/core/metrics.js");
@@ -64,38 +55,6 @@ async function recordMetrics(config: Config, deps: Deps, label: MetricsLabel, ex
   await recordTaskResult(config.metricsFile, { ...label, ok, exitCode, durationSeconds: (Date.now() - started) / 1000, bytes, finishedAt: deps.now() }).catch((err: unknown) =>
     deps.log.warn({ err: (err as Error).message, metricsFile: config.metricsFile }, "metrics not recorded"),
   );
-}
-
-/**
- * Installs the SIGTERM/SIGINT handlers for a running task: the releasers run (lib/core/shutdown.ts)
- * while /fail and the failure webhook go out (both bounded: 8 s and STOP_NOTIFY_BUDGET_MS, inside
- * Docker's 10 s stop grace), one line is logged, the run is recorded as failed, and the process
- * exits with 143/130. The task's promise is abandoned at that point, so this is the one place
- * that calls process.exit. A second signal during the cleanup is ignored: the deadline bounds
- * the cleanup already, and cutting it short would leave a partial file or a running scratch
- * server behind.
- */
-function onSignals(task: string, config: Config, deps: Deps, started: number, metrics: MetricsLabel | undefined, notifier: Notifier | undefined): void {
-  const ignored: NodeJS.Signals[] = [];
-  const stop = async (signal: "SIGTERM" | "SIGINT"): Promise<void> => {
-    if (!shutdown.begin(signal)) {
-      ignored.push(signal);
-      return;
-    }
-    const t0 = Date.now();
-    const exitCode = SIGNAL_EXIT[signal];
-    const why = `stopped by ${signal} (docker service rm, a stop, or a timeout) before the task finished`;
-    const [r] = await Promise.all([shutdown.releaseAll(SHUTDOWN_DEADLINE_MS, SHUTDOWN_STEP_MS), notifier?.enabled ? notifier.failure(exitCode, why, STOP_NOTIFY_BUDGET_MS) : undefined]);
-    const clean = r.failed.length === 0 && r.timedOut.length === 0 && r.skipped.length === 0;
-    deps.log.warn(
-      { signal, task, exitCode, released: r.released, failed: r.failed, timedOut: r.timedOut, skipped: r.skipped, ignoredSignals: ignored, cleanupMs: Date.now() - t0 },
-      `${task} stopped by ${signal}: ${clean ? `released ${r.released.length} resource(s), nothing half-written kept` : "cleanup incomplete, see failed/timedOut/skipped"}`,
-    );
-    if (metrics !== undefined) await recordMetrics(config, deps, metrics, exitCode, started);
-    process.exit(exitCode);
-  };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 /** Pings and the webhook for a task whose configuration failed: the monitor hears of it too, if its own settings are sound. */
@@ -116,14 +75,19 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
   let notifier: Notifier | undefined;
   const started = Date.now();
   try {
-    config = resolveConfig(process.env);
-    const log = createLogger(config.logLevel, config.logFile, { tool: TOOL.name, version: TOOL.version }, config.files.file);
-    deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
-    if (notify !== undefined) {
-      notifier = new Notifier(config.notify, { task: notify.task, tier: notify.tier ?? null, lockMode: config.lock.mode, log, metricsFile: config.metricsFile, startedAt: started });
-      if (notifier.enabled) notifier.start();
-    }
-    onSignals(task, config, deps, started, metrics, notifier);
+    const cfg = resolveConfig(process.env);
+    const log = createLogger(cfg.logLevel, cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file);
+    const d: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
+    const n = notify === undefined ? undefined : new Notifier(cfg.notify, { task: notify.task, tier: notify.tier ?? null, lockMode: cfg.lock.mode, log, metricsFile: cfg.metricsFile, startedAt: started });
+    [config, deps, notifier] = [cfg, d, n];
+    if (n?.enabled) n.start();
+    // On SIGTERM/SIGINT: /fail and the failure webhook beside the releasers, then the run recorded as failed.
+    exitOnSignals({
+      task,
+      log,
+      alongside: n?.enabled ? (code, why) => n.failure(code, why, STOP_NOTIFY_BUDGET_MS) : undefined,
+      after: metrics === undefined ? undefined : (code) => recordMetrics(cfg, d, metrics, code, started),
+    });
     const outcome = (await handler(config, deps)) ?? {};
     process.exitCode = outcome.code ?? ExitCode.ok;
     if (metrics !== undefined) await recordMetrics(config, deps, metrics, process.exitCode, started, outcome.bytes);

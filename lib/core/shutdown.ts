@@ -6,6 +6,9 @@
 // exits. The task's own code is abandoned, not unwound: children stopped here never report
 // their exit (lib/core/proc.ts), so it neither starts its next step nor logs a failure.
 
+import { ExitCode } from "./errors.js";
+import type { Logger } from "./log.js";
+
 export type Releaser = () => Promise<unknown> | void;
 
 export interface Released {
@@ -96,3 +99,52 @@ export class ShutdownRegistry {
 
 /** The process's registry: lib registers into it, tasks/cli.ts runs it on a signal. */
 export const shutdown = new ShutdownRegistry();
+
+/**
+ * Docker kills 10 s after SIGTERM (the stop grace period): the cleanup gets 8 s in all and
+ * no one releaser more than 3 s (a stuck one must not starve the lock's release), then the
+ * task exits regardless.
+ */
+const SHUTDOWN_DEADLINE_MS = 8000;
+const SHUTDOWN_STEP_MS = 3000;
+const SIGNAL_EXIT: Record<"SIGTERM" | "SIGINT", ExitCode> = { SIGTERM: ExitCode.terminated, SIGINT: ExitCode.interrupted };
+
+export interface SignalHooks {
+  task: string;
+  log: Logger;
+  /** Runs beside the releasers, bounded by its own budget (the /fail ping and webhook). */
+  alongside?: (exitCode: ExitCode, why: string) => Promise<unknown>;
+  /** Runs after them, before the exit (the metrics record). */
+  after?: (exitCode: ExitCode) => Promise<unknown>;
+}
+
+/**
+ * Installs the SIGTERM/SIGINT handlers for a running task (tasks/cli.ts): the releasers run
+ * while `alongside` does, one line is logged, `after` runs, and the process exits with
+ * 143/130. The task's promise is abandoned at that point, so this is the one place that calls
+ * process.exit. A second signal during the cleanup is ignored: the deadline bounds the
+ * cleanup already, and cutting it short would leave a partial file or a running scratch
+ * server behind.
+ */
+export function exitOnSignals(hooks: SignalHooks): void {
+  const ignored: NodeJS.Signals[] = [];
+  const stop = async (signal: "SIGTERM" | "SIGINT"): Promise<void> => {
+    if (!shutdown.begin(signal)) {
+      ignored.push(signal);
+      return;
+    }
+    const t0 = Date.now();
+    const exitCode = SIGNAL_EXIT[signal];
+    const why = `stopped by ${signal} (docker service rm, a stop, or a timeout) before the task finished`;
+    const [r] = await Promise.all([shutdown.releaseAll(SHUTDOWN_DEADLINE_MS, SHUTDOWN_STEP_MS), hooks.alongside?.(exitCode, why)]);
+    const clean = r.failed.length === 0 && r.timedOut.length === 0 && r.skipped.length === 0;
+    hooks.log.warn(
+      { signal, task: hooks.task, exitCode, released: r.released, failed: r.failed, timedOut: r.timedOut, skipped: r.skipped, ignoredSignals: ignored, cleanupMs: Date.now() - t0 },
+      `${hooks.task} stopped by ${signal}: ${clean ? `released ${r.released.length} resource(s), nothing half-written kept` : "cleanup incomplete, see failed/timedOut/skipped"}`,
+    );
+    await hooks.after?.(exitCode);
+    process.exit(exitCode);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
