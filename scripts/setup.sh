@@ -18,6 +18,9 @@ command -v lbzip2 >/dev/null 2>&1 || need+=(lbzip2)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# GNU time measures peak RSS in the large-restore tests; openssl checks signatures the stock way.
+[ -x /usr/bin/time ] || need+=(time)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v sudo >/dev/null 2>&1 || command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 
 if [ "${#need[@]}" -gt 0 ]; then
