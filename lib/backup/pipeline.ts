@@ -13,8 +13,7 @@ import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import { ProcessError, spawnFilter } from "../core/proc.js";
 import { SinkClosedError } from "./sink.js";
 import type { PartialFile } from "../store/storage.js";
-
-const STORAGE_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG"]);
+import { isStorageErrno } from "../store/backupDir.js";
 
 export interface WriteResult {
   sha256: string;
@@ -27,7 +26,7 @@ export interface WriteProgress {
 
 function rank(err: unknown): number {
   const code = errnoCode(err) ?? "";
-  if (STORAGE_ERRNOS.has(code)) return 0;
+  if (isStorageErrno(err)) return 0;
   // A stream cut short by the teardown below after another stage failed: that stage explains it.
   if (code === "ERR_STREAM_PREMATURE_CLOSE") return 5;
   if (err instanceof TaskError) return 1;

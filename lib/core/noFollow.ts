@@ -29,16 +29,21 @@ export function symlinkRefusal(exitCode: ExitCode, what: string, path: string, c
   );
 }
 
-/** A small regular file's text, read without following a symlink; at most `maxBytes`. */
-export async function readSmallFile(path: string, maxBytes: number): Promise<string> {
+/** A small regular file's bytes, read without following a symlink; at most `maxBytes`. */
+export async function readSmallBytes(path: string, maxBytes: number): Promise<Buffer> {
   // O_NONBLOCK: a FIFO planted there must not hang the task.
   const fh = await open(path, READ_NOFOLLOW | constants.O_NONBLOCK);
   try {
     if (!(await fh.stat()).isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: "EINVAL" });
     const buf = Buffer.alloc(maxBytes);
     const { bytesRead } = await fh.read(buf, 0, maxBytes, 0);
-    return buf.subarray(0, bytesRead).toString("utf8");
+    return buf.subarray(0, bytesRead);
   } finally {
     await fh.close();
   }
+}
+
+/** A small regular file's text, read without following a symlink; at most `maxBytes`. */
+export async function readSmallFile(path: string, maxBytes: number): Promise<string> {
+  return (await readSmallBytes(path, maxBytes)).toString("utf8");
 }

@@ -18,7 +18,7 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Manifest } from "../store/manifest.js";
 import { MANIFEST_MAX_BYTES, ManifestInvalid, parseManifest } from "../store/manifest.js";
-import { hashTap, parseChecksumFile } from "../store/checksum.js";
+import { SIDECAR_MAX_BYTES, hashTap, parseChecksumFile } from "../store/checksum.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { Tier } from "../store/naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
@@ -34,8 +34,6 @@ import { DEFAULT_FILE_MODES } from "../core/fileModes.js";
 /** S3 allows at most 10 000 parts; larger files get larger parts. */
 const MAX_PARTS = 10_000;
 const PROGRESS_MS = 5000;
-/** A .sha256 sidecar is one line: 64 hex digits, two spaces, the name. */
-const SIDECAR_MAX_BYTES = 4096;
 
 /** A local backup to upload: a usable CatalogEntry or a written BackupResult both fit. */
 export interface LocalBackup {

@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX } from "./naming.js";
-import { readStreamNoFollow } from "../core/noFollow.js";
+import { READ_NOFOLLOW, readSmallFile, readStreamNoFollow } from "../core/noFollow.js";
 
 /** A pass-through stream that feeds every chunk to `hash`, and to `onChunk` when given (a byte counter). */
 export function hashTap(hash: Hash, onChunk?: (chunk: Buffer) => void): Transform {
@@ -61,8 +61,11 @@ export function parseChecksumFile(text: string, name: string): ChecksumFile | st
 
 export type ChecksumVerdict = { ok: true; sha256: string; manifestCovered: boolean } | { ok: false; problem: string };
 
+/** A .sha256 sidecar holds two lines of ~150 bytes; anything near this size is not ours. */
+export const SIDECAR_MAX_BYTES = 4096;
+
 async function sha256Of(path: string): Promise<string> {
-  return createHash("sha256").update(await readFile(path)).digest("hex");
+  return createHash("sha256").update(await readFile(path, { flag: READ_NOFOLLOW })).digest("hex");
 }
 
 /**
@@ -75,7 +78,7 @@ export async function verifyChecksum(path: string, manifestSha?: string, sidecar
   const name = basename(path);
   let text: string;
   try {
-    text = sidecar?.toString("utf8") ?? (await readFile(path + CHECKSUM_SUFFIX, "utf8"));
+    text = sidecar?.toString("utf8") ?? (await readSmallFile(path + CHECKSUM_SUFFIX, SIDECAR_MAX_BYTES));
   } catch {
     return { ok: false, problem: `${name}: checksum file ${name}${CHECKSUM_SUFFIX} is missing` };
   }

@@ -9,7 +9,8 @@ import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { errnoCode } from "../core/errors.js";
 import type { ChecksumVerdict } from "./checksum.js";
-import { parseChecksumFile, verifyChecksum } from "./checksum.js";
+import { SIDECAR_MAX_BYTES, parseChecksumFile, verifyChecksum } from "./checksum.js";
+import { READ_NOFOLLOW, readSmallBytes } from "../core/noFollow.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX } from "./naming.js";
 
 export function signChecksumFile(checksumText: string, key: KeyObject): Buffer {
@@ -29,13 +30,13 @@ export async function checkSignature(path: string, key: KeyObject): Promise<Sign
   const name = basename(path);
   let sidecar: Buffer;
   try {
-    sidecar = await readFile(path + CHECKSUM_SUFFIX);
+    sidecar = await readSmallBytes(path + CHECKSUM_SUFFIX, SIDECAR_MAX_BYTES);
   } catch (err) {
     return { ok: false, missing: true, problem: `${name}: checksum file ${name}${CHECKSUM_SUFFIX} is missing (${errnoCode(err) ?? "unreadable"}), so nothing is signed; ${FIX}` };
   }
   let signature: Buffer;
   try {
-    signature = await readFile(path + SIGNATURE_SUFFIX);
+    signature = await readSmallBytes(path + SIGNATURE_SUFFIX, SIDECAR_MAX_BYTES);
   } catch (err) {
     const why = errnoCode(err) === "ENOENT" ? "is missing: the backup is unsigned (written without BACKUP_SIGNING_KEY_FILE) or forged" : `cannot be read (${errnoCode(err) ?? "error"})`;
     return { ok: false, missing: true, problem: `${name}: signature ${name}${SIGNATURE_SUFFIX} ${why}; ${FIX}` };
@@ -83,6 +84,6 @@ export async function verifySignedManifest(path: string, verifyKey: KeyObject): 
   const name = basename(path);
   const recorded = parseChecksumFile(signed.sidecar.toString("utf8"), name);
   if (typeof recorded === "string") return recorded;
-  const actual = await readFile(path + MANIFEST_SUFFIX).then((b) => createHash("sha256").update(b).digest("hex"), () => null);
+  const actual = await readFile(path + MANIFEST_SUFFIX, { flag: READ_NOFOLLOW }).then((b) => createHash("sha256").update(b).digest("hex"), () => null);
   return actual === recorded.manifest ? null : `${name}: manifest ${name}${MANIFEST_SUFFIX} ${actual === null ? "is missing" : "was changed after the backup was signed"}`;
 }

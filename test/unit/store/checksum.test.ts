@@ -1,6 +1,6 @@
 // The .sha256 sidecar: the one-line form every backup before signing has, and the two-line
 // form that covers the manifest too; both are read, and anything else is refused.
-import { writeFileSync } from "node:fs";
+import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checksumFileText, parseChecksumFile, sha256File, verifyChecksum } from "../../../lib/store/checksum.js";
@@ -64,5 +64,19 @@ describe("verifyChecksum", () => {
     const good = Buffer.from(`${await sha256File(path)}  ${NAME}\n`);
     expect(await verifyChecksum(path, undefined, good)).toMatchObject({ ok: true });
     expect(await verifyChecksum(path)).toMatchObject({ ok: false, problem: expect.stringMatching(/checksum mismatch/) });
+  });
+
+  it("follows no symlinked sidecar or manifest (a race with the catalog's lstat cannot redirect it)", async () => {
+    const outside = tempDir("pgsb-outside-");
+    writeFileSync(join(outside, "sum"), `${await sha256File(path)}  ${NAME}\n`);
+    rmSync(path + ".sha256", { force: true });
+    symlinkSync(join(outside, "sum"), path + ".sha256");
+    expect(await verifyChecksum(path)).toEqual({ ok: false, problem: `${NAME}: checksum file ${NAME}.sha256 is missing` });
+    rmSync(path + ".sha256");
+    writeFileSync(join(outside, "manifest"), '{"manifest":true}\n');
+    writeFileSync(path + ".sha256", checksumFileText(NAME, await sha256File(path), await sha256File(join(outside, "manifest"))));
+    rmSync(path + ".json");
+    symlinkSync(join(outside, "manifest"), path + ".json");
+    expect(await verifyChecksum(path)).toMatchObject({ ok: false, problem: expect.stringMatching(/\.json is missing/) });
   });
 });
