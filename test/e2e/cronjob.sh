@@ -31,12 +31,17 @@ docker service update --detach --quiet --force --replicas "${replicas:-1}" "$ser
 
 deadline=$(($(date +%s) + timeout))
 while :; do
-  new=$(comm -13 <(echo "$before") <(docker service ps -q "$service" | sort) | head -n 1)
+  new=$(comm -13 <(echo "$before") <(docker service ps -q "$service" 2>/dev/null | sort) | head -n 1)
   if [ -n "$new" ]; then
+    seen=$new
     out=$(docker inspect --type task -f '{{.Status.State}}|{{with .Status.ContainerStatus}}{{.ExitCode}}{{end}}|{{.Status.Err}}' "$new")
     case ${out%%|*} in
       complete | failed | rejected | shutdown | orphaned) echo "$out"; exit 0 ;;
     esac
+  elif [ -n "${seen:-}" ]; then
+    # Scaling a replicated service down deletes its tasks, end state and exit code included.
+    echo "removed||task $seen was removed (the service was scaled down or removed)"
+    exit 0
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     echo "timeout||no end state after ${timeout}s"

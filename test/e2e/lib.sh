@@ -49,7 +49,10 @@ task_count() { docker service ps -q "$1" 2>/dev/null | wc -l; }
 newest_task_state() { task_states "$1" | head -n 1; }
 
 # Files of a tier in the host's backup dir, oldest first.
-backups_of() { find "$E2E_BACKUP_DIR/$1" -maxdepth 1 -name "[0-9]*_$1.sql.*" ! -name '*.json' ! -name '*.sha256*' ! -name '*.partial' -printf '%f\n' 2>/dev/null | sort; }
+backups_of() {
+  [ -d "$E2E_BACKUP_DIR/$1" ] || return 0
+  find "$E2E_BACKUP_DIR/$1" -maxdepth 1 -name "[0-9]*_$1.sql.*" ! -name '*.json' ! -name '*.sha256*' ! -name '*.partial' -printf '%f\n' | sort
+}
 
 # run_step NAME FUNCTION: one PASS/FAIL line with the duration. The function runs in a bash of its
 # own: `set -e` is ignored inside a function called from `||`, so it could not stop a failing step here.
