@@ -72,6 +72,9 @@ down() {
     while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 1; done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$state/dockerd.started"
+    # The bridges it made outlive dockerd; docker0 carries the --bip address given above.
+    ip link delete docker_gwbridge 2>/dev/null || true
+    ip link delete docker0 2>/dev/null || true
     echo "engine: stopped the dockerd it started"
   fi
 }
