@@ -128,17 +128,17 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
  * previous holder of the cluster lock may have started in this same second (two backups of a small
  * cluster queued behind each other): renaming into its name would silently replace that backup,
  * and sidecars written before the data file would for a moment belong to the other one. So wait
- * for the next second; the manifest's startedAt must match the name, so the start moves with it.
+ * for the next second (the manifest's startedAt must match the name, so the start moves with it).
+ * Twice at most: an entry planted at the name must not block the backup (README "A shared
+ * BACKUP_DIR"), and with a clock that stands still the rename replaces it, as it always did.
  */
 async function freshName(dir: string, tier: Tier, codec: Config["compression"]["codec"], deps: Deps): Promise<{ started: Date; name: string }> {
   for (let attempt = 0; ; attempt++) {
     const started = deps.now();
     const name = backupName(tier, started, codec);
+    if (attempt === 2) return { started, name };
     const taken = await Promise.all([name, `${name}.json`].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
     if (!taken.includes(true)) return { started, name };
-    if (attempt === 2) {
-      throw new TaskError(ExitCode.refused, `backup refused: ${join(dir, name)} exists already and the clock does not move on; check the clock, or move that file away`);
-    }
     await new Promise((res) => setTimeout(res, 1000 - (started.getTime() % 1000) + 10));
   }
 }
