@@ -25,10 +25,10 @@ export VERSION REGISTRY SIGNING
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
 	backup-full backup-diff backup-incr backup-list backup-restore \
-	test lint demo bench typecheck
+	test e2e lint demo bench typecheck
 
 help: ## List the targets
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z0-9-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 build: ## Build both images, tagged VERSION and latest
 	docker build -f Dockerfile.postgres --build-arg VERSION=$(VERSION) $(BUILD_ARGS) \
@@ -98,10 +98,13 @@ test: ## Install what the tests need, then run every test
 	bash scripts/setup.sh
 	npm test
 
+e2e: ## As root: build both images and run the stack on a real single-node Swarm (test/e2e/run.sh)
+	bash test/e2e/run.sh
+
 lint: ## Lint the TypeScript and shellcheck every shell script
 	bash scripts/setup.sh
 	npm run lint
-	find scripts stack .ci -type f -name '*.sh' -exec shellcheck {} +
+	find scripts stack test/e2e .ci -type f -name '*.sh' -exec shellcheck {} +
 
 demo: ## Run the local demo
 	bash scripts/setup.sh

@@ -2,6 +2,7 @@
 // databases through the compressor into an atomic file with sidecars and a manifest.
 import { createPublicKey } from "node:crypto";
 import { availableParallelism } from "node:os";
+import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { planBackup } from "../lib/backup/plan.js";
 import type { BackupPlan } from "../lib/backup/plan.js";
@@ -122,6 +123,26 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
   }
 }
 
+/**
+ * The start time and a name no earlier backup holds. Names have one-second resolution, and the
+ * previous holder of the cluster lock may have started in this same second (two backups of a small
+ * cluster queued behind each other): renaming into its name would silently replace that backup,
+ * and sidecars written before the data file would for a moment belong to the other one. So wait
+ * for the next second (the manifest's startedAt must match the name, so the start moves with it).
+ * Twice at most: an entry planted at the name must not block the backup (README "A shared
+ * BACKUP_DIR"), and with a clock that stands still the rename replaces it, as it always did.
+ */
+async function freshName(dir: string, tier: Tier, codec: Config["compression"]["codec"], deps: Deps): Promise<{ started: Date; name: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const started = deps.now();
+    const name = backupName(tier, started, codec);
+    if (attempt === 2) return { started, name };
+    const taken = await Promise.all([name, `${name}.json`].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
+    if (!taken.includes(true)) return { started, name };
+    await new Promise((res) => setTimeout(res, 1000 - (started.getTime() % 1000) + 10));
+  }
+}
+
 async function execute(
   config: Config,
   deps: Deps,
@@ -132,9 +153,9 @@ async function execute(
   fingerprint: Fingerprint,
   parentLog: Deps["log"],
 ): Promise<BackupResult> {
-  const started = deps.now();
   const { codec, level, threads } = config.compression;
-  const name = backupName(plan.tier, started, codec);
+  const dir = tierDir(config.backupDir, plan.tier);
+  const { started, name } = await freshName(dir, plan.tier, codec, deps);
   const log = parentLog.child({ backup: name });
   const env = childEnv(config.pg, deps.env);
   const compressor = compressorFor(codec, level, threads, env);
@@ -143,7 +164,6 @@ async function execute(
     runCommand("pg_dump", ["--version"], { env }).then((v) => v.trim()),
     dumpGlobals({ env, maintenanceDb: config.pg.database, secrets }),
   ]);
-  const dir = tierDir(config.backupDir, plan.tier);
   log.info(
     { databases: plan.databases.map((d) => d.name), compressor: compressor?.label ?? "none", parent: plan.parent, pgDump: pgDumpVersion },
     `starting ${plan.tier} backup of ${plan.databases.length} database(s) with ${compressor?.label ?? "no compression"}`,

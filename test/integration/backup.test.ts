@@ -68,6 +68,29 @@ describe("backup full", () => {
     }
   });
 
+  // Found on a real Swarm (test/e2e, scenario h): two fulls queued on the lock finished within one
+  // second, and the second was renamed over the first.
+  it("never takes the name of a backup started in the same second: it waits for the next second", async () => {
+    const dir = tempDir();
+    const t = new Date(Math.ceil((Date.now() + 5000) / 1000) * 1000);
+    const args = { tier: "full" as const, force: true, dryRun: false, allowNewCluster: false };
+    const first = await backup(testConfig(src, dir), testDeps(() => t), args);
+    let calls = 0;
+    const second = await backup(testConfig(src, dir), testDeps(() => (calls++ === 0 ? t : new Date(t.getTime() + 1000))), args);
+    expect(first.status === "written" && second.status === "written").toBe(true);
+    if (first.status !== "written" || second.status !== "written") return;
+    expect(second.name).not.toBe(first.name);
+    expect(second.manifest.startedAt).toBe(new Date(t.getTime() + 1000).toISOString());
+    execFileSync("sh", ["-c", "sha256sum -c --quiet ./*.sha256"], { cwd: join(dir, "full") });
+    expect(filesIn(join(dir, "full")).filter((f) => f.endsWith(".sql.bz2") && !f.startsWith("latest"))).toEqual([first.name, second.name]);
+
+    // A clock that stands still: after waiting twice it writes under that name, as before (an entry
+    // planted at the name must not block a backup), and the result is whole.
+    const third = await backup(testConfig(src, dir), testDeps(() => new Date(t.getTime() + 1000)), args);
+    expect(third.status === "written" && third.name === second.name).toBe(true);
+    execFileSync("sha256sum", ["-c", "--quiet", `${second.name}.sha256`], { cwd: join(dir, "full") });
+  });
+
   it("leaves no visible backup and no moved pointer when pg_dump's backend is killed mid-dump", async () => {
     const dir = tempDir();
     const config = testConfig(src, dir);

@@ -41,6 +41,11 @@ function argDefault(all: Instruction[], name: string): string {
 const postgres = instructions("Dockerfile.postgres");
 const task = instructions("Dockerfile.task");
 
+/** The final stage's package installation. */
+function aptInstall(): string {
+  return finalStage(task).find((i) => i.op === "RUN" && i.args.includes("apt-get install"))!.args;
+}
+
 describe("base images", () => {
   it.each([
     ["Dockerfile.postgres", postgres, "POSTGRES_IMAGE"],
@@ -60,10 +65,33 @@ describe("base images", () => {
     expect(major).toBe("16");
     expect(image).toContain("alpine");
     expect(argDefault(task, "PG_MAJOR")).toBe(major);
-    const apk = finalStage(task).find((i) => i.op === "RUN" && i.args.includes("apk add"))!.args;
-    expect(apk).toContain("postgresql${PG_MAJOR}-client");
+    const apt = aptInstall();
+    expect(apt).toContain("postgresql-client-${PG_MAJOR}");
     // Server binaries for `verify --restore`, which runs initdb in a temp dir.
-    expect(apk).toMatch(/postgresql\$\{PG_MAJOR\}["\s]/);
+    expect(apt).toMatch(/postgresql-\$\{PG_MAJOR\}["\s]/);
+  });
+
+  // Alpine's stable releases carry no parallel bzip2 (lbzip2 is in its testing repository only),
+  // so the task image is Debian, where lbzip2 is in main; PostgreSQL 16 comes from PostgreSQL's
+  // own apt repository unless PG_APT=debian (the e2e's trixie base, PG_MAJOR=17).
+  it("the task image is a Debian Node LTS with lbzip2, PostgreSQL from apt.postgresql.org by default", () => {
+    expect(argDefault(task, "NODE_IMAGE")).toMatch(/^node:22-(trixie|bookworm)-slim$/);
+    expect(argDefault(task, "PG_APT")).toBe("pgdg");
+    const apt = aptInstall();
+    expect(apt).toMatch(/\blbzip2\b/);
+    expect(apt).toContain("/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y");
+    expect(apt).toContain('if [ "${PG_APT}" = pgdg ]');
+    const env = finalStage(task).filter((i) => i.op === "ENV").map((i) => i.args).join(" ");
+    expect(env).toContain('PG_BINDIR="/usr/lib/postgresql/${PG_MAJOR}/bin"');
+  });
+
+  // The e2e (test/e2e/steps.sh) builds these very files; only build args may differ.
+  it("every build arg the e2e passes is declared by the Dockerfiles", () => {
+    const steps = readFileSync(join(ROOT, "test/e2e/steps.sh"), "utf8");
+    const passed = [...steps.matchAll(/--build-arg (\w+)=/g)].map((m) => m[1]!);
+    expect(passed.sort()).toEqual(["NODE_IMAGE", "PG_APT", "PG_MAJOR", "POSTGRES_IMAGE"]);
+    const declared = [...postgres, ...task].filter((i) => i.op === "ARG").map((i) => i.args.split("=")[0]);
+    for (const arg of passed) expect(declared).toContain(arg);
   });
 });
 
@@ -106,9 +134,9 @@ describe("Dockerfile.task", () => {
   });
 
   it("runs the CLI under tini, showing help by default", () => {
-    expect(runtime.find((i) => i.op === "ENTRYPOINT")?.args).toBe('["/sbin/tini", "--", "node", "/app/dist/tasks/cli.js"]');
+    expect(runtime.find((i) => i.op === "ENTRYPOINT")?.args).toBe('["/usr/bin/tini", "--", "node", "/app/dist/tasks/cli.js"]');
     expect(runtime.find((i) => i.op === "CMD")?.args).toBe('["--help"]');
-    expect(runtime.find((i) => i.op === "RUN" && i.args.includes("apk add"))!.args).toMatch(/\btini\b/);
+    expect(aptInstall()).toMatch(/\btini\b/);
   });
 
   it("fills a V8 compile cache at build time, as root before USER, by loading every task module", () => {

@@ -101,7 +101,7 @@ describe("make: images and stack", () => {
     const r = make([]);
     expect(r.status).toBe(0);
     for (const t of ["build", "push", "deploy", "update", "remove", "clean", "ps", "logs", "shell", "backup-full",
-      "backup-diff", "backup-incr", "backup-list", "backup-restore", "test", "lint", "demo", "bench", "typecheck"]) {
+      "backup-diff", "backup-incr", "backup-list", "backup-restore", "test", "e2e", "lint", "demo", "bench", "typecheck"]) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${t}\\s+\\S`, "m"));
     }
     expect(calls()).toEqual([]);
@@ -187,7 +187,7 @@ describe("make: images and stack", () => {
       "npm test",
       "bash scripts/setup.sh",
       "npm run lint",
-      "find scripts stack .ci -type f -name '*.sh' -exec shellcheck {} +",
+      "find scripts stack test/e2e .ci -type f -name '*.sh' -exec shellcheck {} +",
       "bash scripts/setup.sh",
       "bash scripts/demo.sh",
       "bash scripts/setup.sh",

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # teardown runs from the trap
+# make e2e: the Swarm layer on a real Docker engine (issue 16). Starts an engine and a single-node
+# swarm when none is there, builds the base images (cached) and both of the project's Dockerfiles
+# through build args only, deploys stack/docker-compose.swarm.yml with test/e2e/docker-compose.e2e.yml
+# over it, and runs the scenarios, one PASS/FAIL line each. Everything it started is removed at the
+# end, also on failure or Ctrl-C. Needs root (dockerd, the shared bind mount).
+#   E2E_ONLY="a b c" runs only those scenarios (a always runs: it deploys); E2E_KEEP=1 leaves it all up.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+
+[ "$(id -u)" -eq 0 ] || { echo "e2e: needs root (dockerd, a shared bind mount for the backups); run it as root" >&2; exit 1; }
+
+export STACK=pgsb REGISTRY=pgsb-e2e VERSION=e2e
+E2E_STATE=$(mktemp -d /tmp/pgsb-e2e.XXXXXX)
+E2E_BACKUP_DIR=$E2E_STATE/backups
+export E2E_STATE E2E_BACKUP_DIR
+export E2E_HERE=$here
+# shellcheck source=test/e2e/lib.sh
+. "$here/lib.sh"
+# shellcheck source=test/e2e/scenarios.sh
+. "$here/scenarios.sh"
+
+started=$(date +%s)
+teardown() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "${E2E_KEEP:-}" ]; then
+    log "E2E_KEEP set: left running; state in $E2E_STATE"
+    exit "$rc"
+  fi
+  log "teardown"
+  docker service ls -q -f label=pgsb.one-off=true 2>/dev/null | xargs -r docker service rm >/dev/null 2>&1 || true
+  docker stack rm "$STACK" >/dev/null 2>&1 || true
+  wait_until 60 "the stack's containers to go" sh -c "[ -z \"\$(docker ps -aq -f label=com.docker.stack.namespace=$STACK)\" ]" || true
+  wait_until 30 "the stack's volume to be free" sh -c "docker volume rm ${STACK}_postgres-data >/dev/null 2>&1 || ! docker volume inspect ${STACK}_postgres-data >/dev/null 2>&1" || true
+  local what
+  # What step_prerequisites created, one "KIND rm NAME" a line.
+  while read -r what; do
+    # shellcheck disable=SC2086
+    docker $what >/dev/null 2>&1 || true
+  done < <(cat "$E2E_STATE/created" 2>/dev/null)
+  umount "$E2E_BACKUP_DIR" 2>/dev/null || true
+  "$here/engine.sh" down "$E2E_STATE/engine" || true
+  [ -s "$E2E_STATE/results" ] && cat "$E2E_STATE/results"
+  log "total $(($(date +%s) - started))s, exit $rc"
+  rm -rf --one-file-system "$E2E_STATE"
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+run_step "engine (dockerd, swarm, node label)" step_engine
+run_step "base images (debootstrap trixie, cached)" step_bases
+run_step "make build (Dockerfile.postgres, Dockerfile.task)" step_build
+run_step "prerequisites (secret, config, network, dir)" step_prerequisites
+
+only=${E2E_ONLY:-b c e f g h d}
+failed=0
+run_step "a: deploy, health, placement label" scenario_a || failed=1
+if [ "$failed" -eq 0 ]; then
+  for s in $only; do
+    [ "$s" = a ] && continue
+    run_step "$s: $(scenario_title "$s")" "scenario_$s" || failed=1
+  done
+fi
+exit "$failed"

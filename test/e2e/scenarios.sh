@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The scenarios of issue 16 (sourced by run.sh). Each asserts on the host: files in the bind
+# dir, task states and exit codes, psql in the postgres container. Each returns non-zero on the
+# first failed check and says which.
+
+scenario_title() {
+  case $1 in
+    b) echo "scheduled full + no-change incremental" ;;
+    c) echo "make one-offs (swarm-run-task.sh)" ;;
+    d) echo "full stopped mid-dump; LOCK_MODE=skip -> 3" ;;
+    e) echo "disaster: wipe, redeploy, auto-restore" ;;
+    f) echo "verify --restore job; flipped byte -> 5" ;;
+    g) echo "cleanup --dry-run job changes nothing" ;;
+    h) echo "two backups at once: the cluster lock" ;;
+  esac
+}
+
+fail() { log "FAILED: $*"; return 1; }
+expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
+
+cron() { "$E2E_HERE/cronjob.sh" "${STACK}_$1" "${2:-600}"; }
+one_off() { IMAGE="$REGISTRY/pg-swarm-backup-task:$VERSION" BACKUP_HOST_DIR="$E2E_BACKUP_DIR" TASK_TIMEOUT_SECONDS=600 bash stack/swarm-run-task.sh "$@"; }
+# A file's state in the bind dir, for "nothing changed" checks.
+tree_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -name backup.log -printf '%P %s %T@ %l\n' | sort; }
+pointer() { readlink "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2" 2>/dev/null || cat "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2.txt" 2>/dev/null || true; }
+# pg_dumpall without pg_dump's random \restrict keys, and without the password of the role the
+# tasks connect as: a restore keeps that role's current password (README "Restore").
+dumpall() {
+  docker exec "$(postgres_cid)" pg_dumpall -U postgres | grep -v -e '^\\restrict ' -e '^\\unrestrict ' \
+    | sed -E "/^ALTER ROLE postgres /s/ PASSWORD '[^']*'//"
+}
+no_one_offs() { [ -z "$(docker service ls -q -f label=pgsb.one-off=true)" ]; }
+
+scenario_a() {
+  local node state
+  node=$(cat "$E2E_STATE/engine/node")
+  docker node update --label-rm database "$node" >/dev/null
+  deploy
+  wait_until 60 "a postgres task" sh -c "[ -n \"\$(docker service ps -q ${STACK}_postgres)\" ]" || return 1
+  sleep 3
+  state=$(newest_task_state "${STACK}_postgres")
+  case $state in pending*"no suitable node"*) log "without database=true: $state" ;; *) fail "postgres task without the label: $state" || return 1 ;; esac
+  docker node update --label-add database=true "$node" >/dev/null
+  wait_until 240 "postgres healthy (HEALTHCHECK)" postgres_healthy || return 1
+  case $(newest_task_state "${STACK}_postgres") in running*) ;; *) fail "postgres task not running" || return 1 ;; esac
+  # A fresh cluster: the write gate, through the stand-in entrypoint's initdb.d run.
+  expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the new cluster" || return 1
+  # auto-restore with no backups at all opens it (the scheduled run, once a minute).
+  expect_eq "$(cron auto-restore 300)" "complete|0|" "auto-restore with no backups" || return 1
+  expect_eq "$(pg -c 'SHOW default_transaction_read_only')" off "write gate after auto-restore" || return 1
+  pg <<'SQL'
+CREATE ROLE app LOGIN PASSWORD 'app-e2e';
+CREATE DATABASE appdb OWNER app;
+\c appdb
+SET ROLE app;
+CREATE TABLE items (id int PRIMARY KEY, label text);
+INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 1000) g;
+SQL
+}
+
+scenario_b() {
+  local before name incr_before
+  before=$(pointer full)
+  expect_eq "$(cron backup-full)" "complete|0|" "scheduled backup-full" || return 1
+  name=$(backups_of full | tail -n 1)
+  [ -n "$name" ] && [ "$name" != "$before" ] || fail "no new full in $E2E_BACKUP_DIR/full" || return 1
+  expect_eq "$(stat -c %u:%g "$E2E_BACKUP_DIR/full/$name")" 1000:1000 "owner of $name (BACKUP_UID)" || return 1
+  (cd "$E2E_BACKUP_DIR/full" && sha256sum -c --quiet "$name.sha256") || fail "sha256sum -c $name.sha256" || return 1
+  expect_eq "$(pointer full)" "$name" "latest_full pointer" || return 1
+  incr_before=$(backups_of incremental | wc -l)
+  expect_eq "$(cron backup-incremental)" "complete|0|" "scheduled incremental, nothing changed" || return 1
+  expect_eq "$(backups_of incremental | wc -l)" "$incr_before" "incrementals after a no-change run" || return 1
+}
+
+scenario_c() {
+  local out name
+  export BACKUP_HOST_DIR=$E2E_BACKUP_DIR
+  out=$(make --no-print-directory backup-full 2>&1) || fail "make backup-full: $out" || return 1
+  grep -q 'complete, exit code 0' <<<"$out" || fail "make backup-full printed no end state: $out" || return 1
+  pg -d appdb -c "INSERT INTO items VALUES (1001, 'one more')" || return 1
+  out=$(make --no-print-directory backup-incr 2>&1) || fail "make backup-incr: $out" || return 1
+  name=$(backups_of incremental | tail -n 1)
+  [ -n "$name" ] || fail "no incremental after make backup-incr" || return 1
+  out=$(make --no-print-directory backup-list 2>&1) || fail "make backup-list: $out" || return 1
+  grep -q "$name" <<<"$out" || fail "make backup-list does not show $name: $out" || return 1
+  out=$(make --no-print-directory backup-restore ARGS="restore-database $name appdb --as appdb_copy" 2>&1) \
+    || fail "make backup-restore: $out" || return 1
+  expect_eq "$(pg -d appdb_copy -c 'SELECT count(*) FROM items')" 1001 "rows restored into appdb_copy" || return 1
+  pg -c 'DROP DATABASE appdb_copy' || return 1
+  # A one-off that fails: make fails with it and no service is left behind.
+  if out=$(make --no-print-directory backup-restore ARGS="list-databases 20000101_000000_full.sql.bz2" 2>&1); then
+    fail "a failing one-off made make exit 0: $out" || return 1
+  fi
+  no_one_offs || fail "one-off services left: $(docker service ls -f label=pgsb.one-off=true)" || return 1
+}
+
+scenario_e() {
+  local before after
+  cron backup-incremental >/dev/null
+  before=$(dumpall)
+  docker stack rm "$STACK" >/dev/null
+  wait_until 90 "the stack's containers to go" sh -c "[ -z \"\$(docker ps -aq -f label=com.docker.stack.namespace=$STACK)\" ]" || return 1
+  wait_until 30 "the data volume removed" docker volume rm "${STACK}_postgres-data" >/dev/null || return 1
+  # The network of a removed stack lingers a moment; deploy retries until Swarm accepts it.
+  wait_until 60 "the stack to deploy again" deploy || return 1
+  wait_until 240 "postgres healthy after the wipe" postgres_healthy || return 1
+  expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the wiped cluster" || return 1
+  if pg -c 'CREATE TABLE must_fail ()' 2>/dev/null; then fail "a write went through the closed gate" || return 1; fi
+  expect_eq "$(cron auto-restore 600)" "complete|0|" "auto-restore of the wiped cluster" || return 1
+  after=$(dumpall)
+  [ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") | head -n 20 >&2; fail "pg_dumpall differs after the restore" || return 1; }
+  expect_eq "$(pg -c 'SHOW default_transaction_read_only')" off "write gate after the restore" || return 1
+  docker exec "$(postgres_cid)" psql -X -q -U app -d appdb -c "INSERT INTO items VALUES (1002, 'after restore')" \
+    || fail "the application role cannot write after the restore" || return 1
+}
+
+scenario_f() {
+  local file copy
+  expect_eq "$(cron verify 900)" "complete|0|" "verify --restore" || return 1
+  file=$E2E_BACKUP_DIR/full/$(backups_of full | tail -n 1)
+  copy=$E2E_STATE/original
+  cp -p "$file" "$copy"
+  # One byte in the middle, xor 1.
+  local size off byte
+  size=$(stat -c %s "$file")
+  off=$((size / 2))
+  byte=$(od -An -tu1 -j "$off" -N1 "$file" | tr -d ' ')
+  printf '%b' "\\$(printf %03o $((byte ^ 1)))" | dd of="$file" bs=1 seek="$off" conv=notrunc status=none
+  local got
+  got=$(cron verify 900)
+  cp -p "$copy" "$file"
+  expect_eq "$got" "failed|5|task: non-zero exit (5)" "verify after a flipped byte" || return 1
+}
+
+scenario_g() {
+  local before out
+  before=$(tree_state)
+  out=$(one_off cleanup-dry -- cleanup --dry-run 2>&1) || fail "cleanup --dry-run: $out" || return 1
+  expect_eq "$(tree_state)" "$before" "BACKUP_DIR after cleanup --dry-run" || return 1
+}
+
+# Task containers dumping right now: distinct client addresses of sessions copying table data out.
+dumpers() { pg -c "SELECT count(DISTINCT client_addr) FROM pg_stat_activity WHERE query LIKE 'COPY % TO stdout%' AND pid <> pg_backend_pid()"; }
+# "startedAt finishedAt" of a backup, from its manifest.
+span() { node -e 'const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(Date.parse(m.startedAt), Date.parse(m.finishedAt))' "$1"; }
+
+scenario_h() {
+  local fulls a b max=0 n
+  fulls=$(backups_of full | wc -l)
+  # --force: both dump although nothing changed (else the second, after waiting, skips).
+  LOCK_MODE="wait" one_off lock-a -- backup full --force >"$E2E_STATE/h-a.log" 2>&1 &
+  a=$!
+  LOCK_MODE="wait" one_off lock-b -- backup full --force >"$E2E_STATE/h-b.log" 2>&1 &
+  b=$!
+  while kill -0 "$a" 2>/dev/null || kill -0 "$b" 2>/dev/null; do
+    n=$(dumpers) || n=0
+    [ "$n" -gt "$max" ] && max=$n
+    sleep 0.3
+  done
+  wait "$a" || fail "first backup job: $(cat "$E2E_STATE/h-a.log")" || return 1
+  wait "$b" || fail "second backup job: $(cat "$E2E_STATE/h-b.log")" || return 1
+  [ "$max" -le 1 ] || fail "$max task containers were dumping at once" || return 1
+  expect_eq "$(backups_of full | wc -l)" $((fulls + 2)) "fulls after two jobs" || return 1
+  local first second
+  read -r -a first <<<"$(span "$E2E_BACKUP_DIR/full/$(backups_of full | tail -n 2 | head -n 1).json")"
+  read -r -a second <<<"$(span "$E2E_BACKUP_DIR/full/$(backups_of full | tail -n 1).json")"
+  [ "${first[1]}" -le "${second[0]}" ] || fail "the two fulls overlap: ${first[*]} and ${second[*]}" || return 1
+  (cd "$E2E_BACKUP_DIR/full" && sha256sum -c --quiet ./*.sha256) || fail "sha256sum -c of the fulls" || return 1
+}
+
+scenario_d() {
+  local pointer_before fulls bg got rc=0 out
+  # About 300 MB of rows, so the dump takes many seconds on the task's 1 CPU.
+  pg -d appdb -c "CREATE TABLE big AS SELECT g, md5(g::text) || md5((g + 1)::text) AS t FROM generate_series(1, 4000000) g" || return 1
+  pointer_before=$(pointer full)
+  fulls=$(backups_of full)
+  "$E2E_HERE/cronjob.sh" "${STACK}_backup-full" 600 >"$E2E_STATE/d.out" 2>&1 &
+  bg=$!
+  wait_until 90 "the scheduled full dumping table big" sh -c "[ \"\$(docker exec $(postgres_cid) psql -X -At -U postgres -c \"SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.big %'\")\" -ge 1 ]" || return 1
+  sleep 2
+  # While it holds the cluster lock, a run under LOCK_MODE=skip does nothing and exits 3 (with
+  # --force: a run with nothing changed skips before it asks for the lock).
+  out=$(LOCK_MODE=skip one_off lock-skip -- backup incremental --force 2>&1) || rc=$?
+  expect_eq "$rc" 3 "an incremental under LOCK_MODE=skip during the full ($out)" || return 1
+  local t0 code
+  t0=$(date +%s)
+  docker service scale --detach "${STACK}_backup-full=0" >/dev/null
+  wait "$bg" || true
+  got=$(cat "$E2E_STATE/d.out")
+  # Swarm deletes the task of a service scaled down, so its exit code comes from the engine's events.
+  code=$(docker events --since "$t0" --until "$(date +%s)" --filter type=container --filter event=die \
+    --filter "label=com.docker.swarm.service.name=${STACK}_backup-full" --format '{{index .Actor.Attributes "exitCode"}}' | tail -n 1)
+  log "the stopped full: $got; the container's exit code: $code"
+  expect_eq "$code" 143 "exit code of the full stopped by SIGTERM" || return 1
+  # pg_dump runs in the task container; what it leaves in the postgres container is its backend.
+  wait_until 30 "no dump session left in postgres" sh -c "[ \"\$(docker exec $(postgres_cid) psql -X -At -U postgres -c \"SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg-swarm-backup%'\")\" = 0 ]" || return 1
+  [ -z "$(docker ps -q -f "name=${STACK}_backup-full.")" ] || fail "the stopped task's container still runs" || return 1
+  expect_eq "$(backups_of full)" "$fulls" "fulls after the stopped backup" || return 1
+  expect_eq "$(find "$E2E_BACKUP_DIR" -name '*.partial' | wc -l)" 0 "partial files left" || return 1
+  expect_eq "$(pointer full)" "$pointer_before" "latest_full pointer after the stopped backup" || return 1
+  expect_eq "$(cron backup-full 600)" "complete|0|" "the next full" || return 1
+}

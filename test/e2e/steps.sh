@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The set-up steps of test/e2e/run.sh (sourced into each step's own bash, see run_step in lib.sh).
+
+step_engine() { "$E2E_HERE/engine.sh" up "$E2E_STATE/engine"; }
+step_bases() { "$E2E_HERE/bases.sh"; }
+
+# The project's own Dockerfiles through `make build`, with build args only. Containers here
+# cannot resolve names, so the build gets the host's address for Debian's mirror (apt-get update)
+# and the npm registry (npm ci) and nothing else.
+step_build() {
+  local host hosts=() ip
+  for host in deb.debian.org registry.npmjs.org; do
+    ip=$(getent ahostsv4 "$host" | awk 'NR == 1 { print $1 }')
+    [ -n "$ip" ] || { log "cannot resolve $host on this host"; return 1; }
+    hosts+=(--add-host "$host:$ip")
+  done
+  # COPY --chmod needs BuildKit: a docker CLI without the buildx plugin falls back to the
+  # legacy builder, so use the engine package's own CLI, whose BuildKit is built in.
+  local bin=$E2E_STATE/bin
+  mkdir -p "$bin"
+  if ! docker buildx version >/dev/null 2>&1 && [ -x /usr/bin/docker ]; then ln -sf /usr/bin/docker "$bin/docker"; fi
+  PATH="$bin:$PATH" DOCKER_BUILDKIT=1 make --no-print-directory build BUILD_ARGS="--build-arg NODE_IMAGE=pgsb-e2e/node-base:trixie \
+    --build-arg POSTGRES_IMAGE=pgsb-e2e/postgres-base:trixie --build-arg PG_MAJOR=17 --build-arg PG_APT=debian ${hosts[*]}" \
+    >"$E2E_STATE/build.log" 2>&1 || { tail -n 40 "$E2E_STATE/build.log" >&2; return 1; }
+}
+
+# What the README tells users to create once, outside the stack; refuses to touch existing ones.
+step_prerequisites() {
+  local kind name
+  for kind in "secret postgres_password" "config postgresql-conf" "network backend-net"; do
+    name=${kind#* }
+    if docker "${kind% *}" inspect "$name" >/dev/null 2>&1; then
+      log "a ${kind% *} $name exists already: this engine holds a real stack; not touching it"
+      return 1
+    fi
+  done
+  if docker stack ls --format '{{.Name}}' | grep -qx "$STACK"; then log "a stack $STACK exists already"; return 1; fi
+  openssl rand -hex 24 | docker secret create postgres_password - >/dev/null
+  echo "secret rm postgres_password" >>"$E2E_STATE/created"
+  docker config create postgresql-conf stack/postgresql.conf >/dev/null
+  echo "config rm postgresql-conf" >>"$E2E_STATE/created"
+  docker network create --driver overlay --attachable backend-net >/dev/null
+  echo "network rm backend-net" >>"$E2E_STATE/created"
+  # The storage box: owned by the task image's BACKUP_UID/GID (1000), as README asks. A mount point
+  # of its own with shared propagation, because the stack binds it with rslave, which Docker
+  # refuses on a private mount such as this machine's / (systemd hosts mount / shared).
+  install -d -o 1000 -g 1000 -m 0750 "$E2E_BACKUP_DIR"
+  mount --bind "$E2E_BACKUP_DIR" "$E2E_BACKUP_DIR"
+  mount --make-shared "$E2E_BACKUP_DIR"
+}
+
+deploy() {
+  docker stack deploy --resolve-image never -c stack/docker-compose.swarm.yml -c "$E2E_HERE/docker-compose.e2e.yml" "$STACK" \
+    >"$E2E_STATE/deploy.log" 2>&1 || { cat "$E2E_STATE/deploy.log" >&2; return 1; }
+}
+
