@@ -1,7 +1,7 @@
 // Shared test plumbing: a config for a test cluster, deps that capture output and logs,
 // and running the built CLI as a real process (for exit codes and stderr).
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -65,4 +65,16 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
 
 export function cliEnv(c: ClusterInfo, backupDir: string, extra: Record<string, string> = {}): Record<string, string> {
   return { ...clusterEnv(c), BACKUP_DIR: backupDir, TZ: "Europe/Berlin", ...extra };
+}
+
+/** Every file under dir as "size" or "-> target", so a test can prove nothing changed. */
+export function snapshot(dir: string, rel = ""): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(join(dir, rel)).sort()) {
+    const path = join(dir, rel, name);
+    const info = lstatSync(path);
+    if (info.isDirectory()) Object.assign(out, snapshot(dir, join(rel, name)));
+    else out[join(rel, name)] = info.isSymbolicLink() ? `-> ${readlinkSync(path)}` : String(info.size);
+  }
+  return out;
 }

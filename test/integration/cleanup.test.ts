@@ -1,7 +1,7 @@
 // cleanup against real backups written by the backup task with a fixed clock: the files
 // on disk must match the plan exactly, pointers are repaired, leftovers go, and every
 // refusal leaves BACKUP_DIR untouched.
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import pg from "pg";
@@ -15,7 +15,7 @@ import { run as backup } from "../../tasks/backup.js";
 import type { CleanupReport } from "../../tasks/cleanup.js";
 import { run as cleanup } from "../../tasks/cleanup.js";
 import { sql } from "../cluster.js";
-import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
+import { cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
 
 const cluster = inject("cluster");
 const DAY = 24 * 60 * 60 * 1000;
@@ -52,18 +52,6 @@ function fresh(): string {
   const dir = tempDir("pgsb-cleanup-");
   cpSync(pristine, dir, { recursive: true, verbatimSymlinks: true });
   return dir;
-}
-
-/** Every file under dir as "size" or "-> target", so a test can prove nothing changed. */
-function snapshot(dir: string, rel = ""): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of readdirSync(join(dir, rel)).sort()) {
-    const path = join(dir, rel, name);
-    const info = lstatSync(path);
-    if (info.isDirectory()) Object.assign(out, snapshot(dir, join(rel, name)));
-    else out[join(rel, name)] = info.isSymbolicLink() ? `-> ${readlinkSync(path)}` : String(info.size);
-  }
-  return out;
 }
 
 const filesOf = (dir: string, name: string) => {

@@ -8,7 +8,7 @@ import { describe, expect, inject, it } from "vitest";
 import { backupName } from "../../lib/store/naming.js";
 import { run as backup } from "../../tasks/backup.js";
 import { sql } from "../cluster.js";
-import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
+import { cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
 import { runCliUmask } from "../umaskCli.js";
 
 const cluster = inject("cluster");
@@ -23,18 +23,6 @@ function plant(path: string, outsideDir: string): () => void {
   writeFileSync(victim, content);
   symlinkSync(victim, path);
   return () => expect([path, readFileSync(victim, "utf8")]).toEqual([path, content]);
-}
-
-/** Every file under dir as "size" or "-> target", so a test can prove nothing changed. */
-function snapshot(dir: string, rel = ""): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of readdirSync(join(dir, rel)).sort()) {
-    const path = join(dir, rel, name);
-    const info = lstatSync(path);
-    if (info.isDirectory()) Object.assign(out, snapshot(dir, join(rel, name)));
-    else out[join(rel, name)] = info.isSymbolicLink() ? `-> ${readlinkSync(path)}` : String(info.size);
-  }
-  return out;
 }
 
 describe("backup into a BACKUP_DIR with planted symlinks", () => {
