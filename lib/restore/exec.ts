@@ -96,15 +96,20 @@ export class RestoreFailure extends TaskError {
 const PROGRESS_MS = 5000;
 
 /**
- * Every file's checksum (and with a verify key its signature first), and its whole content
- * through the script guard (lib/restore/prescan.ts), side by side.
+ * Every file's whole content through the script guard (lib/restore/prescan.ts), hashed in the
+ * same read, then its checksum (and with a verify key its signature first) against that hash.
+ * A file the scan could not finish is hashed on its own, so a corrupt file is still reported
+ * by its checksum first.
  */
 async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): Promise<void> {
   const env = childEnv(ctx.pg, ctx.env);
-  const [sums, scans] = await Promise.all([
-    Promise.all(files.map((f) => verifyBackupFile(f.path, f.sha256 ?? undefined, ctx.verifyKey))),
-    Promise.all(files.map((f) => prescanFile(f, ctx.threads, env))),
-  ]);
+  const scans = await Promise.all(files.map((f) => prescanFile(f, ctx.threads, env)));
+  const sums = await Promise.all(
+    files.map((f, i) => {
+      const scan = scans[i];
+      return verifyBackupFile(f.path, f.sha256 ?? undefined, ctx.verifyKey, scan?.ok === true ? scan.sha256 : undefined);
+    }),
+  );
   const problems = sums.flatMap((v) => (v.ok ? [] : [v.problem]));
   if (problems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
   const refused = scans.flatMap((v) => (!v.ok && v.refused ? [v.problem] : []));

@@ -72,9 +72,10 @@ async function sha256Of(path: string): Promise<string> {
  * Hashes the data file and compares with its .sha256 sidecar and, when given, the manifest's
  * sha256; when the sidecar has a manifest line, the manifest file's bytes are hashed too.
  * `sidecar`: the .sha256 bytes already read (and their signature checked), so exactly those
- * are trusted. The problem text names the file and what differs.
+ * are trusted. `dataSha`: the data file's hash when the caller read the file already. The
+ * problem text names the file and what differs.
  */
-export async function verifyChecksum(path: string, manifestSha?: string, sidecar?: Buffer): Promise<ChecksumVerdict> {
+export async function verifyChecksum(path: string, manifestSha?: string, sidecar?: Buffer, dataSha?: string): Promise<ChecksumVerdict> {
   const name = basename(path);
   let text: string;
   try {
@@ -94,7 +95,7 @@ export async function verifyChecksum(path: string, manifestSha?: string, sidecar
       return { ok: false, problem: `${name}: manifest ${name}${MANIFEST_SUFFIX} ${why}` };
     }
   }
-  const actual = await sha256File(path);
+  const actual = dataSha ?? (await sha256File(path));
   if (actual !== recorded.data) {
     return { ok: false, problem: `${name}: checksum mismatch (file ${actual.slice(0, 12)}…, recorded ${recorded.data.slice(0, 12)}…): the file is corrupt` };
   }

@@ -65,13 +65,14 @@ export async function checkSignature(path: string, key: KeyObject): Promise<Sign
 /**
  * What restores, list-databases and cleanup trust a backup by: with a verify key, the
  * signature first and then the checksums of the very bytes it covers; without one, the
- * checksums alone (as before signing existed).
+ * checksums alone (as before signing existed). `dataSha`: the data file's hash, when the
+ * caller hashed it while reading it anyway.
  */
-export async function verifyBackupFile(path: string, manifestSha: string | undefined, verifyKey: KeyObject | null): Promise<ChecksumVerdict> {
-  if (verifyKey === null) return verifyChecksum(path, manifestSha);
+export async function verifyBackupFile(path: string, manifestSha: string | undefined, verifyKey: KeyObject | null, dataSha?: string): Promise<ChecksumVerdict> {
+  if (verifyKey === null) return verifyChecksum(path, manifestSha, undefined, dataSha);
   const signed = await checkSignature(path, verifyKey);
   if (!signed.ok) return { ok: false, problem: signed.problem };
-  return verifyChecksum(path, manifestSha, signed.sidecar);
+  return verifyChecksum(path, manifestSha, signed.sidecar, dataSha);
 }
 
 /**
