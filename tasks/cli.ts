@@ -14,7 +14,7 @@ import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/notify/notifier.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
 import { redact } from "../lib/core/secret.js";
-import { exitOnSignals, shutdown } from "../lib/core/shutdown.js";
+import { onSignals, shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
 
 /** What a handler reports back: an exit code other than 0, and what a backup wrote (for metrics and notifications). */
@@ -82,11 +82,17 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
     [config, deps, notifier] = [cfg, d, n];
     if (n?.enabled) n.start();
     // On SIGTERM/SIGINT: /fail and the failure webhook beside the releasers, then the run recorded as failed.
-    exitOnSignals({
+    onSignals({
       task,
       log,
-      alongside: n?.enabled ? (code, why) => n.failure(code, why, STOP_NOTIFY_BUDGET_MS) : undefined,
+      alongside: n?.enabled ? (code) => n.failure(code, `stopped by ${shutdown.signal ?? "a signal"} (docker service rm, a stop, or a timeout) before the task finished`, STOP_NOTIFY_BUDGET_MS) : undefined,
       after: metrics === undefined ? undefined : (code) => recordMetrics(cfg, d, metrics, code, started),
+      // The abandoned task still holds sockets and timers, so the loop would not drain before
+      // Docker's SIGKILL; this is the one place that ends the process outright.
+      exit: (code) => {
+        process.exitCode = code;
+        process.exit();
+      },
     });
     const outcome = (await handler(config, deps)) ?? {};
     process.exitCode = outcome.code ?? ExitCode.ok;

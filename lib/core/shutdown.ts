@@ -113,20 +113,20 @@ export interface SignalHooks {
   task: string;
   log: Logger;
   /** Runs beside the releasers, bounded by its own budget (the /fail ping and webhook). */
-  alongside?: (exitCode: ExitCode, why: string) => Promise<unknown>;
-  /** Runs after them, before the exit (the metrics record). */
+  alongside?: (exitCode: ExitCode) => Promise<unknown>;
+  /** Runs after them (the metrics record). */
   after?: (exitCode: ExitCode) => Promise<unknown>;
+  /** Ends the process with the signal's code: the CLI edge's part, since the task itself is abandoned. */
+  exit: (exitCode: ExitCode) => void;
 }
 
 /**
  * Installs the SIGTERM/SIGINT handlers for a running task (tasks/cli.ts): the releasers run
- * while `alongside` does, one line is logged, `after` runs, and the process exits with
- * 143/130. The task's promise is abandoned at that point, so this is the one place that calls
- * process.exit. A second signal during the cleanup is ignored: the deadline bounds the
- * cleanup already, and cutting it short would leave a partial file or a running scratch
- * server behind.
+ * while `alongside` does, one line is logged, `after` runs, and `exit` gets 143/130. A second
+ * signal during the cleanup is ignored: the deadline bounds the cleanup already, and cutting
+ * it short would leave a partial file or a running scratch server behind.
  */
-export function exitOnSignals(hooks: SignalHooks): void {
+export function onSignals(hooks: SignalHooks): void {
   const ignored: NodeJS.Signals[] = [];
   const stop = async (signal: "SIGTERM" | "SIGINT"): Promise<void> => {
     if (!shutdown.begin(signal)) {
@@ -135,15 +135,14 @@ export function exitOnSignals(hooks: SignalHooks): void {
     }
     const t0 = Date.now();
     const exitCode = SIGNAL_EXIT[signal];
-    const why = `stopped by ${signal} (docker service rm, a stop, or a timeout) before the task finished`;
-    const [r] = await Promise.all([shutdown.releaseAll(SHUTDOWN_DEADLINE_MS, SHUTDOWN_STEP_MS), hooks.alongside?.(exitCode, why)]);
+    const [r] = await Promise.all([shutdown.releaseAll(SHUTDOWN_DEADLINE_MS, SHUTDOWN_STEP_MS), hooks.alongside?.(exitCode)]);
     const clean = r.failed.length === 0 && r.timedOut.length === 0 && r.skipped.length === 0;
     hooks.log.warn(
       { signal, task: hooks.task, exitCode, released: r.released, failed: r.failed, timedOut: r.timedOut, skipped: r.skipped, ignoredSignals: ignored, cleanupMs: Date.now() - t0 },
       `${hooks.task} stopped by ${signal}: ${clean ? `released ${r.released.length} resource(s), nothing half-written kept` : "cleanup incomplete, see failed/timedOut/skipped"}`,
     );
     await hooks.after?.(exitCode);
-    process.exit(exitCode);
+    hooks.exit(exitCode);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
