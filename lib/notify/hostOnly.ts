@@ -1,7 +1,7 @@
 // A monitor or webhook URL usually carries its token in the path or the query
 // (https://hc-ping.com/<uuid>, https://hooks.slack.com/services/T…/B…/…), so only its host
 // may reach logs, errors and metrics.
-import type { Secret } from "../core/secret.js";
+import { Secret, redact } from "../core/secret.js";
 
 /** "hc-ping.com", "127.0.0.1:8080": the host and port, never user info, path or query. */
 export function hostOnly(url: string): string {
@@ -29,10 +29,5 @@ export function secretParts(url: string): string[] {
 
 /** A text (an error message, a response body) with every secret part of the URLs replaced by [redacted]. */
 export function scrubUrls(text: string, urls: readonly (Secret | null)[]): string {
-  let out = text;
-  for (const url of urls) {
-    if (url === null) continue;
-    for (const part of secretParts(url.reveal())) out = out.split(part).join("[redacted]");
-  }
-  return out;
+  return redact(text, urls.flatMap((url) => (url === null ? [] : secretParts(url.reveal()).map((part) => new Secret(part)))));
 }

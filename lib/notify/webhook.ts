@@ -20,18 +20,11 @@ export interface RunReport {
   time: Date;
 }
 
-export interface WebhookBody {
+/** The JSON POSTed: the report, with the tool, the time as ISO text and the human line. */
+export interface WebhookBody extends Omit<RunReport, "status" | "time"> {
   tool: string;
   version: string;
-  task: string;
-  tier: string | null;
   status: RunStatus | "test";
-  exitCode: number;
-  message: string | null;
-  backup: string | null;
-  bytes: number | null;
-  durationSeconds: number;
-  host: string;
   time: string;
   text: string;
 }

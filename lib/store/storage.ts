@@ -103,10 +103,6 @@ export async function discardPartial(p: PartialFile): Promise<void> {
   await rm(p.path, { force: true }).catch(() => undefined);
 }
 
-export function checksumLine(sha256: string, name: string): string {
-  return `${sha256}  ${name}\n`;
-}
-
 /** The sidecars of a data file, exactly as they are to be written. */
 export interface Sidecars {
   checksum: string;

@@ -9,7 +9,6 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import type { CleanupReport } from "../../lib/retention/cleanup.js";
 import { MANIFEST_MAX_BYTES } from "../../lib/store/manifest.js";
 import { backupName } from "../../lib/store/naming.js";
-import { checksumLine } from "../../lib/store/storage.js";
 import { run as backup } from "../../tasks/backup.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
 
@@ -34,7 +33,7 @@ function plant(dir: string, from: string, when: Date, change: (m: Record<string,
   m.finishedAt = when.toISOString();
   change(m);
   writeFileSync(dst + ".json", JSON.stringify(m, null, 2) + "\n");
-  writeFileSync(dst + ".sha256", checksumLine(m.sha256 as string, name));
+  writeFileSync(dst + ".sha256", `${m.sha256 as string}  ${name}\n`);
   return name;
 }
 

@@ -20,7 +20,6 @@ import { listRemote, remoteCatalog } from "../../lib/s3/remoteCatalog.js";
 import { MANIFEST_MAX_BYTES } from "../../lib/store/manifest.js";
 import type { MirrorTarget } from "../../lib/s3/client.js";
 import { getBytes, getText, mirrorTarget } from "../../lib/s3/client.js";
-import { checksumLine } from "../../lib/store/storage.js";
 import type { CleanupReport } from "../../tasks/cleanup.js";
 import { run as cleanup } from "../../tasks/cleanup.js";
 import { backupAndMirror } from "../../tasks/mirror.js";
@@ -73,7 +72,7 @@ function fakeBackup(backupDir: string, tier: Tier, time: Date, bytes: number): L
   writeFileSync(path, data);
   const sha256 = createHash("sha256").update(data).digest("hex");
   const manifest = testManifest(name, { rawBytes: bytes, compressedBytes: bytes, sha256, databases: ["postgres", "app"], included: ["postgres", "app"] });
-  writeFileSync(path + ".sha256", checksumLine(sha256, name));
+  writeFileSync(path + ".sha256", `${sha256}  ${name}\n`);
   writeFileSync(path + ".json", JSON.stringify(manifest, null, 2) + "\n");
   return { name, tier, path, manifest };
 }
