@@ -92,6 +92,15 @@ function logLines(stderr: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** After a signal: the exit code, within Docker's grace, and exactly one log line about it, which is returned. */
+function signalLine(r: Awaited<Running["exited"]>, code: number): Record<string, unknown> {
+  expect(r.code, r.stderr).toBe(code);
+  expect(r.ms).toBeLessThan(GRACE_MS);
+  const about = logLines(r.stderr).filter((l) => l.signal !== undefined);
+  expect(about, r.stderr).toHaveLength(1);
+  return about[0] as Record<string, unknown>;
+}
+
 /** Shims in a fresh folder: pg_dump and psql note their pid; the compressor is given as a script. */
 function shimBin(opts: { zstd?: "slow"; psql?: "stuck" | "slow" }): { bin: string; marks: string } {
   const bin = tempDir("pgsb-sigbin-");
@@ -155,15 +164,11 @@ describe.each([
 
     run.signalled(signal);
     const r = await run.exited;
-    expect(r.code, r.stderr).toBe(code);
-    expect(r.ms).toBeLessThan(GRACE_MS);
-    const lines = logLines(r.stderr);
-    const about = lines.filter((l) => l.signal !== undefined);
-    expect(about, r.stderr).toHaveLength(1);
-    expect(about[0]).toMatchObject({ signal, task: "backup full", exitCode: code, failed: [], timedOut: [], skipped: [] });
-    expect(about[0]?.released).toEqual(expect.arrayContaining([expect.stringMatching(/^pg_dump/), expect.stringMatching(/^zstd/), `partial ${join(dir, "full", partial.name)}`, "cluster lock"]));
+    const line = signalLine(r, code);
+    expect(line).toMatchObject({ signal, task: "backup full", exitCode: code, failed: [], timedOut: [], skipped: [] });
+    expect(line.released).toEqual(expect.arrayContaining([expect.stringMatching(/^pg_dump/), expect.stringMatching(/^zstd/), `partial ${join(dir, "full", partial.name)}`, "cluster lock"]));
     // The abandoned dump reported nothing of its own: no "backup failed", no error line.
-    expect(lines.filter((l) => l.level === "error"), r.stderr).toEqual([]);
+    expect(logLines(r.stderr).filter((l) => l.level === "error"), r.stderr).toEqual([]);
     expect(readdirSync(join(dir, "full"))).toEqual([]);
     expect(alive(dumper as number)).toBe(false);
     expect(alive(compressor as number)).toBe(false);
@@ -195,12 +200,9 @@ describe("verify --restore stopped by SIGTERM", () => {
     await new Promise((resolve) => setTimeout(resolve, 30));
     process.kill(run.pid, "SIGINT");
     const r = await run.exited;
-    expect(r.code, r.stderr).toBe(143);
-    expect(r.ms).toBeLessThan(GRACE_MS);
-    const about = logLines(r.stderr).filter((l) => l.signal !== undefined);
-    expect(about, r.stderr).toHaveLength(1);
-    expect(about[0]).toMatchObject({ signal: "SIGTERM", task: "verify", exitCode: 143, failed: [], timedOut: [], skipped: [], ignoredSignals: ["SIGINT"] });
-    expect(about[0]?.released).toContain(`scratch cluster ${scratch}`);
+    const line = signalLine(r, 143);
+    expect(line).toMatchObject({ signal: "SIGTERM", task: "verify", exitCode: 143, failed: [], timedOut: [], skipped: [], ignoredSignals: ["SIGINT"] });
+    expect(line.released).toContain(`scratch cluster ${scratch}`);
     expect(alive(psql as number)).toBe(false);
     expect(alive(postmaster)).toBe(false);
     expect(existsSync(scratch)).toBe(false);
@@ -225,11 +227,8 @@ describe("verify --restore on VERIFY_PGHOST stopped by SIGTERM", () => {
 
     run.signalled("SIGTERM");
     const r = await run.exited;
-    expect(r.code, r.stderr).toBe(143);
-    expect(r.ms).toBeLessThan(GRACE_MS);
-    const about = logLines(r.stderr).filter((l) => l.signal !== undefined);
-    expect(about, r.stderr).toHaveLength(1);
-    expect(about[0]?.released).toEqual(expect.arrayContaining([`temporary database ${during[0] as string}`, `scratch databases on VERIFY_PGHOST=${src.socketDir}:${src.port}`]));
+    const line = signalLine(r, 143);
+    expect(line.released).toEqual(expect.arrayContaining([`temporary database ${during[0] as string}`, `scratch databases on VERIFY_PGHOST=${src.socketDir}:${src.port}`]));
     expect(await ours()).toEqual([]);
     expect(pids(join(marks, "psql")).filter(alive)).toEqual([]);
   });
@@ -253,11 +252,8 @@ describe("restore-database stopped by SIGTERM", () => {
 
     run.signalled("SIGTERM");
     const r = await run.exited;
-    expect(r.code, r.stderr).toBe(143);
-    expect(r.ms).toBeLessThan(GRACE_MS);
-    const about = logLines(r.stderr).filter((l) => l.signal !== undefined);
-    expect(about, r.stderr).toHaveLength(1);
-    expect(about[0]?.released).toEqual(expect.arrayContaining([`temporary database ${during[0] as string}`, "cluster lock"]));
+    const line = signalLine(r, 143);
+    expect(line.released).toEqual(expect.arrayContaining([`temporary database ${during[0] as string}`, "cluster lock"]));
     expect(await temps()).toEqual([]);
     expect((await sql(src, "postgres", "SELECT 1 FROM pg_database WHERE datname = 'app_copy'")).rowCount).toBe(0);
     await waitFor("the lock to be let go", async () => !(await lockHeld()), 2000);
