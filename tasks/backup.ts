@@ -20,7 +20,7 @@ import type { Fingerprint, Manifest } from "../lib/store/manifest.js";
 import { MANIFEST_FORMAT } from "../lib/store/manifest.js";
 import { acquireLock } from "../lib/postgres/lock.js";
 import type { HeldLock } from "../lib/postgres/lock.js";
-import { backupName } from "../lib/store/naming.js";
+import { MANIFEST_SUFFIX, backupName } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 import { childEnv, connect, withClient } from "../lib/postgres/connection.js";
 import type { Client } from "../lib/postgres/connection.js";
@@ -31,7 +31,7 @@ import type { DatabaseInfo } from "../lib/postgres/server.js";
 import { assertWritable, commitPartial, createPartial, discardPartial, storageError } from "../lib/store/storage.js";
 import { updateLatestPointer } from "../lib/store/latestPointer.js";
 import { TOOL } from "../lib/core/version.js";
-import { mapLimit } from "../lib/core/concurrency.js";
+import { mapLimit, sleep } from "../lib/core/concurrency.js";
 import { shutdown } from "../lib/core/shutdown.js";
 
 export interface BackupArgs {
@@ -137,9 +137,9 @@ async function freshName(dir: string, tier: Tier, codec: Config["compression"]["
     const started = deps.now();
     const name = backupName(tier, started, codec);
     if (attempt === 2) return { started, name };
-    const taken = await Promise.all([name, `${name}.json`].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
+    const taken = await Promise.all([name, name + MANIFEST_SUFFIX].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
     if (!taken.includes(true)) return { started, name };
-    await new Promise((res) => setTimeout(res, 1000 - (started.getTime() % 1000) + 10));
+    await sleep(1000 - (started.getTime() % 1000) + 10);
   }
 }
 
