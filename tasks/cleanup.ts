@@ -20,7 +20,7 @@ import { humanBytes } from "../lib/core/format.js";
 import { acquireLock } from "../lib/postgres/lock.js";
 import type { Logger } from "../lib/core/log.js";
 import { CODECS } from "../lib/core/codec.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIDECAR_SUFFIXES, SIGNATURE_SUFFIX, TIERS, latestPointerName } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 import { planRetention } from "../lib/retention/plan.js";
 import { storageError } from "../lib/store/storage.js";
@@ -249,7 +249,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       }
       const path = l?.entry.path ?? "";
       let bytes = 0;
-      for (const suffix of ["", MANIFEST_SUFFIX, CHECKSUM_SUFFIX, SIGNATURE_SUFFIX]) bytes += await sizeOf(path + suffix);
+      for (const suffix of ["", ...SIDECAR_SUFFIXES]) bytes += await sizeOf(path + suffix);
       decisions.push({ ...decision, bytes });
     }
     const leftovers = [...found.partials, ...found.orphans];

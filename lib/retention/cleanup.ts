@@ -5,7 +5,7 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import { humanBytes, localTime, table } from "../core/format.js";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "../store/naming.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
+import { PARTIAL_SUFFIX, SIDECAR_SUFFIXES, parseBackupName } from "../store/naming.js";
 import type { RetentionAction } from "./plan.js";
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
@@ -76,7 +76,7 @@ export function orphanSidecars(names: readonly string[]): Sidecar[] {
   const present = new Set(names);
   const out: Sidecar[] = [];
   for (const name of names) {
-    const suffix = [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX].find((s) => name.endsWith(s));
+    const suffix = SIDECAR_SUFFIXES.find((s) => name.endsWith(s));
     if (suffix === undefined) continue;
     const dataName = name.slice(0, -suffix.length);
     const parsed = parseBackupName(dataName);

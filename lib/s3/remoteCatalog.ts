@@ -9,7 +9,7 @@ import { ExitCode } from "../core/errors.js";
 import type { Manifest } from "../store/manifest.js";
 import { MANIFEST_MAX_BYTES, ManifestInvalid, manifestSizeProblem, parseManifest } from "../store/manifest.js";
 import type { Tier } from "../store/naming.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIDECAR_SUFFIXES, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
 import type { MirrorTarget } from "./client.js";
 import { ObjectTooLarge, getText, keyPrefix, objectKey, s3Failure, s3Url } from "./client.js";
 import { mapLimit } from "../core/concurrency.js";
@@ -39,7 +39,7 @@ export function groupRemote(prefix: string, objects: readonly Pick<_Object, "Key
     const m = /^(full|differential|incremental)\/([^/]+)$/.exec(rel);
     if (m === null || !(o.Key ?? "").startsWith(prefix)) continue;
     const [, folder, file] = m as unknown as [string, Tier, string];
-    const suffix = [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX].find((s) => file.endsWith(s)) ?? "";
+    const suffix = SIDECAR_SUFFIXES.find((s) => file.endsWith(s)) ?? "";
     const name = file.slice(0, file.length - suffix.length);
     const parsed = parseBackupName(name);
     if (parsed === null || parsed.tier !== folder) continue;

@@ -13,6 +13,8 @@ export const CHECKSUM_SUFFIX = ".sha256";
 export const MANIFEST_SUFFIX = ".json";
 /** The Ed25519 signature over the exact bytes of the .sha256 file (which covers data and manifest). */
 export const SIGNATURE_SUFFIX = CHECKSUM_SUFFIX + ".sig";
+/** Every file beside a backup that belongs to it. */
+export const SIDECAR_SUFFIXES = [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX] as const;
 
 const NAME_RE = /^(\d{8})_(\d{6})_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?$/;
 

@@ -16,7 +16,7 @@ import type { FileModes } from "../core/fileModes.js";
 import { DEFAULT_FILE_MODES } from "../core/fileModes.js";
 import { symlinkRefusal } from "../core/noFollow.js";
 import type { Manifest } from "./manifest.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIGNATURE_SUFFIX } from "./naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, SIDECAR_SUFFIXES, SIGNATURE_SUFFIX } from "./naming.js";
 import { checksumFileText } from "./checksum.js";
 import { signChecksumFile } from "./signature.js";
 
@@ -132,7 +132,7 @@ export async function commitFile(partialPath: string, finalPath: string, sidecar
     await rename(partialPath, finalPath);
     await fsyncDir(dirname(finalPath));
   } catch (err) {
-    for (const suffix of [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX]) await rm(finalPath + suffix, { force: true }).catch(() => undefined);
+    for (const suffix of SIDECAR_SUFFIXES) await rm(finalPath + suffix, { force: true }).catch(() => undefined);
     throw err;
   }
 }
