@@ -15,6 +15,7 @@ const RANKS: Record<string, number> = {
   s3: 4,
   backup: 5,
   restore: 6,
+  physical: 6,
   verify: 7,
   tasks: 8,
 };

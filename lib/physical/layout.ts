@@ -1,0 +1,139 @@
+// The physical tier's files (issue 19), the contract between `backup base`, `wal-receive`,
+// `restore-pitr`, verify, list and cleanup:
+//   $BACKUP_DIR/base/YYYYMMDD_HHMMSS_base.tar[.bz2|.zst|.gz]  + .sha256 (+ .sha256.sig) + .json
+//   $BACKUP_DIR/wal/<24 hex>[.gz|.lz4][.partial]   segments as pg_receivewal (or basic_archive) writes them
+//   $BACKUP_DIR/wal/<8 hex>.history                timeline history files
+//   $BACKUP_DIR/wal/<24 hex>.<8 hex>.backup        backup history files (archive_command/basic_archive)
+// Everything in these folders is untrusted input like the rest of BACKUP_DIR: names are
+// parsed strictly here, and anything that does not parse is ignored (never deleted).
+import { join } from "node:path";
+import type { Codec } from "../core/codec.js";
+import { CODECS } from "../core/codec.js";
+
+export const BASE_FOLDER = "base";
+export const WAL_FOLDER = "wal";
+
+export function baseDir(backupDir: string): string {
+  return join(backupDir, BASE_FOLDER);
+}
+
+export function walDir(backupDir: string): string {
+  return join(backupDir, WAL_FOLDER);
+}
+
+const BASE_EXTENSIONS: Record<Codec, string> = { bzip2: ".bz2", zstd: ".zst", gzip: ".gz", none: "" };
+const BASE_RE = /^(\d{8})_(\d{6})_base\.tar(\.bz2|\.zst|\.gz)?$/;
+
+export interface ParsedBaseName {
+  name: string;
+  /** The UTC stamp of the name (the backup's start). */
+  time: Date;
+  codec: Codec;
+}
+
+function stamp(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${date.getUTCFullYear()}${p(date.getUTCMonth() + 1)}${p(date.getUTCDate())}_${p(date.getUTCHours())}${p(date.getUTCMinutes())}${p(date.getUTCSeconds())}`;
+}
+
+export function baseBackupName(startedAt: Date, codec: Codec): string {
+  return `${stamp(startedAt)}_base.tar${BASE_EXTENSIONS[codec]}`;
+}
+
+export function parseBaseName(name: string): ParsedBaseName | null {
+  const m = BASE_RE.exec(name);
+  if (m === null) return null;
+  const [, day, clock, ext] = m as unknown as [string, string, string, string | undefined];
+  const time = new Date(`${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6, 8)}T${clock.slice(0, 2)}:${clock.slice(2, 4)}:${clock.slice(4, 6)}Z`);
+  if (Number.isNaN(time.getTime()) || stamp(time) !== `${day}_${clock}`) return null;
+  const codec = CODECS.find((c) => BASE_EXTENSIONS[c] === (ext ?? "")) as Codec;
+  return { name, time, codec };
+}
+
+/** How a WAL file in wal/ is compressed: pg_receivewal's gzip or lz4, or none (basic_archive, uncompressed receivewal). */
+export type WalCompression = "gzip" | "lz4" | "none";
+
+export type WalFile =
+  | { kind: "segment"; name: string; timeline: number; segment: bigint; compression: WalCompression; partial: boolean }
+  | { kind: "history"; name: string; timeline: number }
+  | { kind: "backup-label"; name: string; timeline: number; segment: bigint };
+
+const SEGMENT_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.gz|\.lz4)?(\.partial)?$/;
+const HISTORY_RE = /^([0-9A-F]{8})\.history$/;
+const BACKUP_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})\.[0-9A-F]{8}\.backup$/;
+
+/**
+ * The segment number counts segments from LSN 0: for a segment size S (bytes), the segment
+ * "TTTTTTTTXXXXXXXXYYYYYYYY" is number X * (2^32 / S) + Y. With S unknown here, it is kept as
+ * (X, Y) folded with the default 16 MiB ratio only by callers that know S: see segmentNumber().
+ */
+export function parseWalName(name: string): WalFile | null {
+  let m = SEGMENT_RE.exec(name);
+  if (m !== null) {
+    const [, tli, log, seg, ext, partial] = m as unknown as [string, string, string, string, string | undefined, string | undefined];
+    const compression: WalCompression = ext === ".gz" ? "gzip" : ext === ".lz4" ? "lz4" : "none";
+    return { kind: "segment", name, timeline: parseInt(tli, 16), segment: (BigInt(`0x${log}`) << 32n) | BigInt(`0x${seg}`), compression, partial: partial !== undefined };
+  }
+  m = HISTORY_RE.exec(name);
+  if (m !== null) return { kind: "history", name, timeline: parseInt(m[1] as string, 16) };
+  m = BACKUP_RE.exec(name);
+  if (m !== null) {
+    const [, tli, log, seg] = m as unknown as [string, string, string, string];
+    return { kind: "backup-label", name, timeline: parseInt(tli, 16), segment: (BigInt(`0x${log}`) << 32n) | BigInt(`0x${seg}`) };
+  }
+  return null;
+}
+
+/** The (log, seg) pair packed as log<<32|seg, turned into a sequential segment number for a segment size in bytes. */
+export function segmentNumber(packed: bigint, segmentSize: number): bigint {
+  const perLog = 0x100000000n / BigInt(segmentSize);
+  return (packed >> 32n) * perLog + (packed & 0xffffffffn);
+}
+
+/** The 24-hex file name of segment number `n` on `timeline`. */
+export function segmentName(timeline: number, n: bigint, segmentSize: number): string {
+  const perLog = 0x100000000n / BigInt(segmentSize);
+  const hex = (v: bigint | number) => v.toString(16).toUpperCase().padStart(8, "0");
+  return `${hex(timeline)}${hex(n / perLog)}${hex(n % perLog)}`;
+}
+
+/** An LSN as PostgreSQL prints it ("16/B374D848") to a byte position, and back. */
+export function parseLsn(text: string): bigint | null {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
+  return m === null ? null : (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}
+
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
+/** The segment number holding byte position `lsn`. */
+export function segmentOfLsn(lsn: bigint, segmentSize: number): bigint {
+  return lsn / BigInt(segmentSize);
+}
+
+/** The manifest beside a base backup (NAME.json). Untrusted on read like every manifest: checked by a schema. */
+export interface BaseManifest {
+  format: 1;
+  kind: "base";
+  tool: { name: string; version: string };
+  name: string;
+  startedAt: string;
+  finishedAt: string;
+  /** pg_basebackup's "write-ahead log start point" and "end point", as PostgreSQL prints LSNs. */
+  startLsn: string;
+  stopLsn: string;
+  timeline: number;
+  /** wal_segment_size of the cluster in bytes (16 MiB unless initdb --wal-segsize). */
+  walSegmentSize: number;
+  systemIdentifier: string;
+  serverVersion: string;
+  pgBasebackupVersion: string;
+  compression: { codec: Codec; program: string; level: number | null };
+  rawBytes: number;
+  compressedBytes: number;
+  /** sha256 over the stored (compressed) file, as in the .sha256 sidecar. */
+  sha256: string;
+  /** sha256 of the backup_manifest that pg_basebackup put into the tar. */
+  backupManifestSha256: string;
+}
