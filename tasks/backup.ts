@@ -10,13 +10,14 @@ import { scanCatalog, tierDir, usable } from "../lib/store/catalog.js";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { checkSignature } from "../lib/store/signature.js";
 import { compressorFor } from "../lib/backup/compression.js";
+import { encryptorFor, sealRowCounts } from "../lib/backup/encryption.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { dumpGlobals, dumpInto } from "../lib/backup/dump.js";
 import type { DumpResult } from "../lib/backup/dump.js";
 import { ExitCode, TaskError, errnoCode } from "../lib/core/errors.js";
 import { databaseFingerprint, globalsFingerprint } from "../lib/backup/fingerprint.js";
-import type { Fingerprint, Manifest } from "../lib/store/manifest.js";
+import type { Fingerprint, Manifest, ManifestEncryption } from "../lib/store/manifest.js";
 import { MANIFEST_FORMAT } from "../lib/store/manifest.js";
 import { acquireLock } from "../lib/postgres/lock.js";
 import type { HeldLock } from "../lib/postgres/lock.js";
@@ -132,10 +133,10 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
  * Twice at most: an entry planted at the name must not block the backup (README "A shared
  * BACKUP_DIR"), and with a clock that stands still the rename replaces it, as it always did.
  */
-async function freshName(dir: string, tier: Tier, codec: Config["compression"]["codec"], deps: Deps): Promise<{ started: Date; name: string }> {
+async function freshName(dir: string, tier: Tier, codec: Config["compression"]["codec"], encrypted: boolean, deps: Deps): Promise<{ started: Date; name: string }> {
   for (let attempt = 0; ; attempt++) {
     const started = deps.now();
-    const name = backupName(tier, started, codec);
+    const name = backupName(tier, started, codec, encrypted);
     if (attempt === 2) return { started, name };
     const taken = await Promise.all([name, name + MANIFEST_SUFFIX].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
     if (!taken.includes(true)) return { started, name };
@@ -155,18 +156,21 @@ async function execute(
 ): Promise<BackupResult> {
   const { codec, level, threads } = config.compression;
   const dir = tierDir(config.backupDir, plan.tier);
-  const { started, name } = await freshName(dir, plan.tier, codec, deps);
+  const recipients = config.encryption.recipients;
+  const { started, name } = await freshName(dir, plan.tier, codec, recipients !== null, deps);
   const log = parentLog.child({ backup: name });
   const env = childEnv(config.pg, deps.env);
   const compressor = compressorFor(codec, level, threads, env);
+  const encryptor = recipients === null ? null : encryptorFor(recipients, env);
+  const filters = [compressor, encryptor].filter((f) => f !== null);
   const secrets = [config.pg.password];
   const [pgDumpVersion, globals] = await Promise.all([
     runCommand("pg_dump", ["--version"], { env }).then((v) => v.trim()),
     dumpGlobals({ env, maintenanceDb: config.pg.database, secrets }),
   ]);
   log.info(
-    { databases: plan.databases.map((d) => d.name), compressor: compressor?.label ?? "none", parent: plan.parent, pgDump: pgDumpVersion },
-    `starting ${plan.tier} backup of ${plan.databases.length} database(s) with ${compressor?.label ?? "no compression"}`,
+    { databases: plan.databases.map((d) => d.name), compressor: compressor?.label ?? "none", encrypted: encryptor !== null, parent: plan.parent, pgDump: pgDumpVersion },
+    `starting ${plan.tier} backup of ${plan.databases.length} database(s) with ${compressor?.label ?? "no compression"}${encryptor === null ? "" : `, encrypted to ${recipients?.length} recipient(s)`}`,
   );
   const partial = await createPartial(config.backupDir, dir, name, config.files);
   // Registered after the lock and before the dump's processes, so a signal stops those first, then removes the file.
@@ -183,6 +187,7 @@ async function execute(
     );
   }, PROGRESS_MS);
   let written;
+  let sealed: ManifestEncryption | null = null;
   try {
     const opts = {
       env,
@@ -192,7 +197,8 @@ async function execute(
       onDatabase: (d: string) => (current = d),
       databaseExists: async (d: string) => (await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [d])).rowCount !== 0,
     };
-    written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), compressor, partial, env, progress);
+    written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), filters, partial, env, progress);
+    if (recipients !== null) sealed = await sealRowCounts(result.rowCounts, recipients, env);
   } catch (err) {
     await discardPartial(partial);
     unregisterPartial();
@@ -225,7 +231,8 @@ async function execute(
     fingerprint,
     databases: dbs.map((d) => d.name).filter((d) => !gone.has(d)),
     included: plan.databases.map((d) => d.name).filter((d) => !gone.has(d)),
-    rowCounts: result.rowCounts,
+    rowCounts: sealed === null ? result.rowCounts : {},
+    ...(sealed === null ? {} : { encryption: sealed }),
   };
   await commitPartial(config.backupDir, partial, manifest, config.signing.key).finally(unregisterPartial);
   const pointer = await updateLatestPointer(dir, plan.tier, codec, name, config.files.file).catch((err: unknown) => {
@@ -234,7 +241,7 @@ async function execute(
   });
   const seconds = (Date.now() - t0) / 1000;
   log.info(
-    { path: join(dir, name), rawBytes: result.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, signed: config.signing.key !== null, seconds, pointer, cores: availableParallelism() },
+    { path: join(dir, name), rawBytes: result.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, signed: config.signing.key !== null, encrypted: recipients !== null, seconds, pointer, cores: availableParallelism() },
     `${plan.tier} backup written: ${name} (${(written.bytes / 1e6).toFixed(1)} MB from ${(result.rawBytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s)`,
   );
   return { status: "written", tier: plan.tier, name, path: join(dir, name), manifest, seconds };

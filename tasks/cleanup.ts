@@ -109,12 +109,14 @@ async function readPointers(backupDir: string, log: Logger): Promise<PointerStat
   const states: PointerState[] = [];
   for (const tier of TIERS) {
     for (const codec of CODECS) {
-      const current = await readLatestPointer(tierDir(backupDir, tier), tier, codec).catch((err: unknown) => {
-        if (!(err instanceof TaskError)) throw err;
-        log.warn({ tier, err: err.message }, `latest ${tier} pointer is not a backup name; cleanup replaces it`);
-        return INVALID_POINTER;
-      });
-      states.push({ tier, codec, current });
+      for (const encrypted of [false, true]) {
+        const current = await readLatestPointer(tierDir(backupDir, tier), tier, codec, encrypted).catch((err: unknown) => {
+          if (!(err instanceof TaskError)) throw err;
+          log.warn({ tier, err: err.message }, `latest ${tier} pointer is not a backup name; cleanup replaces it`);
+          return INVALID_POINTER;
+        });
+        states.push({ tier, codec, encrypted, current });
+      }
     }
   }
   return states;
@@ -141,11 +143,11 @@ async function applyPointer(config: Config, change: PointerChange, log: Logger):
       await updateLatestPointer(dir, change.tier, change.codec, change.to, config.files.file);
     } else {
       // Both forms: the symlink and, where symlinks fail (CIFS/SMB), the pointer file.
-      await rm(join(dir, latestPointerName(change.tier, change.codec)), { force: true });
-      await rm(join(dir, pointerFileName(change.tier, change.codec)), { force: true });
+      await rm(join(dir, latestPointerName(change.tier, change.codec, change.encrypted)), { force: true });
+      await rm(join(dir, pointerFileName(change.tier, change.codec, change.encrypted)), { force: true });
     }
   } catch (err) {
-    throw storageError(config.backupDir, join(dir, latestPointerName(change.tier, change.codec)), err);
+    throw storageError(config.backupDir, join(dir, latestPointerName(change.tier, change.codec, change.encrypted)), err);
   }
   log.info({ tier: change.tier, from: change.from, to: change.to }, `latest ${change.tier} pointer ${change.to === null ? "removed" : `now names ${change.to}`}`);
 }

@@ -8,6 +8,8 @@ import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes, table } from "../lib/core/format.js";
 import { childEnv } from "../lib/postgres/connection.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
+import type { ResolvedFile } from "../lib/store/resolveFile.js";
+import { openManifest } from "../lib/backup/encryption.js";
 import { verifySignedManifest } from "../lib/store/signature.js";
 import { assertBackupDir } from "../lib/store/backupDir.js";
 import { listSections } from "../lib/sql/sections.js";
@@ -37,8 +39,9 @@ export interface DatabaseListing {
   warnings: string[];
 }
 
-async function fromStream(config: Config, deps: Deps, path: string, codec: Parameters<typeof openSqlStream>[1]) {
-  const sql = openSqlStream(path, codec, config.compression.threads, childEnv(config.pg, deps.env));
+async function fromStream(config: Config, deps: Deps, f: ResolvedFile) {
+  const path = f.path;
+  const sql = openSqlStream(f, { threads: config.compression.threads, env: childEnv(config.pg, deps.env), identity: config.encryption.identity });
   try {
     const result = await listSections(sql.stream);
     await sql.done;
@@ -58,14 +61,15 @@ async function listDatabasesOf(config: Config, deps: Deps, file: string): Promis
   if (unsigned !== null) throw new TaskError(ExitCode.refused, `list-databases refused: ${unsigned}`);
   const warnings = f.manifestProblem === null ? [] : [`manifest not used: ${f.manifestProblem}`];
   if (f.manifest !== null) {
-    const m = f.manifest;
+    // An encrypted backup's table names and row counts are sealed: AGE_IDENTITY_FILE opens them.
+    const m = await openManifest(f.manifest, config.encryption.identity, deps.env);
     const databases = m.included.map((name) => {
       const counts = Object.values(m.rowCounts[name] ?? {});
       return { name, tables: counts.length, rows: counts.reduce((a, b) => a + b, 0) };
     });
     return { file: f.name, path: f.path, source: "manifest", databases, notInFile: m.databases.filter((d) => !m.included.includes(d)), warnings };
   }
-  const r = await fromStream(config, deps, f.path, f.codec);
+  const r = await fromStream(config, deps, f);
   if (!r.clusterTrailer) warnings.push("the file ends without its \"cluster dump complete\" trailer: it is truncated");
   const databases = r.sections.map((s) => ({ name: s.name, bytes: s.bytes, complete: s.complete }));
   return { file: f.name, path: f.path, source: "stream", databases, notInFile: [], warnings };

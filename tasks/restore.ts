@@ -15,7 +15,7 @@ import { executeRestore, restoreContext } from "../lib/restore/exec.js";
 import type { RestoreOutcome, RestoreRequest } from "../lib/restore/exec.js";
 import { formatPlan, planRestore } from "../lib/restore/plan.js";
 import type { RestorePlan } from "../lib/restore/plan.js";
-import { databaseRequest, fullRequest, latestRequest } from "../lib/restore/request.js";
+import { databaseRequest, fromResolved, fullRequest, latestRequest } from "../lib/restore/request.js";
 import { listSections } from "../lib/sql/sections.js";
 import { formatStatementErrors } from "../lib/restore/statementErrors.js";
 import { LIFT_BY_HAND, gateIsSet } from "../lib/restore/writeGate.js";
@@ -54,7 +54,7 @@ function parseAt(at: string | undefined): Date | undefined {
 /** The databases of a file: its manifest's list, or the sections found by streaming a file without one. */
 async function databasesOf(config: Config, deps: Deps, f: ResolvedFile): Promise<string[]> {
   if (f.manifest !== null) return f.manifest.included;
-  const sql = openSqlStream(f.path, f.codec, config.compression.threads, childEnv(config.pg, deps.env));
+  const sql = openSqlStream(fromResolved(f), { threads: config.compression.threads, env: childEnv(config.pg, deps.env), identity: config.encryption.identity });
   try {
     const r = await listSections(sql.stream);
     await sql.done;

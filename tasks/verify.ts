@@ -12,7 +12,7 @@ import { verifyChecksum } from "../lib/store/checksum.js";
 import { checkSignature } from "../lib/store/signature.js";
 import type { Config, PgConfig } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
-import { ConfigError } from "../lib/core/errors.js";
+import { ConfigError, ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes } from "../lib/core/format.js";
 import type { Logger } from "../lib/core/log.js";
 import { recordTaskResult } from "../lib/core/metrics.js";
@@ -22,7 +22,8 @@ import { ageFindings, chainFindings, fail, family, manifestFindings, pass, resto
 import type { Check, Finding } from "../lib/verify/checks.js";
 import { countRestoredRows, restoreChainForVerify } from "../lib/verify/restore.js";
 import type { ChainRestore } from "../lib/verify/restore.js";
-import { scanBackup } from "../lib/verify/stream.js";
+import { scanBackup, sourceOf } from "../lib/verify/stream.js";
+import { identityProblem, openManifest } from "../lib/backup/encryption.js";
 import { openRestoreTarget } from "../lib/verify/target.js";
 import type { RestoreTarget } from "../lib/verify/target.js";
 import { mapLimit } from "../lib/core/concurrency.js";
@@ -149,13 +150,25 @@ async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collecto
     if (args.restore) await c.step(() => [fail("restore", "not attempted: there is no restorable chain (see restore-plan)")]);
     return;
   }
+  // Encrypted files need AGE_IDENTITY_FILE to be read back; without the right one nothing below can be proven.
+  const keyProblems = plan.chain.flatMap((name) => {
+    const source = sourceOf(catalog.find((e) => e.name === name) as CatalogEntry);
+    const problem = source.encrypted ? identityProblem(name, source.recipients ?? null, config.encryption.identity) : null;
+    return problem === null ? [] : [problem];
+  });
+  if (keyProblems.length > 0) throw new TaskError(ExitCode.refused, `verify cannot read the newest chain: ${keyProblems.join("; ")}`);
+  // The sealed row counts of encrypted backups, opened once for the stream and restore comparisons.
+  const opened = await mapLimit(catalog, HASH_CONCURRENCY, async (e) =>
+    plan.chain.includes(e.name) && e.manifest !== null ? { ...e, manifest: await openManifest(e.manifest, config.encryption.identity, deps.env) } : e,
+  );
+  catalog = opened;
   const chain = plan.chain.map((name) => catalog.find((e) => e.name === name) as CatalogEntry);
   const key = config.signing.verifyKey;
   const signatures = key === null ? [] : await c.step(async () => signatureFindings(await mapLimit(chain, HASH_CONCURRENCY, (e) => signatureOf(e, key))));
   for (const entry of chain) {
     const name = entry.name;
     log.info({ backup: name }, `reading ${name} back through its decompressor`);
-    await c.step(async () => streamFindings(entry, await scanBackup(entry, config.compression.threads, deps.env, log)));
+    await c.step(async () => streamFindings(entry, await scanBackup(entry, { threads: config.compression.threads, env: deps.env, identity: config.encryption.identity }, log)));
   }
   if (!args.restore) return;
   // A forged file's SQL would run as superuser in the scratch cluster, inside this task.

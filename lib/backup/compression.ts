@@ -3,13 +3,9 @@
 // readable by stock bunzip2, several times faster than the seed's single-threaded bzip2.
 import type { Codec } from "../core/codec.js";
 import { which } from "../core/bin.js";
+import type { Program } from "../core/proc.js";
 
-export interface Program {
-  program: string;
-  args: string[];
-  /** What ran, for the log and the manifest: e.g. "lbzip2 -n 2 -9". */
-  label: string;
-}
+export type { Program } from "../core/proc.js";
 
 /** What a compressor or decompressor needs of the environment: it only moves bytes. */
 const FILTER_ENV = ["PATH", "LANG", "LC_ALL", "TMPDIR"];

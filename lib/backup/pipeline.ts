@@ -1,16 +1,16 @@
-// dump -> compressor process -> sha256 (in-process, on the compressed bytes) -> file.
+// dump -> compressor process [-> age] -> sha256 (in-process, on the stored bytes) -> file.
 // The dump writes into the compressor's stdin itself (see dump.ts); here the compressed
 // side is hashed and written. On any failure every stage is stopped and the error that
 // explains it is reported: a storage errno first, then the dump's own error, then the
 // compressor's.
 import { createHash } from "node:crypto";
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { hashTap } from "../store/checksum.js";
 import type { Program } from "./compression.js";
 import { filterEnv } from "./compression.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
-import { ProcessError, spawnFilter } from "../core/proc.js";
+import { ProcessError, isSecondaryFailure, spawnFilter } from "../core/proc.js";
 import { SinkClosedError } from "./sink.js";
 import type { PartialFile } from "../store/storage.js";
 import { isStorageErrno } from "../store/backupDir.js";
@@ -30,18 +30,19 @@ function rank(err: unknown): number {
   // A stream cut short by the teardown below after another stage failed: that stage explains it.
   if (code === "ERR_STREAM_PREMATURE_CLOSE") return 5;
   if (err instanceof TaskError) return 1;
-  if (err instanceof ProcessError) return 2;
+  if (err instanceof ProcessError) return isSecondaryFailure(err) ? 5 : 2;
   if (err instanceof SinkClosedError) return 4;
   return 3;
 }
 
 /**
- * Runs `produce` with a sink (the compressor's stdin; with `compressor` null, the hasher in
- * front of the file) and writes what comes out into the partial file.
+ * Runs `produce` with a sink (the first filter's stdin; with no filters, the hasher in front
+ * of the file) and writes what comes out of the last filter into the partial file. The filters
+ * are the compressor, then age when the backup is encrypted.
  */
 export async function writeCompressed(
   produce: (sink: Writable) => Promise<void>,
-  compressor: Program | null,
+  filters: readonly Program[],
   partial: PartialFile,
   env: NodeJS.ProcessEnv,
   progress: WriteProgress,
@@ -52,15 +53,18 @@ export async function writeCompressed(
   // holds it); commitPartial reopens the file to fsync it.
   const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });
   const closed = new Promise<void>((resolve) => file.once("close", () => resolve()));
-  const child = compressor === null ? null : spawnFilter(compressor.program, compressor.args, filterEnv(env));
-  const sink = child === null ? hasher : (child.stdin as Writable);
+  const children = filters.map((f) => spawnFilter(f.program, f.args, filterEnv(env)));
+  const first = children[0];
+  const last = children[children.length - 1];
+  const sink = first === undefined ? hasher : (first.stdin as Writable);
+  // In chain order, so among equal ranks the upstream failure is reported (a stage fed short input fails after it).
   const stages: Promise<unknown>[] = [];
-  if (child === null) {
-    stages.push(pipeline(hasher, file));
-  } else {
-    stages.push(pipeline(child.stdout as NonNullable<typeof child.stdout>, hasher, file));
+  children.forEach((child, i) => {
+    const next = children[i + 1];
+    if (next !== undefined) stages.push(pipeline(child.stdout as Readable, next.stdin as Writable));
     stages.push(child.done);
-  }
+  });
+  stages.push(last === undefined ? pipeline(hasher, file) : pipeline(last.stdout as Readable, hasher, file));
   stages.push(
     produce(sink).then(() => {
       sink.end();
@@ -74,7 +78,7 @@ export async function writeCompressed(
         failed = true;
         // Stop every other stage so the first failure does not leave a process or stream hanging.
         sink.destroy();
-        child?.kill();
+        for (const child of children) child.kill();
         file.destroy();
       });
     }
@@ -83,11 +87,11 @@ export async function writeCompressed(
   if (!file.destroyed) file.destroy();
   await closed;
   const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
-  const first = errors.sort((a, b) => rank(a) - rank(b))[0];
-  if (first instanceof SinkClosedError && compressor !== null) {
+  const cause = errors.sort((a, b) => rank(a) - rank(b))[0];
+  if (cause instanceof SinkClosedError && filters[0] !== undefined) {
     // Nothing else failed: the compressor exited 0 without reading all of its input.
-    throw new TaskError(ExitCode.failed, `${compressor.program} exited before reading the whole dump (its output would be incomplete)`, { cause: first });
+    throw new TaskError(ExitCode.failed, `${filters[0].program} exited before reading the whole dump (its output would be incomplete)`, { cause });
   }
-  if (errors.length > 0) throw first;
+  if (errors.length > 0) throw cause;
   return { sha256: hash.digest("hex"), bytes: progress.compressedBytes };
 }

@@ -11,6 +11,8 @@ import { fileModes } from "./fileModes.js";
 import { Secret } from "./secret.js";
 import type { SigningConfig } from "./signingKeys.js";
 import { signingConfig } from "./signingKeys.js";
+import type { EncryptionConfig } from "./encryptionConfig.js";
+import { encryptionConfig } from "./encryptionConfig.js";
 
 export const DEFAULT_PASSWORD_FILE = "/run/secrets/postgres_password";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -54,6 +56,7 @@ export interface Config {
   lock: { mode: "wait" | "skip"; timeoutSeconds: number };
   s3: S3Config | null;
   signing: SigningConfig;
+  encryption: EncryptionConfig;
   logLevel: (typeof LOG_LEVELS)[number];
   logFile: string | null;
   metricsFile: string | null;
@@ -321,6 +324,7 @@ export function resolveConfig(env: Env): Readonly<Config> {
     }),
     s3: s3Config(env),
     signing: signingConfig(env),
+    encryption: encryptionConfig(env),
     logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFile: logFileRaw === undefined ? join(backupDir, "backup.log") : logFileRaw === "" ? null : logFileRaw,
     metricsFile: metrics === "" ? null : metrics,

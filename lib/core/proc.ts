@@ -159,6 +159,22 @@ export function start(program: string, args: readonly string[], opts: ChildOptio
  * Starts a streaming filter (a compressor or decompressor): bytes in on stdin, out on
  * stdout, both pipes. The caller wires the streams and awaits `done`.
  */
+/**
+ * A filter that failed only because the next one stopped reading (EPIPE, SIGPIPE) or because it
+ * was stopped after another stage failed: in a chain of filters, never the failure to report.
+ */
+export function isSecondaryFailure(err: ProcessError): boolean {
+  return err.signal === "SIGPIPE" || err.signal === "SIGTERM" || /broken pipe|EPIPE/i.test(err.stderrTail);
+}
+
+/** A filter program (stdin -> stdout): a compressor, decompressor, or age. */
+export interface Program {
+  program: string;
+  args: string[];
+  /** What ran, for the log and the manifest: e.g. "lbzip2 -n 2 -9". */
+  label: string;
+}
+
 export function spawnFilter(program: string, args: readonly string[], env: NodeJS.ProcessEnv): Child {
   return start(program, args, { env, stdin: "pipe", stdout: "pipe" });
 }

@@ -1,28 +1,65 @@
-// Reading a backup file back as SQL: the file streamed through the codec's (parallel)
-// decompressor. The caller consumes `stream` and must await `done`, which rejects when
-// the decompressor fails (a truncated or corrupt file). Given a hash, the file's bytes as
-// read are fed to it too, so a caller that must both checksum and read a file reads it once.
+// Reading a backup file back as SQL: the file streamed through age (when it is encrypted) and
+// the codec's (parallel) decompressor. The caller consumes `stream` and must await `done`,
+// which rejects when a stage fails (a truncated, corrupt or undecryptable file), with the
+// upstream failure when several do (a decompressor fed short input fails after age did).
+// Given a hash, the file's bytes as stored are fed to it too, so a caller that must both
+// checksum and read a file reads it once.
 import type { Hash } from "node:crypto";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor, filterEnv } from "../backup/compression.js";
+import { decryptorFor, identityProblem } from "../backup/encryption.js";
+import type { AgeIdentity } from "../core/ageIdentity.js";
 import type { Codec } from "../core/codec.js";
-import { spawnFilter } from "../core/proc.js";
+import { ExitCode, TaskError } from "../core/errors.js";
+import { ProcessError, isSecondaryFailure, spawnFilter } from "../core/proc.js";
 import { readStreamNoFollow } from "../core/noFollow.js";
 import { hashTap } from "../store/checksum.js";
 
 export interface SqlStream {
   stream: Readable;
   done: Promise<void>;
-  /** Stops reading early (kills the decompressor); `done` then settles without an error. */
+  /** Stops reading early (kills the filters); `done` then settles without an error. */
   cancel(): void;
 }
 
-export function openSqlStream(path: string, codec: Codec, threads: number, env: NodeJS.ProcessEnv, hash?: Hash): SqlStream {
-  const file = readStreamNoFollow(path);
-  const tap = hash === undefined ? null : hashTap(hash);
-  const prog = decompressorFor(codec, threads, env);
-  if (prog === null && tap === null) {
+/** A backup file as a reader needs it. */
+export interface SqlSource {
+  name: string;
+  path: string;
+  codec: Codec;
+  encrypted: boolean;
+  /** The public keys an encrypted file was written to (its manifest's), for the message when the identity does not fit. */
+  recipients?: readonly string[] | null;
+}
+
+export interface ReadOptions {
+  threads: number;
+  env: NodeJS.ProcessEnv;
+  /** AGE_IDENTITY_FILE; required for an encrypted source. */
+  identity: AgeIdentity | null;
+  hash?: Hash;
+}
+
+/** Throws the refusal (exit 4) naming AGE_IDENTITY_FILE when an encrypted source cannot be opened with `identity`. */
+export function assertDecryptable(source: SqlSource, identity: AgeIdentity | null): void {
+  if (!source.encrypted) return;
+  const problem = identityProblem(source.name, source.recipients ?? null, identity);
+  if (problem !== null) throw new TaskError(ExitCode.refused, problem);
+}
+
+function causeOf(settled: readonly PromiseSettledResult<unknown>[]): unknown {
+  const errors = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
+  return errors.find((e) => !(e instanceof ProcessError && isSecondaryFailure(e))) ?? errors[0];
+}
+
+export function openSqlStream(source: SqlSource, opts: ReadOptions): SqlStream {
+  assertDecryptable(source, opts.identity);
+  const file = readStreamNoFollow(source.path);
+  const tap = opts.hash === undefined ? null : hashTap(opts.hash);
+  const decryptor = source.encrypted && opts.identity !== null ? decryptorFor(opts.identity, opts.env) : null;
+  const programs = [decryptor, decompressorFor(source.codec, opts.threads, opts.env)].filter((p) => p !== null);
+  if (programs.length === 0 && tap === null) {
     const done = new Promise<void>((resolve, reject) => {
       file.once("end", () => resolve());
       file.once("close", () => resolve());
@@ -31,23 +68,28 @@ export function openSqlStream(path: string, codec: Codec, threads: number, env: 
     return { stream: file, done, cancel: () => file.destroy() };
   }
   let cancelled = false;
-  const unlessCancelled = (err: unknown) => {
-    if (!cancelled) throw err;
-  };
-  const child = prog === null ? null : spawnFilter(prog.program, prog.args, filterEnv(env));
-  const sink = child === null ? null : (child.stdin as NonNullable<typeof child.stdin>);
-  const stages = [file, ...(tap === null ? [] : [tap]), ...(sink === null ? [] : [sink])];
-  const feed = pipeline(stages).catch(unlessCancelled);
-  const exited = child === null ? Promise.resolve() : child.done.catch(unlessCancelled);
-  const done = Promise.all([exited, feed.catch((err: unknown) => exited.then(() => Promise.reject(err as Error)))]).then(() => undefined);
+  const children = programs.map((p) => spawnFilter(p.program, p.args, filterEnv(opts.env)));
+  const stages: Promise<unknown>[] = [];
+  const head: (Readable | Writable)[] = [file, ...(tap === null ? [] : [tap])];
+  if (children[0] !== undefined) stages.push(pipeline([...head, children[0].stdin as Writable]));
+  children.forEach((child, i) => {
+    stages.push(child.done);
+    const next = children[i + 1];
+    if (next !== undefined) stages.push(pipeline(child.stdout as Readable, next.stdin as Writable));
+  });
+  const done = Promise.allSettled(stages).then((settled) => {
+    const cause = causeOf(settled);
+    if (cause !== undefined && !cancelled) throw cause;
+  });
+  const last = children[children.length - 1];
   return {
-    stream: child === null ? (tap as Readable) : (child.stdout as Readable),
+    stream: last === undefined ? (tap as Readable) : (last.stdout as Readable),
     done,
     cancel() {
       cancelled = true;
       file.destroy();
       tap?.destroy();
-      child?.kill();
+      for (const child of children) child.kill();
     },
   };
 }

@@ -12,6 +12,9 @@ import type { Config, PgConfig } from "../core/config.js";
 import type { JobContext, JobOutcome, JobSpec, StatementErrors } from "./database.js";
 import { DatabaseJob, dropTemp } from "./database.js";
 import { openSqlStream } from "./decompress.js";
+import { identityProblem } from "../backup/encryption.js";
+import type { ReadOptions, SqlSource } from "./decompress.js";
+import type { AgeIdentity } from "../core/ageIdentity.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { GlobalsMode } from "./globalsFilter.js";
 import { GlobalsFilter } from "./globalsFilter.js";
@@ -28,10 +31,7 @@ import { prescanFile } from "./prescan.js";
 import { clusterGlobals, databaseStates, markedTempDatabases } from "./targetState.js";
 import { connectWritable, writableEnv } from "./writeGate.js";
 
-export interface RestoreFile {
-  name: string;
-  path: string;
-  codec: Codec;
+export interface RestoreFile extends SqlSource {
   /** The manifest's sha256, checked against the sidecar too; null for a file without manifest. */
   sha256: string | null;
 }
@@ -60,11 +60,18 @@ export interface RestoreContext {
   exclusive: boolean;
   /** BACKUP_VERIFY_KEY_FILE's key: every file's signature is checked with its checksums; null: checksums only. */
   verifyKey: KeyObject | null;
+  /** AGE_IDENTITY_FILE: decrypts encrypted files; null: an encrypted file is refused before anything is touched. */
+  identity: AgeIdentity | null;
+}
+
+/** How the files of a restore are read: its cores for the decompressor, its identity for age. */
+export function readOptions(ctx: RestoreContext): ReadOptions {
+  return { threads: ctx.threads, env: childEnv(ctx.pg, ctx.env), identity: ctx.identity };
 }
 
 /** The context for restoring into the configured cluster, under its lock: all cores for psql processes and the decompressor. */
 export function restoreContext(config: Config, env: NodeJS.ProcessEnv, log: Logger): RestoreContext {
-  return { pg: config.pg, env, threads: config.compression.threads, parallel: availableParallelism(), log, exclusive: true, verifyKey: config.signing.verifyKey };
+  return { pg: config.pg, env, threads: config.compression.threads, parallel: availableParallelism(), log, exclusive: true, verifyKey: config.signing.verifyKey, identity: config.encryption.identity };
 }
 
 export interface RestoreOutcome {
@@ -102,8 +109,12 @@ const PROGRESS_MS = 5000;
  * by its checksum first.
  */
 async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): Promise<void> {
-  const env = childEnv(ctx.pg, ctx.env);
-  const scans = await Promise.all(files.map((f) => prescanFile(f, ctx.threads, env)));
+  const keyProblems = files.flatMap((f) => {
+    const problem = f.encrypted ? identityProblem(f.name, f.recipients ?? null, ctx.identity) : null;
+    return problem === null ? [] : [problem];
+  });
+  if (keyProblems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${keyProblems.join("; ")}`);
+  const scans = await Promise.all(files.map((f) => prescanFile(f, readOptions(ctx))));
   const sums = await Promise.all(
     files.map((f, i) => {
       const scan = scans[i];
@@ -112,7 +123,9 @@ async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): 
   );
   const problems = sums.flatMap((v) => (v.ok ? [] : [v.problem]));
   if (problems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
-  const refused = scans.flatMap((v) => (!v.ok && v.refused ? [v.problem] : []));
+  const undecryptable = scans.flatMap((v) => (!v.ok && v.kind === "undecryptable" ? [v.problem] : []));
+  if (undecryptable.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${undecryptable.join("; ")}`);
+  const refused = scans.flatMap((v) => (!v.ok && v.kind === "forbidden" ? [v.problem] : []));
   if (refused.length > 0) {
     throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${refused.join("; ")}; only the psql meta-commands pg_dump writes may reach psql, so the file was altered after the backup`);
   }
@@ -124,7 +137,7 @@ async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): 
 
 /** Streams the globals part of a file to `onChunk` (with backpressure), up to its first database section, where the reader stops. */
 export async function streamGlobals(ctx: RestoreContext, file: RestoreFile, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
-  const sql = openSqlStream(file.path, file.codec, ctx.threads, childEnv(ctx.pg, ctx.env));
+  const sql = openSqlStream(file, readOptions(ctx));
   const stop = new Error("globals read");
   try {
     await readSections(sql.stream, { onGlobals: onChunk, onDatabaseStart: () => Promise.reject(stop) });
@@ -201,7 +214,7 @@ async function restoreFile(ctx: RestoreContext, jc: JobContext, file: RestoreFil
   const settle = (job: DatabaseJob, p: Promise<JobOutcome>) => outcomes.push(p.then((outcome) => ({ spec: job.spec, job, outcome })).finally(() => slots.give()));
   const started = new Set<string>();
   let current: DatabaseJob | null = null;
-  const sql = openSqlStream(file.path, file.codec, ctx.threads, childEnv(ctx.pg, ctx.env));
+  const sql = openSqlStream(file, readOptions(ctx));
   let failure: string | null = null;
   try {
     const r = await extractSections(sql.stream, bySource.keys(), {

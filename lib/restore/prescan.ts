@@ -3,19 +3,32 @@
 // meta-command pg_dump never writes has been tampered with, and is refused whole. The
 // executor guards the streams to psql as well, so a file swapped after this scan still
 // cannot hand psql a forbidden line. The file's bytes are hashed as they are read, so the
-// restore's checksum check needs no second read of a file that scanned cleanly.
+// restore's checksum check needs no second read of a file that scanned cleanly. An encrypted
+// file is decrypted here too, so a wrong identity or a forged file fails age's authentication
+// before anything is touched.
 import { createHash } from "node:crypto";
-import type { Codec } from "../core/codec.js";
+import { ProcessError } from "../core/proc.js";
+import { isIdentityMismatch } from "../backup/encryption.js";
 import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
 import { readSections } from "../sql/sections.js";
 import { openSqlStream } from "./decompress.js";
+import type { ReadOptions, SqlSource } from "./decompress.js";
 
-export type ScanVerdict = { ok: true; sha256: string } | { ok: false; refused: boolean; problem: string };
+/** `forbidden`: it holds a line psql must not get; `undecryptable`: age refused it; `unreadable`: anything else. */
+export type ScanVerdict = { ok: true; sha256: string } | { ok: false; kind: "forbidden" | "undecryptable" | "unreadable"; problem: string };
 
-/** Scans one file and hashes its bytes; `refused`: it holds a forbidden line (else it could not be read). */
-export async function prescanFile(file: { name: string; path: string; codec: Codec }, threads: number, env: NodeJS.ProcessEnv): Promise<ScanVerdict> {
+function undecryptable(file: SqlSource, read: ReadOptions, err: ProcessError): string {
+  if (isIdentityMismatch(err)) {
+    const to = file.recipients ? ` (it was encrypted to ${file.recipients.join(", ")})` : "";
+    return `${file.name} cannot be decrypted with AGE_IDENTITY_FILE=${read.identity?.file ?? "(unset)"}: none of its identities is a recipient of the file${to}; give the identity of one of its recipients`;
+  }
+  return `${file.name} does not decrypt (${err.stderrTail || err.message}): age's authentication failed, so the file was altered or truncated after the backup`;
+}
+
+/** Scans one file and hashes its bytes. */
+export async function prescanFile(file: SqlSource, read: Omit<ReadOptions, "hash">): Promise<ScanVerdict> {
   const hash = createHash("sha256");
-  const sql = openSqlStream(file.path, file.codec, threads, env, hash);
+  const sql = openSqlStream(file, { ...read, hash });
   let guard = new ScriptGuard({ globals: true });
   try {
     await readSections(sql.stream, {
@@ -33,7 +46,8 @@ export async function prescanFile(file: { name: string; path: string; codec: Cod
   } catch (err) {
     sql.cancel();
     await sql.done.catch(() => undefined);
-    if (err instanceof ScriptRefusal) return { ok: false, refused: true, problem: refusalText(file.name, guard.part, err) };
-    return { ok: false, refused: false, problem: `cannot read ${file.name}: ${(err as Error).message}` };
+    if (err instanceof ScriptRefusal) return { ok: false, kind: "forbidden", problem: refusalText(file.name, guard.part, err) };
+    if (err instanceof ProcessError && err.program === "age") return { ok: false, kind: "undecryptable", problem: undecryptable(file, read, err) };
+    return { ok: false, kind: "unreadable", problem: `cannot read ${file.name}: ${(err as Error).message}` };
   }
 }

@@ -9,11 +9,12 @@ import { targetNameProblem } from "./target.js";
 
 function fromEntry(e: CatalogEntry): RestoreFile {
   if (e.manifest === null) throw new Error(`${e.name} has no manifest`);
-  return { name: e.name, path: e.path, codec: e.manifest.compression.codec, sha256: e.manifest.sha256 };
+  const m = e.manifest;
+  return { name: e.name, path: e.path, codec: m.compression.codec, encrypted: m.encryption !== undefined, recipients: m.encryption?.recipients ?? null, sha256: m.sha256 };
 }
 
 export function fromResolved(f: ResolvedFile): RestoreFile {
-  return { name: f.name, path: f.path, codec: f.codec, sha256: f.manifest?.sha256 ?? null };
+  return { name: f.name, path: f.path, codec: f.codec, encrypted: f.encrypted, recipients: f.manifest?.encryption?.recipients ?? null, sha256: f.manifest?.sha256 ?? null };
 }
 
 /** restore-latest and auto-restore: the point's globals (roles as of the restore point), then each database from the file the plan chose. */

@@ -101,6 +101,8 @@ export interface PointerInput {
 export interface PointerState {
   tier: Tier;
   codec: Codec;
+  /** latest_<tier>.sql.<ext>.age: the pointer of the encrypted backups. */
+  encrypted: boolean;
   /** The backup the pointer names now, or null when there is no pointer. */
   current: string | null;
 }
@@ -108,6 +110,7 @@ export interface PointerState {
 export interface PointerChange {
   tier: Tier;
   codec: Codec;
+  encrypted: boolean;
   from: string | null;
   /** The newest remaining valid backup of this tier and codec, or null: remove the pointer. */
   to: string | null;
@@ -123,16 +126,16 @@ export function planPointers(remaining: readonly PointerInput[], current: readon
   for (const b of remaining) {
     const parsed = parseBackupName(b.name);
     if (!b.valid || parsed === null) continue;
-    const key = `${b.tier}/${parsed.codec}`;
+    const key = `${b.tier}/${parsed.codec}/${parsed.encrypted}`;
     const seen = newest.get(key);
     if (seen === undefined || b.time.getTime() > seen.time.getTime() || (b.time.getTime() === seen.time.getTime() && b.name > seen.name)) {
       newest.set(key, b);
     }
   }
   const changes: PointerChange[] = [];
-  for (const { tier, codec, current: from } of current) {
-    const to = newest.get(`${tier}/${codec}`)?.name ?? null;
-    if (from !== to) changes.push({ tier, codec, from, to });
+  for (const { tier, codec, encrypted, current: from } of current) {
+    const to = newest.get(`${tier}/${codec}/${encrypted}`)?.name ?? null;
+    if (from !== to) changes.push({ tier, codec, encrypted, from, to });
   }
   return changes;
 }
@@ -198,7 +201,7 @@ export function formatCleanupReport(report: CleanupReport, tz: string, refused: 
   const extra = [
     ...report.removedPartials.map((f) => `${verb} stale partial ${f}`),
     ...report.removedOrphans.map((f) => `${verb} orphaned sidecar ${f}`),
-    ...report.pointers.map((p) => `latest ${p.tier} pointer (${p.codec}): ${p.from ?? "none"} -> ${p.to ?? "removed"}`),
+    ...report.pointers.map((p) => `latest ${p.tier} pointer (${p.codec}${p.encrypted ? ", encrypted" : ""}): ${p.from ?? "none"} -> ${p.to ?? "removed"}`),
   ];
   const deleted = report.decisions.filter((d) => d.action === "delete").length;
   const inS3 = report.decisions.filter((d) => d.action === "delete" && d.location === "s3").length;

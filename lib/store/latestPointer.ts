@@ -14,8 +14,8 @@ import type { Tier } from "./naming.js";
 import { latestPointerName, parseBackupName } from "./naming.js";
 
 /** Where a latest pointer that cannot be a symlink (CIFS/SMB) is written instead: a text file holding the name. */
-export function pointerFileName(tier: Tier, codec: Codec): string {
-  return `${latestPointerName(tier, codec)}.txt`;
+export function pointerFileName(tier: Tier, codec: Codec, encrypted = false): string {
+  return `${latestPointerName(tier, codec, encrypted)}.txt`;
 }
 
 /**
@@ -23,10 +23,10 @@ export function pointerFileName(tier: Tier, codec: Codec): string {
  * this tier and codec. The name pattern admits no `/` and no `..`, so a valid name always
  * lies in the pointer's own folder. Pure.
  */
-export function pointerTarget(content: string, tier: Tier, codec: Codec): string | null {
+export function pointerTarget(content: string, tier: Tier, codec: Codec, encrypted = false): string | null {
   const name = content.replace(/\r?\n$/, "");
   const parsed = parseBackupName(name);
-  return parsed !== null && parsed.tier === tier && parsed.codec === codec ? name : null;
+  return parsed !== null && parsed.tier === tier && parsed.codec === codec && parsed.encrypted === encrypted ? name : null;
 }
 
 /**
@@ -34,17 +34,19 @@ export function pointerTarget(content: string, tier: Tier, codec: Codec): string
  * symlinks, a pointer text file. Returns which kind was written.
  */
 export async function updateLatestPointer(dir: string, tier: Tier, codec: Codec, name: string, fileMode = DEFAULT_FILE_MODES.file): Promise<"symlink" | "file"> {
-  const link = join(dir, latestPointerName(tier, codec));
+  // An encrypted backup gets its own pointer (latest_full.sql.bz2.age): `bunzip2 -c latest_full.sql.bz2` must never meet age's bytes.
+  const encrypted = parseBackupName(name)?.encrypted === true;
+  const link = join(dir, latestPointerName(tier, codec, encrypted));
   const tmp = tempPath(link, ".tmp");
   try {
     await symlink(name, tmp);
     await rename(tmp, link);
-    await rm(join(dir, pointerFileName(tier, codec)), { force: true });
+    await rm(join(dir, pointerFileName(tier, codec, encrypted)), { force: true });
     return "symlink";
   } catch (err) {
     await rm(tmp, { force: true }).catch(() => undefined);
     if (!["EPERM", "ENOTSUP", "EOPNOTSUPP", "EINVAL", "ENOSYS"].includes(errnoCode(err) ?? "")) throw err;
-    await writeFileAtomic(join(dir, pointerFileName(tier, codec)), `${name}\n`, fileMode);
+    await writeFileAtomic(join(dir, pointerFileName(tier, codec, encrypted)), `${name}\n`, fileMode);
     return "file";
   }
 }
@@ -63,14 +65,14 @@ function badPointer(path: string, content: string, tier: Tier): TaskError {
  * (exit 4) for a pointer that is not a bare backup name of its tier and codec, or a pointer
  * text file that is a symlink.
  */
-export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): Promise<string | null> {
-  const link = join(dir, latestPointerName(tier, codec));
+export async function readLatestPointer(dir: string, tier: Tier, codec: Codec, encrypted = false): Promise<string | null> {
+  const link = join(dir, latestPointerName(tier, codec, encrypted));
   let content: string;
   let path = link;
   try {
     content = await readlink(link);
   } catch {
-    path = join(dir, pointerFileName(tier, codec));
+    path = join(dir, pointerFileName(tier, codec, encrypted));
     try {
       content = (await readSmallFile(path, 4096)).trim();
     } catch (err) {
@@ -79,7 +81,7 @@ export async function readLatestPointer(dir: string, tier: Tier, codec: Codec): 
     }
     if (content === "") return null;
   }
-  const name = pointerTarget(content, tier, codec);
+  const name = pointerTarget(content, tier, codec, encrypted);
   if (name === null) throw badPointer(path, content, tier);
   return name;
 }

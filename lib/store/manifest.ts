@@ -45,8 +45,18 @@ export interface Manifest {
   databases: string[];
   /** The databases whose sections this file holds. */
   included: string[];
-  /** Rows per table as counted in the dump stream: rowCounts[db]["schema.table"]. */
+  /** Rows per table as counted in the dump stream: rowCounts[db]["schema.table"]. Empty for an encrypted backup (sealed below). */
   rowCounts: Record<string, Record<string, number>>;
+  /** Only for an encrypted (.age) backup. */
+  encryption?: ManifestEncryption;
+}
+
+export interface ManifestEncryption {
+  tool: "age";
+  /** The public keys the file was encrypted to. */
+  recipients: string[];
+  /** {"rowCounts": …} as JSON, age-encrypted to the same recipients, armored (age -a): table names and counts stay as secret as the data. */
+  sealed: string;
 }
 
 /**

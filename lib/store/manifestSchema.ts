@@ -5,6 +5,7 @@
 import { CODECS } from "../core/codec.js";
 import type { Codec } from "../core/codec.js";
 import { TIERS, parseBackupName, utcStamp } from "./naming.js";
+import { recipientProblem } from "../core/ageRecipients.js";
 
 export const MANIFEST_FORMAT = 1;
 
@@ -117,6 +118,32 @@ function checkCompression(v: unknown, nameCodec: Codec): void {
   if (c.level !== null && (count(c.level, "compression.level") > MAX_LEVEL)) bad("compression.level", c.level, `is above ${MAX_LEVEL}`);
 }
 
+/** age's ASCII armor (age -a): what `sealed` holds. */
+const ARMOR = /^-----BEGIN AGE ENCRYPTED FILE-----\n[A-Za-z0-9+/=\n]*-----END AGE ENCRYPTED FILE-----\n?$/;
+
+/**
+ * An encrypted backup's manifest names its recipients (public keys, for the message when an
+ * identity does not fit) and carries the table names and row counts sealed (age-encrypted to
+ * the same recipients); its cleartext rowCounts is empty. A plain backup has no `encryption`.
+ */
+function checkEncryption(root: Json, encrypted: boolean): void {
+  if (!encrypted) {
+    if (root.encryption !== undefined) bad("encryption", root.encryption, "is set, but the file name has no .age suffix");
+    return;
+  }
+  const e = object(root.encryption, "encryption");
+  if (e.tool !== "age") bad("encryption.tool", e.tool, 'is not "age"');
+  if (!Array.isArray(e.recipients) || e.recipients.length === 0) bad("encryption.recipients", e.recipients, "is not a non-empty list of public keys");
+  e.recipients.forEach((r, i) => {
+    const at = `encryption.recipients[${i}]`;
+    const problem = recipientProblem(string(r, at));
+    if (problem !== null) bad(at, r, problem);
+  });
+  const sealed = string(e.sealed, "encryption.sealed");
+  if (!ARMOR.test(sealed)) bad("encryption.sealed", sealed, "is not an age-armored file (-----BEGIN AGE ENCRYPTED FILE-----)");
+  if (Object.keys(object(root.rowCounts, "rowCounts")).length > 0) bad("rowCounts", root.rowCounts, "is not empty; an encrypted backup's row counts are sealed in encryption.sealed");
+}
+
 function check(m: unknown, fileName: string | undefined): void {
   const root = object(m, "manifest");
   if (root.format !== MANIFEST_FORMAT) bad("format", root.format, `is not a manifest format this version reads (${MANIFEST_FORMAT})`);
@@ -125,7 +152,7 @@ function check(m: unknown, fileName: string | undefined): void {
   string(tool.version, "tool.version");
   const name = string(root.name, "name");
   const parsed = parseBackupName(name);
-  if (parsed === null) bad("name", name, "is not a backup name (YYYYMMDD_HHMMSS_<tier>.sql[.bz2|.zst|.gz])");
+  if (parsed === null) bad("name", name, "is not a backup name (YYYYMMDD_HHMMSS_<tier>.sql[.bz2|.zst|.gz][.age])");
   if (fileName !== undefined && name !== fileName) bad("name", name, `does not match the file name ${fileName}`);
   const tier = oneOf(root.tier, "tier", TIERS);
   if (tier !== parsed.tier) bad("tier", tier, `does not match the name's tier (${parsed.tier})`);
@@ -149,6 +176,7 @@ function check(m: unknown, fileName: string | undefined): void {
   dbNames(root.databases, "databases");
   dbNames(root.included, "included");
   checkRowCounts(root.rowCounts);
+  checkEncryption(root, parsed.encrypted);
 }
 
 /**
@@ -156,8 +184,17 @@ function check(m: unknown, fileName: string | undefined): void {
  * zstd, gzip, none" — or null. `fileName` is the data file's name, which the manifest must carry.
  */
 export function manifestProblem(m: unknown, fileName?: string): string | null {
+  return problemOf(() => check(m, fileName));
+}
+
+/** Why unsealed row counts (an encrypted backup's, see checkEncryption) cannot be used, or null. */
+export function rowCountsProblem(v: unknown): string | null {
+  return problemOf(() => checkRowCounts(v));
+}
+
+function problemOf(checkIt: () => void): string | null {
   try {
-    check(m, fileName);
+    checkIt();
     return null;
   } catch (err) {
     if (err instanceof Invalid) return err.message;

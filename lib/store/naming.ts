@@ -16,13 +16,17 @@ export const SIGNATURE_SUFFIX = CHECKSUM_SUFFIX + ".sig";
 /** Every file beside a backup that belongs to it. */
 export const SIDECAR_SUFFIXES = [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX] as const;
 
-const NAME_RE = /^(\d{8})_(\d{6})_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?$/;
+/** After the codec's extension: the file is age-encrypted (README "Encryption at rest"). */
+export const ENCRYPTED_SUFFIX = ".age";
+
+const NAME_RE = /^(\d{8})_(\d{6})_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?(\.age)?$/;
 
 export interface ParsedName {
   name: string;
   tier: Tier;
   time: Date;
   codec: Codec;
+  encrypted: boolean;
 }
 
 export function extensionOf(codec: Codec): string {
@@ -46,18 +50,23 @@ export function utcStamp(date: Date): string {
   );
 }
 
-export function backupName(tier: Tier, startedAt: Date, codec: Codec): string {
-  return `${utcStamp(startedAt)}_${tier}.sql${EXTENSIONS[codec]}`;
+function suffix(codec: Codec, encrypted: boolean): string {
+  return `.sql${EXTENSIONS[codec]}${encrypted ? ENCRYPTED_SUFFIX : ""}`;
 }
 
-export function latestPointerName(tier: Tier, codec: Codec): string {
-  return `latest_${tier}.sql${EXTENSIONS[codec]}`;
+export function backupName(tier: Tier, startedAt: Date, codec: Codec, encrypted = false): string {
+  return `${utcStamp(startedAt)}_${tier}${suffix(codec, encrypted)}`;
+}
+
+/** latest_<tier>.sql.<ext>[.age]: one pointer per tier and file format, so its name tells the stock command that reads it. */
+export function latestPointerName(tier: Tier, codec: Codec, encrypted = false): string {
+  return `latest_${tier}${suffix(codec, encrypted)}`;
 }
 
 export function parseBackupName(name: string): ParsedName | null {
   const m = NAME_RE.exec(name);
   if (m === null) return null;
-  const [, day, clock, tier, ext] = m as unknown as [string, string, string, Tier, string | undefined];
+  const [, day, clock, tier, ext, age] = m as unknown as [string, string, string, Tier, string | undefined, string | undefined];
   const time = new Date(
     Date.UTC(
       Number(day.slice(0, 4)),
@@ -69,5 +78,5 @@ export function parseBackupName(name: string): ParsedName | null {
     ),
   );
   if (Number.isNaN(time.getTime()) || utcStamp(time) !== `${day}_${clock}`) return null;
-  return { name, tier, time, codec: codecOfExtension(ext ?? "") };
+  return { name, tier, time, codec: codecOfExtension(ext ?? ""), encrypted: age !== undefined };
 }

@@ -14,25 +14,29 @@ import type { Manifest } from "./manifest.js";
 import { ManifestInvalid, readManifest } from "./manifest.js";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
-import { MANIFEST_SUFFIX, TIERS, codecOfExtension, parseBackupName } from "./naming.js";
+import { ENCRYPTED_SUFFIX, MANIFEST_SUFFIX, TIERS, codecOfExtension, parseBackupName } from "./naming.js";
 import { readLatestPointer } from "./latestPointer.js";
 
 export interface ResolvedFile {
   name: string;
   path: string;
   codec: Codec;
+  /** Age-encrypted (its name ends in .age): read through AGE_IDENTITY_FILE. */
+  encrypted: boolean;
   manifest: Manifest | null;
   /** Why a manifest beside the file was not used, or null. */
   manifestProblem: string | null;
 }
 
-const POINTER = /^latest_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?$/;
+const POINTER = /^latest_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?(\.age)?$/;
 
-function codecOf(name: string): Codec {
+/** The format of a file given by path under any name: its extensions, [codec][.age]. */
+function formatOf(name: string): { codec: Codec; encrypted: boolean } {
   const parsed = parseBackupName(name);
-  if (parsed !== null) return parsed.codec;
-  const ext = extname(name);
-  return ext === ".bz2" || ext === ".zst" || ext === ".gz" ? codecOfExtension(ext) : "none";
+  if (parsed !== null) return parsed;
+  const encrypted = name.endsWith(ENCRYPTED_SUFFIX);
+  const ext = extname(encrypted ? name.slice(0, -ENCRYPTED_SUFFIX.length) : name);
+  return { codec: ext === ".bz2" || ext === ".zst" || ext === ".gz" ? codecOfExtension(ext) : "none", encrypted };
 }
 
 type Kind = "file" | "symlink" | "other" | "none";
@@ -47,7 +51,7 @@ async function kindOf(path: string): Promise<Kind> {
 /** The backup a latest pointer in `dir` names; the pointer's own path when there is none (it then does not exist). */
 async function viaPointer(dir: string, pointerName: string): Promise<string> {
   const m = POINTER.exec(pointerName) as RegExpExecArray;
-  const target = await readLatestPointer(dir, m[1] as Tier, codecOfExtension(m[2] ?? ""));
+  const target = await readLatestPointer(dir, m[1] as Tier, codecOfExtension(m[2] ?? ""), m[3] !== undefined);
   return join(dir, target ?? pointerName);
 }
 
@@ -100,5 +104,6 @@ export async function resolveFile(backupDir: string, file: string, fetchMissing?
       manifestProblem = err instanceof ManifestInvalid ? err.reason : (err as Error).message;
     }
   }
-  return { name, path, codec: manifest?.compression.codec ?? codecOf(name), manifest, manifestProblem };
+  const format = formatOf(name);
+  return { name, path, codec: manifest?.compression.codec ?? format.codec, encrypted: format.encrypted, manifest, manifestProblem };
 }

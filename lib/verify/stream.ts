@@ -4,24 +4,25 @@
 import type { CatalogEntry } from "../store/catalog.js";
 import type { Logger } from "../core/log.js";
 import { openSqlStream } from "../restore/decompress.js";
+import type { ReadOptions, SqlSource } from "../restore/decompress.js";
 import { parseBackupName } from "../store/naming.js";
-import type { Codec } from "../core/codec.js";
 import { RowCounter } from "../backup/rowCounter.js";
 import { readSections } from "../sql/sections.js";
 import type { SectionsResult } from "../sql/splitter.js";
 import type { StreamScan } from "./checks.js";
 
-export function codecOf(file: string): Codec {
-  const parsed = parseBackupName(file);
-  if (parsed === null) throw new Error(`${file} is not a backup file name`);
-  return parsed.codec;
+/** A catalog entry as a reader needs it: format from its name, recipients from its manifest. */
+export function sourceOf(e: CatalogEntry): SqlSource {
+  const parsed = parseBackupName(e.name);
+  if (parsed === null) throw new Error(`${e.name} is not a backup file name`);
+  return { name: e.name, path: e.path, codec: parsed.codec, encrypted: parsed.encrypted, recipients: e.manifest?.encryption?.recipients ?? null };
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 const PROGRESS_MS = 10_000;
 
-export async function scanBackup(e: CatalogEntry, threads: number, env: NodeJS.ProcessEnv, log: Logger): Promise<StreamScan> {
-  const sql = openSqlStream(e.path, codecOf(e.name), threads, env);
+export async function scanBackup(e: CatalogEntry, read: ReadOptions, log: Logger): Promise<StreamScan> {
+  const sql = openSqlStream(sourceOf(e), read);
   const rowCounts = new Map<string, Record<string, number>>();
   let counter: RowCounter | null = null;
   let rawBytes = 0;

@@ -34,7 +34,7 @@ describe("latestRequest", () => {
   it("takes the globals from the point and each database from the file that holds its newest section", () => {
     const catalog = [entry(manifest(F, null, ["template1", "postgres", "a", "b"], ["template1", "postgres", "a", "b"])), entry(manifest(I, F, ["template1", "postgres", "a", "b"], ["b"]))];
     const req = latestRequest(planRestore(catalog, {}), catalog, true);
-    expect(req.globals).toEqual({ file: { name: I, path: `/b/incremental/${I}`, codec: "zstd", sha256: "b".repeat(64) }, mode: "all" });
+    expect(req.globals).toEqual({ file: { name: I, path: `/b/incremental/${I}`, codec: "zstd", encrypted: false, recipients: null, sha256: "b".repeat(64) }, mode: "all" });
     expect(req.files.map((f) => [f.name, f.codec, f.sha256?.[0]])).toEqual([[F, "bzip2", "a"], [I, "zstd", "b"]]);
     expect(req.databases.map((d) => [d.file.name, d.source, d.target])).toEqual([[F, "template1", "template1"], [F, "postgres", "postgres"], [F, "a", "a"], [I, "b", "b"]]);
     expect(req.dropExisting).toBe(true);
@@ -42,7 +42,7 @@ describe("latestRequest", () => {
 });
 
 describe("databaseRequest", () => {
-  const file: ResolvedFile = { name: I, path: `/b/incremental/${I}`, codec: "zstd", manifest: manifest(I, F, ["postgres", "a", "b"], ["b"]), manifestProblem: null };
+  const file: ResolvedFile = { name: I, path: `/b/incremental/${I}`, codec: "zstd", encrypted: false, manifest: manifest(I, F, ["postgres", "a", "b"], ["b"]), manifestProblem: null };
 
   it("creates missing roles only, and restores under --as", () => {
     const req = databaseRequest(file, "b", "b2", false);

@@ -97,10 +97,10 @@ describe("orphanSidecars", () => {
 
 describe("planPointers", () => {
   const t = (iso: string) => new Date(iso);
-  const b = (tier: Tier, iso: string, codec: Codec = "bzip2", valid = true): PointerInput => ({ name: backupName(tier, t(iso), codec), tier, time: t(iso), valid });
-  const none = (): PointerState[] => TIERS.flatMap((tier) => CODECS.map((codec) => ({ tier, codec, current: null })));
+  const b = (tier: Tier, iso: string, codec: Codec = "bzip2", valid = true, encrypted = false): PointerInput => ({ name: backupName(tier, t(iso), codec, encrypted), tier, time: t(iso), valid });
+  const none = (): PointerState[] => TIERS.flatMap((tier) => CODECS.flatMap((codec) => [false, true].map((encrypted) => ({ tier, codec, encrypted, current: null }))));
   const withCurrent = (set: Partial<Record<string, string>>): PointerState[] =>
-    none().map((s) => ({ ...s, current: set[`${s.tier}/${s.codec}`] ?? null }));
+    none().map((s) => ({ ...s, current: set[`${s.tier}/${s.codec}${s.encrypted ? ".age" : ""}`] ?? null }));
 
   it("changes nothing when every pointer already names the newest valid backup", () => {
     const full = b("full", "2026-11-01T03:00:00Z");
@@ -113,14 +113,14 @@ describe("planPointers", () => {
     const newer = b("incremental", "2026-11-03T03:00:00Z");
     const deleted = backupName("incremental", t("2026-11-04T03:00:00Z"), "bzip2");
     expect(planPointers([newer, older], withCurrent({ "incremental/bzip2": deleted }))).toEqual([
-      { tier: "incremental", codec: "bzip2", from: deleted, to: newer.name },
+      { tier: "incremental", codec: "bzip2", encrypted: false, from: deleted, to: newer.name },
     ]);
   });
 
   it("removes a pointer when no valid backup of its tier remains, skipping invalid ones", () => {
     const invalid = b("differential", "2026-11-05T03:00:00Z", "bzip2", false);
     expect(planPointers([invalid], withCurrent({ "differential/bzip2": invalid.name }))).toEqual([
-      { tier: "differential", codec: "bzip2", from: invalid.name, to: null },
+      { tier: "differential", codec: "bzip2", encrypted: false, from: invalid.name, to: null },
     ]);
   });
 
@@ -128,8 +128,18 @@ describe("planPointers", () => {
     const bz = b("full", "2026-11-01T03:00:00Z", "bzip2");
     const zst = b("full", "2026-11-08T03:00:00Z", "zstd");
     expect(planPointers([bz, zst], withCurrent({ "full/bzip2": zst.name }))).toEqual([
-      { tier: "full", codec: "bzip2", from: zst.name, to: bz.name },
-      { tier: "full", codec: "zstd", from: null, to: zst.name },
+      { tier: "full", codec: "bzip2", encrypted: false, from: zst.name, to: bz.name },
+      { tier: "full", codec: "zstd", encrypted: false, from: null, to: zst.name },
+    ]);
+  });
+
+  it("keeps encrypted backups on their own pointer, so latest_full.sql.bz2 never names an .age file", () => {
+    const plain = b("full", "2026-11-01T03:00:00Z", "bzip2");
+    const sealed = b("full", "2026-11-08T03:00:00Z", "bzip2", true, true);
+    expect(sealed.name).toBe("20261108_030000_full.sql.bz2.age");
+    expect(planPointers([plain, sealed], withCurrent({ "full/bzip2": sealed.name }))).toEqual([
+      { tier: "full", codec: "bzip2", encrypted: false, from: sealed.name, to: plain.name },
+      { tier: "full", codec: "bzip2", encrypted: true, from: null, to: sealed.name },
     ]);
   });
 });
