@@ -3,7 +3,7 @@
 // BACKUP_VERIFY_KEY_FILE only a signed backup is listed (its signed manifest is what is shown).
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
-import { openSqlStream } from "../lib/restore/decompress.js";
+import { decryptionProblem, openSqlStream } from "../lib/restore/decompress.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes, table } from "../lib/core/format.js";
 import { childEnv } from "../lib/postgres/connection.js";
@@ -49,6 +49,8 @@ async function fromStream(config: Config, deps: Deps, f: ResolvedFile) {
   } catch (err) {
     sql.cancel();
     await sql.done.catch(() => undefined);
+    const undecryptable = decryptionProblem(f, config.encryption.identity, err);
+    if (undecryptable !== null) throw new TaskError(ExitCode.refused, undecryptable, { cause: err });
     throw new TaskError(ExitCode.failed, `cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -2,7 +2,7 @@
 // lib/restore/request.ts), then, holding the cluster lock, execute it (lib/restore/exec.ts).
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
-import { openSqlStream } from "../lib/restore/decompress.js";
+import { decryptionProblem, openSqlStream } from "../lib/restore/decompress.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { acquireLock } from "../lib/postgres/lock.js";
 import type { Logger } from "../lib/core/log.js";
@@ -63,7 +63,8 @@ async function databasesOf(config: Config, deps: Deps, f: ResolvedFile): Promise
   } catch (err) {
     sql.cancel();
     await sql.done.catch(() => undefined);
-    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: cannot use ${f.path}: ${(err as Error).message}`, { cause: err });
+    const why = decryptionProblem(f, config.encryption.identity, err) ?? `cannot use ${f.path}: ${(err as Error).message}`;
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${why}`, { cause: err });
   }
 }
 

@@ -42,7 +42,9 @@ export function parseRecipients(text: string, source: string): string[] {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
     const problem = recipientProblem(line);
-    if (problem !== null) throw new ConfigError(`${VARIABLE}=${source} line ${i + 1}: ${JSON.stringify(line.slice(0, 40))}${line.length > 40 ? "…" : ""} ${problem}`);
+    // A private key put here by mistake is never quoted: logs and alerts would spread it.
+    const shown = line.toUpperCase().includes("SECRET") ? "" : ` ${JSON.stringify(line.slice(0, 40))}${line.length > 40 ? "…" : ""}`;
+    if (problem !== null) throw new ConfigError(`${VARIABLE}=${source} line ${i + 1}:${shown} ${problem}`);
     const key = line.startsWith("age1") ? line : line.split(/\s+/).slice(0, 2).join(" ");
     if (!out.includes(key)) out.push(key);
   });

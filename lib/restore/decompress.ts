@@ -8,7 +8,7 @@ import type { Hash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor, filterEnv } from "../backup/compression.js";
-import { decryptorFor, identityProblem } from "../backup/encryption.js";
+import { decryptorFor, identityProblem, isIdentityMismatch } from "../backup/encryption.js";
 import type { AgeIdentity } from "../core/ageIdentity.js";
 import type { Codec } from "../core/codec.js";
 import { ExitCode, TaskError } from "../core/errors.js";
@@ -46,6 +46,17 @@ export function assertDecryptable(source: SqlSource, identity: AgeIdentity | nul
   if (!source.encrypted) return;
   const problem = identityProblem(source.name, source.recipients ?? null, identity);
   if (problem !== null) throw new TaskError(ExitCode.refused, problem);
+}
+
+/** Why age refused to decrypt `source` (the identity does not fit, or the file fails age's authentication), or null when `err` is no age failure. */
+export function decryptionProblem(source: SqlSource, identity: AgeIdentity | null, err: unknown): string | null {
+  if (!(err instanceof ProcessError) || err.program !== "age") return null;
+  if (isIdentityMismatch(err)) {
+    const to = source.recipients ? ` (it was encrypted to ${source.recipients.join(", ")})` : "";
+    return `${source.name} cannot be decrypted with AGE_IDENTITY_FILE=${identity?.file ?? "(unset)"}: none of its identities is a recipient of the file${to}; give the identity of one of its recipients`;
+  }
+  const said = err.stderrTail.split("\n")[0] || err.message;
+  return `${source.name} does not decrypt (${said}): age's authentication failed, so the file was altered or truncated after the backup`;
 }
 
 function causeOf(settled: readonly PromiseSettledResult<unknown>[]): unknown {

@@ -7,23 +7,13 @@
 // file is decrypted here too, so a wrong identity or a forged file fails age's authentication
 // before anything is touched.
 import { createHash } from "node:crypto";
-import { ProcessError } from "../core/proc.js";
-import { isIdentityMismatch } from "../backup/encryption.js";
 import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
 import { readSections } from "../sql/sections.js";
-import { openSqlStream } from "./decompress.js";
+import { decryptionProblem, openSqlStream } from "./decompress.js";
 import type { ReadOptions, SqlSource } from "./decompress.js";
 
 /** `forbidden`: it holds a line psql must not get; `undecryptable`: age refused it; `unreadable`: anything else. */
 export type ScanVerdict = { ok: true; sha256: string } | { ok: false; kind: "forbidden" | "undecryptable" | "unreadable"; problem: string };
-
-function undecryptable(file: SqlSource, read: ReadOptions, err: ProcessError): string {
-  if (isIdentityMismatch(err)) {
-    const to = file.recipients ? ` (it was encrypted to ${file.recipients.join(", ")})` : "";
-    return `${file.name} cannot be decrypted with AGE_IDENTITY_FILE=${read.identity?.file ?? "(unset)"}: none of its identities is a recipient of the file${to}; give the identity of one of its recipients`;
-  }
-  return `${file.name} does not decrypt (${err.stderrTail || err.message}): age's authentication failed, so the file was altered or truncated after the backup`;
-}
 
 /** Scans one file and hashes its bytes. */
 export async function prescanFile(file: SqlSource, read: Omit<ReadOptions, "hash">): Promise<ScanVerdict> {
@@ -47,7 +37,8 @@ export async function prescanFile(file: SqlSource, read: Omit<ReadOptions, "hash
     sql.cancel();
     await sql.done.catch(() => undefined);
     if (err instanceof ScriptRefusal) return { ok: false, kind: "forbidden", problem: refusalText(file.name, guard.part, err) };
-    if (err instanceof ProcessError && err.program === "age") return { ok: false, kind: "undecryptable", problem: undecryptable(file, read, err) };
+    const undecryptable = decryptionProblem(file, read.identity, err);
+    if (undecryptable !== null) return { ok: false, kind: "undecryptable", problem: undecryptable };
     return { ok: false, kind: "unreadable", problem: `cannot read ${file.name}: ${(err as Error).message}` };
   }
 }
