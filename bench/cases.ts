@@ -1,5 +1,6 @@
 // The measured cases, one function per group. Within a group each repetition runs every
 // case once, side by side, so drift (page cache, CPU frequency) hits all of them alike.
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmSync, statSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,7 +40,7 @@ function freshDir(ctx: Context, name: string): string {
 export function backupFiles(backupDir: string, tier: string): string[] {
   const dir = join(backupDir, tier);
   return readdirSync(dir)
-    .filter((f) => /^\d{8}_\d{6}_.*\.sql(\.[a-z0-9]+)?$/.test(f))
+    .filter((f) => /^\d{8}_\d{6}_.*\.sql(\.[a-z0-9]+)*$/.test(f))
     .sort()
     .reverse()
     .map((f) => join(dir, f));
@@ -81,6 +82,11 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
   const relayZst = R.add("relay_zstd", `pg_dumpall | node, rows counted | zstd -T0 -${ctx.zstdLevel} > file (the relay alone)`, "shell_zstd");
   const oursBz2 = R.add("ours_full_bz2", "ours: backup full (bzip2, default)", "shell_lbzip2");
   const oursZstd = R.add("ours_full_zstd", `ours: backup full (zstd -${ctx.zstdLevel})`, "shell_zstd");
+  // Encryption at rest: the same fulls through age (README "Encryption at rest"), each against its plain twin.
+  const recipients = join(ctx.root, "age-recipients.txt");
+  execFileSync("sh", ["-c", `age-keygen 2>/dev/null | age-keygen -y > ${sq(recipients)}`]);
+  const oursBz2Age = R.add("ours_full_bz2_age", "ours: backup full (bzip2) encrypted with age", "ours_full_bz2");
+  const oursZstdAge = R.add("ours_full_zstd_age", `ours: backup full (zstd -${ctx.zstdLevel}) encrypted with age`, "ours_full_zstd");
   const env = { env: main.env, tmpDir: ctx.root };
   const out = join(ctx.root, "shell-out");
   say("warming the page cache: pg_dumpall > /dev/null");
@@ -107,19 +113,21 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
     for (const z of zstdOthers) await step(z.c, `pg_dumpall | zstd -q -T0 -${z.level} > ${sq(out)}`);
     await step(relayBz2, `node ${sq(RELAY)} ${sq(out)} lbzip2 -n ${ctx.cores} -${ctx.bzip2Level}`);
     await step(relayZst, `node ${sq(RELAY)} ${sq(out)} zstd -q -T0 -${ctx.zstdLevel}`);
-    for (const [c, codec] of [
-      [oursBz2, "bzip2"],
-      [oursZstd, "zstd"],
+    for (const [c, codec, encrypted] of [
+      [oursBz2, "bzip2", false],
+      [oursBz2Age, "bzip2", true],
+      [oursZstd, "zstd", false],
+      [oursZstdAge, "zstd", true],
     ] as const) {
-      const dir = freshDir(ctx, `backups-${codec}`);
-      const run = await ours(ctx, main, dir, ["backup", "full", "--force"], { BACKUP_COMPRESSION: codec });
+      const dir = freshDir(ctx, `backups-${codec}${encrypted ? "-age" : ""}`);
+      const run = await ours(ctx, main, dir, ["backup", "full", "--force"], { BACKUP_COMPRESSION: codec, ...(encrypted ? { AGE_RECIPIENTS_FILE: recipients } : {}) });
       expect(run, /full backup written/, c.label);
       const file = backupFiles(dir, "full")[0] as string;
       const manifest = JSON.parse(readFileSync(`${file}.json`, "utf8")) as { rawBytes: number };
       c.note = `${(manifest.rawBytes / 1e6).toFixed(0)} MB of SQL`;
       R.record(c, run, statSync(file).size);
       say(`${c.label}: ${brief(run)} (${tag})`);
-      if (codec === "bzip2") keep = dir;
+      if (codec === "bzip2" && !encrypted) keep = dir;
       else rmSync(dir, { recursive: true, force: true });
     }
   }

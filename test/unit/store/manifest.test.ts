@@ -121,6 +121,32 @@ describe("manifestProblem", () => {
   });
 });
 
+describe("an encrypted backup's manifest", () => {
+  const ENC = "20240110_030000_differential.sql.zst.age";
+  const KEY = "age1glz0y505xgndl9ef9wgd3arzg8h9chrwyagtyt7rszy6cdqy3q4szq33d0";
+  const SEALED = "-----BEGIN AGE ENCRYPTED FILE-----\nYWdlLWVuY3J5cHRpb24ub3JnL3YxCg==\n-----END AGE ENCRYPTED FILE-----\n";
+  const encrypted = (over: Record<string, unknown> = {}, rowCounts: unknown = {}) => ({ ...valid(), name: ENC, rowCounts, encryption: { tool: "age", recipients: [KEY], sealed: SEALED, ...over } });
+
+  it("names its recipients and seals its row counts", () => {
+    expect(manifestProblem(encrypted(), ENC)).toBeNull();
+  });
+
+  it.each<[string, Record<string, unknown>, unknown, RegExp]>([
+    ["cleartext row counts", {}, { app: { "public.t": 3 } }, /^rowCounts: .* is not empty; an encrypted backup's row counts are sealed/],
+    ["no recipients", { recipients: [] }, {}, /^encryption\.recipients: \[\] is not a non-empty list/],
+    ["a private key as recipient", { recipients: ["AGE-SECRET-KEY-1QQQ"] }, {}, /^encryption\.recipients\[0\]: .* is a private identity/],
+    ["another tool", { tool: "gpg" }, {}, /^encryption\.tool: "gpg" is not "age"$/],
+    ["a sealed part that is not age armor", { sealed: "{\"rowCounts\":{}}" }, {}, /^encryption\.sealed: .* is not an age-armored file/],
+  ])("refuses %s", (_what, over, rowCounts, reason) => {
+    expect(manifestProblem(encrypted(over, rowCounts), ENC)).toMatch(reason);
+  });
+
+  it("an .age name needs the encryption field, and a plain name must not have it", () => {
+    expect(manifestProblem({ ...valid(), name: ENC, rowCounts: {} }, ENC)).toMatch(/^encryption: missing is not an object$/);
+    expect(manifestProblem({ ...encrypted(), name: NAME }, NAME)).toMatch(/^encryption: .* is set, but the file name has no \.age suffix$/);
+  });
+});
+
 describe("parseManifest", () => {
   it("names the place and the reason", () => {
     expect(() => parseManifest("{", "/b/x.json", NAME)).toThrow(/^\/b\/x\.json: not valid JSON/);

@@ -29,6 +29,8 @@ describe("backup names", () => {
     "20231315_030000_full.sql.bz2",
     "latest_full.sql.bz2",
     "20231215_030000_full.sql.xz",
+    "20231215_030000_full.sql.bz2.age.sha256",
+    "20231215_030000_full.sql.age.bz2",
   ])("ignores %s", (name) => {
     expect(parseBackupName(name)).toBeNull();
   });
@@ -36,5 +38,15 @@ describe("backup names", () => {
   it("names the latest pointer per tier and codec", () => {
     expect(latestPointerName("full", "bzip2")).toBe("latest_full.sql.bz2");
     expect(latestPointerName("incremental", "zstd")).toBe("latest_incremental.sql.zst");
+    expect(latestPointerName("full", "bzip2", true)).toBe("latest_full.sql.bz2.age");
+  });
+
+  it.each([
+    ["bzip2", "20231215_030000_full.sql.bz2.age"],
+    ["none", "20231215_030000_full.sql.age"],
+  ] as const)("an encrypted %s backup is named %s, the codec's extension then .age", (codec, name) => {
+    expect(backupName("full", new Date("2023-12-15T03:00:00Z"), codec, true)).toBe(name);
+    expect(parseBackupName(name)).toMatchObject({ codec, encrypted: true, tier: "full" });
+    expect(parseBackupName(name.slice(0, -4))).toMatchObject({ codec, encrypted: false });
   });
 });
