@@ -16,11 +16,13 @@ TASK_SERVICES := backup-full backup-differential backup-incremental cleanup veri
 STACK_FILE := stack/docker-compose.swarm.yml
 # SIGNING=1: sign and check backups (needs the backup_signing_key and backup_verify_key secrets; README "Signing").
 SIGNING ?=
-STACK_FILES := -c $(STACK_FILE)$(if $(SIGNING), -c stack/docker-compose.signing.yml)
+# ENCRYPTION=1: encrypt backups with age (needs the age_recipients config and age_identity secret; README "Encryption at rest").
+ENCRYPTION ?=
+STACK_FILES := -c $(STACK_FILE)$(if $(SIGNING), -c stack/docker-compose.signing.yml)$(if $(ENCRYPTION), -c stack/docker-compose.encryption.yml)
 RUN_TASK := IMAGE=$(TASK_IMAGE):$(VERSION) bash stack/swarm-run-task.sh
 
-# The stack file reads ${REGISTRY} and ${VERSION} from the environment, swarm-run-task.sh SIGNING.
-export VERSION REGISTRY SIGNING
+# The stack file reads ${REGISTRY} and ${VERSION} from the environment, swarm-run-task.sh SIGNING and ENCRYPTION.
+export VERSION REGISTRY SIGNING ENCRYPTION
 
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \

@@ -16,6 +16,9 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
 command -v lbzip2 >/dev/null 2>&1 || need+=(lbzip2)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# age encrypts backups (AGE_RECIPIENTS_FILE); ssh-keygen makes the SSH keys its tests use as recipients.
+command -v age >/dev/null 2>&1 || need+=(age)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # GNU time measures peak RSS in the large-restore tests; openssl checks signatures the stock way.

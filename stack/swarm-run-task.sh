@@ -13,6 +13,9 @@
 #   TZ, LOCK_MODE, LOG_LEVEL  [Europe/Berlin, wait, info]
 #   SIGNING                when non-empty, backup tasks get the backup_signing_key secret and
 #                          every other task the backup_verify_key secret (README "Signing") []
+#   ENCRYPTION             when non-empty, backup tasks get the age_recipients config, and the
+#                          tasks that read backups back (restore-*, verify, list-databases)
+#                          the age_identity secret (README "Encryption at rest") []
 #   TASK_TIMEOUT_SECONDS   give up waiting after this long [21600]
 #   POLL_SECONDS           poll interval [2]
 # Exit codes: the task's own; 124 timeout; 125 task rejected by Swarm (e.g. image not
@@ -50,6 +53,14 @@ if [ -n "${SIGNING:-}" ]; then
   else
     keys=(--secret backup_verify_key -e BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key)
   fi
+fi
+
+# As in stack/docker-compose.encryption.yml: backups get public keys, readers the identity.
+if [ -n "${ENCRYPTION:-}" ]; then
+  case "${1:-}" in
+    backup) keys+=(--config "source=age_recipients,target=/run/configs/age_recipients" -e AGE_RECIPIENTS_FILE=/run/configs/age_recipients) ;;
+    restore-* | verify | list-databases) keys+=(--secret age_identity -e AGE_IDENTITY_FILE=/run/secrets/age_identity) ;;
+  esac
 fi
 
 docker service create \

@@ -79,6 +79,7 @@ describe("base images", () => {
     expect(argDefault(task, "PG_APT")).toBe("pgdg");
     const apt = aptInstall();
     expect(apt).toMatch(/\blbzip2\b/);
+    expect(apt).toMatch(/\bage\b/);
     expect(apt).toContain("/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y");
     expect(apt).toContain('if [ "${PG_APT}" = pgdg ]');
     const env = finalStage(task).filter((i) => i.op === "ENV").map((i) => i.args).join(" ");

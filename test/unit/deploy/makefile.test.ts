@@ -140,6 +140,11 @@ describe("make: images and stack", () => {
     expect(calls()[0]?.argv).toEqual(["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "--with-registry-auth", "pgsb"]);
   });
 
+  it("deploy ENCRYPTION=1 layers the encryption file too, after the signing file", () => {
+    expect(make(["deploy", "SIGNING=1", "ENCRYPTION=1"]).status).toBe(0);
+    expect(calls()[0]?.argv).toEqual(["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "-c", "stack/docker-compose.encryption.yml", "--with-registry-auth", "pgsb"]);
+  });
+
   it("update builds, pushes, then points postgres and every task service at the new images", () => {
     expect(make(["update"]).status).toBe(0);
     const updates = commands().filter((c) => c.startsWith("service update"));
@@ -297,6 +302,24 @@ describe("stack/swarm-run-task.sh", () => {
     expect(create).toContain("other/img:7");
     expect(flagValues(create, "--mount")[0]).toContain("source=/srv/backups,");
     expect(flagValues(create, "-e")).toContain("LOCK_MODE=skip");
+  });
+
+  it.each([
+    [["backup-full", "--", "backup", "full"], ["--config", "source=age_recipients,target=/run/configs/age_recipients"], "AGE_RECIPIENTS_FILE=/run/configs/age_recipients"],
+    [["restore", "--", "restore-latest"], ["--secret", "age_identity"], "AGE_IDENTITY_FILE=/run/secrets/age_identity"],
+    [["verify", "--", "verify"], ["--secret", "age_identity"], "AGE_IDENTITY_FILE=/run/secrets/age_identity"],
+  ])("ENCRYPTION=1: %j gets %j and %s, and nothing of the other side", (args, flag, env) => {
+    runner({ ENCRYPTION: "1" }, args);
+    const create = calls()[0]!.argv;
+    expect(flagValues(create, flag[0] as string)).toContain(flag[1]);
+    expect(flagValues(create, "-e")).toContain(env);
+    const other = env.startsWith("AGE_IDENTITY") ? "AGE_RECIPIENTS_FILE" : "AGE_IDENTITY_FILE";
+    expect(flagValues(create, "-e").some((e) => e.startsWith(other))).toBe(false);
+  });
+
+  it("ENCRYPTION=1 gives cleanup neither key: it works on the encrypted files as they are", () => {
+    runner({ ENCRYPTION: "1" }, ["cleanup", "--", "cleanup"]);
+    expect(flagValues(calls()[0]!.argv, "-e").filter((e) => e.startsWith("AGE_"))).toEqual([]);
   });
 
   it.each([[[]], [["Bad_Name", "--", "list"]], [["list", "--"]]])("refuses %j with usage and exit 2", (args) => {

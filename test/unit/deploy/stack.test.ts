@@ -203,6 +203,37 @@ describe.each(TASKS)("task service $name", ({ name, command, schedule, lockMode 
   });
 });
 
+describe("encryption (stack/docker-compose.encryption.yml layered over the stack file)", () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let enc: Record<string, any>;
+  beforeAll(() => {
+    const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000" };
+    enc = parse(execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.encryption.yml"], { cwd: ROOT, env, encoding: "utf8" }));
+  });
+  const names = (list: unknown): string[] => ((list ?? []) as { source: string }[]).map((x) => x.source).sort();
+
+  it.each(["backup-full", "backup-differential", "backup-incremental"])("gives %s the public keys (a config) and no identity", (name) => {
+    const s = enc.services[name] as Service;
+    expect(names(s.configs)).toEqual(["age_recipients"]);
+    expect(s.environment.AGE_RECIPIENTS_FILE).toBe("/run/configs/age_recipients");
+    expect(names(s.secrets)).toEqual(["postgres_password"]);
+    expect(s.environment).not.toHaveProperty("AGE_IDENTITY_FILE");
+  });
+
+  it.each(["verify", "auto-restore"])("gives %s the identity (a secret) to read backups back", (name) => {
+    const s = enc.services[name] as Service;
+    expect(names(s.secrets)).toEqual(["age_identity", "postgres_password"]);
+    expect(s.environment.AGE_IDENTITY_FILE).toBe("/run/secrets/age_identity");
+  });
+
+  it("gives cleanup and postgres neither, and keeps every other setting", () => {
+    for (const name of ["cleanup", "postgres"]) expect(Object.keys((enc.services[name] as Service).environment ?? {}).filter((k) => k.startsWith("AGE_"))).toEqual([]);
+    for (const t of TASKS) expect((enc.services[t.name] as Service).command).toEqual(t.command);
+    expect(enc.configs.age_recipients).toMatchObject({ external: true, name: "age_recipients" });
+    expect(enc.secrets.age_identity).toMatchObject({ external: true, name: "age_identity" });
+  });
+});
+
 describe("signing (stack/docker-compose.signing.yml layered over the stack file)", () => {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let signed: Record<string, any>;
