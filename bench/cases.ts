@@ -40,7 +40,7 @@ function freshDir(ctx: Context, name: string): string {
 export function backupFiles(backupDir: string, tier: string): string[] {
   const dir = join(backupDir, tier);
   return readdirSync(dir)
-    .filter((f) => /^\d{8}_\d{6}_.*\.sql(\.[a-z0-9]+)*$/.test(f))
+    .filter((f) => /^\d{8}_\d{6}_.*\.sql(\.(bz2|zst|gz))?(\.age)?$/.test(f))
     .sort()
     .reverse()
     .map((f) => join(dir, f));

@@ -3,7 +3,8 @@
 # backup, list, the file proven with stock tools (sha256sum -c, bunzip2 -t), an
 # incremental that is skipped because nothing changed (its healthcheck pings arriving at a
 # local listener) and one that holds only the changed database, verify --restore, and restore-latest into a second empty cluster
-# compared with the source by pg_dumpall. Everything lives under one temp folder.
+# compared with the source by pg_dumpall; then an age-encrypted full restored with the stock pipeline
+# (age -d | bunzip2 | psql) into a third cluster. Everything lives under one temp folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -122,6 +123,29 @@ if diff <(normalised_dump "$port") <(normalised_dump "$port2") >"$root/restore.d
   echo "pg_dumpall of the source and of the restored cluster: identical"
 else
   echo "pg_dumpall differs after restore; see $root/restore.diff" >&2
+  exit 1
+fi
+
+echo; echo "== encryption at rest: a full encrypted with age, restored with the stock pipeline"
+age-keygen -o "$root/identity.txt" 2>/dev/null
+age-keygen -y "$root/identity.txt" > "$root/recipients.txt"
+BACKUP_DIR="$root/backups-age" AGE_RECIPIENTS_FILE="$root/recipients.txt" cli backup full
+agefulls=("$root"/backups-age/full/*_full.sql.bz2.age)
+agefull="${agefulls[0]}"
+echo "$(basename "$agefull"): $(head -c 21 "$agefull"); plaintext 'CREATE ROLE' in the file: $(grep -c 'CREATE ROLE' "$agefull" || true) times"
+data3="$root/data3"
+port3=$((port + 2))
+as_pg "$bindir/initdb" -D "$data3" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+as_pg "$bindir/pg_ctl" -D "$data3" -l "$root/server3.log" -w \
+  -o "-p $port3 -k $sock -c listen_addresses=''" start >/dev/null
+stop3() { as_pg "$bindir/pg_ctl" -D "$data3" -m fast -w stop >/dev/null 2>&1 || true; stop2; }
+trap stop3 EXIT
+echo "age -d -i identity.txt $(basename "$agefull") | bunzip2 | psql -X -d postgres"
+age -d -i "$root/identity.txt" "$agefull" | bunzip2 | psql -X -q -p "$port3" -d postgres 2>"$root/stock-restore.log" >/dev/null || true
+if diff <(normalised_dump "$port") <(normalised_dump "$port3") >"$root/stock-restore.diff"; then
+  echo "pg_dumpall of the source and of the cluster restored from the encrypted file: identical"
+else
+  echo "pg_dumpall differs after the stock restore of the encrypted full; see $root/stock-restore.diff" >&2
   exit 1
 fi
 

@@ -19,7 +19,6 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import type { GlobalsMode } from "./globalsFilter.js";
 import { GlobalsFilter } from "./globalsFilter.js";
 import type { Logger } from "../core/log.js";
-import type { Codec } from "../core/codec.js";
 import { childEnv } from "../postgres/connection.js";
 import type { Client } from "../postgres/connection.js";
 import { PsqlFailure, spawnPsql } from "./psql.js";

@@ -143,6 +143,9 @@ describe("an encrypted full and incremental", () => {
     const ok = await cli(["verify"], src, { AGE_IDENTITY_FILE: ID1 });
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/PASS\s+stream-row-counts\s+\S+full\.sql\.bz2\.age\s+row counts of \d+ tables match/);
+    const restored = await cli(["verify", "--restore"], src, { AGE_IDENTITY_FILE: ID1 });
+    expect(restored.code, restored.stdout + restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/PASS\s+restore\s/);
     const no = await cli(["verify"], src);
     expect(no.code).toBe(4);
     expect(no.stderr).toContain("set AGE_IDENTITY_FILE");

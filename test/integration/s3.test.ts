@@ -492,4 +492,41 @@ describe("restore from the mirror", () => {
       await sql(cluster, "postgres", `DROP DATABASE ${db}`);
     }
   });
+
+  it("an encrypted backup is mirrored as it is stored (age's bytes), fetched back, and restored with AGE_IDENTITY_FILE", async () => {
+    const cluster = inject("cluster");
+    const keys = tempDir("pgsb-s3age-");
+    execFileSync("age-keygen", ["-o", join(keys, "id.txt")], { stdio: "ignore" });
+    writeFileSync(join(keys, "rec.txt"), execFileSync("age-keygen", ["-y", join(keys, "id.txt")]));
+    const db = `s3age_${process.pid}`;
+    const { sql } = await import("../cluster.js");
+    await sql(cluster, "postgres", `CREATE DATABASE ${db}`);
+    await sql(cluster, db, "CREATE TABLE t (x text); INSERT INTO t SELECT 'plaintext-marker-' || g FROM generate_series(1, 90) g");
+    const dir = tempDir();
+    const config = testConfig(cluster, dir, { ...s3Env(shared.port, "encrypted"), AGE_RECIPIENTS_FILE: join(keys, "rec.txt"), BACKUP_COMPRESSION: "none" });
+    const t = mirrorTarget(config.s3!, testDeps().log);
+    try {
+      const written = await backupAndMirror(config, testDeps(), { tier: "full", force: true, dryRun: false, allowNewCluster: false });
+      if (written.status !== "written") throw new Error("no backup written");
+      expect(written.name).toMatch(/_full\.sql\.age$/);
+      const stored = readFileSync(written.path);
+      const remote = await getBytes(t, `encrypted/full/${written.name}`);
+      expect(remote).toEqual(stored);
+      expect(remote?.includes("plaintext-marker")).toBe(false);
+      expect((await listRemote(t)).map((r) => [r.name, r.problem])).toEqual([[written.name, null]]);
+
+      rmSync(join(dir, "full"), { recursive: true });
+      const env = { ...cliEnv(cluster, dir), ...s3Env(shared.port, "encrypted") };
+      const refused = await runCli(["restore-database", written.name, db, "--as", `${db}_copy`], env);
+      expect(refused.code).toBe(4);
+      expect(refused.stderr).toContain("set AGE_IDENTITY_FILE");
+      const r = await runCli(["restore-database", written.name, db, "--as", `${db}_copy`], { ...env, AGE_IDENTITY_FILE: join(keys, "id.txt") });
+      expect(r.code, r.stderr).toBe(0);
+      expect((await sql(cluster, `${db}_copy`, "SELECT count(*)::int AS n FROM t")).rows[0]).toEqual({ n: 90 });
+      await deleteRemote(t, [written.name]);
+    } finally {
+      await sql(cluster, "postgres", `DROP DATABASE IF EXISTS ${db}_copy`);
+      await sql(cluster, "postgres", `DROP DATABASE ${db}`);
+    }
+  });
 });
