@@ -26,7 +26,7 @@ let pub2: string;
 
 const sha256 = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
 const databases = async (c: ClusterInfo) => (await sql(c, "postgres", "SELECT datname FROM pg_database WHERE datname NOT LIKE 'template%' ORDER BY 1")).rows.map((r: { datname: string }) => r.datname);
-const files = (tier: string) => readdirSync(join(dir, tier)).filter((f) => /\.sql(\.\w+)*$/.test(f) && !f.startsWith("latest_")).sort();
+const files = (tier: string) => readdirSync(join(dir, tier)).filter((f) => /^\d{8}_\d{6}_\w+\.sql(\.(bz2|zst|gz))?(\.age)?$/.test(f)).sort();
 
 async function cli(args: string[], c: ClusterInfo, extra: Record<string, string> = {}) {
   return runCli(args, cliEnv(c, dir, extra));
@@ -112,6 +112,16 @@ describe("an encrypted full and incremental", () => {
     expect(c.status, c.stdout + c.stderr).toBe(0);
     expect(readlinkSync(join(dir, "full", "latest_full.sql.bz2.age"))).toBe(full);
     expect(existsSync(join(dir, "full", "latest_full.sql.bz2"))).toBe(false);
+  });
+
+  it("list and cleanup need no identity: list shows them, cleanup keeps them and their pointer", async () => {
+    const l = await cli(["list"], src);
+    expect(l.code, l.stderr).toBe(0);
+    expect(l.stdout).toContain(full);
+    const c = await cli(["cleanup"], src);
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+    expect(files("full")).toEqual([full]);
+    expect(readlinkSync(join(dir, "full", "latest_full.sql.bz2.age"))).toBe(full);
   });
 
   it("restore-latest with AGE_IDENTITY_FILE reproduces the cluster (pg_dumpall equal)", async () => {
