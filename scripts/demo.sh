@@ -127,6 +127,7 @@ else
 fi
 
 echo; echo "== encryption at rest: a full encrypted with age, restored with the stock pipeline"
+mkdir -p "$root/backups-age"
 age-keygen -o "$root/identity.txt" 2>/dev/null
 age-keygen -y "$root/identity.txt" > "$root/recipients.txt"
 BACKUP_DIR="$root/backups-age" AGE_RECIPIENTS_FILE="$root/recipients.txt" cli backup full
