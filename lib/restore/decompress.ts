@@ -82,7 +82,7 @@ export function openSqlStream(source: SqlSource, opts: ReadOptions): SqlStream {
   const children = programs.map((p) => spawnFilter(p.program, p.args, filterEnv(opts.env)));
   const stages: Promise<unknown>[] = [];
   const head: (Readable | Writable)[] = [file, ...(tap === null ? [] : [tap])];
-  if (children[0] !== undefined) stages.push(pipeline([...head, children[0].stdin as Writable]));
+  stages.push(children[0] === undefined ? pipeline(head) : pipeline([...head, children[0].stdin as Writable]));
   children.forEach((child, i) => {
     stages.push(child.done);
     const next = children[i + 1];

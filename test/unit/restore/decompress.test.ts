@@ -1,0 +1,57 @@
+// openSqlStream over real files and the real filter programs: every combination of codec,
+// encryption and hashing yields the SQL and the hash of the stored bytes; a wrong identity
+// rejects `done` with age's error (the upstream one, not the decompressor's).
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { text } from "node:stream/consumers";
+import { describe, expect, it } from "vitest";
+import { readIdentityFile } from "../../../lib/core/ageIdentity.js";
+import type { Codec } from "../../../lib/core/codec.js";
+import { ProcessError } from "../../../lib/core/proc.js";
+import { openSqlStream } from "../../../lib/restore/decompress.js";
+import { tempDir } from "../../helpers.js";
+
+const dir = tempDir("pgsb-decompress-");
+const SQL = "SELECT 1;\n".repeat(50_000);
+execFileSync("age-keygen", ["-o", join(dir, "id.txt")], { stdio: "ignore" });
+execFileSync("age-keygen", ["-o", join(dir, "other.txt")], { stdio: "ignore" });
+const recipient = execFileSync("age-keygen", ["-y", join(dir, "id.txt")]).toString().trim();
+const env = { PATH: process.env.PATH };
+const COMPRESS: Record<Codec, string> = { none: "cat", bzip2: "bzip2 -c", zstd: "zstd -q -c", gzip: "gzip -c" };
+
+function write(codec: Codec, encrypted: boolean): string {
+  const path = join(dir, `${codec}${encrypted ? ".age" : ""}`);
+  writeFileSync(join(dir, "plain.sql"), SQL);
+  execFileSync("sh", ["-c", `${COMPRESS[codec]} < plain.sql ${encrypted ? `| age -e -r ${recipient}` : ""} > "$1"`, "sh", path], { cwd: dir });
+  return path;
+}
+
+describe("openSqlStream", () => {
+  it.each((["none", "bzip2", "zstd", "gzip"] as const).flatMap((codec) => [false, true].map((encrypted) => [codec, encrypted] as const)))(
+    "%s, encrypted %s: the SQL, and the sha256 of the stored bytes",
+    async (codec, encrypted) => {
+      const path = write(codec, encrypted);
+      const hash = createHash("sha256");
+      const sql = openSqlStream({ name: "f", path, codec, encrypted }, { threads: 2, env, identity: readIdentityFile(join(dir, "id.txt")), hash });
+      expect(await text(sql.stream)).toBe(SQL);
+      await sql.done;
+      expect(hash.digest("hex")).toBe(createHash("sha256").update(readFileSync(path)).digest("hex"));
+    },
+  );
+
+  it("with the wrong identity, done rejects with age's error", async () => {
+    const path = write("zstd", true);
+    const sql = openSqlStream({ name: "f", path, codec: "zstd", encrypted: true }, { threads: 2, env, identity: readIdentityFile(join(dir, "other.txt")) });
+    await text(sql.stream);
+    const err = await sql.done.then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessError);
+    expect((err as ProcessError).program).toBe("age");
+    expect((err as ProcessError).stderrTail).toContain("no identity matched");
+  });
+
+  it("without an identity, an encrypted file is refused before anything runs (exit 4)", () => {
+    expect(() => openSqlStream({ name: "x.sql.age", path: "/nonexistent", codec: "none", encrypted: true }, { threads: 1, env, identity: null })).toThrow(/x\.sql\.age is encrypted; set AGE_IDENTITY_FILE/);
+  });
+});
