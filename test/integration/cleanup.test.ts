@@ -94,7 +94,7 @@ describe("cleanup: decisions on disk", () => {
     expect(await pointer(dir, "incremental")).toBe(N.incr1);
     expect(await pointer(dir, "full")).toBe(N.full10);
     expect(await pointer(dir, "differential")).toBe(N.diff30);
-    expect(report.pointers).toEqual([{ tier: "incremental", codec: "bzip2", from: N.incr20, to: N.incr1 }]);
+    expect(report.pointers).toEqual([{ tier: "incremental", codec: "bzip2", encrypted: false, from: N.incr20, to: N.incr1 }]);
     expect(report.freedBytes).toBe(byteSum(before, [N.incr20!]));
     const done = deps.logs.find((l) => l.task === "cleanup" && String(l.msg).startsWith("cleanup done"));
     expect(done).toMatchObject({ freedBytes: report.freedBytes, deleted: 1, kept: 5 });
