@@ -161,13 +161,13 @@ export async function main(argv: string[]): Promise<void> {
       (y) =>
         y
           .option("json", { type: "boolean", default: false })
-          .option("tier", { choices: TIERS, describe: "only this tier" })
+          .option("tier", { choices: [...TIERS, "base"] as const, describe: "only this tier (base: the base backups)" })
           .option("source", { choices: ["local", "s3"] as const, default: "local" as const, describe: "list BACKUP_DIR or the S3 mirror (S3_BUCKET/S3_PREFIX)" }),
       (a) =>
         execute(async (config, deps) => {
-          const args = { json: a.json, tier: a.tier as Tier | undefined };
-          if (a.source === "s3") await (await import("./mirror.js")).listS3(config, deps, args);
-          else await (await import("./list.js")).run(config, deps, args);
+          if (a.source === "s3" && a.tier === "base") throw new TaskError(ExitCode.usage, "--tier base with --source s3: the S3 mirror holds no base backups; list them with --source local");
+          if (a.source === "s3") await (await import("./mirror.js")).listS3(config, deps, { json: a.json, tier: a.tier as Tier | undefined });
+          else await (await import("./list.js")).run(config, deps, { json: a.json, tier: a.tier });
         }, "list"),
     )
     .command(

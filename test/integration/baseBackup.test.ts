@@ -84,6 +84,13 @@ describe("backup base", () => {
     expect(verify).not.toBeNull();
     expect(execFileSync(verify as string, [out]).toString()).toContain("backup successfully verified");
     expect(deps.logs.some((l) => String(l.msg).startsWith("base backup written"))).toBe(true);
+
+    const listed = await runCli(["list"], cliEnv(c, d, BASE_ENV));
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`base .* ${m.startLsn.replace("/", "\\/")} +${m.stopLsn.replace("/", "\\/")} +1 +ok +${r.name}`));
+    const json = JSON.parse((await runCli(["list", "--json", "--tier", "base"], cliEnv(c, d, BASE_ENV))).stdout) as { backups: unknown[]; bases: { name: string; startLsn: string }[] };
+    expect(json.backups).toEqual([]);
+    expect(json.bases).toEqual([expect.objectContaining({ name: r.name, startLsn: m.startLsn, problem: null })]);
   });
 
   it("--dry-run shows the plan and writes nothing", async () => {
