@@ -92,15 +92,20 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
       const lock = await acquireLock(config, "backup base", log);
       releasers.push(() => lock.release());
     }
-    const info = await serverInfo(client);
-    const repl = await replication(client, config.pg.user);
-    const refused = wipedClusterRefusal(await newestBackup(config.backupDir), {
-      systemIdentifier: info.systemIdentifier,
-      userDatabases: await userDatabases(client, await listDatabases(client)),
-      allowNewCluster: args.allowNewCluster,
-    });
-    const { codec, level, threads } = config.compression;
     const env = childEnv(config.pg, deps.env);
+    // The catalog scan and pg_basebackup --version overlap the queries: this is the fixed cost every run pays.
+    const queries = async () => {
+      const info = await serverInfo(client);
+      const repl = await replication(client, config.pg.user);
+      return { info, repl, users: await userDatabases(client, await listDatabases(client)) };
+    };
+    const [{ info, repl, users }, newest, pgBasebackupVersion] = await Promise.all([
+      queries(),
+      newestBackup(config.backupDir),
+      runCommand("pg_basebackup", ["--version"], { env }).then((v) => v.trim()),
+    ]);
+    const refused = wipedClusterRefusal(newest, { systemIdentifier: info.systemIdentifier, userDatabases: users, allowNewCluster: args.allowNewCluster });
+    const { codec, level, threads } = config.compression;
     const compressor = compressorFor(codec, level, threads, env);
     if (args.dryRun) {
       const text = [
@@ -115,7 +120,7 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
     }
     if (refused !== null) throw new TaskError(ExitCode.refused, `backup refused: ${refused}`);
     if (repl.problem !== null) throw new TaskError(ExitCode.database, `backup base: ${repl.problem}; nothing was written`);
-    return await execute(config, deps, { info, walSegmentSize: repl.walSegmentSize, env, compressor }, log);
+    return await execute(config, deps, { info, walSegmentSize: repl.walSegmentSize, env, compressor, pgBasebackupVersion }, log);
   } finally {
     for (const release of releasers.reverse()) await release();
   }
@@ -126,6 +131,7 @@ interface Prepared {
   walSegmentSize: number;
   env: NodeJS.ProcessEnv;
   compressor: ReturnType<typeof compressorFor>;
+  pgBasebackupVersion: string;
 }
 
 async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps["log"]): Promise<BaseBackupResult> {
@@ -133,7 +139,7 @@ async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps[
   const dir = baseDir(config.backupDir);
   const { started, name } = await freshName(dir, codec, deps);
   const log = parentLog.child({ backup: name });
-  const pgBasebackupVersion = (await runCommand("pg_basebackup", ["--version"], { env: p.env })).trim();
+  const { pgBasebackupVersion } = p;
   log.info({ compressor: p.compressor?.label ?? "none", checkpoint: config.baseBackup.checkpoint, pgBasebackup: pgBasebackupVersion }, `starting base backup with ${p.compressor?.label ?? "no compression"}`);
   const partial = await createPartial(config.backupDir, dir, name, config.files);
   const unregisterPartial = shutdown.register(`partial ${partial.path}`, () => discardPartial(partial));

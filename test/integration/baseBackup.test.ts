@@ -1,7 +1,8 @@
 // backup base against a real cluster: the file is a tar that stock tools extract and
 // pg_verifybackup accepts; replication refusals are clear and leave nothing behind.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +13,7 @@ import { scanBaseCatalog, usableBases } from "../../lib/physical/baseCatalog.js"
 import { parseLsn } from "../../lib/physical/layout.js";
 import type { ClusterInfo } from "../cluster.js";
 import { TEST_PASSWORD, createCluster, destroyCluster, sql } from "../cluster.js";
-import { cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
+import { CLI, cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
 import { testBaseManifest } from "../baseManifests.js";
 
 const BASE_ENV = { BACKUP_COMPRESSION: "zstd", BASE_BACKUP_CHECKPOINT: "fast" };
@@ -93,6 +94,21 @@ describe("backup base", () => {
     expect(json.bases).toEqual([expect.objectContaining({ name: r.name, startLsn: m.startLsn, problem: null })]);
   });
 
+  it("uncompressed and signed: a plain tar, and a .sig that openssl verifies over the .sha256", async () => {
+    const d = dir();
+    const keys = dir();
+    const [sign, verify] = [join(keys, "sign.pem"), join(keys, "verify.pem")];
+    execFileSync("openssl", ["genpkey", "-algorithm", "ed25519", "-out", sign]);
+    execFileSync("openssl", ["pkey", "-in", sign, "-pubout", "-out", verify]);
+    const r = await baseBackup(testConfig(c, d, { BACKUP_COMPRESSION: "none", BASE_BACKUP_CHECKPOINT: "fast", BACKUP_SIGNING_KEY_FILE: sign }), testDeps(), { dryRun: false, allowNewCluster: false });
+    if (r.status !== "written") throw new Error("no base backup");
+    expect(r.name).toMatch(/_base\.tar$/);
+    expect(r.manifest.rawBytes).toBe(r.manifest.compressedBytes);
+    expect(execFileSync("tar", ["-tf", r.path]).toString()).toContain("backup_manifest");
+    const o = execFileSync("openssl", ["pkeyutl", "-verify", "-pubin", "-inkey", verify, "-rawin", "-in", `${r.name}.sha256`, "-sigfile", `${r.name}.sha256.sig`], { cwd: join(d, "base") }).toString();
+    expect(o).toContain("Signature Verified Successfully");
+  });
+
   it("--dry-run shows the plan and writes nothing", async () => {
     const d = dir();
     const before = snapshot(d);
@@ -102,6 +118,8 @@ describe("backup base", () => {
     expect(r.stdout).toContain("pg_basebackup -D - -Ft -X fetch -v --checkpoint=fast --no-sync | zstd");
     expect(snapshot(d)).toEqual(before);
     expect(existsSync(join(d, "base"))).toBe(false);
+    const spread = await runCli(["backup", "base", "--dry-run"], cliEnv(c, d, { ...BASE_ENV, BASE_BACKUP_CHECKPOINT: "spread" }));
+    expect(spread.stdout).toContain("--checkpoint=spread");
   });
 
   it("a role without REPLICATION: exit 8 naming ALTER ROLE … REPLICATION, no file", async () => {
@@ -130,5 +148,44 @@ describe("backup base", () => {
       writeFileSync(hba, original);
       reload();
     }
+  });
+});
+
+async function waitFor<T>(what: string, probe: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+    const v = await probe();
+    if (v !== null && v !== undefined && v !== false) return v;
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+describe("backup base stopped by SIGTERM", () => {
+  it("exits 143, removes the .partial and ends the replication connection", async () => {
+    const d = dir();
+    const bin = dir();
+    // A zstd that passes 64 kB every 200 ms: the base backup is mid-stream when the signal comes.
+    writeFileSync(
+      join(bin, "zstd"),
+      `#!${process.execPath}\nprocess.stdin.on("data", (c) => { process.stdin.pause(); process.stdout.write(c); setTimeout(() => process.stdin.resume(), 200); });\nprocess.stdin.on("end", () => process.stdout.end());\n`,
+    );
+    chmodSync(join(bin, "zstd"), 0o755);
+    const child = spawn(process.execPath, [CLI, "backup", "base"], { env: { LOG_FILE: "", ...cliEnv(c, d, BASE_ENV), PATH: `${bin}:${process.env.PATH ?? ""}` } });
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    try {
+      await waitFor("the .partial file", () => existsSync(join(d, "base")) && readdirSync(join(d, "base")).some((f) => f.endsWith(".partial")));
+      await waitFor("the walsender", async () => ((await sql(c, "postgres", "SELECT count(*)::int AS n FROM pg_stat_replication")).rows[0] as { n: number }).n > 0);
+      const sent = Date.now();
+      child.kill("SIGTERM");
+      expect(await exited, stderr).toBe(143);
+      expect(Date.now() - sent).toBeLessThan(10_000);
+    } finally {
+      clearTimeout(killer);
+      child.kill("SIGKILL");
+    }
+    expect(readdirSync(join(d, "base"))).toEqual([]);
+    await waitFor("the walsender to end", async () => ((await sql(c, "postgres", "SELECT count(*)::int AS n FROM pg_stat_replication")).rows[0] as { n: number }).n === 0, 10_000);
   });
 });
