@@ -1,7 +1,7 @@
 // The physical tier's part of `cleanup`: plan base/ and wal/ with walRetention.ts, refuse
 // while the newest base backup is bad (the older ones may be the only good copies), then
 // delete newest base backup first (its manifest first, so a half-deleted one is never
-// trusted), then the WAL no kept base backup needs, then stale base partials.
+// trusted), then the WAL no kept base backup needs, then stale base partials and orphaned sidecars.
 import { lstat, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../core/config.js";
@@ -11,18 +11,19 @@ import type { Logger } from "../core/log.js";
 import { symlinkRefusal } from "../core/noFollow.js";
 import { DAY_MS, isPartialName } from "../retention/cleanup.js";
 import { verifyBackupFile } from "../store/signature.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX } from "../store/naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIDECAR_SUFFIXES, SIGNATURE_SUFFIX } from "../store/naming.js";
 import { storageError } from "../store/storage.js";
 import { listBaseDir, scanBaseCatalog } from "./baseCatalog.js";
 import type { BaseEntry } from "./baseCatalog.js";
 import type { WalFile } from "./layout.js";
-import { baseDir, parseWalName, walDir } from "./layout.js";
+import { baseDir, parseBaseName, parseWalName, walDir } from "./layout.js";
 import type { BaseDecision, WalPlan } from "./walRetention.js";
 import { planBaseRetention, planWalRetention } from "./walRetention.js";
 
 export interface PhysicalCleanupReport {
   bases: (Omit<BaseDecision, "time"> & { time: string; bytes: number })[];
   wal: WalPlan & { bytes: number };
+  /** Stale base/*.partial files and orphaned sidecars (both older than a day). */
   removedPartials: string[];
   /** Why nothing of the physical tier may be deleted, or null. */
   refused: string | null;
@@ -48,6 +49,22 @@ async function walFiles(backupDir: string): Promise<WalFile[]> {
   if (info === null) return [];
   if (info.isSymbolicLink()) throw symlinkRefusal(ExitCode.refused, `BACKUP_DIR=${backupDir}: WAL folder`, dir);
   return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile()).flatMap((d) => parseWalName(d.name) ?? []);
+}
+
+/**
+ * Sidecars in base/ whose tar is gone, named for a backup that started more than a day ago (the
+ * stamp, not the mtime: a base backup writes its sidecars just before the rename). One whose tar
+ * still exists as a .partial is a backup being committed, not an orphan.
+ */
+export function orphanBaseSidecars(names: readonly string[], clock: Date): string[] {
+  const present = new Set(names);
+  return names.filter((name) => {
+    const suffix = SIDECAR_SUFFIXES.find((s) => name.endsWith(s));
+    const dataName = suffix === undefined ? "" : name.slice(0, -suffix.length);
+    const parsed = parseBaseName(dataName);
+    if (parsed === null || present.has(dataName) || names.some((n) => n.startsWith(`${dataName}.`) && isPartialName(n))) return false;
+    return clock.getTime() - parsed.time.getTime() > DAY_MS;
+  });
 }
 
 async function refusal(config: Config, catalog: readonly BaseEntry[]): Promise<string | null> {
@@ -91,6 +108,7 @@ export async function planPhysicalCleanup(config: Config, now: Date, clock: Date
     const info = await lstat(path).catch(() => null);
     if (info !== null && clock.getTime() - info.mtimeMs > DAY_MS) partials.push(path);
   }
+  for (const name of orphanBaseSidecars(listing.map((d) => d.name), clock)) partials.push(join(baseDir(config.backupDir), name));
   const report: PhysicalCleanupReport = {
     bases,
     wal: { ...wal, bytes: walBytes },
@@ -138,5 +156,5 @@ export function formatPhysicalCleanup(report: PhysicalCleanupReport, tz: string,
   const walLine = w.delete.length === 0 ? `WAL: delete none; ${w.reason}` : `WAL: delete ${w.delete.length} file(s) (${w.delete[0]?.name} .. ${w.delete.at(-1)?.name}, ${humanBytes(w.bytes)}); ${w.reason}`;
   const freed = dryRun ? report.bases.reduce((n, b) => n + (b.action === "delete" ? b.bytes : 0), w.bytes) : report.freedBytes;
   const summary = `base: keep ${report.bases.filter((b) => b.action === "keep").length}, delete ${report.bases.filter((b) => b.action === "delete").length}; ${humanBytes(freed)} ${dryRun ? "would be freed" : "freed"} in base/ and wal/`;
-  return text + [walLine, ...report.removedPartials.map((p) => `${verb} stale partial ${p}`), summary].join("\n") + "\n";
+  return text + [walLine, ...report.removedPartials.map((p) => `${verb} stale ${p}`), summary].join("\n") + "\n";
 }

@@ -57,6 +57,8 @@ describe("cleanup of base backups and WAL", () => {
       [70, 9],
       [7, 15],
     ]);
+    const orphan = `${baseBackupName(new Date(NOW.getTime() - 30 * DAY), "zstd")}.json`;
+    writeFileSync(join(d, "base", orphan), "{}");
     const env = cliEnv(cluster, d, ENV);
     const before = snapshot(d);
     const dry = await runCli(["cleanup", "--dry-run", "--now", NOW.toISOString()], env);
@@ -64,6 +66,7 @@ describe("cleanup of base backups and WAL", () => {
     expect(dry.stdout).toMatch(new RegExp(`delete .*${b100}.*base backup older than 60 days`));
     expect(dry.stdout).toContain(`WAL: delete 8 file(s) (${segmentName(1, 1n, SEG)} .. ${segmentName(1, 8n, SEG)}`);
     expect(dry.stdout).toContain(`kept from ${segmentName(1, 9n, SEG)}: the start of ${b70}`);
+    expect(dry.stdout).toContain(`would remove stale base/${orphan}`);
     expect(snapshot(d)).toEqual(before);
 
     const real = await runCli(["cleanup", "--now", NOW.toISOString(), "--json"], env);
@@ -76,7 +79,7 @@ describe("cleanup of base backups and WAL", () => {
       [b7, "keep"],
     ]);
     expect(readdirSync(join(d, "base")).filter((n) => !n.includes("."))).toEqual([]);
-    expect(readdirSync(join(d, "base")).filter((n) => n.endsWith(".zst")).sort()).toEqual([b70, b7].sort());
+    expect(readdirSync(join(d, "base")).sort()).toEqual([b70, b7].flatMap((n) => [n, `${n}.json`, `${n}.sha256`]).sort());
     const wal = readdirSync(join(d, "wal")).sort();
     expect(wal[0]).toBe("00000001.history");
     expect(wal.slice(1)).toEqual(Array.from({ length: 12 }, (_, i) => segmentName(1, BigInt(i + 9), SEG)));
