@@ -154,7 +154,7 @@ async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps[
   let written;
   try {
     const opts = { env: p.env, pg: config.pg, checkpoint: config.baseBackup.checkpoint, secrets: [config.pg.password], onBytes: (n: number) => (rawBytes += n) };
-    written = await writeCompressed(async (sink) => void (streamed = await streamBaseBackup(sink, opts)), p.compressor, partial, p.env, progress);
+    written = await writeCompressed(async (sink) => void (streamed = await streamBaseBackup(sink, opts)), p.compressor === null ? [] : [p.compressor], partial, p.env, progress);
   } catch (err) {
     await discardPartial(partial);
     unregisterPartial();
