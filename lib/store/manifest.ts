@@ -90,9 +90,10 @@ export function parseManifest(text: string, where: string, fileName?: string): M
 
 /**
  * Reads at most MANIFEST_MAX_BYTES + 1 bytes, whatever the size said at open (a file may grow),
- * and never blocks on a FIFO planted under a manifest's name.
+ * and never blocks on a FIFO planted under a manifest's name. Also reads the physical tier's
+ * base manifests (lib/physical/baseManifest.ts); throws ManifestInvalid.
  */
-async function readBounded(path: string): Promise<string> {
+export async function readManifestText(path: string): Promise<string> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await fh.stat();
@@ -117,5 +118,5 @@ async function readBounded(path: string): Promise<string> {
 }
 
 export async function readManifest(path: string, expectedName?: string): Promise<Manifest> {
-  return parseManifest(await readBounded(path), path, expectedName);
+  return parseManifest(await readManifestText(path), path, expectedName);
 }
