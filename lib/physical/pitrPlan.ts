@@ -5,8 +5,11 @@
 // mtime is when its newest record arrived, so the first segment modified at or after the
 // target holds the target's records, and the newest file's mtime is the newest restorable time.
 import { ExitCode, TaskError } from "../core/errors.js";
-import type { BaseManifest, WalFile } from "./layout.js";
+import type { BaseManifest } from "./layout.js";
 import { parseLsn, segmentName, segmentNumber, segmentOfLsn } from "./layout.js";
+import type { TimelineHistory } from "./timelineHistory.js";
+import type { SegmentFile } from "./walArchive.js";
+import { checkWalContinuity } from "./walContinuity.js";
 
 /** A base backup as the catalog of base/ sees it: unusable when `problem` is set or there is no manifest. */
 export interface BaseCandidate {
@@ -15,13 +18,14 @@ export interface BaseCandidate {
   problem: string | null;
 }
 
-/** A file of wal/ with what the plan needs of its stat. */
-export interface WalEntry {
-  file: WalFile;
-  mtime: Date;
+/** What the plan needs of wal/ (walArchive's listing and its parsed histories). */
+export interface WalInput {
+  segments: readonly { file: SegmentFile; mtime: Date }[];
+  /** The .history file names, all copied (recovery_target_timeline = 'latest' reads them). */
+  historyNames: readonly string[];
+  histories: ReadonlyMap<number, TimelineHistory>;
 }
 
-type SegmentFile = Extract<WalFile, { kind: "segment" }>;
 export type StagedSegment = { source: string; target: string; compression: SegmentFile["compression"] };
 
 export interface PitrPlan {
@@ -33,7 +37,7 @@ export interface PitrPlan {
   segments: StagedSegment[];
   /** Timeline history files, copied as they are. */
   history: string[];
-  /** First and last segment the recovery needs (names on the base's timeline). */
+  /** First and last segment the recovery needs. */
   firstSegment: string;
   lastSegment: string;
   /** The newest restorable time: the newest WAL file's mtime. */
@@ -49,19 +53,10 @@ function usable(bases: readonly BaseCandidate[]): (BaseCandidate & { manifest: B
 }
 
 /** The segment files of timelines >= `timeline`: complete ones, and .partial ones without a complete twin. */
-function segmentsFrom(wal: readonly WalEntry[], timeline: number): (WalEntry & { file: SegmentFile })[] {
-  const segs = wal.filter((w): w is WalEntry & { file: SegmentFile } => w.file.kind === "segment" && w.file.timeline >= timeline);
+function segmentsFrom(wal: WalInput, timeline: number): WalInput["segments"] {
+  const segs = wal.segments.filter((w) => w.file.timeline >= timeline);
   const complete = new Set(segs.filter((s) => !s.file.partial).map((s) => `${s.file.timeline}/${s.file.segment}`));
   return segs.filter((s) => !s.file.partial || !complete.has(`${s.file.timeline}/${s.file.segment}`));
-}
-
-/**
- * The first segment number in [from, to] that no timeline has, or null. Exported for verify,
- * which checks the same continuity from the newest base backup to the newest WAL.
- */
-export function firstMissing(present: ReadonlySet<bigint>, from: bigint, to: bigint): bigint | null {
-  for (let n = from; n <= to; n++) if (!present.has(n)) return n;
-  return null;
 }
 
 /** The staged name of a segment: the .partial suffix and compression extension dropped. */
@@ -75,14 +70,14 @@ function fullName(f: SegmentFile): string {
  * TaskError (exit 4) naming the restorable range when the target is outside it, or the first
  * missing segment when the WAL has a gap; nothing has been written when it throws.
  */
-export function planPitr(bases: readonly BaseCandidate[], wal: readonly WalEntry[], target: Date | null): PitrPlan {
+export function planPitr(bases: readonly BaseCandidate[], wal: WalInput, target: Date | null): PitrPlan {
   const good = usable(bases);
   const oldest = good[0];
   if (oldest === undefined) {
     const why = bases.length === 0 ? "there is none" : `none is usable (${bases.map((b) => `${b.name}: ${b.problem ?? "no manifest"}`).join("; ")})`;
     throw new TaskError(ExitCode.refused, `restore-pitr needs a base backup in BACKUP_DIR/base, and ${why}; run \`backup base\` and keep the WAL receiver running`);
   }
-  const walEnd = wal.reduce<Date | null>((max, w) => (max === null || w.mtime > max ? w.mtime : max), null);
+  const walEnd = wal.segments.reduce<Date | null>((max, w) => (max === null || w.mtime > max ? w.mtime : max), null);
   const range = `restorable range: ${oldest.manifest.finishedAt} (end of the oldest base backup ${oldest.name}) to ${walEnd === null ? "no archived WAL" : `${iso(walEnd)} (newest WAL)`}`;
   if (target !== null && target.getTime() <= Date.parse(oldest.manifest.finishedAt)) {
     throw new TaskError(ExitCode.refused, `--at ${iso(target)} is before the end of the oldest base backup, so no base backup can reach it; ${range}. Choose a time inside the range, or restore a logical backup with restore-latest --at`);
@@ -103,30 +98,32 @@ export function planPitr(bases: readonly BaseCandidate[], wal: readonly WalEntry
   files.sort((a, b) => (a.n === b.n ? a.file.timeline - b.file.timeline : a.n < b.n ? -1 : 1));
   const newestPartial = files.filter((s) => s.file.partial).at(-1);
   const staged = files.filter((s) => !s.file.partial || s === newestPartial);
-  const present = new Set(staged.map((s) => s.n));
-  const last = staged.at(-1)?.n ?? stopSeg;
   // With a target, only the WAL up to the first segment written after it is needed.
   const covering = target === null ? undefined : staged.find((s) => s.mtime >= target);
-  let needEnd = covering?.n ?? last;
-  if (needEnd < stopSeg) needEnd = stopSeg;
-  const missing = firstMissing(present, startSeg, needEnd);
-  if (missing !== null) {
-    const name = segmentName(m.timeline, missing, size);
-    throw new TaskError(
-      ExitCode.refused,
-      `the WAL has a gap: segment ${name} is missing from BACKUP_DIR/wal, and base backup ${chosen.name} needs every segment from ${segmentName(m.timeline, startSeg, size)} to ${segmentName(m.timeline, needEnd, size)}` +
-        `${target === null ? " (the end of the archived WAL)" : ` for --at ${iso(target)}`}; ${range}. Restore the segment from a copy, or choose a time before the gap${missing <= stopSeg ? " (this base backup cannot be restored without it: use an older one or take a new base backup)" : ""}`,
-    );
-  }
+  const needEnd = covering?.n ?? staged.at(-1)?.n ?? stopSeg;
   const used = staged.filter((s) => s.n <= needEnd);
+  const refuse = (missing: string, why: string) =>
+    new TaskError(
+      ExitCode.refused,
+      `the WAL has a gap: ${why}; base backup ${chosen.name} needs every segment from ${segmentName(m.timeline, startSeg, size)} to ${segmentName(m.timeline, needEnd < stopSeg ? stopSeg : needEnd, size)}` +
+        `${target === null ? " (the end of the archived WAL)" : ` for --at ${iso(target)}`}; ${range}. Restore ${missing} from a copy, or choose a time before the gap`,
+    );
+  const firstName = segmentName(m.timeline, startSeg, size);
+  if (used.length === 0) throw refuse(firstName, `WAL segment ${firstName} is missing from wal/, which ${wal.segments.length === 0 ? "holds no WAL" : "holds only older WAL"}`);
+  const continuity = checkWalContinuity(used.map((s) => s.file), wal.histories, { timeline: m.timeline, lsn: start }, size);
+  if (!continuity.ok) throw refuse(continuity.firstMissing, continuity.message);
+  if (needEnd < stopSeg) {
+    const name = segmentName(m.timeline, needEnd + 1n, size);
+    throw refuse(name, `WAL segment ${name} is missing from wal/, and the base backup ends in ${segmentName(m.timeline, stopSeg, size)}, so it cannot be restored without it (use an older one or take a new base backup)`);
+  }
   return {
     base: chosen.name,
     manifest: m,
     target,
     segments: used.map((s) => ({ source: s.file.name, target: fullName(s.file), compression: s.file.compression })),
-    history: wal.filter((w) => w.file.kind === "history").map((w) => w.file.name).sort(),
-    firstSegment: segmentName(m.timeline, startSeg, size),
-    lastSegment: segmentName(m.timeline, needEnd, size),
+    history: [...wal.historyNames].sort(),
+    firstSegment: firstName,
+    lastSegment: fullName((used.at(-1) as (typeof used)[number]).file),
     walEnd,
   };
 }

@@ -2,8 +2,10 @@ import { describe, expect, it } from "vitest";
 import { ExitCode, TaskError } from "../../../lib/core/errors.js";
 import type { BaseManifest } from "../../../lib/physical/layout.js";
 import { parseWalName } from "../../../lib/physical/layout.js";
-import type { BaseCandidate, WalEntry } from "../../../lib/physical/pitrPlan.js";
-import { firstMissing, formatPitrPlan, planPitr } from "../../../lib/physical/pitrPlan.js";
+import type { BaseCandidate, WalInput } from "../../../lib/physical/pitrPlan.js";
+import { formatPitrPlan, planPitr } from "../../../lib/physical/pitrPlan.js";
+import { parseTimelineHistory } from "../../../lib/physical/timelineHistory.js";
+import type { TimelineHistory } from "../../../lib/physical/timelineHistory.js";
 
 const MiB16 = 16 * 1024 * 1024;
 const B1 = "20240107_030000_base.tar.zst";
@@ -33,14 +35,21 @@ function base(name: string, startLsn: string, stopLsn: string, finishedAt: strin
   return { name, manifest, problem: null, ...extra };
 }
 
-/** WAL files by name with their mtime. */
-function wal(...files: [string, string][]): WalEntry[] {
-  return files.map(([name, mtime]) => {
+/** WAL files by name with their mtime; a history file's text is made up from its timeline. */
+function wal(...files: [string, string][]): WalInput {
+  const out: WalInput & { segments: WalInput["segments"][number][]; historyNames: string[]; histories: Map<number, TimelineHistory> } = { segments: [], historyNames: [], histories: new Map() };
+  for (const [name, mtime] of files) {
     const file = parseWalName(name);
-    if (file === null) throw new Error(`bad WAL name ${name}`);
-    return { file, mtime: new Date(mtime) };
-  });
+    if (file?.kind === "segment") out.segments.push({ file, mtime: new Date(mtime) });
+    else if (file?.kind === "history") {
+      out.historyNames.push(name);
+      out.histories.set(file.timeline, parseTimelineHistory(`${file.timeline - 1}\t0/6000000\tno recovery target specified\n`));
+    } else if (file === null) throw new Error(`bad WAL name ${name}`);
+  }
+  return out;
 }
+
+const without = (w: WalInput, name: string): WalInput => ({ ...w, segments: w.segments.filter((s) => s.file.name !== name) });
 
 // Segments 2..6 of timeline 1 in 16 MiB segments; base 1 starts in 2, base 2 in 5.
 const BASES = [base(B1, "0/2000028", "0/2000100", "2024-01-07T03:00:05Z"), base(B2, "0/5000028", "0/5000100", "2024-01-10T03:00:05Z")];
@@ -93,6 +102,7 @@ describe("planPitr", () => {
       ["000000010000000000000006.partial", "2024-01-10T04:00:00Z"],
       ["000000020000000000000006", "2024-01-10T05:00:00Z"],
       ["000000020000000000000007.partial", "2024-01-10T06:00:00Z"],
+      ["00000002.history", "2024-01-10T05:00:00Z"],
     );
     const p = planPitr(BASES, w, null);
     expect(p.segments.map((s) => s.source)).toEqual(["000000010000000000000005", "000000020000000000000006", "000000020000000000000007.partial"]);
@@ -117,12 +127,12 @@ describe("planPitr", () => {
   });
 
   it("refuses a gap between the base's start and what the target needs, naming the first missing segment", () => {
-    const holed = WAL.filter((w) => w.file.name !== "000000010000000000000003.gz");
+    const holed = without(WAL, "000000010000000000000003.gz");
     const err = refusal(() => planPitr(BASES, holed, new Date("2024-01-09T12:00:00Z")));
     expect(err.exitCode).toBe(ExitCode.refused);
     expect(err.message).toContain("segment 000000010000000000000003 is missing");
     // A target inside the segment before the gap needs nothing past it.
-    const later = holed.map((w) => (w.file.name === "000000010000000000000002.gz" ? { ...w, mtime: new Date("2024-01-07T06:00:00Z") } : w));
+    const later = { ...holed, segments: holed.segments.map((w) => (w.file.name === "000000010000000000000002.gz" ? { ...w, mtime: new Date("2024-01-07T06:00:00Z") } : w)) };
     expect(planPitr(BASES, later, new Date("2024-01-07T05:00:00Z")).lastSegment).toBe("000000010000000000000002");
     // The newest base starts after the gap.
     expect(planPitr(BASES, holed, null).base).toBe(B2);
@@ -131,7 +141,11 @@ describe("planPitr", () => {
   it("refuses when the base's own segments are missing", () => {
     const err = refusal(() => planPitr([BASES[1] as BaseCandidate], wal(["000000010000000000000006", "2024-01-11T00:00:00Z"]), null));
     expect(err.message).toContain("segment 000000010000000000000005 is missing");
-    expect(err.message).toContain("cannot be restored without it");
+    const long = base(B2, "0/5000028", "0/6000100", "2024-01-10T03:00:05Z");
+    const cut = refusal(() => planPitr([long], wal(["000000010000000000000005", "2024-01-10T03:00:05Z"]), null));
+    expect(cut.message).toContain("000000010000000000000006 is missing");
+    expect(cut.message).toContain("cannot be restored without it");
+    expect(refusal(() => planPitr([BASES[1] as BaseCandidate], wal(), null)).message).toContain("000000010000000000000005 is missing from wal/, which holds no WAL");
   });
 
   it("refuses without a usable base backup", () => {
@@ -143,16 +157,5 @@ describe("planPitr", () => {
   it("skips unusable base backups", () => {
     const bases = [BASES[0] as BaseCandidate, { ...(BASES[1] as BaseCandidate), manifest: null }];
     expect(planPitr(bases, WAL, null).base).toBe(B1);
-  });
-});
-
-describe("firstMissing", () => {
-  it.each([
-    [[2n, 3n, 4n], 2n, 4n, null],
-    [[2n, 4n], 2n, 4n, 3n],
-    [[3n, 4n], 2n, 4n, 2n],
-    [[2n, 3n], 2n, 4n, 4n],
-  ])("%s in %s..%s -> %s", (present, from, to, expected) => {
-    expect(firstMissing(new Set(present), from, to)).toBe(expected);
   });
 });

@@ -1,0 +1,85 @@
+// The data directory restore-pitr prepares: what is there now (nothing, an empty folder, a
+// stopped cluster's files, or a live postmaster's), and moving old contents aside. Nothing
+// here deletes: old data is renamed to DIR.pgsb-moved-<UTC stamp>.
+import { connect } from "node:net";
+import { lstat, readdir, readFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+import { errnoCode } from "../core/errors.js";
+import { utcStamp } from "../store/naming.js";
+
+export type DataDirState = { kind: "absent" } | { kind: "empty" } | { kind: "non-empty"; entries: number } | { kind: "live"; why: string } | { kind: "not-a-directory"; what: string };
+
+async function alive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
+  if (stat !== null) return !/\) Z /.test(stat);
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === "EPERM";
+  }
+}
+
+function answers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(socketPath);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, timeoutMs);
+    s.once("connect", () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * Whether postmaster.pid names a live postmaster: its pid runs here (same pid namespace), or
+ * the unix socket it names answers (a server in another container sharing the folder).
+ */
+async function livePostmaster(dir: string): Promise<string | null> {
+  const text = await readFile(join(dir, "postmaster.pid"), "utf8").catch(() => null);
+  if (text === null) return null;
+  const [pidLine, , , port, socketDir] = text.split("\n");
+  const pid = Number(pidLine);
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && (await alive(pid))) return `postmaster.pid names process ${pid}, which is running`;
+  if (port !== undefined && /^\d+$/.test(port.trim()) && socketDir !== undefined && socketDir.trim() !== "") {
+    const socket = join(socketDir.trim(), `.s.PGSQL.${port.trim()}`);
+    if (await answers(socket)) return `the server socket ${socket} that postmaster.pid names answers`;
+  }
+  return null;
+}
+
+export async function inspectDataDir(dir: string): Promise<DataDirState> {
+  let info;
+  try {
+    info = await lstat(dir);
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") return { kind: "absent" };
+    throw err;
+  }
+  if (info.isSymbolicLink()) return { kind: "not-a-directory", what: "a symlink" };
+  if (!info.isDirectory()) return { kind: "not-a-directory", what: "a file" };
+  const live = await livePostmaster(dir);
+  if (live !== null) return { kind: "live", why: live };
+  const entries = (await readdir(dir)).length;
+  return entries === 0 ? { kind: "empty" } : { kind: "non-empty", entries };
+}
+
+/** Renames `dir` to `dir.pgsb-moved-<stamp>` (a free name); returns the new path. */
+export async function moveAside(dir: string, now: Date): Promise<string> {
+  const base = `${dir}.pgsb-moved-${utcStamp(now)}`;
+  for (let i = 0; ; i++) {
+    const to = i === 0 ? base : `${base}-${i}`;
+    const taken = await lstat(to).then(() => true, (err: unknown) => (errnoCode(err) === "ENOENT" ? false : Promise.reject(err as Error)));
+    if (taken) continue;
+    await rename(dir, to);
+    return to;
+  }
+}

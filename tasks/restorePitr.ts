@@ -1,0 +1,77 @@
+// restore-pitr [--at ISO-TIME] --pgdata DIR [--move-aside] [--dry-run]: prepares a stopped
+// cluster's data directory for point-in-time recovery from BACKUP_DIR/base and BACKUP_DIR/wal.
+// The result is started by postgres itself, which replays the staged WAL to the target and
+// promotes. The decisions are in lib/physical/pitrPlan.ts; lib/physical/pitrRestore.ts acts.
+import { isAbsolute, resolve } from "node:path";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
+import { humanBytes } from "../lib/core/format.js";
+import { inspectDataDir } from "../lib/physical/dataDir.js";
+import { formatPitrPlan, planPitr } from "../lib/physical/pitrPlan.js";
+import type { PitrPlan } from "../lib/physical/pitrPlan.js";
+import { checkBase, restorePitr } from "../lib/physical/pitrRestore.js";
+import type { PitrRestoreOutcome } from "../lib/physical/pitrRestore.js";
+import { scanBaseCatalog } from "../lib/physical/baseCatalog.js";
+import { listWalArchive, readTimelineHistories } from "../lib/physical/walArchive.js";
+
+export interface RestorePitrArgs {
+  at?: string;
+  pgdata: string;
+  moveAside: boolean;
+  dryRun: boolean;
+}
+
+export type RestorePitrResult = { status: "planned"; plan: PitrPlan } | ({ status: "restored"; plan: PitrPlan } & PitrRestoreOutcome);
+
+function parseAt(at: string | undefined): Date | null {
+  if (at === undefined) return null;
+  // A time without a zone would be read in the task's TZ; PITR targets are unambiguous or refused.
+  if (!/(Z|[+-]\d\d:?\d\d)$/i.test(at.trim())) throw new TaskError(ExitCode.usage, `--at ${JSON.stringify(at)} has no time zone; add Z or an offset, e.g. 2024-01-10T12:00:00Z`);
+  const date = new Date(at);
+  if (Number.isNaN(date.getTime())) throw new TaskError(ExitCode.usage, `--at ${JSON.stringify(at)} is not a date; use ISO 8601 with a zone, e.g. 2024-01-10T12:00:00Z`);
+  return date;
+}
+
+export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Promise<RestorePitrResult> {
+  const log = deps.log.child({ task: "restore-pitr" });
+  const target = parseAt(args.at);
+  if (args.pgdata === "") throw new TaskError(ExitCode.usage, "--pgdata is empty; name the data directory to prepare, e.g. --pgdata /var/lib/postgresql/data");
+  const dataDir = isAbsolute(args.pgdata) ? args.pgdata : resolve(args.pgdata);
+  const state = await inspectDataDir(dataDir);
+  if (state.kind === "live") throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} belongs to a running PostgreSQL server (${state.why}); stop it first (on Swarm: scale the postgres service to 0), nothing was written`);
+  if (state.kind === "not-a-directory") throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} is ${state.what}, not a folder; point --pgdata at the data directory itself, nothing was written`);
+  if (state.kind === "non-empty" && !args.moveAside) {
+    throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} is not empty (${state.entries} entries); add --move-aside to rename it to ${dataDir}.pgsb-moved-<time> (never deleted), or choose an empty folder; nothing was written`);
+  }
+
+  const [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);
+  const histories = await readTimelineHistories(listing);
+  const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories }, target);
+  log.info({ backup: plan.base, target: target?.toISOString() ?? null, segments: plan.segments.length, first: plan.firstSegment, last: plan.lastSegment }, "point-in-time restore planned");
+  const moving = state.kind === "non-empty" ? `\nthe current contents of ${dataDir} would be moved to ${dataDir}.pgsb-moved-<time>\n` : "";
+  if (args.dryRun) {
+    deps.out(formatPitrPlan(plan) + `data directory: ${dataDir} (${state.kind})${moving}\n`);
+    return { status: "planned", plan };
+  }
+  const basePath = (bases.find((b) => b.name === plan.base) as (typeof bases)[number]).path;
+  log.info({ backup: plan.base }, `checking ${plan.base} against its checksum${config.signing.verifyKey === null ? "" : " and signature"} and manifest`);
+  await checkBase(plan, basePath, config.signing.verifyKey);
+  const outcome = await restorePitr(plan, {
+    backupDir: config.backupDir,
+    basePath,
+    dataDir,
+    existing: state.kind,
+    threads: config.compression.threads,
+    env: deps.env,
+    log,
+    now: deps.now,
+  });
+  log.info({ backup: plan.base, dataDir, movedTo: outcome.movedTo, seconds: outcome.seconds }, "data directory prepared for point-in-time recovery");
+  deps.out(
+    `prepared ${dataDir} from ${plan.base} (${humanBytes(outcome.rawBytes)}) and ${plan.segments.length} WAL segment(s) up to ${plan.lastSegment} in ${outcome.seconds.toFixed(1)} s; ` +
+      `start postgres on it: it recovers to ${target === null ? "the end of the archived WAL" : target.toISOString()} and promotes` +
+      `${outcome.movedTo === null ? "" : `; the old data directory is at ${outcome.movedTo}`}\n`,
+  );
+  return { status: "restored", plan, ...outcome };
+}
