@@ -6,13 +6,15 @@
 import { Transform } from "node:stream";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { basename } from "node:path";
 import type { Codec } from "../core/codec.js";
+import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { humanBytes } from "../core/format.js";
 import { readStreamNoFollow } from "../core/noFollow.js";
 import { spawnFilter, start } from "../core/proc.js";
 import { decompressorFor, filterEnv } from "../backup/compression.js";
-import { TarGuard } from "./tarGuard.js";
+import { TarGuard, TarMemberError } from "./tarGuard.js";
 
 const TAR_ARGS = ["-x", "-f", "-", "--no-same-owner", "--no-acls", "--no-xattrs", "--no-selinux", "--no-unquote", "-C"];
 const PROGRESS_MS = 5000;
@@ -43,6 +45,7 @@ export async function extractBase(path: string, codec: Codec, into: string, thre
   } catch (err) {
     dec?.kill();
     tar.kill();
+    if (err instanceof TarMemberError) throw new TaskError(ExitCode.refused, `${basename(path)} is not a tar pg_basebackup wrote: ${err.message}; use another base backup`, { cause: err });
     throw err;
   }
   return { rawBytes, members: guard.members };

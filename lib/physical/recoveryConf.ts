@@ -5,6 +5,11 @@ import { STAGED_WAL_DIR } from "./walStaging.js";
 
 const quote = (v: string): string => `'${v.replace(/'/g, "''")}'`;
 
+/** "2024-01-10 12:00:00.000+00": the server checks this setting before it has loaded zone abbreviations, so "Z" is refused. */
+export function recoveryTime(t: Date): string {
+  return t.toISOString().replace("T", " ").replace("Z", "+00");
+}
+
 export function recoverySettings(target: Date | null, stamp: Date): string {
   const lines = [
     "",
@@ -13,6 +18,6 @@ export function recoverySettings(target: Date | null, stamp: Date): string {
     `recovery_target_timeline = 'latest'`,
     `recovery_target_action = 'promote'`,
   ];
-  if (target !== null) lines.push(`recovery_target_time = ${quote(target.toISOString())}`);
+  if (target !== null) lines.push(`recovery_target_time = ${quote(recoveryTime(target))}`);
   return lines.join("\n") + "\n";
 }

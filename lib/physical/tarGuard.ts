@@ -4,7 +4,7 @@
 // (a 100-byte name plus the 155-byte prefix; it refuses longer names), regular files and
 // directories, and symlinks only for tablespaces, which cannot be written to stdout. So a
 // member must be a regular file or directory with a relative name of plain components (no
-// "..", no ".", no empty ones), under a directory member, never a symlink, hard link, device,
+// "..", no ".", no empty ones, after a leading "./"), under a directory member, never a symlink, hard link, device,
 // FIFO, GNU long name or pax header. A header is passed on only after it was checked.
 import { Transform } from "node:stream";
 import type { TransformCallback } from "node:stream";
@@ -118,7 +118,8 @@ export class TarGuard extends Transform {
     if (!checksumOk(h)) throw new TarMemberError(`tar header ${this.members + 1} has a bad checksum: the base backup is corrupt or not a tar`);
     if (field(h, 257, 6) !== "ustar") throw new TarMemberError(`tar member ${this.members + 1} is not in ustar format, which is all pg_basebackup writes`);
     const prefix = field(h, 345, 155);
-    const name = prefix === "" ? field(h, 0, 100) : `${prefix}/${field(h, 0, 100)}`;
+    // The server writes "./pg_wal/archive_status" with its "./"; the rest has none.
+    const name = (prefix === "" ? field(h, 0, 100) : `${prefix}/${field(h, 0, 100)}`).replace(/^(\.\/)+(?=.)/, "");
     const type = String.fromCharCode(h[156] ?? 0);
     const problem = memberNameProblem(name);
     if (problem !== null) throw new TarMemberError(`tar member ${JSON.stringify(name)} has ${problem}; refused, nothing of the base backup is used`);

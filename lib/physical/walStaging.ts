@@ -1,7 +1,8 @@
 // The WAL a restore needs, copied into the data directory (pgsb_wal/) so restore_command is
 // a plain `cp` inside it and the postgres container needs no access to BACKUP_DIR. Segments
 // are decompressed on the way; a complete segment must come out at exactly the segment size,
-// and the newest .partial (pg_receivewal's segment in progress) is padded with zeros to it,
+// and the newest .partial (pg_receivewal's segment in progress, its compressed stream not yet
+// ended) is decoded as far as it goes and padded with zeros to it,
 // because recovery refuses a restored file of the wrong size, and zeros read as the end of WAL.
 import { createWriteStream } from "node:fs";
 import { mkdir, copyFile, stat, truncate } from "node:fs/promises";
@@ -26,7 +27,12 @@ const DECOMPRESS: Record<Exclude<StagedSegment["compression"], "none">, [string,
   lz4: ["lz4", ["-d", "-c"]],
 };
 
-async function copyOne(source: string, target: string, compression: StagedSegment["compression"], env: NodeJS.ProcessEnv): Promise<void> {
+/**
+ * `partial`: the segment pg_receivewal is still writing. Its compressed stream has no end
+ * yet, so the decompressor's complaint about that is expected: what it decoded up to the
+ * receiver's last flush is kept (the decoders emit only whole, checked blocks).
+ */
+async function copyOne(source: string, target: string, compression: StagedSegment["compression"], partial: boolean, env: NodeJS.ProcessEnv): Promise<void> {
   const fh = await createExclusive(target, 0o600);
   const out = createWriteStream("", { fd: fh.fd, autoClose: false });
   try {
@@ -35,7 +41,8 @@ async function copyOne(source: string, target: string, compression: StagedSegmen
     } else {
       const [program, args] = DECOMPRESS[compression];
       const child = spawnFilter(program, args, filterEnv(env));
-      await Promise.all([pipeline(readStreamNoFollow(source), child.stdin as Writable), pipeline(child.stdout as Readable, out), child.done]);
+      const exited = partial ? child.exit : child.done;
+      await Promise.all([pipeline(readStreamNoFollow(source), child.stdin as Writable), pipeline(child.stdout as Readable, out), exited]);
     }
     await fh.sync();
   } finally {
@@ -56,7 +63,7 @@ export async function stageWal(backupDir: string, dataDir: string, segments: rea
   let last = Date.now();
   for (const [i, s] of segments.entries()) {
     const target = join(into, s.target);
-    await copyOne(join(from, s.source), target, s.compression, env);
+    await copyOne(join(from, s.source), target, s.compression, s.source.endsWith(".partial"), env);
     const size = (await stat(target)).size;
     if (s.source.endsWith(".partial") && size < segmentSize) await truncate(target, segmentSize);
     else if (size !== segmentSize) {

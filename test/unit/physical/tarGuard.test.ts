@@ -38,10 +38,10 @@ async function guard(...parts: Buffer[]): Promise<{ out: Buffer; members: number
 
 describe("TarGuard", () => {
   it("passes pg_basebackup's files and directories through unchanged", async () => {
-    const tar = [header("global", "5"), header("global/pg_control", "0", 700), data(700), header("PG_VERSION", "0", 3), data(3), header("backup_manifest", "0", 10), data(10), END];
+    const tar = [header("pg_wal", "5"), header("./pg_wal/archive_status/", "5"), header("global", "5"), header("global/pg_control", "0", 700), data(700), header("PG_VERSION", "0", 3), data(3), header("backup_manifest", "0", 10), data(10), END];
     const r = await guard(...tar);
     expect(r.out.equals(Buffer.concat(tar))).toBe(true);
-    expect(r.members).toBe(4);
+    expect(r.members).toBe(6);
   });
 
   it.each([
@@ -77,7 +77,7 @@ describe("memberNameProblem", () => {
     ["base/1/1259", null],
     ["pg_wal/", null],
     ["", "an empty name"],
-    ["./x", 'an empty or "." component'],
+    ["x/./y", 'an empty or "." component'],
     ["a//b", 'an empty or "." component'],
     ["a/\nb", "a control character"],
   ])("%j -> %s", (name, problem) => {
