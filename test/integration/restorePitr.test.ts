@@ -6,12 +6,14 @@
 import { execFileSync, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sleep } from "../../lib/core/concurrency.js";
 import type { ClusterInfo } from "../cluster.js";
 import { clusterEnv, createCluster, destroyCluster, sql, stopCluster } from "../cluster.js";
-import { cliEnv, runCli, snapshot, tempDir } from "../helpers.js";
+import { cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
+import { run as verify } from "../../tasks/verify.js";
 import type { Receiver } from "../pitrFixtures.js";
 import { makeBaseBackup, restoreTarget, startReceiver, startRestored } from "../pitrFixtures.js";
 
@@ -163,6 +165,18 @@ describe("restore-pitr", () => {
     expect(newest.getTime()).toBe(lastTick.getTime());
   });
 
+  it("verify checks the newest base backup and the WAL, and --restore recovers it in a scratch cluster", async () => {
+    const report = await verify(testConfig(src, backupDir), testDeps(), { json: false, restore: true, server: null });
+    const physical = report.checks.filter((c) => ["base-checksum", "base-verifybackup", "wal-continuity", "pitr-restore"].includes(c.name));
+    expect(physical.map((c) => [c.name, c.ok, c.message])).toEqual([
+      ["base-checksum", true, expect.any(String)],
+      ["base-verifybackup", true, expect.stringMatching(/pg_verifybackup found all \d+ files/)],
+      ["wal-continuity", true, expect.stringMatching(/is complete/)],
+      ["pitr-restore", true, expect.stringMatching(/reached a consistent state and promoted/)],
+    ]);
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith("pgsb-verify-pitr-") || n.startsWith("pgsb-verify-base-"))).toEqual([]);
+  });
+
   it("refuses a WAL gap, naming the first missing segment, and writes nothing", async () => {
     const walDir = join(backupDir, "wal");
     const segs = readdirSync(walDir).filter((n) => /^[0-9A-F]{24}\.lz4$/.test(n)).sort();
@@ -175,6 +189,9 @@ describe("restore-pitr", () => {
       expect(r.code).toBe(4);
       expect(r.stderr).toContain(`${hole.slice(0, 24)} is missing`);
       expect(readdirSync(t.dir)).toEqual(["sock"]);
+      const v = await runCli(["verify"], env());
+      expect(v.code).toBe(5);
+      expect(v.stdout).toMatch(new RegExp(`FAIL +wal-continuity +${hole.slice(0, 24)} +WAL segment ${hole.slice(0, 24)} is missing`));
     } finally {
       renameSync(join(backupDir, hole), join(walDir, hole));
     }
