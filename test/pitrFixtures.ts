@@ -55,7 +55,7 @@ export function makeBaseBackup(c: ClusterInfo, backupDir: string): { name: strin
   const work = tempDir("pgsb-basefix-");
   try {
     const raw = join(work, "base.tar");
-    execFileSync("sh", ["-c", `"$0" -Ft -D - -X none -c fast > "$1"`, join(c.bindir, "pg_basebackup"), raw], { env: env(c) });
+    execFileSync("sh", ["-c", `"$0" -Ft -D - -X none -c fast > "$1"`, join(c.bindir, "pg_basebackup"), raw], { env: env(c), timeout: 60_000 });
     const manifestText = execFileSync("tar", ["-xOf", raw, "backup_manifest"], { maxBuffer: 1 << 26 });
     // The WAL range is in the backup_manifest; with -X none pg_basebackup prints no LSNs.
     const range = (JSON.parse(manifestText.toString("utf8")) as { "WAL-Ranges": { Timeline: number; "Start-LSN": string; "End-LSN": string }[] })["WAL-Ranges"][0];
