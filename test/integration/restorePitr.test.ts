@@ -62,7 +62,7 @@ beforeAll(async () => {
   cleanup.push(() => rmSync(backupDir, { recursive: true, force: true }));
   receiver = startReceiver(src, join(backupDir, "wal"), "lz4");
   const penv = { PATH: process.env.PATH, ...clusterEnv(src) };
-  execFileSync("pgbench", ["-i", "-q", "-s", "2", "postgres"], { env: penv, stdio: "ignore" });
+  execFileSync("pgbench", ["-i", "-q", "-s", "2", "postgres"], { env: penv, stdio: "ignore", timeout: 60_000 });
   await sql(src, "postgres", "CREATE TABLE marks (label text PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
   pgbench = spawn("pgbench", ["-n", "-c", "2", "-T", "60", "-R", "100", "postgres"], { env: penv, stdio: "ignore" });
   makeBaseBackup(src, backupDir);
