@@ -42,7 +42,7 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
   if (state.kind === "live") throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} belongs to a running PostgreSQL server (${state.why}); stop it first (on Swarm: scale the postgres service to 0), nothing was written`);
   if (state.kind === "not-a-directory") throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} is ${state.what}, not a folder; point --pgdata at the data directory itself, nothing was written`);
   if (state.kind === "non-empty" && !args.moveAside) {
-    throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} is not empty (${state.entries} entries); add --move-aside to rename it to ${dataDir}.pgsb-moved-<time> (never deleted), or choose an empty folder; nothing was written`);
+    throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} is not empty (${state.entries} entries); add --move-aside to rename it to ${dataDir}.pgsb-moved-<time> (into ${dataDir}/.pgsb-moved-<time>/ when it is a mount point; never deleted), or choose an empty folder; nothing was written`);
   }
 
   const [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);

@@ -1,9 +1,10 @@
 // The data directory restore-pitr prepares: what is there now (nothing, an empty folder, a
 // stopped cluster's files, or a live postmaster's), and moving old contents aside. Nothing
-// here deletes: old data is renamed to DIR.pgsb-moved-<UTC stamp>.
+// here deletes: old data is renamed to DIR.pgsb-moved-<UTC stamp>, or, when DIR is a mount
+// point (a Docker volume mounted as PGDATA) that cannot be renamed, into DIR/.pgsb-moved-<stamp>/.
 import { connect } from "node:net";
-import { lstat, readdir, readFile, rename } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, mkdir, readdir, readFile, rename, rmdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { errnoCode } from "../core/errors.js";
 import { utcStamp } from "../store/naming.js";
 
@@ -82,4 +83,26 @@ export async function moveAside(dir: string, now: Date): Promise<string> {
     await rename(dir, to);
     return to;
   }
+}
+
+/** Whether `dir` is a mount point: another file system than its parent's (a volume mounted as PGDATA). */
+export async function isMountPoint(dir: string): Promise<boolean> {
+  const [own, parent] = await Promise.all([lstat(dir), lstat(dirname(dir))]);
+  return own.dev !== parent.dev || own.ino === parent.ino;
+}
+
+/** Moves every entry of `dir` but `keep` into a new `dir/.pgsb-moved-<stamp>`; returns that folder. */
+export async function moveContentsAside(dir: string, now: Date, keep: string): Promise<string> {
+  const entries = (await readdir(dir)).filter((n) => n !== keep);
+  let to = join(dir, `.pgsb-moved-${utcStamp(now)}`);
+  for (let i = 1; await lstat(to).then(() => true, () => false); i++) to = join(dir, `.pgsb-moved-${utcStamp(now)}-${i}`);
+  await mkdir(to, { mode: 0o700 });
+  for (const name of entries) await rename(join(dir, name), join(to, name));
+  return to;
+}
+
+/** Moves every entry of `from` into `dir` (same file system) and removes the empty `from`. */
+export async function moveContentsIn(from: string, dir: string): Promise<void> {
+  for (const name of await readdir(from)) await rename(join(from, name), join(dir, name));
+  await rmdir(from);
 }

@@ -4,6 +4,9 @@
 // compared with the manifest's hash, the WAL staged, the recovery settings written. Only a
 // complete folder is renamed to DIR (after the old contents were moved aside, when asked);
 // a failure removes the partial folder and leaves DIR, or its moved-aside data, as it was.
+// A DIR that is a mount point (PGDATA as a Docker volume) cannot be renamed: there the partial
+// folder is DIR/.pgsb-restore-<random>.partial, the old contents go to DIR/.pgsb-moved-<time>/,
+// and the new ones are moved in entry by entry, a step that is not atomic (a failure in it says so).
 import type { KeyObject } from "node:crypto";
 import { appendFile, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -18,7 +21,7 @@ import { parseBaseName } from "./layout.js";
 import { extractBase } from "./extract.js";
 import type { PitrPlan } from "./pitrPlan.js";
 import { recoverySettings } from "./recoveryConf.js";
-import { moveAside } from "./dataDir.js";
+import { isMountPoint, moveAside, moveContentsAside, moveContentsIn } from "./dataDir.js";
 import { stageWal } from "./walStaging.js";
 
 export interface PitrRestoreOptions {
@@ -75,30 +78,40 @@ async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Pr
 
 export async function restorePitr(plan: PitrPlan, o: PitrRestoreOptions): Promise<PitrRestoreOutcome> {
   const t0 = Date.now();
-  const partial = join(dirname(o.dataDir), `${basename(o.dataDir)}.${randomBytes(6).toString("hex")}.partial`);
+  // A mount point cannot be renamed or replaced: the restore is built inside it and moved into place entry by entry.
+  const mounted = o.existing !== "absent" && (await isMountPoint(o.dataDir));
+  const tag = randomBytes(6).toString("hex");
+  const partial = mounted ? join(o.dataDir, `.pgsb-restore-${tag}.partial`) : join(dirname(o.dataDir), `${basename(o.dataDir)}.${tag}.partial`);
   const unregister = shutdown.register(`restore-pitr partial folder ${partial}`, () => rm(partial, { recursive: true, force: true }));
   let movedTo: string | null = null;
+  let swapping = false;
   try {
     try {
       await mkdir(partial, { mode: 0o700 });
     } catch (err) {
-      throw new TaskError(ExitCode.storage, `cannot create ${partial} beside --pgdata ${o.dataDir}: ${(err as Error).message}; the folder holding the data directory must be writable by this task's user`, { cause: err });
+      throw new TaskError(ExitCode.storage, `cannot create ${partial} for --pgdata ${o.dataDir}: ${(err as Error).message}; ${mounted ? "the data directory" : "the folder holding the data directory"} must be writable by this task's user`, { cause: err });
     }
     const built = await build(plan, o, partial);
-    if (o.existing === "non-empty") {
-      movedTo = await moveAside(o.dataDir, o.now());
-      o.log.info({ movedTo }, `moved the old contents of ${o.dataDir} aside to ${movedTo}`);
+    if (mounted) {
+      swapping = true;
+      if (o.existing === "non-empty") movedTo = await moveContentsAside(o.dataDir, o.now(), basename(partial));
+      await moveContentsIn(partial, o.dataDir);
+      await chmod(o.dataDir, 0o700);
+    } else {
+      if (o.existing === "non-empty") movedTo = await moveAside(o.dataDir, o.now());
+      // rename(2) replaces an empty folder in one step.
+      await rename(partial, o.dataDir).catch((err: unknown) => {
+        if (errnoCode(err) !== "EBUSY") throw err;
+        throw new TaskError(ExitCode.refused, `--pgdata ${o.dataDir} cannot be replaced (EBUSY: a bind mount?); mount the volume one level up and point --pgdata (and PGDATA) at a folder inside it`, { cause: err });
+      });
     }
-    // rename(2) replaces an empty folder in one step; a mount point cannot be replaced (EBUSY).
-    await rename(partial, o.dataDir).catch((err: unknown) => {
-      if (errnoCode(err) !== "EBUSY" && errnoCode(err) !== "EXDEV") throw err;
-      throw new TaskError(ExitCode.refused, `--pgdata ${o.dataDir} is a mount point, which cannot be replaced; mount the volume one level up and point --pgdata (and PGDATA) at a folder inside it`, { cause: err });
-    });
+    if (movedTo !== null) o.log.info({ movedTo }, `moved the old contents of ${o.dataDir} aside to ${movedTo}`);
     return { dataDir: o.dataDir, movedTo, ...built, seconds: (Date.now() - t0) / 1000 };
   } catch (err) {
     await rm(partial, { recursive: true, force: true }).catch(() => undefined);
     const aside = movedTo === null ? "" : `; the old data directory is kept at ${movedTo}`;
-    const message = `restore-pitr failed, ${o.dataDir} was not restored (the partial folder was removed${aside}): ${(err as Error).message}`;
+    const state = swapping ? `${o.dataDir} holds an incomplete restore: do not start postgres on it; move the old contents back or run restore-pitr --move-aside again` : `${o.dataDir} was not restored`;
+    const message = `restore-pitr failed, ${state} (the partial folder was removed${aside}): ${(err as Error).message}`;
     throw new TaskError(err instanceof TaskError ? err.exitCode : ExitCode.failed, message, { cause: err });
   } finally {
     unregister();

@@ -2,12 +2,21 @@
 // segments, no .partial), and what a bad base backup or WAL file does: refused or failed with
 // nothing presented as restored, the partial folder gone, the old data directory untouched.
 import { execFileSync } from "node:child_process";
-import { chownSync, mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sleep } from "../../lib/core/concurrency.js";
 import type { ClusterInfo } from "../cluster.js";
 import { createCluster, destroyCluster, sql, startCluster, stopCluster } from "../cluster.js";
+
+/** Stops a restored cluster without removing its folder (a mount point must be unmounted first). */
+function destroyClusterKeepDir(c: ClusterInfo): void {
+  try {
+    stopCluster(c, "immediate");
+  } catch {
+    // not running
+  }
+}
 import { cliEnv, runCli, snapshot, tempDir } from "../helpers.js";
 import { makeBaseBackup, restoreTarget, startRestored } from "../pitrFixtures.js";
 
@@ -20,6 +29,20 @@ async function target(name: string): Promise<ClusterInfo> {
   const t = await restoreTarget(name);
   cleanup.push(() => destroyCluster(t));
   return t;
+}
+
+/** Whether this test run may mount a tmpfs (root with CAP_SYS_ADMIN), to stand in for a volume mounted as PGDATA. */
+function canMount(): boolean {
+  const probe = tempDir("pgsb-pitr-mountprobe-");
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "none", probe], { stdio: "ignore" });
+    execFileSync("umount", [probe]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
 }
 
 const env = (extra: Record<string, string> = {}) => cliEnv(src, backupDir, extra);
@@ -74,6 +97,34 @@ describe("restore-pitr from basic_archive's folder", () => {
       if (Date.now() > end) throw new Error("the restored cluster did not promote within 60 s");
     }
     expect((await sql(t, "postgres", "SELECT x FROM t")).rows).toEqual([{ x: "after the base backup" }]);
+  });
+
+  it.skipIf(!canMount())("restores into a data directory that is a mount point, its old contents moved into DIR/.pgsb-moved-<time>/", async () => {
+    const t = await restoreTarget("pitr-archive-mount");
+    mkdirSync(t.dataDir);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=512m,mode=0755", "none", t.dataDir]);
+    try {
+      writeFileSync(join(t.dataDir, "PG_VERSION"), "15\n");
+      const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--move-aside"], env());
+      expect(r.code, r.stderr).toBe(0);
+      const entries = readdirSync(t.dataDir);
+      const moved = entries.filter((n) => n.startsWith(".pgsb-moved-"));
+      expect(moved).toHaveLength(1);
+      expect(readdirSync(join(t.dataDir, moved[0] as string))).toEqual(["PG_VERSION"]);
+      expect(entries.filter((n) => n.includes(".partial"))).toEqual([]);
+      expect(statSync(t.dataDir).mode & 0o777).toBe(0o700);
+      startRestored(t);
+      for (const end = Date.now() + 60_000; ; await sleep(200)) {
+        const rec = await sql(t, "postgres", "SELECT pg_is_in_recovery() AS r").catch(() => null);
+        if (rec?.rows[0].r === false) break;
+        if (Date.now() > end) throw new Error("the restored cluster did not promote within 60 s");
+      }
+      expect((await sql(t, "postgres", "SELECT x FROM t")).rows).toEqual([{ x: "after the base backup" }]);
+    } finally {
+      destroyClusterKeepDir(t);
+      execFileSync("umount", [t.dataDir]);
+      rmSync(t.dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a base backup whose checksum does not match, writing nothing", async () => {
