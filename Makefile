@@ -12,7 +12,7 @@ EXEC ?= sh
 
 POSTGRES_IMAGE := $(REGISTRY)/pg-swarm-backup-postgres
 TASK_IMAGE := $(REGISTRY)/pg-swarm-backup-task
-TASK_SERVICES := backup-full backup-differential backup-incremental cleanup verify auto-restore
+TASK_SERVICES := backup-full backup-differential backup-incremental backup-base cleanup verify auto-restore
 STACK_FILE := stack/docker-compose.swarm.yml
 # SIGNING=1: sign and check backups (needs the backup_signing_key and backup_verify_key secrets; README "Signing").
 SIGNING ?=
@@ -24,7 +24,7 @@ export VERSION REGISTRY SIGNING
 
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
-	backup-full backup-diff backup-incr backup-list backup-restore \
+	backup-full backup-diff backup-incr backup-base backup-list backup-restore \
 	test e2e lint demo bench typecheck
 
 help: ## List the targets
@@ -83,6 +83,9 @@ backup-diff: ## Run a differential backup now
 
 backup-incr: ## Run an incremental backup now
 	$(RUN_TASK) backup-incr -- backup incremental
+
+backup-base: ## Run a physical base backup now (point-in-time recovery)
+	$(RUN_TASK) backup-base -- backup base
 
 backup-list: ## List the backups
 	$(RUN_TASK) backup-list -- list

@@ -46,6 +46,7 @@ export const TARGETS: Target[] = [
   { name: "backup full (.bz2) vs pg_dumpall | lbzip2", ours: "ours_full_bz2", baseline: "shell_lbzip2", kind: "ratio", limit: 1.05, strict: false },
   { name: "backup full (zstd) vs pg_dumpall | zstd, same level", ours: "ours_full_zstd", baseline: "shell_zstd", kind: "ratio", limit: 1.05, strict: false },
   { name: "backup full (zstd) vs pg_dumpall > /dev/null", ours: "ours_full_zstd", baseline: "floor", kind: "ratio", limit: 1.25, strict: false },
+  { name: "backup base (zstd) vs pg_basebackup -Ft -D - | zstd, same level", ours: "ours_base_zstd", baseline: "shell_basebackup_zstd", kind: "ratio", limit: 1.05, strict: false },
   { name: "incremental, no change, 50 databases", ours: "ours_incr_nochange50", baseline: null, kind: "seconds", limit: 1, strict: true },
   { name: "incremental, 1 of 20 changed vs bare pg_dump | compressor", ours: "ours_incr_one20", baseline: "pgdump_one", kind: "ratio", limit: 1.2, strict: false },
   { name: "restore-latest vs the seed's bunzip2 -c | psql", ours: "ours_restore", baseline: "seed_restore", kind: "ratio", limit: 0.75, strict: false },

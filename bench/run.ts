@@ -1,4 +1,4 @@
-// `npm run bench -- [--scale N] [--reps N] [--quick] [--only full,incremental,restore,pgbackrest]`
+// `npm run bench -- [--scale N] [--reps N] [--quick] [--only full,incremental,restore,pgbackrest,base]`
 // Builds the dataset in throwaway clusters, measures every case side by side, and writes
 // bench/results/<date>.json and .md. Clusters and temp dirs are removed however it ends.
 import { execFileSync } from "node:child_process";
@@ -13,13 +13,14 @@ import type { BenchCluster } from "./cluster.js";
 import { destroyCluster, startCluster } from "./cluster.js";
 import type { Context } from "./cases.js";
 import { fullGroup, incrementalGroup, pgbackrestGroup, restoreGroup } from "./cases.js";
+import { baseGroup } from "./base.js";
 import { buildMainDataset, SMALL_DATABASES } from "./dataset.js";
 import { ensureTimeBinary } from "./measure.js";
 import { ARCHIVE_SETTINGS, pgbackrestInstalled, setUpPgBackRest } from "./pgbackrest.js";
 import { Results, rerender, writeResults } from "./report.js";
 
 const DEFAULT_SCALE = 10;
-const GROUPS = ["full", "incremental", "restore", "pgbackrest"] as const;
+const GROUPS = ["full", "incremental", "restore", "pgbackrest", "base"] as const;
 type Group = (typeof GROUPS)[number];
 
 const t0 = Date.now();
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
     say(`dataset: ${String(meta.dataset)}`);
     let fullDir = "";
     if (only.has("full")) fullDir = await fullGroup(ctx, mainCluster);
+    if (only.has("base")) await baseGroup(ctx, mainCluster);
     if (only.has("incremental")) await incrementalGroup(ctx, scale);
     if (only.has("restore")) {
       if (fullDir === "") throw new Error("--only restore needs the full group too (it restores the full written there); add full");

@@ -25,6 +25,7 @@ import type { Tier } from "../lib/store/naming.js";
 import { planRetention } from "../lib/retention/plan.js";
 import { storageError } from "../lib/store/storage.js";
 import { pointerFileName, readLatestPointer, updateLatestPointer } from "../lib/store/latestPointer.js";
+import { executePhysicalCleanup, formatPhysicalCleanup, planPhysicalCleanup } from "../lib/physical/physicalCleanup.js";
 
 export interface CleanupArgs {
   dryRun: boolean;
@@ -228,7 +229,9 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       throw new TaskError(ExitCode.storage, `BACKUP_DIR=${config.backupDir} cannot be read (${errnoCode(err) ?? (err as Error).message}); cleanup deleted nothing`, { cause: err });
     });
     const found = await findLeftovers(config.backupDir, clock);
-    const refused = await refusal(config, catalog, found.orphanCount);
+    const physical = await planPhysicalCleanup(config, now, clock);
+    // A bad newest base backup stops the whole cleanup, as a bad newest logical backup does.
+    const refused = (await refusal(config, catalog, found.orphanCount)) ?? physical?.report.refused ?? null;
     if (refused !== null && !args.dryRun) throw new TaskError(ExitCode.refused, `cleanup refused, nothing deleted: ${refused}`);
     const remote = await mirrorOnly(config, catalog, log);
     const located = new Map(withMirrorOnly(catalog, remote.entries).map((l) => [l.entry.name, l]));
@@ -271,6 +274,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       report.freedBytes = local.reduce((n, d) => n + d.bytes, 0) + leftovers.reduce((n, f) => n + f.bytes, 0);
     } else {
       await execute(config, report, byName, leftovers, log);
+      if (physical !== null) await executePhysicalCleanup(config, physical, log);
       // Unlisted means unreachable: the next cleanup retries these deletions as S3-only backups.
       if (remote.failure === null) await mirrorCleanup(config, decisions, log);
     }
@@ -279,7 +283,11 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       { dryRun: args.dryRun, now: report.now, kept: decisions.length - deleted, deleted, freedBytes: report.freedBytes, partials: report.removedPartials.length, orphans: report.removedOrphans.length },
       `cleanup ${args.dryRun ? "planned" : "done"}: keep ${decisions.length - deleted}, delete ${deleted}, ${humanBytes(report.freedBytes)} ${args.dryRun ? "would be freed" : "freed"}`,
     );
-    deps.out(args.json ? JSON.stringify({ ...report, refused }, null, 2) + "\n" : formatCleanupReport(report, config.tz, refused));
+    deps.out(
+      args.json
+        ? JSON.stringify({ ...report, refused, physical: physical?.report ?? null }, null, 2) + "\n"
+        : formatCleanupReport(report, config.tz, refused) + (physical === null ? "" : formatPhysicalCleanup(physical.report, config.tz, args.dryRun)),
+    );
     if (refused !== null) throw new TaskError(ExitCode.refused, `cleanup would refuse: ${refused}`);
     if (remote.failure !== null) {
       const done = args.dryRun ? "planned from BACKUP_DIR only" : "deleted from BACKUP_DIR only, nothing in S3";

@@ -125,16 +125,23 @@ export async function main(argv: string[]): Promise<void> {
     .usage("$0 <command> [options]\n\nTiered logical backups of a PostgreSQL cluster. Configuration comes from the environment (see README).")
     .command(
       "backup <tier>",
-      "back up the cluster: full (all databases), differential (changed since the last full), incremental (changed since the last backup)",
+      "back up the cluster: full (all databases), differential (changed since the last full), incremental (changed since the last backup), base (a physical base backup for point-in-time recovery)",
       (y) =>
         y
-          .positional("tier", { choices: TIERS, demandOption: true, describe: "which tier" })
+          .positional("tier", { choices: [...TIERS, "base"] as const, demandOption: true, describe: "which tier" })
           .option("force", { type: "boolean", default: false, describe: "back up even when nothing changed" })
           .option("dry-run", { type: "boolean", default: false, describe: "print which databases would be dumped and why; write nothing" })
           .option("allow-new-cluster", { type: "boolean", default: false, describe: "back up a fresh, empty cluster although older backups are of another cluster" }),
       (a) =>
         execute(
           async (config, deps) => {
+            if (a.tier === "base") {
+              const base = await import("./baseBackup.js");
+              const r = await base.run(config, deps, { dryRun: a.dryRun, allowNewCluster: a.allowNewCluster });
+              const summary = base.summarizeBase(r);
+              deps.out(summary);
+              return r.status === "written" ? { bytes: r.manifest.compressedBytes, backup: r.name, summary: summary.trim() } : {};
+            }
             const args = { tier: a.tier as Tier, force: a.force, dryRun: a.dryRun, allowNewCluster: a.allowNewCluster };
             const backup = await import("./backup.js");
             // With S3_BUCKET set the backup is mirrored after the local write succeeded (exit 6 if only the mirror failed).
@@ -154,13 +161,13 @@ export async function main(argv: string[]): Promise<void> {
       (y) =>
         y
           .option("json", { type: "boolean", default: false })
-          .option("tier", { choices: TIERS, describe: "only this tier" })
+          .option("tier", { choices: [...TIERS, "base"] as const, describe: "only this tier (base: the base backups)" })
           .option("source", { choices: ["local", "s3"] as const, default: "local" as const, describe: "list BACKUP_DIR or the S3 mirror (S3_BUCKET/S3_PREFIX)" }),
       (a) =>
         execute(async (config, deps) => {
-          const args = { json: a.json, tier: a.tier as Tier | undefined };
-          if (a.source === "s3") await (await import("./mirror.js")).listS3(config, deps, args);
-          else await (await import("./list.js")).run(config, deps, args);
+          if (a.source === "s3" && a.tier === "base") throw new TaskError(ExitCode.usage, "--tier base with --source s3: the S3 mirror holds no base backups; list them with --source local");
+          if (a.source === "s3") await (await import("./mirror.js")).listS3(config, deps, { json: a.json, tier: a.tier as Tier | undefined });
+          else await (await import("./list.js")).run(config, deps, { json: a.json, tier: a.tier });
         }, "list"),
     )
     .command(

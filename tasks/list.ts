@@ -9,10 +9,13 @@ import { humanBytes, localTime, table } from "../lib/core/format.js";
 import { parseChecksumFile } from "../lib/store/checksum.js";
 import { CHECKSUM_SUFFIX } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
+import type { ListedBase } from "../lib/physical/baseListing.js";
+import { formatBases, listBases } from "../lib/physical/baseListing.js";
 
 export interface ListArgs {
   json: boolean;
-  tier?: Tier;
+  /** A logical tier, or "base" for the base backups only. */
+  tier?: Tier | "base";
 }
 
 export interface ListedBackup {
@@ -69,17 +72,24 @@ export async function listBackups(config: Config, tier?: Tier): Promise<ListedBa
 
 export async function run(config: Config, deps: Deps, args: ListArgs): Promise<ListedBackup[]> {
   await assertBackupDir(config.backupDir, "there is nothing to list");
-  const listed = await listBackups(config, args.tier);
+  const listed = args.tier === "base" ? [] : await listBackups(config, args.tier);
+  const bases: ListedBase[] = args.tier === undefined || args.tier === "base" ? await listBases(config.backupDir, config.tz) : [];
   if (args.json) {
-    deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed }, null, 2) + "\n");
+    deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed, bases }, null, 2) + "\n");
+    return listed;
+  }
+  if (bases.length > 0) {
+    deps.out((listed.length > 0 ? table([["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"], ...listed.map(row)]) + "\n" : "") + formatBases(bases, config.tz));
     return listed;
   }
   if (listed.length === 0) {
     deps.out(`no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
     return listed;
   }
-  const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"]];
-  for (const b of listed) rows.push([b.tier, b.localTime, humanBytes(b.bytes), b.checksum, databasesCell(b), b.name]);
-  deps.out(table(rows));
+  deps.out(table([["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"], ...listed.map(row)]));
   return listed;
+}
+
+function row(b: ListedBackup): string[] {
+  return [b.tier, b.localTime, humanBytes(b.bytes), b.checksum, databasesCell(b), b.name];
 }

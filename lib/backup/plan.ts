@@ -42,6 +42,24 @@ function newest(entries: readonly CatalogEntry[]): CatalogEntry | undefined {
   return [...entries].sort((a, b) => b.time.getTime() - a.time.getTime() || b.name.localeCompare(a.name))[0];
 }
 
+/**
+ * Invariant 3, for every kind of backup (logical and base): a freshly initialised cluster with
+ * no user databases whose system_identifier differs from the newest backup's is a wiped data
+ * volume, not a change. The refusal's text, or null. `newest`: the newest backup of any kind.
+ */
+export function wipedClusterRefusal(
+  newest: { name: string; systemIdentifier: string | null } | undefined,
+  cluster: Pick<BackupPlanInput, "systemIdentifier" | "userDatabases" | "allowNewCluster">,
+): string | null {
+  if (newest === undefined || newest.systemIdentifier === cluster.systemIdentifier) return null;
+  if (cluster.userDatabases.length > 0 || cluster.allowNewCluster) return null;
+  return (
+    `this cluster (system_identifier ${cluster.systemIdentifier}) is freshly initialised and has no user databases, ` +
+    `but the newest backup ${newest.name} is of another cluster (${newest.systemIdentifier ?? "unknown"}): that looks like a wiped data volume, not a change. ` +
+    "Run `pg-swarm-backup auto-restore` to restore it, or pass --allow-new-cluster to start a new backup chain deliberately"
+  );
+}
+
 export function planBackup(input: BackupPlanInput): BackupPlan {
   const all = Object.keys(input.fingerprint.databases);
   const notes: string[] = [];
@@ -56,18 +74,11 @@ export function planBackup(input: BackupPlanInput): BackupPlan {
   }
   const latest = newest(input.catalog);
   const sameCluster = input.catalog.filter((e) => e.manifest?.systemIdentifier === input.systemIdentifier && (input.signed?.has(e.name) ?? true));
-  if (latest !== undefined && latest.manifest?.systemIdentifier !== input.systemIdentifier) {
-    const theirs = latest.manifest?.systemIdentifier ?? "unknown";
-    if (input.userDatabases.length === 0 && !input.allowNewCluster) {
-      return {
-        action: "refuse",
-        reason:
-          `this cluster (system_identifier ${input.systemIdentifier}) is freshly initialised and has no user databases, ` +
-          `but the newest backup ${latest.name} is of another cluster (${theirs}): that looks like a wiped data volume, not a change. ` +
-          "Run `pg-swarm-backup auto-restore` to restore it, or pass --allow-new-cluster to start a new backup chain deliberately",
-      };
-    }
-    notes.push(`new cluster: system_identifier ${input.systemIdentifier}, newest backup ${latest.name} is of ${theirs}; starting a new chain with a full`);
+  const latestOf = latest === undefined ? undefined : { name: latest.name, systemIdentifier: latest.manifest?.systemIdentifier ?? null };
+  const wiped = wipedClusterRefusal(latestOf, input);
+  if (wiped !== null) return { action: "refuse", reason: wiped };
+  if (latestOf !== undefined && latestOf.systemIdentifier !== input.systemIdentifier) {
+    notes.push(`new cluster: system_identifier ${input.systemIdentifier}, newest backup ${latestOf.name} is of ${latestOf.systemIdentifier ?? "unknown"}; starting a new chain with a full`);
   }
   const fulls = sameCluster.filter((e) => e.tier === "full");
   const lastFull = newest(fulls);

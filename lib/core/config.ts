@@ -50,6 +50,8 @@ export interface Config {
   backupDir: string;
   tz: string;
   compression: { codec: Codec; level: number | null; threads: number };
+  /** BASE_BACKUP_CHECKPOINT: how `backup base` asks for its starting checkpoint (pg_basebackup --checkpoint). */
+  baseBackup: { checkpoint: "fast" | "spread" };
   retention: { keepAllDays: number; keepDifferentialDays: number; minFull: number; keepFullDays: number };
   lock: { mode: "wait" | "skip"; timeoutSeconds: number };
   s3: S3Config | null;
@@ -309,6 +311,7 @@ export function resolveConfig(env: Env): Readonly<Config> {
       level,
       threads: int(env, "BACKUP_COMPRESSION_THREADS", availableParallelism(), 1, 1024, "threads for the compressor (default: all cores)"),
     }),
+    baseBackup: Object.freeze({ checkpoint: oneOf(env, "BASE_BACKUP_CHECKPOINT", ["fast", "spread"] as const, "fast") }),
     retention: Object.freeze({
       keepAllDays,
       keepDifferentialDays,

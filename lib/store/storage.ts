@@ -137,15 +137,15 @@ export async function commitFile(partialPath: string, finalPath: string, sidecar
   }
 }
 
-/** The sidecars of a backup just written: the two-line .sha256 and, with a signing key, its signature. */
-export function backupSidecars(name: string, manifest: Manifest, signingKey: KeyObject | null): Sidecars {
+/** The sidecars of a backup just written: the two-line .sha256 and, with a signing key, its signature. Any manifest with the data file's sha256 (base manifests too). */
+export function backupSidecars(name: string, manifest: Pick<Manifest, "sha256">, signingKey: KeyObject | null): Sidecars {
   const manifestText = JSON.stringify(manifest, null, 2) + "\n";
   const checksum = checksumFileText(name, manifest.sha256, createHash("sha256").update(manifestText).digest("hex"));
   return { checksum, manifest: manifestText, signature: signingKey === null ? null : signChecksumFile(checksum, signingKey) };
 }
 
 /** commitFile for a backup just written. After this the backup is visible. */
-export async function commitPartial(backupDir: string, p: PartialFile, manifest: Manifest, signingKey: KeyObject | null): Promise<void> {
+export async function commitPartial(backupDir: string, p: PartialFile, manifest: Pick<Manifest, "sha256">, signingKey: KeyObject | null): Promise<void> {
   try {
     if (p.handle.fd !== -1) await p.handle.close();
     await commitFile(p.path, p.finalPath, backupSidecars(basename(p.finalPath), manifest, signingKey), p.mode);

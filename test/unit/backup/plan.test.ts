@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CatalogEntry } from "../../../lib/store/catalog.js";
-import { planBackup } from "../../../lib/backup/plan.js";
+import { planBackup, wipedClusterRefusal } from "../../../lib/backup/plan.js";
 import type { BackupPlanInput } from "../../../lib/backup/plan.js";
 import { detectChanges } from "../../../lib/backup/fingerprint.js";
 import type { Fingerprint, Manifest } from "../../../lib/store/manifest.js";
@@ -120,5 +120,21 @@ describe("planBackup", () => {
   it("refuses a database name with a line break (pg_dump cannot dump it)", () => {
     const p = planBackup(input({ fingerprint: fp({ "a\nb": [1, "x"] }), force: true }));
     expect(p.action).toBe("refuse");
+  });
+});
+
+describe("wipedClusterRefusal (logical and base backups alike)", () => {
+  const cluster = { systemIdentifier: "7", userDatabases: [] as string[], allowNewCluster: false };
+  it.each<[string, { name: string; systemIdentifier: string | null } | undefined, Partial<typeof cluster>, boolean]>([
+    ["no backups yet", undefined, {}, false],
+    ["the newest backup is of this cluster", { name: "b", systemIdentifier: "7" }, {}, false],
+    ["another cluster's newest backup, fresh empty cluster", { name: "b", systemIdentifier: "1" }, {}, true],
+    ["a newest backup of unknown origin, fresh empty cluster", { name: "b", systemIdentifier: null }, {}, true],
+    ["another cluster's, but this one has user data", { name: "b", systemIdentifier: "1" }, { userDatabases: ["app"] }, false],
+    ["another cluster's, --allow-new-cluster", { name: "b", systemIdentifier: "1" }, { allowNewCluster: true }, false],
+  ])("%s", (_what, newest, over, refused) => {
+    const r = wipedClusterRefusal(newest, { ...cluster, ...over });
+    expect(r !== null).toBe(refused);
+    if (refused) expect(r).toContain("Run `pg-swarm-backup auto-restore` to restore it, or pass --allow-new-cluster");
   });
 });

@@ -101,7 +101,7 @@ describe("make: images and stack", () => {
     const r = make([]);
     expect(r.status).toBe(0);
     for (const t of ["build", "push", "deploy", "update", "remove", "clean", "ps", "logs", "shell", "backup-full",
-      "backup-diff", "backup-incr", "backup-list", "backup-restore", "test", "e2e", "lint", "demo", "bench", "typecheck"]) {
+      "backup-diff", "backup-incr", "backup-base", "backup-list", "backup-restore", "test", "e2e", "lint", "demo", "bench", "typecheck"]) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${t}\\s+\\S`, "m"));
     }
     expect(calls()).toEqual([]);
@@ -145,7 +145,7 @@ describe("make: images and stack", () => {
     const updates = commands().filter((c) => c.startsWith("service update"));
     expect(updates).toEqual([
       `service update --with-registry-auth --image ${PG_IMAGE} pgsb_postgres`,
-      ...["backup-full", "backup-differential", "backup-incremental", "cleanup", "verify", "auto-restore"].map(
+      ...["backup-full", "backup-differential", "backup-incremental", "backup-base", "cleanup", "verify", "auto-restore"].map(
         (s) => `service update --with-registry-auth --image ${TASK_IMAGE} pgsb_${s}`,
       ),
     ]);
@@ -251,6 +251,7 @@ describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
   it.each([
     [["backup-diff"], ["backup", "differential"]],
     [["backup-incr"], ["backup", "incremental"]],
+    [["backup-base"], ["backup", "base"]],
     [["backup-list"], ["list"]],
     [["backup-restore", "ARGS=restore-database x.sql.bz2 app"], ["restore-database", "x.sql.bz2", "app"]],
   ])("make %j runs the task image with %j", (args, taskArgs) => {

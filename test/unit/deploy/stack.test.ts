@@ -20,6 +20,7 @@ const TASKS = [
   { name: "backup-full", command: ["backup", "full"], schedule: "0 0 3 * * 0", lockMode: "wait" },
   { name: "backup-differential", command: ["backup", "differential"], schedule: "0 0 3 * * 3", lockMode: "wait" },
   { name: "backup-incremental", command: ["backup", "incremental"], schedule: "0 0 * * * *", lockMode: "wait" },
+  { name: "backup-base", command: ["backup", "base"], schedule: "0 0 2 * * 6", lockMode: "wait" },
   { name: "cleanup", command: ["cleanup"], schedule: "0 30 4 * * *", lockMode: "wait" },
   { name: "verify", command: ["verify", "--restore"], schedule: "0 0 6 * * 0", lockMode: "wait" },
   { name: "auto-restore", command: ["auto-restore", "--wait", "30"], schedule: "0 * * * * *", lockMode: "skip" },
@@ -144,6 +145,13 @@ describe("postgres service", () => {
   });
 });
 
+describe("backup-base service", () => {
+  it("writes its base backups with zstd (the other tasks keep the stack's codec)", () => {
+    expect(service("backup-base").environment.BACKUP_COMPRESSION).toBe("zstd");
+    expect(service("backup-full").environment).not.toHaveProperty("BACKUP_COMPRESSION");
+  });
+});
+
 describe("swarm-cronjob service", () => {
   it("runs a pinned image on a manager with the Docker socket and the stack's time zone", () => {
     const cron = service("swarm-cronjob");
@@ -212,7 +220,7 @@ describe("signing (stack/docker-compose.signing.yml layered over the stack file)
     signed = parse(out);
   });
   const secretsOf = (s: Service): string[] => ((s.secrets ?? []) as { source: string }[]).map((x) => x.source).sort();
-  const BACKUPS = ["backup-full", "backup-differential", "backup-incremental"];
+  const BACKUPS = ["backup-full", "backup-differential", "backup-incremental", "backup-base"];
   const READERS = ["cleanup", "verify", "auto-restore"];
 
   it("is off in the stack file alone, so a first deploy needs no key secrets", () => {

@@ -1,0 +1,203 @@
+// backup base: a physical base backup over the replication protocol (pg_basebackup, one tar
+// on stdout) through the configured compressor into $BACKUP_DIR/base/NAME, atomically, with
+// the .sha256 (+ .sig) and NAME.json (BaseManifest) sidecars. Holds the cluster lock and
+// refuses a wiped cluster exactly as the logical backups do (lib/backup/plan.ts).
+import { availableParallelism } from "node:os";
+import { lstat } from "node:fs/promises";
+import { join } from "node:path";
+import { compressorFor } from "../lib/backup/compression.js";
+import { writeCompressed } from "../lib/backup/pipeline.js";
+import { wipedClusterRefusal } from "../lib/backup/plan.js";
+import type { Config } from "../lib/core/config.js";
+import { sleep } from "../lib/core/concurrency.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ExitCode, TaskError, errnoCode } from "../lib/core/errors.js";
+import { runCommand } from "../lib/core/proc.js";
+import { shutdown } from "../lib/core/shutdown.js";
+import { TOOL } from "../lib/core/version.js";
+import { pgBasebackupArgs, streamBaseBackup } from "../lib/physical/baseBackup.js";
+import type { StreamedBase } from "../lib/physical/baseBackup.js";
+import { scanBaseCatalog, usableBases } from "../lib/physical/baseCatalog.js";
+import type { BaseManifest } from "../lib/physical/layout.js";
+import { baseBackupName, baseDir } from "../lib/physical/layout.js";
+import { childEnv, connect } from "../lib/postgres/connection.js";
+import type { Client } from "../lib/postgres/connection.js";
+import { acquireLock } from "../lib/postgres/lock.js";
+import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
+import { scanCatalog, usable } from "../lib/store/catalog.js";
+import { MANIFEST_SUFFIX } from "../lib/store/naming.js";
+import { assertWritable, commitPartial, createPartial, discardPartial, storageError } from "../lib/store/storage.js";
+
+export interface BaseBackupArgs {
+  dryRun: boolean;
+  allowNewCluster: boolean;
+}
+
+export type BaseBackupResult = { status: "planned"; text: string } | { status: "written"; name: string; path: string; manifest: BaseManifest; seconds: number };
+
+const PROGRESS_MS = 5000;
+
+interface Replication {
+  walSegmentSize: number;
+  /** Why the role cannot replicate or no sender is free, or null. Checked before anything is written. */
+  problem: string | null;
+}
+
+const REPLICATION_SQL = `
+  SELECT (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size') AS segsize,
+         (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS may,
+         current_setting('max_wal_senders')::int AS senders,
+         current_setting('wal_level') AS wal_level`;
+
+async function replication(client: Client, user: string): Promise<Replication> {
+  const r = await client.query<{ segsize: string; may: boolean | null; senders: number; wal_level: string }>(REPLICATION_SQL);
+  const row = r.rows[0];
+  if (row === undefined) throw new Error("pg_settings returned no row");
+  let problem: string | null = null;
+  if (row.may !== true) problem = `the role ${user} may not start a replication connection; run ALTER ROLE ${JSON.stringify(user)} REPLICATION (or use a role that has it)`;
+  else if (row.senders === 0) problem = "max_wal_senders is 0 on the server; set it to at least 2 in postgresql.conf and restart the server";
+  else if (row.wal_level === "minimal") problem = "wal_level is minimal on the server; set wal_level = replica in postgresql.conf and restart the server";
+  return { walSegmentSize: Number(row.segsize), problem };
+}
+
+/** The newest backup of any kind (logical or base), for the wiped-cluster guard. */
+async function newestBackup(backupDir: string): Promise<{ name: string; systemIdentifier: string | null } | undefined> {
+  const all = [
+    ...usable(await scanCatalog(backupDir)).map((e) => ({ name: e.name, time: e.time, systemIdentifier: e.manifest?.systemIdentifier ?? null })),
+    ...usableBases(await scanBaseCatalog(backupDir)).map((e) => ({ name: e.name, time: e.time, systemIdentifier: e.manifest.systemIdentifier })),
+  ];
+  return all.sort((a, b) => b.time.getTime() - a.time.getTime() || b.name.localeCompare(a.name))[0];
+}
+
+/** A start time whose name no earlier backup holds (see freshName in tasks/backup.ts: names have one-second resolution). */
+async function freshName(dir: string, codec: Config["compression"]["codec"], deps: Deps): Promise<{ started: Date; name: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const started = deps.now();
+    const name = baseBackupName(started, codec);
+    if (attempt === 2) return { started, name };
+    const taken = await Promise.all([name, name + MANIFEST_SUFFIX].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
+    if (!taken.includes(true)) return { started, name };
+    await sleep(1000 - (started.getTime() % 1000) + 10);
+  }
+}
+
+export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Promise<BaseBackupResult> {
+  const log = deps.log.child({ task: "backup", tier: "base" });
+  const releasers: (() => Promise<void>)[] = [];
+  try {
+    if (!args.dryRun) await assertWritable(config.backupDir, baseDir(config.backupDir), config.files);
+    const client = await connect(config.pg, config.pg.database, log);
+    releasers.push(() => client.end().catch(() => undefined));
+    if (!args.dryRun) {
+      const lock = await acquireLock(config, "backup base", log);
+      releasers.push(() => lock.release());
+    }
+    const env = childEnv(config.pg, deps.env);
+    // The catalog scan and pg_basebackup --version overlap the queries: this is the fixed cost every run pays.
+    const queries = async () => {
+      const info = await serverInfo(client);
+      const repl = await replication(client, config.pg.user);
+      return { info, repl, users: await userDatabases(client, await listDatabases(client)) };
+    };
+    const [{ info, repl, users }, newest, pgBasebackupVersion] = await Promise.all([
+      queries(),
+      newestBackup(config.backupDir),
+      runCommand("pg_basebackup", ["--version"], { env }).then((v) => v.trim()),
+    ]);
+    const refused = wipedClusterRefusal(newest, { systemIdentifier: info.systemIdentifier, userDatabases: users, allowNewCluster: args.allowNewCluster });
+    const { codec, level, threads } = config.compression;
+    const compressor = compressorFor(codec, level, threads, env);
+    if (args.dryRun) {
+      const text = [
+        `base backup of cluster ${info.systemIdentifier} (PostgreSQL ${info.version}, wal_segment_size ${repl.walSegmentSize})`,
+        `  pg_basebackup ${pgBasebackupArgs(config.baseBackup.checkpoint).join(" ")} | ${compressor?.label ?? "no compression"}`,
+        `  into ${join(baseDir(config.backupDir), baseBackupName(deps.now(), codec))} (+ .sha256${config.signing.key === null ? "" : ", .sha256.sig"}, .json)`,
+        ...(refused !== null ? [`  refused: ${refused}`] : []),
+        ...(repl.problem !== null ? [`  would fail: ${repl.problem}`] : []),
+      ].join("\n");
+      deps.out(text + "\n");
+      return { status: "planned", text };
+    }
+    if (refused !== null) throw new TaskError(ExitCode.refused, `backup refused: ${refused}`);
+    if (repl.problem !== null) throw new TaskError(ExitCode.database, `backup base: ${repl.problem}; nothing was written`);
+    return await execute(config, deps, { info, walSegmentSize: repl.walSegmentSize, env, compressor, pgBasebackupVersion }, log);
+  } finally {
+    for (const release of releasers.reverse()) await release();
+  }
+}
+
+interface Prepared {
+  info: Awaited<ReturnType<typeof serverInfo>>;
+  walSegmentSize: number;
+  env: NodeJS.ProcessEnv;
+  compressor: ReturnType<typeof compressorFor>;
+  pgBasebackupVersion: string;
+}
+
+async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps["log"]): Promise<BaseBackupResult> {
+  const { codec, level } = config.compression;
+  const dir = baseDir(config.backupDir);
+  const { started, name } = await freshName(dir, codec, deps);
+  const log = parentLog.child({ backup: name });
+  const { pgBasebackupVersion } = p;
+  log.info({ compressor: p.compressor?.label ?? "none", checkpoint: config.baseBackup.checkpoint, pgBasebackup: pgBasebackupVersion }, `starting base backup with ${p.compressor?.label ?? "no compression"}`);
+  const partial = await createPartial(config.backupDir, dir, name, config.files);
+  const unregisterPartial = shutdown.register(`partial ${partial.path}`, () => discardPartial(partial));
+  const progress = { compressedBytes: 0 };
+  let rawBytes = 0;
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    const secs = (Date.now() - t0) / 1000;
+    log.info({ rawBytes, compressedBytes: progress.compressedBytes, rawMBps: +(rawBytes / 1e6 / secs).toFixed(1) }, `progress: ${(rawBytes / 1e6).toFixed(0)} MB read, ${(progress.compressedBytes / 1e6).toFixed(0)} MB written`);
+  }, PROGRESS_MS);
+  let streamed: StreamedBase | undefined;
+  let written;
+  try {
+    const opts = { env: p.env, pg: config.pg, checkpoint: config.baseBackup.checkpoint, secrets: [config.pg.password], onBytes: (n: number) => (rawBytes += n) };
+    written = await writeCompressed(async (sink) => void (streamed = await streamBaseBackup(sink, opts)), p.compressor, partial, p.env, progress);
+  } catch (err) {
+    await discardPartial(partial);
+    unregisterPartial();
+    const code = errnoCode(err);
+    const failure = code !== undefined && !code.startsWith("ERR_") && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;
+    log.error({ err: (failure as Error).message, removed: partial.path }, "base backup failed; partial file removed, nothing else changed");
+    throw failure;
+  } finally {
+    clearInterval(timer);
+  }
+  const s = streamed as StreamedBase;
+  const manifest: BaseManifest = {
+    format: 1,
+    kind: "base",
+    tool: TOOL,
+    name,
+    startedAt: started.toISOString(),
+    finishedAt: deps.now().toISOString(),
+    startLsn: s.range.startLsn,
+    stopLsn: s.range.stopLsn,
+    timeline: s.range.timeline,
+    walSegmentSize: p.walSegmentSize,
+    systemIdentifier: p.info.systemIdentifier,
+    serverVersion: p.info.version,
+    pgBasebackupVersion,
+    compression: { codec, program: p.compressor?.label ?? "none", level },
+    rawBytes: s.rawBytes,
+    compressedBytes: written.bytes,
+    sha256: written.sha256,
+    backupManifestSha256: s.backupManifest.sha256,
+  };
+  await commitPartial(config.backupDir, partial, manifest, config.signing.key).finally(unregisterPartial);
+  const seconds = (Date.now() - t0) / 1000;
+  log.info(
+    { path: join(dir, name), rawBytes: s.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, startLsn: s.range.startLsn, stopLsn: s.range.stopLsn, timeline: s.range.timeline, signed: config.signing.key !== null, seconds, cores: availableParallelism() },
+    `base backup written: ${name} (${(written.bytes / 1e6).toFixed(1)} MB from ${(s.rawBytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s, WAL ${s.range.startLsn}..${s.range.stopLsn} on timeline ${s.range.timeline})`,
+  );
+  return { status: "written", name, path: join(dir, name), manifest, seconds };
+}
+
+/** One line for people on stdout. */
+export function summarizeBase(r: BaseBackupResult): string {
+  if (r.status === "planned") return "";
+  const m = r.manifest;
+  return `base backup written: ${r.path} (${m.compressedBytes} bytes, WAL ${m.startLsn}..${m.stopLsn} on timeline ${m.timeline}, ${r.seconds.toFixed(1)} s)\n`;
+}
