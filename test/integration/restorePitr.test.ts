@@ -1,5 +1,5 @@
 // restore-pitr against real clusters: a source under pgbench writes, pg_receivewal (lz4) into
-// BACKUP_DIR/wal and a base backup; two marked transactions with a time between them; then
+// BACKUP_DIR/wal and a base backup by `backup base`; two marked transactions with a time between them; then
 // restores to that time and to the end of the WAL after an immediate shutdown, each started
 // by postgres as the postgres OS user and queried. Refusals (time outside the range, a WAL
 // gap, a live postmaster, a non-empty folder) are checked to write nothing.
@@ -15,7 +15,7 @@ import { clusterEnv, createCluster, destroyCluster, sql, stopCluster } from "../
 import { cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
 import { run as verify } from "../../tasks/verify.js";
 import type { Receiver } from "../pitrFixtures.js";
-import { makeBaseBackup, restoreTarget, startReceiver, startRestored } from "../pitrFixtures.js";
+import { restoreTarget, startReceiver, startRestored } from "../pitrFixtures.js";
 
 let src: ClusterInfo;
 let backupDir: string;
@@ -65,7 +65,9 @@ beforeAll(async () => {
   execFileSync("pgbench", ["-i", "-q", "-s", "2", "postgres"], { env: penv, stdio: "ignore", timeout: 60_000 });
   await sql(src, "postgres", "CREATE TABLE marks (label text PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
   pgbench = spawn("pgbench", ["-n", "-c", "2", "-T", "60", "-R", "100", "postgres"], { env: penv, stdio: "ignore" });
-  makeBaseBackup(src, backupDir);
+  // The real `backup base` (pg_basebackup -X fetch through zstd), as the stack runs it.
+  const base = await runCli(["backup", "base"], env());
+  if (base.code !== 0) throw new Error(`backup base failed: ${base.stderr}`);
   await sql(src, "postgres", "INSERT INTO marks (label) VALUES ('first')");
   await sleep(1500);
   between = (await sql(src, "postgres", "SELECT to_json(clock_timestamp())#>>'{}' AS t")).rows[0].t as string;
