@@ -13,6 +13,8 @@
 #   TZ, LOCK_MODE, LOG_LEVEL  [Europe/Berlin, wait, info]
 #   SIGNING                when non-empty, backup tasks get the backup_signing_key secret and
 #                          every other task the backup_verify_key secret (README "Signing") []
+#   TASK_MOUNT             one more --mount for the job, e.g. the postgres data volume (restore-pitr) []
+#   TASK_USER              run the job as this uid[:gid] instead of the image's user []
 #   TASK_TIMEOUT_SECONDS   give up waiting after this long [21600]
 #   POLL_SECONDS           poll interval [2]
 # Exit codes: the task's own; 124 timeout; 125 task rejected by Swarm (e.g. image not
@@ -52,6 +54,10 @@ if [ -n "${SIGNING:-}" ]; then
   fi
 fi
 
+extra=()
+if [ -n "${TASK_MOUNT:-}" ]; then extra+=(--mount "$TASK_MOUNT"); fi
+if [ -n "${TASK_USER:-}" ]; then extra+=(--user "$TASK_USER"); fi
+
 docker service create \
   --mode replicated-job \
   --detach \
@@ -62,6 +68,7 @@ docker service create \
   --network "${NETWORK:-backend-net}" \
   --secret postgres_password \
   "${keys[@]}" \
+  "${extra[@]}" \
   --mount "type=bind,source=${BACKUP_HOST_DIR:-/mnt/storagebox/backups/postgresql},target=/backups,bind-propagation=rslave" \
   --constraint 'node.labels.database==true' \
   --restart-condition none \

@@ -8,10 +8,11 @@ import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes } from "../lib/core/format.js";
 import { inspectDataDir } from "../lib/physical/dataDir.js";
+import type { DataDirState } from "../lib/physical/dataDir.js";
 import { formatPitrPlan, planPitr } from "../lib/physical/pitrPlan.js";
 import type { PitrPlan } from "../lib/physical/pitrPlan.js";
 import { checkBase, restorePitr } from "../lib/physical/pitrRestore.js";
-import type { PitrRestoreOutcome } from "../lib/physical/pitrRestore.js";
+import type { PitrRestoreOptions, PitrRestoreOutcome } from "../lib/physical/pitrRestore.js";
 import { scanBaseCatalog } from "../lib/physical/baseCatalog.js";
 import { listWalArchive, readTimelineHistories } from "../lib/physical/walArchive.js";
 
@@ -19,6 +20,8 @@ export interface RestorePitrArgs {
   at?: string;
   pgdata: string;
   moveAside: boolean;
+  /** "UID[:GID]": hand the restored files to this user (needs root). */
+  owner?: string;
   dryRun: boolean;
 }
 
@@ -33,27 +36,45 @@ function parseAt(at: string | undefined): Date | null {
   return date;
 }
 
+function parseOwner(owner: string | undefined): { uid: number; gid: number } | null {
+  if (owner === undefined) return null;
+  const m = /^(\d+)(?::(\d+))?$/.exec(owner.trim());
+  if (m === null) throw new TaskError(ExitCode.usage, `--owner ${JSON.stringify(owner)} is not UID[:GID]; use numbers, e.g. --owner 70:70 (the Alpine postgres image's user)`);
+  if (process.getuid?.() !== 0) throw new TaskError(ExitCode.usage, "--owner needs root (only root can give files away); run the task as root, or as the user postgres runs as and without --owner");
+  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+}
+
+/** Why the data directory cannot be prepared as it is, or null. */
+function refusalFor(dataDir: string, state: DataDirState, moveAside: boolean): TaskError | null {
+  if (state.kind === "live") return new TaskError(ExitCode.refused, `--pgdata ${dataDir} belongs to a running PostgreSQL server (${state.why}); stop it first (on Swarm: scale the postgres service to 0), nothing was written`);
+  if (state.kind === "not-a-directory") return new TaskError(ExitCode.refused, `--pgdata ${dataDir} is ${state.what}, not a folder; point --pgdata at the data directory itself, nothing was written`);
+  if (state.kind === "non-empty" && !moveAside) {
+    return new TaskError(ExitCode.refused, `--pgdata ${dataDir} is not empty (${state.entries} entries); add --move-aside to rename it to ${dataDir}.pgsb-moved-<time> (into ${dataDir}/.pgsb-moved-<time>/ when it is a mount point; never deleted), or choose an empty folder; nothing was written`);
+  }
+  return null;
+}
+
 export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Promise<RestorePitrResult> {
   const log = deps.log.child({ task: "restore-pitr" });
   const target = parseAt(args.at);
+  const owner = parseOwner(args.owner);
   if (args.pgdata === "") throw new TaskError(ExitCode.usage, "--pgdata is empty; name the data directory to prepare, e.g. --pgdata /var/lib/postgresql/data");
   const dataDir = isAbsolute(args.pgdata) ? args.pgdata : resolve(args.pgdata);
   const state = await inspectDataDir(dataDir);
-  if (state.kind === "live") throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} belongs to a running PostgreSQL server (${state.why}); stop it first (on Swarm: scale the postgres service to 0), nothing was written`);
-  if (state.kind === "not-a-directory") throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} is ${state.what}, not a folder; point --pgdata at the data directory itself, nothing was written`);
-  if (state.kind === "non-empty" && !args.moveAside) {
-    throw new TaskError(ExitCode.refused, `--pgdata ${dataDir} is not empty (${state.entries} entries); add --move-aside to rename it to ${dataDir}.pgsb-moved-<time> (into ${dataDir}/.pgsb-moved-<time>/ when it is a mount point; never deleted), or choose an empty folder; nothing was written`);
-  }
+  const refusal = refusalFor(dataDir, state, args.moveAside);
+  // A dry run shows the plan and what would stop the restore, so it can run while postgres still does.
+  if (refusal !== null && !args.dryRun) throw refusal;
 
   const [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);
   const histories = await readTimelineHistories(listing);
   const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories }, target);
   log.info({ backup: plan.base, target: target?.toISOString() ?? null, segments: plan.segments.length, first: plan.firstSegment, last: plan.lastSegment }, "point-in-time restore planned");
-  const moving = state.kind === "non-empty" ? `\nthe current contents of ${dataDir} would be moved to ${dataDir}.pgsb-moved-<time>\n` : "";
   if (args.dryRun) {
-    deps.out(formatPitrPlan(plan) + `data directory: ${dataDir} (${state.kind})${moving}\n`);
+    const then = refusal !== null ? `would be refused now: ${refusal.message}` : state.kind === "non-empty" ? "its contents would be moved aside" : "would be created or filled";
+    deps.out(formatPitrPlan(plan) + `data directory: ${dataDir} (${state.kind}): ${then}\n`);
     return { status: "planned", plan };
   }
+  if (refusal !== null) throw refusal;
   const basePath = (bases.find((b) => b.name === plan.base) as (typeof bases)[number]).path;
   log.info({ backup: plan.base }, `checking ${plan.base} against its checksum${config.signing.verifyKey === null ? "" : " and signature"} and manifest`);
   await checkBase(plan, basePath, config.signing.verifyKey);
@@ -61,7 +82,9 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
     backupDir: config.backupDir,
     basePath,
     dataDir,
-    existing: state.kind,
+    // "live" and "not-a-directory" always come with a refusal, thrown above.
+    existing: state.kind as PitrRestoreOptions["existing"],
+    owner,
     threads: config.compression.threads,
     env: deps.env,
     log,

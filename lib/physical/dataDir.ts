@@ -10,9 +10,14 @@ import { utcStamp } from "../store/naming.js";
 
 export type DataDirState = { kind: "absent" } | { kind: "empty" } | { kind: "non-empty"; entries: number } | { kind: "live"; why: string } | { kind: "not-a-directory"; what: string };
 
+/**
+ * Whether `pid` is a running postgres here. The pid in a stale postmaster.pid (a crashed or
+ * killed server, often pid 1 of its container) may belong to another program now, such as
+ * this task's own init: only a process named postgres counts.
+ */
 async function alive(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
-  if (stat !== null) return !/\) Z /.test(stat);
+  if (stat !== null) return /^\d+ \((postgres|postmaster)\) [^Z]/.test(stat);
   try {
     process.kill(pid, 0);
     return true;

@@ -8,7 +8,7 @@
 // folder is DIR/.pgsb-restore-<random>.partial, the old contents go to DIR/.pgsb-moved-<time>/,
 // and the new ones are moved in entry by entry, a step that is not atomic (a failure in it says so).
 import type { KeyObject } from "node:crypto";
-import { appendFile, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { appendFile, chmod, chown, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
@@ -31,6 +31,8 @@ export interface PitrRestoreOptions {
   dataDir: string;
   /** What is at dataDir now: "absent" and "empty" are replaced; "non-empty" is moved aside first. */
   existing: "absent" | "empty" | "non-empty";
+  /** uid:gid to hand the restored files to (only as root: a job that reads BACKUP_DIR as one user and prepares postgres's files); null: the task's own user. */
+  owner: { uid: number; gid: number } | null;
   threads: number;
   env: NodeJS.ProcessEnv;
   log: Logger;
@@ -71,6 +73,7 @@ async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Pr
   await appendFile(join(partial, "postgresql.auto.conf"), recoverySettings(plan.target, o.now()), { mode: 0o600 });
   await writeFile(join(partial, "recovery.signal"), "", { mode: 0o600 });
   await chmod(partial, 0o700);
+  if (o.owner !== null) await runCommand("chown", ["-R", "--no-dereference", `${o.owner.uid}:${o.owner.gid}`, partial], { env: o.env });
   // The rename makes the folder visible as done; its files must be on disk by then.
   await runCommand("sync", ["-f", partial], { env: o.env }).catch((err: unknown) => o.log.warn({ err: (err as Error).message }, "sync failed; relying on the rename's ordering"));
   return { rawBytes, walBytes: bytes };
@@ -97,6 +100,7 @@ export async function restorePitr(plan: PitrPlan, o: PitrRestoreOptions): Promis
       if (o.existing === "non-empty") movedTo = await moveContentsAside(o.dataDir, o.now(), basename(partial));
       await moveContentsIn(partial, o.dataDir);
       await chmod(o.dataDir, 0o700);
+      if (o.owner !== null) await chown(o.dataDir, o.owner.uid, o.owner.gid);
     } else {
       if (o.existing === "non-empty") movedTo = await moveAside(o.dataDir, o.now());
       // rename(2) replaces an empty folder in one step.

@@ -55,11 +55,11 @@ export async function probePitrRestore(plan: PitrPlan, basePath: string, backupD
   const unregister = shutdown.register(`scratch PITR cluster ${dir}`, stop);
   try {
     const t0 = Date.now();
-    const restored = await restorePitr(plan, { backupDir, basePath, dataDir, existing: "absent", threads, env, log, now });
+    const restored = await restorePitr(plan, { backupDir, basePath, dataDir, existing: "absent", owner: user, threads, env, log, now });
     await mkdir(socketDir);
     const port = await freePort();
     await appendFile(join(dataDir, "postgresql.auto.conf"), [`port = ${port}`, `unix_socket_directories = '${socketDir}'`, "listen_addresses = ''", "archive_mode = off", ""].join("\n"));
-    if (user !== null) await runCommand("chown", ["-R", `${user.uid}:${user.gid}`, dir], { env: base });
+    if (user !== null) await runCommand("chown", [`${user.uid}:${user.gid}`, dir, socketDir], { env: base });
     const restoreSeconds = (Date.now() - t0) / 1000;
     const t1 = Date.now();
     const logFile = join(dir, "server.log");

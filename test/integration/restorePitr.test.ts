@@ -99,6 +99,9 @@ describe("restore-pitr", () => {
     const r = await runCli(["restore-pitr", "--pgdata", src.dataDir, "--move-aside"], env());
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/belongs to a running PostgreSQL server/);
+    const dry = await runCli(["restore-pitr", "--pgdata", src.dataDir, "--dry-run"], env());
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/\(live\): would be refused now: .*belongs to a running PostgreSQL server/);
   });
 
   it("refuses a time before the oldest base backup or after the newest WAL, writing nothing", async () => {
@@ -119,11 +122,14 @@ describe("restore-pitr", () => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/base backup: +\S+_base\.tar\.zst/);
     expect(existsSync(t.dataDir)).toBe(false);
-    const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--at", between], env());
+    // As root, --owner hands the files to the server's user (on Swarm: the postgres image's uid).
+    const serverUid = process.getuid?.() === 0 ? Number(execFileSync("id", ["-u", "postgres"]).toString()) : (process.getuid?.() as number);
+    const owner = process.getuid?.() === 0 ? ["--owner", `${serverUid}:${execFileSync("id", ["-g", "postgres"]).toString().trim()}`] : [];
+    const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--at", between, ...owner], env());
     expect(r.code, r.stderr).toBe(0);
     const st = statSync(t.dataDir);
     expect(st.mode & 0o777).toBe(0o700);
-    expect(st.uid).toBe(process.getuid?.());
+    expect([st.uid, statSync(join(t.dataDir, "global", "pg_control")).uid, statSync(join(t.dataDir, "pgsb_wal")).uid]).toEqual([serverUid, serverUid, serverUid]);
     expect(readdirSync(t.dir).filter((n) => n.endsWith(".partial"))).toEqual([]);
     await startAndPromote(t);
     const labels = (await sql(t, "postgres", "SELECT label FROM marks ORDER BY at")).rows.map((x) => x.label as string);
@@ -139,6 +145,10 @@ describe("restore-pitr", () => {
     const t = await target("pitr-end");
     mkdirSync(t.dataDir);
     writeFileSync(join(t.dataDir, "old-file"), "keep me");
+    // A killed server's postmaster.pid, naming a pid that now runs another program (here: this test runner).
+    writeFileSync(join(t.dataDir, "postmaster.pid"), `${process.pid}\n${t.dataDir}\n0\n${t.port}\n${t.socketDir}\n\n`);
+    const stale = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--dry-run"], env());
+    expect(stale.stdout).toMatch(/\(non-empty\): would be refused now: .*--move-aside/);
     const before = snapshot(t.dir);
     const refused = await runCli(["restore-pitr", "--pgdata", t.dataDir], env());
     expect(refused.code).toBe(4);
@@ -149,9 +159,10 @@ describe("restore-pitr", () => {
     const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--move-aside"], env());
     const restoreSeconds = (Date.now() - t0) / 1000;
     expect(r.code, r.stderr).toBe(0);
+    expect(statSync(t.dataDir).uid).toBe(process.getuid?.());
     const moved = readdirSync(t.dir).filter((n) => n.startsWith("data.pgsb-moved-"));
     expect(moved).toHaveLength(1);
-    expect(readdirSync(join(t.dir, moved[0] as string))).toEqual(["old-file"]);
+    expect(readdirSync(join(t.dir, moved[0] as string)).sort()).toEqual(["old-file", "postmaster.pid"]);
     const replaySeconds = await startAndPromote(t);
     const rows = (await sql(t, "postgres", "SELECT label, at FROM marks ORDER BY at")).rows as { label: string; at: Date }[];
     expect(rows.map((x) => x.label)).toContain("tick-19");
