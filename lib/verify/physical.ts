@@ -63,7 +63,7 @@ export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, res
   const newest = usableBases(bases).at(-1);
   if (newest === undefined) {
     const why = bases.length === 0 ? "there is none" : bases.map((b) => `${b.name}: ${b.problem ?? "no manifest"}`).join("; ");
-    await step(() => [fail("base-catalog", `wal/ holds WAL but no base backup is usable (${why}); run \`backup base\``)]);
+    await step(() => [fail("base-catalog", `BACKUP_DIR/base holds no usable base backup (${why}), so the WAL in wal/ cannot be restored; run \`backup base\``)]);
     return;
   }
   const [sum] = await step(async () => {
