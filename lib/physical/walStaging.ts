@@ -41,7 +41,8 @@ async function copyOne(source: string, target: string, compression: StagedSegmen
     } else {
       const [program, args] = DECOMPRESS[compression];
       const child = spawnFilter(program, args, filterEnv(env));
-      const exited = partial ? child.exit : child.done;
+      // A decompressor that could not start at all decoded nothing: that is no unfinished stream.
+      const exited = partial ? child.exit.then((e) => (e.started ? undefined : child.done)) : child.done;
       await Promise.all([pipeline(readStreamNoFollow(source), child.stdin as Writable), pipeline(child.stdout as Readable, out), exited]);
     }
     await fh.sync();
