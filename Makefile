@@ -99,6 +99,9 @@ ifeq ($(strip $(ARGS)),)
 endif
 	$(RUN_TASK) backup-restore -- $(ARGS)
 
+restore-pitr: ## Point-in-time recovery of the Swarm's postgres: make restore-pitr [AT=2024-01-10T12:00:00Z] [DRY_RUN=1]
+	STACK=$(STACK) IMAGE=$(TASK_IMAGE):$(VERSION) bash stack/swarm-restore-pitr.sh $(if $(AT),--at $(AT)) $(if $(DRY_RUN),--dry-run)
+
 test: ## Install what the tests need, then run every test
 	bash scripts/setup.sh
 	npm test

@@ -16,6 +16,8 @@
 #   ENCRYPTION             when non-empty, backup tasks get the age_recipients config, and the
 #                          tasks that read backups back (restore-*, verify, list-databases)
 #                          the age_identity secret (README "Encryption at rest") []
+#   TASK_MOUNT             one more --mount for the job, e.g. the postgres data volume (restore-pitr) []
+#   TASK_USER              run the job as this uid[:gid] instead of the image's user []
 #   TASK_TIMEOUT_SECONDS   give up waiting after this long [21600]
 #   POLL_SECONDS           poll interval [2]
 # Exit codes: the task's own; 124 timeout; 125 task rejected by Swarm (e.g. image not
@@ -62,6 +64,9 @@ if [ -n "${ENCRYPTION:-}" ]; then
     restore-* | verify | list-databases) keys+=(--secret age_identity -e AGE_IDENTITY_FILE=/run/secrets/age_identity) ;;
   esac
 fi
+extra=()
+if [ -n "${TASK_MOUNT:-}" ]; then extra+=(--mount "$TASK_MOUNT"); fi
+if [ -n "${TASK_USER:-}" ]; then extra+=(--user "$TASK_USER"); fi
 
 docker service create \
   --mode replicated-job \
@@ -73,6 +78,7 @@ docker service create \
   --network "${NETWORK:-backend-net}" \
   --secret postgres_password \
   "${keys[@]}" \
+  "${extra[@]}" \
   --mount "type=bind,source=${BACKUP_HOST_DIR:-/mnt/storagebox/backups/postgresql},target=/backups,bind-propagation=rslave" \
   --constraint 'node.labels.database==true' \
   --restart-condition none \

@@ -247,6 +247,25 @@ export async function main(argv: string[]): Promise<void> {
         ),
     )
     .command(
+      "restore-pitr",
+      "prepare a stopped cluster's data directory for point-in-time recovery from the base backups and the WAL archive",
+      (y) =>
+        y
+          .option("at", { type: "string", describe: "recover to this ISO time (with a zone); default: the end of the archived WAL" })
+          .option("pgdata", { type: "string", demandOption: true, describe: "the data directory to prepare (its server must be stopped)" })
+          .option("move-aside", { type: "boolean", default: false, describe: "rename a non-empty --pgdata to DIR.pgsb-moved-<time> first (never deleted)" })
+          .option("owner", { type: "string", describe: "UID[:GID] to own the restored files (as root: e.g. 70:70 for the Alpine postgres image); default: this task's user" })
+          .option("dry-run", { type: "boolean", default: false, describe: "print the plan; write nothing" }),
+      (a) =>
+        execute(
+          async (config, deps) => {
+            await (await import("./restorePitr.js")).run(config, deps, { at: a.at, pgdata: a.pgdata, moveAside: a.moveAside, owner: a.owner, dryRun: a.dryRun });
+          },
+          "restore-pitr",
+          restoreLabel("restore-pitr", a.dryRun),
+        ),
+    )
+    .command(
       "auto-restore",
       "restore the newest backups into a wiped cluster; a no-op anywhere else",
       (y) => y.option("wait", { type: "number", default: 60, describe: "seconds to wait for PostgreSQL" }),

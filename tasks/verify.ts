@@ -3,7 +3,8 @@
 // BACKUP_VERIFY_KEY_FILE the signatures of the newest chain, reads that chain back through
 // its decompressor, checks the backups are fresh, and with --restore restores that chain
 // into a throwaway cluster with the restore executor (no cluster lock: the production
-// cluster is not touched) and compares row counts with the manifests.
+// cluster is not touched) and compares row counts with the manifests. The physical tier, when
+// there is one, is checked after that (lib/verify/physical.ts).
 // The decisions are in lib/verify/checks.ts; this file reads, times and reports.
 import type { KeyObject } from "node:crypto";
 import { scanCatalog } from "../lib/store/catalog.js";
@@ -27,6 +28,7 @@ import { identityProblem, openManifest } from "../lib/backup/encryption.js";
 import { openRestoreTarget } from "../lib/verify/target.js";
 import type { RestoreTarget } from "../lib/verify/target.js";
 import { mapLimit } from "../lib/core/concurrency.js";
+import { physicalChecks } from "../lib/verify/physical.js";
 
 export interface VerifyArgs {
   json: boolean;
@@ -207,6 +209,7 @@ export async function run(config: Config, deps: Deps, args: VerifyArgs): Promise
   let report: VerifyReport | null = null;
   try {
     await collect(config, deps, args, c, log);
+    await physicalChecks(config, deps.env, args.restore, (fn) => c.step(fn), log, deps.now);
     report = { ok: c.checks.every((x) => x.ok), checks: c.checks, durationMs: Date.now() - t0 };
     deps.out(args.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
     const failed = c.checks.filter((x) => !x.ok).length;

@@ -1,0 +1,97 @@
+// verify's checks of the physical tier (issue 19), when BACKUP_DIR has one: the newest base
+// backup's checksum (and signature, with BACKUP_VERIFY_KEY_FILE), the backup extracted into a
+// temp folder and checked by pg_verifybackup against its own backup_manifest, and the WAL from
+// its start segment to the newest without a gap; with --restore a point-in-time restore to
+// the end of the WAL into a scratch cluster that must promote. No base/ and no WAL: no checks.
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Config } from "../core/config.js";
+import { findServerBinary } from "../core/bin.js";
+import type { Logger } from "../core/log.js";
+import { runCommand } from "../core/proc.js";
+import { sha256File } from "../store/checksum.js";
+import { verifyBackupFile } from "../store/signature.js";
+import { scanBaseCatalog, usableBases } from "../physical/baseCatalog.js";
+import type { UsableBaseEntry } from "../physical/baseCatalog.js";
+import { extractBase } from "../physical/extract.js";
+import { parseLsn } from "../physical/layout.js";
+import { planPitr } from "../physical/pitrPlan.js";
+import { listWalArchive, readTimelineHistories } from "../physical/walArchive.js";
+import { checkWalContinuity } from "../physical/walContinuity.js";
+import type { Finding } from "./checks.js";
+import { fail, pass } from "./checks.js";
+import { probePitrRestore } from "./physicalRestore.js";
+
+export type Step = (fn: () => Finding[] | Promise<Finding[]>) => Promise<Finding[]>;
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Extracts the base backup into a temp folder and runs pg_verifybackup on it (when installed). */
+async function verifyExtracted(b: UsableBaseEntry, config: Config, env: NodeJS.ProcessEnv, log: Logger): Promise<Finding> {
+  const dir = await mkdtemp(join(env.TMPDIR ?? tmpdir(), "pgsb-verify-base-"));
+  try {
+    const data = join(dir, "data");
+    await mkdir(data, { mode: 0o700 });
+    const { rawBytes, members } = await extractBase(b.path, b.manifest.compression.codec, data, config.compression.threads, env, log);
+    const figures = { rawBytes, files: members };
+    if ((await sha256File(join(data, "backup_manifest")).catch(() => null)) !== b.manifest.backupManifestSha256) {
+      return fail("base-verifybackup", "the tar's backup_manifest is missing or is not the one the .json records: the base backup is damaged; take a new one", figures, b.name);
+    }
+    const tool = findServerBinary("pg_verifybackup", env);
+    if (tool === null) return pass("base-verifybackup", "extracted; backup_manifest matches the .json (pg_verifybackup is not installed here, so the files were not checked against it)", figures, b.name);
+    // -n: the WAL is not in the tar (-X none); the wal-continuity check covers it.
+    await runCommand(tool, ["-n", "-q", data], { env: { PATH: env.PATH, LC_ALL: "C" } });
+    return pass("base-verifybackup", `extracted; pg_verifybackup found all ${members} files as its backup_manifest lists them`, figures, b.name);
+  } catch (err) {
+    return fail("base-verifybackup", `the base backup does not check out: ${message(err)}`, {}, b.name);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, restore: boolean, step: Step, log: Logger, now: () => Date): Promise<void> {
+  let bases;
+  let listing;
+  try {
+    [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);
+  } catch (err) {
+    await step(() => [fail("base-catalog", `cannot read base/ or wal/ in BACKUP_DIR=${config.backupDir}: ${message(err)}`)]);
+    return;
+  }
+  if (bases.length === 0 && listing.segments.length === 0) return;
+  const newest = usableBases(bases).at(-1);
+  if (newest === undefined) {
+    const why = bases.length === 0 ? "there is none" : bases.map((b) => `${b.name}: ${b.problem ?? "no manifest"}`).join("; ");
+    await step(() => [fail("base-catalog", `BACKUP_DIR/base holds no usable base backup (${why}), so the WAL in wal/ cannot be restored; run \`backup base\``)]);
+    return;
+  }
+  const [sum] = await step(async () => {
+    const v = await verifyBackupFile(newest.path, newest.manifest.sha256, config.signing.verifyKey);
+    const what = config.signing.verifyKey === null ? "its .sha256 sidecar and manifest" : "its .sha256 sidecar, manifest and signature";
+    return [v.ok ? pass("base-checksum", `newest base backup matches ${what}`, { bytes: newest.bytes }, newest.name) : fail("base-checksum", v.problem, {}, newest.name)];
+  });
+  if (sum?.ok === true) await step(async () => [await verifyExtracted(newest, config, env, log)]);
+  const histories = await readTimelineHistories(listing).catch((err: unknown) => err as Error);
+  await step(() => {
+    if (histories instanceof Error) return [fail("wal-continuity", histories.message)];
+    const r = checkWalContinuity(listing.segments.map((s) => s.file), histories, { timeline: newest.manifest.timeline, lsn: parseLsn(newest.manifest.startLsn) as bigint }, newest.manifest.walSegmentSize);
+    return [
+      r.ok
+        ? pass("wal-continuity", `WAL from ${r.from} (start of ${newest.name}) to ${r.to} is complete: ${r.segments} segments${r.endsPartial ? ", the last one in progress" : ""}`, { segments: r.segments })
+        : fail("wal-continuity", r.message, { firstMissing: r.firstMissing }, r.firstMissing === "" ? newest.name : r.firstMissing),
+    ];
+  });
+  if (!restore) return;
+  await step(async () => {
+    if (sum?.ok !== true) return [fail("pitr-restore", "not attempted: the newest base backup failed its checksum (see base-checksum)", {}, newest.name)];
+    try {
+      const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: histories instanceof Error ? new Map() : histories }, null);
+      const base = bases.find((b) => b.name === plan.base) as UsableBaseEntry;
+      const p = await probePitrRestore(plan, base.path, config.backupDir, config.compression.threads, env, log, now);
+      return [pass("pitr-restore", `restore-pitr of ${plan.base} to the end of the WAL (${plan.lastSegment}) reached a consistent state and promoted`, { restoreSeconds: p.restoreSeconds, replaySeconds: p.replaySeconds, segments: p.segments }, plan.base)];
+    } catch (err) {
+      return [fail("pitr-restore", `restore-pitr into a scratch cluster failed: ${message(err)}`, {}, newest.name)];
+    }
+  });
+}

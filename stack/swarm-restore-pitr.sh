@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Point-in-time recovery on the Swarm (README "Point-in-time recovery"): stops postgres,
+# prepares its data volume with restore-pitr as a one-off job on the database node, starts
+# postgres again and waits until it has replayed the WAL and promoted.
+#
+#   stack/swarm-restore-pitr.sh [--at ISO-TIME] [--dry-run]
+#
+# Environment (defaults in brackets), besides swarm-run-task.sh's:
+#   STACK              the stack's name [pgsb]
+#   PG_VOLUME          the postgres data volume [${STACK}_postgres-data]
+#   PGDATA_MOUNT       where the job mounts it; PGDATA of the postgres service [/var/lib/postgresql/data]
+#   PG_UID             uid:gid postgres runs as in the postgres image (Alpine: 70) [70:70]
+# The job runs as root: it must read BACKUP_DIR, whose WAL files pg_receivewal wrote 0600 as
+# the backup user, and hand the restored files to postgres's uid (restore-pitr --owner).
+#   RECOVERY_TIMEOUT_SECONDS  give up waiting for the promotion after this long [3600]
+# The old data directory is kept in the volume as .pgsb-moved-<time>/ (never deleted): delete
+# it once the restored cluster is checked. Exit codes: restore-pitr's own; 124 timeout.
+set -euo pipefail
+here=$(dirname "$0")
+stack=${STACK:-pgsb}
+service="${stack}_postgres"
+volume=${PG_VOLUME:-${stack}_postgres-data}
+pgdata=${PGDATA_MOUNT:-/var/lib/postgresql/data}
+dry=false
+for a in "$@"; do [ "$a" = --dry-run ] && dry=true; done
+
+if ! $dry; then
+  echo "restore-pitr: scaling $service to 0 (the database goes down now)" >&2
+  docker service scale --detach=false "$service=0" >/dev/null
+fi
+# Even when restore-pitr fails, postgres comes back up on whatever the volume holds:
+# the old data (a refusal touches nothing) or, after a failure, what the message names.
+restart() {
+  if ! $dry; then
+    echo "restore-pitr: scaling $service to 1" >&2
+    docker service scale --detach=false "$service=1" >/dev/null || true
+  fi
+}
+trap restart EXIT
+
+TASK_MOUNT="type=volume,source=${volume},target=${pgdata}" TASK_USER=0:0 \
+  bash "$here/swarm-run-task.sh" restore-pitr -- restore-pitr --pgdata "$pgdata" --move-aside --owner "${PG_UID:-70:70}" "$@"
+$dry && exit 0
+
+trap - EXIT
+restart
+# Recovery ends with a promotion: until then pg_is_in_recovery() is true (or the server
+# refuses connections while it replays). Asked from a job on the overlay network with the
+# postgres image's own psql, so this works from any manager node.
+PG_IMAGE=${PG_IMAGE:-${REGISTRY:-registry.local}/pg-swarm-backup-postgres:${VERSION:-latest}}
+wait_s=${RECOVERY_TIMEOUT_SECONDS:-3600}
+# shellcheck disable=SC2016 # expanded by the job's shell, not here
+probe='for i in $(seq 1 '"$((wait_s / 5))"'); do
+  r=$(PGPASSWORD=$(cat /run/secrets/postgres_password) psql -h "$PGHOST" -U "$PGUSER" -d postgres -XAtc "SELECT pg_is_in_recovery()" 2>/dev/null || true)
+  [ "$r" = f ] && echo "recovery finished: the cluster has promoted" && exit 0
+  sleep 5
+done
+echo "still recovering after '"$wait_s"' s" >&2; exit 124'
+IMAGE=$PG_IMAGE TASK_TIMEOUT_SECONDS=$((wait_s + 120)) bash "$here/swarm-run-task.sh" pitr-wait -- sh -c "$probe"

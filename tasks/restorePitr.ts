@@ -1,0 +1,100 @@
+// restore-pitr [--at ISO-TIME] --pgdata DIR [--move-aside] [--dry-run]: prepares a stopped
+// cluster's data directory for point-in-time recovery from BACKUP_DIR/base and BACKUP_DIR/wal.
+// The result is started by postgres itself, which replays the staged WAL to the target and
+// promotes. The decisions are in lib/physical/pitrPlan.ts; lib/physical/pitrRestore.ts acts.
+import { isAbsolute, resolve } from "node:path";
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
+import { humanBytes } from "../lib/core/format.js";
+import { inspectDataDir } from "../lib/physical/dataDir.js";
+import type { DataDirState } from "../lib/physical/dataDir.js";
+import { formatPitrPlan, planPitr } from "../lib/physical/pitrPlan.js";
+import type { PitrPlan } from "../lib/physical/pitrPlan.js";
+import { checkBase, restorePitr } from "../lib/physical/pitrRestore.js";
+import type { PitrRestoreOptions, PitrRestoreOutcome } from "../lib/physical/pitrRestore.js";
+import { scanBaseCatalog } from "../lib/physical/baseCatalog.js";
+import { listWalArchive, readTimelineHistories } from "../lib/physical/walArchive.js";
+
+export interface RestorePitrArgs {
+  at?: string;
+  pgdata: string;
+  moveAside: boolean;
+  /** "UID[:GID]": hand the restored files to this user (needs root). */
+  owner?: string;
+  dryRun: boolean;
+}
+
+export type RestorePitrResult = { status: "planned"; plan: PitrPlan } | ({ status: "restored"; plan: PitrPlan } & PitrRestoreOutcome);
+
+function parseAt(at: string | undefined): Date | null {
+  if (at === undefined) return null;
+  // A time without a zone would be read in the task's TZ; PITR targets are unambiguous or refused.
+  if (!/(Z|[+-]\d\d:?\d\d)$/i.test(at.trim())) throw new TaskError(ExitCode.usage, `--at ${JSON.stringify(at)} has no time zone; add Z or an offset, e.g. 2024-01-10T12:00:00Z`);
+  const date = new Date(at);
+  if (Number.isNaN(date.getTime())) throw new TaskError(ExitCode.usage, `--at ${JSON.stringify(at)} is not a date; use ISO 8601 with a zone, e.g. 2024-01-10T12:00:00Z`);
+  return date;
+}
+
+function parseOwner(owner: string | undefined): { uid: number; gid: number } | null {
+  if (owner === undefined) return null;
+  const m = /^(\d+)(?::(\d+))?$/.exec(owner.trim());
+  if (m === null) throw new TaskError(ExitCode.usage, `--owner ${JSON.stringify(owner)} is not UID[:GID]; use numbers, e.g. --owner 70:70 (the Alpine postgres image's user)`);
+  if (process.getuid?.() !== 0) throw new TaskError(ExitCode.usage, "--owner needs root (only root can give files away); run the task as root, or as the user postgres runs as and without --owner");
+  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+}
+
+/** Why the data directory cannot be prepared as it is, or null. */
+function refusalFor(dataDir: string, state: DataDirState, moveAside: boolean): TaskError | null {
+  if (state.kind === "live") return new TaskError(ExitCode.refused, `--pgdata ${dataDir} belongs to a running PostgreSQL server (${state.why}); stop it first (on Swarm: scale the postgres service to 0), nothing was written`);
+  if (state.kind === "not-a-directory") return new TaskError(ExitCode.refused, `--pgdata ${dataDir} is ${state.what}, not a folder; point --pgdata at the data directory itself, nothing was written`);
+  if (state.kind === "non-empty" && !moveAside) {
+    return new TaskError(ExitCode.refused, `--pgdata ${dataDir} is not empty (${state.entries} entries); add --move-aside to rename it to ${dataDir}.pgsb-moved-<time> (into ${dataDir}/.pgsb-moved-<time>/ when it is a mount point; never deleted), or choose an empty folder; nothing was written`);
+  }
+  return null;
+}
+
+export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Promise<RestorePitrResult> {
+  const log = deps.log.child({ task: "restore-pitr" });
+  const target = parseAt(args.at);
+  const owner = parseOwner(args.owner);
+  if (args.pgdata === "") throw new TaskError(ExitCode.usage, "--pgdata is empty; name the data directory to prepare, e.g. --pgdata /var/lib/postgresql/data");
+  const dataDir = isAbsolute(args.pgdata) ? args.pgdata : resolve(args.pgdata);
+  const state = await inspectDataDir(dataDir);
+  const refusal = refusalFor(dataDir, state, args.moveAside);
+  // A dry run shows the plan and what would stop the restore, so it can run while postgres still does.
+  if (refusal !== null && !args.dryRun) throw refusal;
+
+  const [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);
+  const histories = await readTimelineHistories(listing);
+  const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories }, target);
+  log.info({ backup: plan.base, target: target?.toISOString() ?? null, segments: plan.segments.length, first: plan.firstSegment, last: plan.lastSegment }, "point-in-time restore planned");
+  if (args.dryRun) {
+    const then = refusal !== null ? `would be refused now: ${refusal.message}` : state.kind === "non-empty" ? "its contents would be moved aside" : "would be created or filled";
+    deps.out(formatPitrPlan(plan) + `data directory: ${dataDir} (${state.kind}): ${then}\n`);
+    return { status: "planned", plan };
+  }
+  if (refusal !== null) throw refusal;
+  const basePath = (bases.find((b) => b.name === plan.base) as (typeof bases)[number]).path;
+  log.info({ backup: plan.base }, `checking ${plan.base} against its checksum${config.signing.verifyKey === null ? "" : " and signature"} and manifest`);
+  await checkBase(plan, basePath, config.signing.verifyKey);
+  const outcome = await restorePitr(plan, {
+    backupDir: config.backupDir,
+    basePath,
+    dataDir,
+    // "live" and "not-a-directory" always come with a refusal, thrown above.
+    existing: state.kind as PitrRestoreOptions["existing"],
+    owner,
+    threads: config.compression.threads,
+    env: deps.env,
+    log,
+    now: deps.now,
+  });
+  log.info({ backup: plan.base, dataDir, movedTo: outcome.movedTo, seconds: outcome.seconds }, "data directory prepared for point-in-time recovery");
+  deps.out(
+    `prepared ${dataDir} from ${plan.base} (${humanBytes(outcome.rawBytes)}) and ${plan.segments.length} WAL segment(s) up to ${plan.lastSegment} in ${outcome.seconds.toFixed(1)} s; ` +
+      `start postgres on it: it recovers to ${target === null ? "the end of the archived WAL" : target.toISOString()} and promotes` +
+      `${outcome.movedTo === null ? "" : `; the old data directory is at ${outcome.movedTo}`}\n`,
+  );
+  return { status: "restored", plan, ...outcome };
+}
