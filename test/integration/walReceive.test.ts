@@ -1,0 +1,196 @@
+// wal-receive against a real cluster: pg_receivewal supervised by the built CLI as a real
+// process. WAL arrives within seconds, a killed pg_receivewal is restarted, a stopped and
+// restarted service leaves no gap (the slot), a dropped slot is recreated with an error line,
+// a role without REPLICATION gets a clear exit 8, and a timeline switch is followed.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseLsn } from "../../lib/physical/layout.js";
+import { listWalArchive, readTimelineHistories } from "../../lib/physical/walArchive.js";
+import { checkWalContinuity } from "../../lib/physical/walContinuity.js";
+import type { ClusterInfo } from "../cluster.js";
+import { clusterEnv, createCluster, destroyCluster, sql, startCluster, stopCluster } from "../cluster.js";
+import { CLI, cliEnv, runCli, tempDir } from "../helpers.js";
+
+const SEG = 16 * 1024 * 1024;
+let c: ClusterInfo;
+let backupDir: string;
+
+interface Receiver {
+  pid: number;
+  logs: () => Record<string, unknown>[];
+  exited: Promise<{ code: number | null; stderr: string }>;
+}
+const running: Receiver[] = [];
+
+function startReceiver(extra: Record<string, string> = {}): Receiver {
+  const child = spawn(process.execPath, [CLI, "wal-receive"], {
+    env: { PATH: process.env.PATH ?? "", LOG_FILE: "", ...cliEnv(c, backupDir, { WAL_STATUS_INTERVAL_SECONDS: "1", ...extra }) },
+  });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on("close", (code) => resolve({ code, stderr })));
+  const r: Receiver = {
+    pid: child.pid as number,
+    exited,
+    logs: () =>
+      stderr
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+  running.push(r);
+  return r;
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)]).toString().split("\n").map((s) => Number(s.trim())).filter((n) => n > 0);
+  } catch {
+    return [];
+  }
+}
+
+async function stopReceiver(r: Receiver): Promise<{ code: number | null; stderr: string }> {
+  try {
+    process.kill(r.pid, "SIGTERM");
+  } catch {
+    // already gone
+  }
+  const timer = setTimeout(() => {
+    for (const p of childrenOf(r.pid)) process.kill(p, "SIGKILL");
+    process.kill(r.pid, "SIGKILL");
+  }, 10_000);
+  const out = await r.exited;
+  clearTimeout(timer);
+  running.splice(running.indexOf(r), 1);
+  return out;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== null && v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function slotLsn(): Promise<bigint | null> {
+  const r = await sql(c, "postgres", "SELECT restart_lsn::text AS l FROM pg_replication_slots WHERE slot_name = 'pg_swarm_backup'");
+  const l = r.rows[0]?.l as string | null | undefined;
+  return l === null || l === undefined ? null : parseLsn(l);
+}
+
+async function flushLsn(): Promise<bigint> {
+  const r = await sql(c, "postgres", "SELECT pg_current_wal_flush_lsn()::text AS l");
+  return parseLsn(r.rows[0]?.l as string) as bigint;
+}
+
+/** Commits a transaction and returns how long the slot took to confirm its WAL as flushed. */
+async function commitAndMeasure(label: string): Promise<number> {
+  await sql(c, "postgres", "INSERT INTO marks (label) VALUES ($1)", [label]);
+  const lsn = await flushLsn();
+  const t0 = Date.now();
+  await waitFor(`the slot to reach the commit of ${label}`, async () => ((await slotLsn()) ?? 0n) >= lsn);
+  return Date.now() - t0;
+}
+
+async function continuityFrom(start: bigint) {
+  const listing = await listWalArchive(backupDir);
+  return checkWalContinuity(listing.segments.map((e) => e.file), await readTimelineHistories(listing), { timeline: 1, lsn: start }, SEG);
+}
+
+beforeAll(async () => {
+  c = await createCluster({ name: "walrecv" });
+  backupDir = tempDir("pgsb-walrecv-");
+  await sql(c, "postgres", "CREATE TABLE marks (id serial PRIMARY KEY, label text, at timestamptz DEFAULT now())");
+});
+
+afterEach(async () => {
+  for (const r of [...running]) await stopReceiver(r);
+});
+
+afterAll(() => {
+  destroyCluster(c);
+  rmSync(backupDir, { recursive: true, force: true });
+});
+
+describe("wal-receive", () => {
+  let start: bigint;
+
+  it("creates the slot, streams WAL under pgbench writes within seconds, and restarts a killed pg_receivewal", async () => {
+    start = await flushLsn();
+    const r = startReceiver({ METRICS_FILE: join(backupDir, "metrics.prom") });
+    await waitFor("a .partial in wal/", () => existsSync(join(backupDir, "wal")) && readdirSync(join(backupDir, "wal")).some((n) => n.endsWith(".partial")));
+    execFileSync("pgbench", ["-i", "-s", "1", "-q", "postgres"], { env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: "ignore" });
+    execFileSync("pgbench", ["-t", "200", "-c", "2", "postgres"], { env: { PATH: process.env.PATH, ...clusterEnv(c) }, stdio: "ignore" });
+    const ms = await commitAndMeasure("after pgbench");
+    console.log(`wal-receive: commit confirmed flushed in wal/ after ${ms} ms`);
+    expect(ms).toBeLessThan(5000);
+    const pid = await waitFor("pg_receivewal's pid", () => childrenOf(r.pid)[0]);
+    process.kill(pid, "SIGKILL");
+    await waitFor("a restart", () => r.logs().filter((l) => l.event === "start").length >= 2);
+    expect(r.logs().find((l) => l.event === "stop")).toMatchObject({ signal: "SIGKILL", fault: "transient" });
+    await commitAndMeasure("after kill");
+    await waitFor("metrics with the receiver's position", () => {
+      const prom = existsSync(join(backupDir, "metrics.prom")) ? execFileSync("cat", [join(backupDir, "metrics.prom")]).toString() : "";
+      return /pgsb_wal_receive_restarts_total\{slot="pg_swarm_backup"\} 1/.test(prom) && /pgsb_wal_receive_lag_seconds\{slot="pg_swarm_backup"\} 0\n/.test(prom);
+    });
+    const stopped = await stopReceiver(r);
+    expect(stopped.code).toBe(143);
+    expect(readdirSync(join(backupDir, "wal")).some((n) => n.endsWith(".gz.partial"))).toBe(true);
+  });
+
+  it("stopped, written to and started again: no gap, thanks to the slot", async () => {
+    await sql(c, "postgres", "INSERT INTO marks (label) SELECT 'bulk' FROM generate_series(1, 200000)");
+    await sql(c, "postgres", "SELECT pg_switch_wal()");
+    const r = startReceiver();
+    await commitAndMeasure("after restart");
+    expect(await continuityFrom(start)).toMatchObject({ ok: true });
+    await stopReceiver(r);
+  });
+
+  it("recreates a slot dropped by hand, with an error line saying WAL may be missing", async () => {
+    await sql(c, "postgres", "SELECT pg_drop_replication_slot('pg_swarm_backup')");
+    const r = startReceiver();
+    await commitAndMeasure("after slot drop");
+    const loud = r.logs().find((l) => typeof l.msg === "string" && l.msg.includes("vanished"));
+    expect(loud).toMatchObject({ level: "error" });
+    expect(String(loud?.msg)).toMatch(/verify will report the gap/);
+    await stopReceiver(r);
+  });
+
+  it("follows a timeline switch and keeps the history file", async () => {
+    const r = startReceiver();
+    await commitAndMeasure("before switch");
+    // Archive recovery to the end of pg_wal, then promotion: the cluster continues on timeline 2.
+    stopCluster(c);
+    writeFileSync(join(c.dataDir, "recovery.signal"), "");
+    execFileSync("sh", ["-c", `echo "restore_command = 'false'" >> '${join(c.dataDir, "postgresql.auto.conf")}'`]);
+    startCluster(c);
+    await waitFor("promotion", async () => (await sql(c, "postgres", "SELECT NOT pg_is_in_recovery() AS p")).rows[0]?.p === true);
+    await commitAndMeasure("on timeline 2");
+    // pg_receivewal compresses the history file like the segments.
+    await waitFor("00000002.history.gz in wal/", () => existsSync(join(backupDir, "wal", "00000002.history.gz")));
+    expect(readdirSync(join(backupDir, "wal")).some((n) => n.startsWith("00000002") && n.includes(".partial"))).toBe(true);
+    expect(await continuityFrom(start)).toMatchObject({ ok: true });
+    await stopReceiver(r);
+  });
+
+  it("refuses a role without REPLICATION: exit 8 naming the attribute and the pg_hba line", async () => {
+    await sql(c, "postgres", "CREATE ROLE plain LOGIN");
+    const res = await runCli(["wal-receive"], cliEnv(c, backupDir, { PGUSER: "plain" }), 30_000);
+    expect(res.code).toBe(8);
+    expect(res.stderr).toMatch(/ALTER ROLE "plain" REPLICATION/);
+    expect(res.stderr).toMatch(/host replication plain/);
+  });
+
+  it("refuses a bad setting naming the variable (exit 2)", async () => {
+    const res = await runCli(["wal-receive"], cliEnv(c, backupDir, { WAL_COMPRESSION: "zstd" }), 30_000);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/WAL_COMPRESSION/);
+  });
+});
