@@ -9,6 +9,7 @@ import { humanBytes, localTime, table } from "../lib/core/format.js";
 import { parseChecksumFile } from "../lib/store/checksum.js";
 import { CHECKSUM_SUFFIX } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
+import { formatWalSummary, summarizeWal } from "../lib/physical/walSummary.js";
 
 export interface ListArgs {
   json: boolean;
@@ -70,16 +71,18 @@ export async function listBackups(config: Config, tier?: Tier): Promise<ListedBa
 export async function run(config: Config, deps: Deps, args: ListArgs): Promise<ListedBackup[]> {
   await assertBackupDir(config.backupDir, "there is nothing to list");
   const listed = await listBackups(config, args.tier);
+  const wal = await summarizeWal(config.backupDir);
   if (args.json) {
-    deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed }, null, 2) + "\n");
+    deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed, wal }, null, 2) + "\n");
     return listed;
   }
   if (listed.length === 0) {
     deps.out(`no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
-    return listed;
+  } else {
+    const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"]];
+    for (const b of listed) rows.push([b.tier, b.localTime, humanBytes(b.bytes), b.checksum, databasesCell(b), b.name]);
+    deps.out(table(rows));
   }
-  const rows = [["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"]];
-  for (const b of listed) rows.push([b.tier, b.localTime, humanBytes(b.bytes), b.checksum, databasesCell(b), b.name]);
-  deps.out(table(rows));
+  if (wal !== null) deps.out(formatWalSummary(wal, config.tz));
   return listed;
 }

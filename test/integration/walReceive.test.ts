@@ -139,6 +139,13 @@ describe("wal-receive", () => {
       const prom = existsSync(join(backupDir, "metrics.prom")) ? execFileSync("cat", [join(backupDir, "metrics.prom")]).toString() : "";
       return /pgsb_wal_receive_restarts_total\{slot="pg_swarm_backup"\} 1/.test(prom) && /pgsb_wal_receive_lag_seconds\{slot="pg_swarm_backup"\} 0\n/.test(prom);
     });
+    const status = await runCli(["status"], cliEnv(c, backupDir, { METRICS_FILE: join(backupDir, "metrics.prom") }), 30_000);
+    expect(status.stdout).toMatch(/WAL receiver \(slot pg_swarm_backup\): running; lag 0 s .*last received \d+\/[0-9A-F]+ at .*; 1 restart\(s\)/);
+    const list = await runCli(["list"], cliEnv(c, backupDir), 30_000);
+    expect(list.stdout).toMatch(/^WAL: .* to .* \(timeline 1, 000000010000000000000001\.gz to 0000000100000000000000\w\w\.gz\.partial, \d+ files/m);
+    const json = JSON.parse((await runCli(["list", "--json"], cliEnv(c, backupDir), 30_000)).stdout) as { wal: { oldest: string; newestTime: string } };
+    expect(json.wal.oldest).toBe("000000010000000000000001.gz");
+    expect(Date.now() - Date.parse(json.wal.newestTime)).toBeLessThan(10_000);
     const stopped = await stopReceiver(r);
     expect(stopped.code).toBe(143);
     expect(readdirSync(join(backupDir, "wal")).some((n) => n.endsWith(".gz.partial"))).toBe(true);
