@@ -3,7 +3,9 @@
 // restarted service leaves no gap (the slot), a dropped slot is recreated with an error line,
 // a role without REPLICATION gets a clear exit 8, and a timeline switch is followed.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseLsn } from "../../lib/physical/layout.js";
@@ -187,12 +189,66 @@ describe("wal-receive", () => {
     await stopReceiver(r);
   });
 
+  it("alerts when it falls behind (/fail ping), pings success when caught up, and /fail when stopped", async () => {
+    const pings: { path: string; body: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        pings.push({ path: req.url ?? "", body });
+        res.end("OK");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ping/tok`;
+      const r = startReceiver({ HEALTHCHECK_URL: url, WAL_LAG_ALERT_SECONDS: "2" });
+      await commitAndMeasure("before stall");
+      await waitFor("the start ping and a heartbeat", () => pings.some((p) => p.path === "/ping/tok/start") && pings.some((p) => p.path === "/ping/tok"));
+      const pid = await waitFor("pg_receivewal's pid", () => childrenOf(r.pid)[0]);
+      process.kill(pid, "SIGSTOP");
+      try {
+        await waitFor("the lag alert", async () => {
+          await sql(c, "postgres", "INSERT INTO marks (label) VALUES ('stalled')");
+          return pings.find((p) => p.path === "/ping/tok/fail");
+        });
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+      expect(pings.find((p) => p.path === "/ping/tok/fail")?.body).toMatch(/wal-receive: exit code 1\n.*behind the server \(WAL_LAG_ALERT_SECONDS=2\)/s);
+      const fails = pings.filter((p) => p.path === "/ping/tok/fail").length;
+      await waitFor("the caught-up log line", () => r.logs().some((l) => l.msg === "wal-receive caught up again"));
+      await waitFor("a success ping after it", () => pings.filter((p) => p.path === "/ping/tok").length >= 2);
+      expect(pings.filter((p) => p.path === "/ping/tok/fail")).toHaveLength(fails);
+      const stopped = await stopReceiver(r);
+      expect(stopped.code).toBe(143);
+      expect(pings.at(-1)).toMatchObject({ path: "/ping/tok/fail", body: expect.stringMatching(/stopped by SIGTERM/) });
+    } finally {
+      server.close();
+    }
+  });
+
   it("refuses a role without REPLICATION: exit 8 naming the attribute and the pg_hba line", async () => {
     await sql(c, "postgres", "CREATE ROLE plain LOGIN");
     const res = await runCli(["wal-receive"], cliEnv(c, backupDir, { PGUSER: "plain" }), 30_000);
     expect(res.code).toBe(8);
     expect(res.stderr).toMatch(/ALTER ROLE "plain" REPLICATION/);
     expect(res.stderr).toMatch(/host replication plain/);
+  });
+
+  it("exits 8 naming the pg_hba line when pg_hba.conf has no replication line", async () => {
+    const hba = join(c.dataDir, "pg_hba.conf");
+    const original = readFileSync(hba, "utf8");
+    writeFileSync(hba, original.split("\n").filter((l) => !/^\s*(local|host)\s+replication/.test(l)).join("\n"));
+    await sql(c, "postgres", "SELECT pg_reload_conf()");
+    try {
+      const res = await runCli(["wal-receive"], cliEnv(c, backupDir), 30_000);
+      expect(res.code).toBe(8);
+      expect(res.stderr).toMatch(/no pg_hba\.conf entry for replication connection.*host replication postgres/);
+    } finally {
+      writeFileSync(hba, original);
+      await sql(c, "postgres", "SELECT pg_reload_conf()");
+    }
   });
 
   it("refuses a bad setting naming the variable (exit 2)", async () => {
