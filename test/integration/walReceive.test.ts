@@ -228,6 +228,36 @@ describe("wal-receive", () => {
     }
   });
 
+  it("a slot invalidated by max_slot_wal_keep_size: recreated loudly, then a clear exit 1 for the gap; moving wal/ aside resumes", async () => {
+    const r = startReceiver();
+    await commitAndMeasure("before invalidation");
+    await stopReceiver(r);
+    await sql(c, "postgres", "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+    await sql(c, "postgres", "SELECT pg_reload_conf()");
+    try {
+      await waitFor("the slot to be invalidated", async () => {
+        await sql(c, "postgres", "INSERT INTO marks (label) SELECT 'filler' FROM generate_series(1, 20000)");
+        await sql(c, "postgres", "SELECT pg_switch_wal()");
+        await sql(c, "postgres", "CHECKPOINT");
+        return (await sql(c, "postgres", "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pg_swarm_backup'")).rows[0]?.wal_status === "lost";
+      });
+      const res = await runCli(["wal-receive"], cliEnv(c, backupDir, { WAL_STATUS_INTERVAL_SECONDS: "1" }), 30_000);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/"level":"error".*was invalidated \(max_slot_wal_keep_size.*verify will report the gap/);
+      expect(res.stderr).toMatch(/the server no longer has the WAL that follows the newest file in .*: the archive has a gap there\. Move the files of/);
+      const aside = join(backupDir, "wal-before-gap");
+      execFileSync("mv", [join(backupDir, "wal"), aside]);
+      const again = startReceiver();
+      await commitAndMeasure("after the gap");
+      await stopReceiver(again);
+      rmSync(join(backupDir, "wal"), { recursive: true });
+      execFileSync("mv", [aside, join(backupDir, "wal")]);
+    } finally {
+      await sql(c, "postgres", "ALTER SYSTEM RESET max_slot_wal_keep_size");
+      await sql(c, "postgres", "SELECT pg_reload_conf()");
+    }
+  });
+
   it("refuses a role without REPLICATION: exit 8 naming the attribute and the pg_hba line", async () => {
     await sql(c, "postgres", "CREATE ROLE plain LOGIN");
     const res = await runCli(["wal-receive"], cliEnv(c, backupDir, { PGUSER: "plain" }), 30_000);
