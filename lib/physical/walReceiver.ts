@@ -3,7 +3,8 @@
 // (walReceiverFault.ts): restart with backoff, recreate a vanished slot (loudly: WAL may be
 // missing, and verify will name the gap), or stop with an error naming the fix. SIGTERM stops
 // pg_receivewal through the shutdown registry (lib/core/proc.ts); its .partial stays, since it
-// is WAL, and the next start continues it.
+// is WAL, and the next start continues it. pg_receivewal 15 ends cleanly on SIGINT only (SIGTERM
+// kills it outright), so the shutdown sends SIGINT first.
 import type { Config } from "../core/config.js";
 import type { Deps } from "../core/deps.js";
 import { sleep } from "../core/concurrency.js";
@@ -11,7 +12,8 @@ import { ConfigError, ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { findServerBinary } from "../core/bin.js";
 import { runCommand, start, tail } from "../core/proc.js";
-import type { Exit } from "../core/proc.js";
+import type { Child, Exit } from "../core/proc.js";
+import { shutdown } from "../core/shutdown.js";
 import { childEnv, withClient } from "../postgres/connection.js";
 import { ensureTierDir } from "../store/storage.js";
 import { formatLsn, walDir } from "./layout.js";
@@ -108,6 +110,20 @@ function receivewalBinary(): string {
   return findServerBinary("pg_receivewal") ?? "pg_receivewal";
 }
 
+/** How long pg_receivewal gets to flush and close its files on SIGINT before proc.ts's SIGTERM. */
+const CLEAN_STOP_MS = 2500;
+
+/** The shutdown releaser: SIGINT, and the exit logged (the task's own code no longer runs). */
+async function stopCleanly(child: Child, log: Logger): Promise<void> {
+  const p = child.process;
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const ended = new Promise<[number | null, string | null]>((resolve) => p.once("exit", (code, signal) => resolve([code, signal])));
+  p.kill("SIGINT");
+  const r = await Promise.race([ended, sleep(CLEAN_STOP_MS).then(() => null)]);
+  if (r === null) log.warn({ event: "stop", pid: p.pid }, `pg_receivewal did not stop within ${CLEAN_STOP_MS} ms of SIGINT; terminating it`);
+  else log.info({ event: "stop", code: r[0], signal: r[1] }, "pg_receivewal stopped for the shutdown; its .partial file stays in wal/");
+}
+
 /** Runs until a fatal fault (thrown as a TaskError) or a signal (the process ends in tasks/cli.ts). */
 export async function superviseWalReceiver(config: Config, deps: Deps): Promise<never> {
   const log = deps.log.child({ task: "wal-receive", slot: config.wal.slot });
@@ -123,9 +139,12 @@ export async function superviseWalReceiver(config: Config, deps: Deps): Promise<
     for (;;) {
       const startedAt = Date.now();
       const child = start(program, args, { env: childEnv(config.pg, deps.env), secrets: [config.pg.password] });
+      // Registered after start(), so it runs before proc.ts's SIGTERM releaser (newest first).
+      const unregister = shutdown.register(`pg_receivewal clean stop (pid ${child.process.pid ?? "?"})`, () => stopCleanly(child, log));
       monitor.setRunning(true);
       log.info({ event: "start", pid: child.process.pid, args, restarts: monitor.restarts }, `pg_receivewal started into ${dir}`);
       const exit: Exit = await child.exit;
+      unregister();
       monitor.setRunning(false);
       const fault = exit.started ? classifyReceiverExit(exit.stderr) : "transient";
       const ranMs = Date.now() - startedAt;

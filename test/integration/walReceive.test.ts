@@ -150,6 +150,8 @@ describe("wal-receive", () => {
     expect(Date.now() - Date.parse(json.wal.newestTime)).toBeLessThan(10_000);
     const stopped = await stopReceiver(r);
     expect(stopped.code).toBe(143);
+    // SIGINT, not SIGTERM: pg_receivewal 15 closes its files on SIGINT only.
+    expect(r.logs().find((l) => typeof l.msg === "string" && l.msg.startsWith("pg_receivewal stopped for the shutdown"))).toMatchObject({ code: 0, signal: null });
     expect(readdirSync(join(backupDir, "wal")).some((n) => n.endsWith(".gz.partial"))).toBe(true);
   });
 
