@@ -3,7 +3,8 @@
 // the fix and a documented exit code) or on SIGTERM (exit 143, the .partial kept).
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
-import { receiveArgs, superviseWalReceiver } from "../lib/physical/walReceiver.js";
+import { superviseWalReceiver } from "../lib/physical/walReceiver.js";
+import { receiveArgs } from "../lib/physical/walReceiverProcess.js";
 
 export interface WalReceiveArgs {
   dryRun: boolean;

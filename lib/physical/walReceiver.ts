@@ -1,43 +1,28 @@
 // The wal-receive supervisor: pg_receivewal into $BACKUP_DIR/wal/ through a replication
 // slot, run with --no-loop so that this code, not pg_receivewal, decides what an exit means
 // (walReceiverFault.ts): restart with backoff, recreate a vanished slot (loudly: WAL may be
-// missing, and verify will name the gap), or stop with an error naming the fix. SIGTERM stops
-// pg_receivewal through the shutdown registry (lib/core/proc.ts); its .partial stays, since it
-// is WAL, and the next start continues it. pg_receivewal 15 ends cleanly on SIGINT only (SIGTERM
-// kills it outright), so the shutdown sends SIGINT first.
+// missing, and verify will name the gap), start the archive again after a gap the server can
+// no longer fill (walGapRestart.ts), or stop with an error naming the fix. SIGTERM stops
+// pg_receivewal cleanly (walReceiverProcess.ts); its .partial stays, since it is WAL, and the
+// next start continues it.
 import type { Config } from "../core/config.js";
 import type { Deps } from "../core/deps.js";
 import { sleep } from "../core/concurrency.js";
 import { ConfigError, ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
-import { findServerBinary } from "../core/bin.js";
-import { runCommand, start, tail } from "../core/proc.js";
-import type { Child, Exit } from "../core/proc.js";
-import { shutdown } from "../core/shutdown.js";
+import { runCommand, tail } from "../core/proc.js";
+import type { Exit } from "../core/proc.js";
 import { childEnv, withClient } from "../postgres/connection.js";
 import { ensureTierDir } from "../store/storage.js";
 import { formatLsn, walDir } from "./layout.js";
 import { listWalArchive } from "./walArchive.js";
 import { walRange } from "./walRange.js";
+import { restartAfterGap } from "./walGapRestart.js";
+import { receiveArgs, receivewalBinary, startReceivewal } from "./walReceiverProcess.js";
 import { HEALTHY_RUN_MS, classifyReceiverExit, restartDelayMs } from "./walReceiverFault.js";
 import type { ReceiverFault } from "./walReceiverFault.js";
 import { WalReceiverMonitor } from "./walReceiverMonitor.js";
 import { canReplicate, dropSlot, slotState } from "./walReceiverSlot.js";
-
-/** pg_receivewal's arguments for the receive loop. Pure. */
-export function receiveArgs(config: Config): string[] {
-  const w = config.wal;
-  return [
-    "-D", walDir(config.backupDir),
-    `--slot=${w.slot}`,
-    "--no-loop",
-    "--no-password",
-    // Flush every write and report at once: the recovery point is what reached the storage box.
-    "--synchronous",
-    `--status-interval=${w.statusIntervalSeconds}`,
-    ...(w.compression === "none" ? [] : [`--compress=${w.compression}`]),
-  ];
-}
 
 function permissionError(config: Config, detail: string): TaskError {
   const u = config.pg.user;
@@ -59,12 +44,6 @@ export function fatalError(config: Config, fault: ReceiverFault, stderr: string)
       return new TaskError(ExitCode.storage, `the WAL folder ${dir} is full (${said}); free space on the storage box (cleanup deletes WAL older than the oldest kept base backup); the slot keeps the server's WAL until the receiver catches up`);
     case "compression-unsupported":
       return new ConfigError(`WAL_COMPRESSION=${config.wal.compression} is not supported by this pg_receivewal (${said}); use WAL_COMPRESSION=gzip or none`);
-    case "wal-removed":
-      return new TaskError(
-        ExitCode.failed,
-        `the server no longer has the WAL that follows the newest file in ${dir} (${said}): the archive has a gap there. Move the files of ${dir} aside ` +
-          `(restore-pitr can still use them for older base backups), restart wal-receive, and take a new base backup (\`backup base\`); verify reports the gap until then`,
-      );
     case "foreign-timeline":
       return new TaskError(
         ExitCode.failed,
@@ -106,24 +85,6 @@ async function ensureSlot(config: Config, deps: Deps, log: Logger): Promise<void
   }
 }
 
-function receivewalBinary(): string {
-  return findServerBinary("pg_receivewal") ?? "pg_receivewal";
-}
-
-/** How long pg_receivewal gets to flush and close its files on SIGINT before proc.ts's SIGTERM. */
-const CLEAN_STOP_MS = 2500;
-
-/** The shutdown releaser: SIGINT, and the exit logged (the task's own code no longer runs). */
-async function stopCleanly(child: Child, log: Logger): Promise<void> {
-  const p = child.process;
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const ended = new Promise<[number | null, string | null]>((resolve) => p.once("exit", (code, signal) => resolve([code, signal])));
-  p.kill("SIGINT");
-  const r = await Promise.race([ended, sleep(CLEAN_STOP_MS).then(() => null)]);
-  if (r === null) log.warn({ event: "stop", pid: p.pid }, `pg_receivewal did not stop within ${CLEAN_STOP_MS} ms of SIGINT; terminating it`);
-  else log.info({ event: "stop", code: r[0], signal: r[1] }, "pg_receivewal stopped for the shutdown; its .partial file stays in wal/");
-}
-
 /** Runs until a fatal fault (thrown as a TaskError) or a signal (the process ends in tasks/cli.ts). */
 export async function superviseWalReceiver(config: Config, deps: Deps): Promise<never> {
   const log = deps.log.child({ task: "wal-receive", slot: config.wal.slot });
@@ -133,28 +94,36 @@ export async function superviseWalReceiver(config: Config, deps: Deps): Promise<
   const monitor = new WalReceiverMonitor(config, deps, log);
   monitor.start();
   const args = receiveArgs(config);
-  const program = receivewalBinary();
   let failuresInARow = 0;
   try {
     for (;;) {
       const startedAt = Date.now();
-      const child = start(program, args, { env: childEnv(config.pg, deps.env), secrets: [config.pg.password] });
-      // Registered after start(), so it runs before proc.ts's SIGTERM releaser (newest first).
-      const unregister = shutdown.register(`pg_receivewal clean stop (pid ${child.process.pid ?? "?"})`, () => stopCleanly(child, log));
+      const { child, release } = startReceivewal(config, deps, log, args);
       monitor.setRunning(true);
       log.info({ event: "start", pid: child.process.pid, args, restarts: monitor.restarts }, `pg_receivewal started into ${dir}`);
       const exit: Exit = await child.exit;
-      unregister();
+      release();
       monitor.setRunning(false);
       const fault = exit.started ? classifyReceiverExit(exit.stderr) : "transient";
       const ranMs = Date.now() - startedAt;
       log.warn({ event: "stop", code: exit.code, signal: exit.signal, fault, ranSeconds: Math.round(ranMs / 1000), stderr: tail(exit.stderr, 4, 1000) }, `pg_receivewal stopped (${fault})`);
-      if (!exit.started) throw new TaskError(ExitCode.failed, `${program} cannot be started (${exit.stderr}); install the PostgreSQL client programs in the task image`);
+      if (!exit.started) throw new TaskError(ExitCode.failed, `${receivewalBinary()} cannot be started (${exit.stderr}); install the PostgreSQL client programs in the task image`);
       const fatal = fatalError(config, fault, exit.stderr);
       if (fatal !== null) throw fatal;
       failuresInARow = ranMs >= HEALTHY_RUN_MS ? 1 : failuresInARow + 1;
       monitor.restarts++;
       if (fault === "slot-missing") await ensureSlot(config, deps, log).catch((err: unknown) => log.warn({ error: (err as Error).message }, "replication slot not recreated yet; retrying"));
+      if (fault === "wal-removed") {
+        const before = walRange(await listWalArchive(config.backupDir))?.newest.file.name ?? null;
+        const after = await restartAfterGap(config, deps, log);
+        log.error(
+          { event: "gap", newestBefore: before, firstAfter: after },
+          `the server no longer had the WAL after ${before ?? "the newest file"} in ${dir} (${tail(exit.stderr, 1, 300)}); receiving starts again at ${after}. ` +
+            `WAL in between is missing: verify will report the gap, and recovery past it needs a base backup taken after it (run \`backup base\`)`,
+        );
+        failuresInARow = 0;
+        continue;
+      }
       const delay = restartDelayMs(failuresInARow);
       log.info({ event: "restart", inMs: delay, restarts: monitor.restarts }, `restarting pg_receivewal in ${delay / 1000} s`);
       await sleep(delay);

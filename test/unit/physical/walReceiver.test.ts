@@ -1,7 +1,8 @@
 // The pure parts of the supervisor: pg_receivewal's arguments and which exits are fatal.
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../../../lib/core/config.js";
-import { fatalError, receiveArgs } from "../../../lib/physical/walReceiver.js";
+import { fatalError } from "../../../lib/physical/walReceiver.js";
+import { receiveArgs } from "../../../lib/physical/walReceiverProcess.js";
 
 const config = (extra: Record<string, string> = {}) => resolveConfig({ BACKUP_DIR: "/backups", PGUSER: "backup", ...extra });
 
@@ -23,14 +24,13 @@ describe("fatalError", () => {
     ["no-permission", 8, /ALTER ROLE "backup" REPLICATION.*host replication backup/],
     ["storage-full", 9, /\/backups\/wal is full/],
     ["compression-unsupported", 2, /WAL_COMPRESSION=gzip is not supported/],
-    ["wal-removed", 1, /gap.*backup base/],
     ["foreign-timeline", 1, /not in the server's history/],
   ] as const)("%s → exit %i", (fault, code, message) => {
     const e = fatalError(config(), fault, "pg_receivewal: error: something");
     expect(e?.exitCode).toBe(code);
     expect(e?.message).toMatch(message);
   });
-  it.each(["transient", "slot-missing"] as const)("%s is not fatal (restart)", (fault) => {
+  it.each(["transient", "slot-missing", "wal-removed"] as const)("%s is not fatal (restart)", (fault) => {
     expect(fatalError(config(), fault, "")).toBeNull();
   });
 });
