@@ -21,6 +21,7 @@ import { classifyReceiverExit, restartDelayMs } from "./walReceiverFault.js";
 import { receiveArgs, startReceivewal, stopCleanly } from "./walReceiverProcess.js";
 
 const POLL_MS = 200;
+const NUDGE_EVERY = 10;
 
 /** An idle server sends nothing, and pg_receivewal writes no file before it gets WAL: a logical message is a WAL record. */
 async function nudge(config: Config, log: Logger): Promise<void> {
@@ -45,9 +46,10 @@ async function receiveFirstFile(config: Config, deps: Deps, log: Logger, staging
   let exit: Exit | null = null;
   void r.child.exit.then((e) => (exit = e));
   try {
-    await nudge(config, log);
-    while ((await walNames(staging)).length === 0) {
+    // Repeated: a record written before pg_receivewal has chosen its start position is not sent to it.
+    for (let polls = 0; (await walNames(staging)).length === 0; polls++) {
       if (exit !== null) return exit;
+      if (polls % NUDGE_EVERY === 0) await nudge(config, log);
       await sleep(POLL_MS);
     }
     return null;

@@ -18,6 +18,7 @@ import { formatLsn, walDir } from "./layout.js";
 import { listWalArchive } from "./walArchive.js";
 import { walRange } from "./walRange.js";
 import { restartAfterGap } from "./walGapRestart.js";
+import { parseFork, setAsideAbandoned } from "./walFork.js";
 import { receiveArgs, receivewalBinary, startReceivewal } from "./walReceiverProcess.js";
 import { HEALTHY_RUN_MS, classifyReceiverExit, restartDelayMs } from "./walReceiverFault.js";
 import type { ReceiverFault } from "./walReceiverFault.js";
@@ -45,6 +46,7 @@ export function fatalError(config: Config, fault: ReceiverFault, stderr: string)
     case "compression-unsupported":
       return new ConfigError(`WAL_COMPRESSION=${config.wal.compression} is not supported by this pg_receivewal (${said}); use WAL_COMPRESSION=gzip or none`);
     case "foreign-timeline":
+      // Reached only when the server named no fork point (walFork.ts handles the ones that do).
       return new TaskError(
         ExitCode.failed,
         `the newest WAL in ${dir} is not in the server's history (${said}): the server was restored to an earlier point or replaced. Move the files of ${dir} aside, restart wal-receive and take a new base backup`,
@@ -108,17 +110,21 @@ export async function superviseWalReceiver(config: Config, deps: Deps): Promise<
       const ranMs = Date.now() - startedAt;
       log.warn({ event: "stop", code: exit.code, signal: exit.signal, fault, ranSeconds: Math.round(ranMs / 1000), stderr: tail(exit.stderr, 4, 1000) }, `pg_receivewal stopped (${fault})`);
       if (!exit.started) throw new TaskError(ExitCode.failed, `${receivewalBinary()} cannot be started (${exit.stderr}); install the PostgreSQL client programs in the task image`);
+      const fork = fault === "foreign-timeline" ? parseFork(exit.stderr) : null;
+      // Nothing to set aside means the fork is not what blocks pg_receivewal: no loop, the error below.
+      if (fork !== null && (await setAsideAbandoned(config, deps, log, fork)).files.length > 0) continue;
       const fatal = fatalError(config, fault, exit.stderr);
       if (fatal !== null) throw fatal;
       failuresInARow = ranMs >= HEALTHY_RUN_MS ? 1 : failuresInARow + 1;
       monitor.restarts++;
       if (fault === "slot-missing") await ensureSlot(config, deps, log).catch((err: unknown) => log.warn({ error: (err as Error).message }, "replication slot not recreated yet; retrying"));
-      if (fault === "wal-removed") {
+      if (fault === "wal-removed" || fault === "switch-point") {
         const before = walRange(await listWalArchive(config.backupDir))?.newest.file.name ?? null;
         const after = await restartAfterGap(config, deps, log);
+        const why = fault === "switch-point" ? "pg_receivewal cannot resume at the timeline switch that follows" : "the server no longer had the WAL after";
         log.error(
           { event: "gap", newestBefore: before, firstAfter: after },
-          `the server no longer had the WAL after ${before ?? "the newest file"} in ${dir} (${tail(exit.stderr, 1, 300)}); receiving starts again at ${after}. ` +
+          `${why} ${before ?? "the newest file"} in ${dir} (${tail(exit.stderr, 1, 300)}); receiving starts again at ${after}. ` +
             `WAL in between is missing: verify will report the gap, and recovery past it needs a base backup taken after it (run \`backup base\`)`,
         );
         failuresInARow = 0;

@@ -9,6 +9,12 @@ export type ReceiverFault =
   | "slot-missing"
   /** The server no longer has the WAL the receiver would continue from: a gap in wal/. */
   | "wal-removed"
+  /**
+   * pg_receivewal 15 asked to start exactly at a timeline's switch point (a fork on a segment
+   * boundary): the server answers with the next timeline instead of WAL, and it gives up with
+   * an empty message. It cannot resume from wal/ then, like "wal-removed".
+   */
+  | "switch-point"
   /** The archive's newest WAL is not in the server's history (it was restored to an earlier point). */
   | "foreign-timeline"
   | "storage-full"
@@ -20,6 +26,7 @@ const RULES: [RegExp, ReceiverFault][] = [
   [/must be superuser or replication role|permission denied to start WAL sender|no pg_hba\.conf entry for replication connection|pg_hba\.conf rejects replication connection/i, "no-permission"],
   [/replication slot "[^"]*" does not exist|can no longer get changes from replication slot|This slot has been invalidated/i, "slot-missing"],
   [/requested WAL segment \S+ has already been removed/i, "wal-removed"],
+  [/could not send replication command "START_REPLICATION": *(\n|$)/, "switch-point"],
   [/is not in this server's history|server reported unexpected history file name|starting point .* is ahead of the WAL flush position/i, "foreign-timeline"],
   [/No space left on device|Disk quota exceeded/i, "storage-full"],
   [/this build does not support (compression with )?(LZ4|gzip)|unrecognized compression (algorithm|method)|compression method .* not supported/i, "compression-unsupported"],

@@ -30,7 +30,7 @@ describe("fatalError", () => {
     expect(e?.exitCode).toBe(code);
     expect(e?.message).toMatch(message);
   });
-  it.each(["transient", "slot-missing", "wal-removed"] as const)("%s is not fatal (restart)", (fault) => {
+  it.each(["transient", "slot-missing", "wal-removed", "switch-point"] as const)("%s is not fatal (restart)", (fault) => {
     expect(fatalError(config(), fault, "")).toBeNull();
   });
 });

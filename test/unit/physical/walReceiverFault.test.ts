@@ -16,6 +16,8 @@ describe("classifyReceiverExit", () => {
     ["pg_receivewal: error: this build does not support compression with LZ4", "compression-unsupported"],
     ['pg_receivewal: not renaming "000000010000000000000001.gz.partial", segment is not complete\npg_receivewal: error: replication stream was terminated before stop point\npg_receivewal: error: disconnected', "transient"],
     ['pg_receivewal: error: connection to server at "postgres" (10.0.1.5), port 5432 failed: Connection refused', "transient"],
+    ['pg_receivewal: error: could not send replication command "START_REPLICATION": \npg_receivewal: error: disconnected', "switch-point"],
+    ['pg_receivewal: error: could not send replication command "START_REPLICATION": server closed the connection unexpectedly', "transient"],
     ['ERROR:  replication slot "pg_swarm_backup" is active for PID 4242', "transient"],
     ["", "transient"],
   ])("%s → %s", (stderr, fault) => {
