@@ -35,6 +35,7 @@ export class WalReceiverMonitor {
   #lastHeartbeat = 0;
   #timer: NodeJS.Timeout | null = null;
   #polling: Promise<void> = Promise.resolve();
+  #busy = false;
   restarts = 0;
 
   constructor(config: Config, deps: Deps, log: Logger) {
@@ -46,14 +47,19 @@ export class WalReceiverMonitor {
 
   start(): void {
     this.#timer = setInterval(() => {
-      this.#polling = this.#polling.then(() => this.poll());
+      // A poll waiting on an unreachable server (up to the 15 s connect timeout) is not queued behind.
+      if (this.#busy) return;
+      this.#busy = true;
+      this.#polling = this.poll()
+        .catch((err: unknown) => this.#log.warn({ error: (err as Error).message }, "wal-receive status poll failed"))
+        .finally(() => (this.#busy = false));
     }, this.#config.wal.statusIntervalSeconds * 1000);
     this.#timer.unref();
   }
 
   async stop(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
-    await this.#polling;
+    await this.#polling.catch(() => undefined);
     await this.#client?.end().catch(() => undefined);
     this.#client = null;
   }
