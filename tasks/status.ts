@@ -8,7 +8,9 @@ import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
 import { readMetricsState } from "../lib/core/metrics.js";
 import type { MetricsState, WalReceiverMetrics } from "../lib/core/metrics.js";
-import { formatWalReceiver } from "../lib/physical/walReceiverStatus.js";
+import { formatSlotStatus, formatWalReceiver, slotStatus } from "../lib/physical/walReceiverStatus.js";
+import type { SlotStatus } from "../lib/physical/walReceiverStatus.js";
+import { summarizeWal } from "../lib/physical/walSummary.js";
 import { TIERS } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 
@@ -45,6 +47,8 @@ export interface StatusReport {
   verifyChecks: Record<string, boolean>;
   /** wal-receive's last report in METRICS_FILE; null when it never ran (or METRICS_FILE is unset). */
   walReceiver?: WalReceiverMetrics | null;
+  /** Without METRICS_FILE and with WAL in wal/: the receiver's slot as the server sees it (null when it cannot be asked). */
+  walSlot?: SlotStatus | null;
 }
 
 const iso = (unixSeconds: number): string => new Date(unixSeconds * 1000).toISOString();
@@ -90,6 +94,7 @@ export async function statusReport(config: Config, deps: Deps): Promise<StatusRe
     })),
     verifyChecks: state?.verifyChecks ?? {},
     walReceiver: state?.walReceiver ?? null,
+    walSlot: state === null && (await summarizeWal(config.backupDir)) !== null ? await slotStatus(config) : null,
   };
 }
 
@@ -118,6 +123,7 @@ export function formatStatus(r: StatusReport, tz: string): string {
     if (checks.length > 0) out.push("", `Last verify: ${checks.map(([name, ok]) => `${ok ? "PASS" : "FAIL"} ${name}`).join(", ")}`);
   }
   if (r.walReceiver) out.push("", formatWalReceiver(r.walReceiver, new Date(r.now), tz));
+  else if (r.walSlot) out.push("", formatSlotStatus(r.walSlot));
   return out.join("\n") + "\n";
 }
 

@@ -19,6 +19,7 @@ import { withClient } from "../postgres/connection.js";
 import { parseWalName, walDir } from "./layout.js";
 import { classifyReceiverExit, restartDelayMs } from "./walReceiverFault.js";
 import { receiveArgs, startReceivewal, stopCleanly } from "./walReceiverProcess.js";
+import { recreateSlot } from "./walReceiverSlot.js";
 
 const POLL_MS = 200;
 const NUDGE_EVERY = 10;
@@ -42,6 +43,9 @@ async function sameFile(a: string, b: string): Promise<boolean> {
 
 /** Runs pg_receivewal into `staging` until it has written a file (null) or it exits first (its Exit). */
 async function receiveFirstFile(config: Config, deps: Deps, log: Logger, staging: string): Promise<Exit | null> {
+  // The failed pg_receivewal reported its start as received, so the slot now points at the missing
+  // WAL; pg_receivewal in an empty folder would start there. A fresh slot makes it start at the server's position.
+  await withClient(config.pg, config.pg.database, (c) => recreateSlot(c, config.wal.slot), log);
   const r = startReceivewal(config, deps, log, receiveArgs(config, staging));
   let exit: Exit | null = null;
   void r.child.exit.then((e) => (exit = e));
@@ -68,13 +72,13 @@ export async function restartAfterGap(config: Config, deps: Deps, log: Logger): 
   const staging = join(wal, `.restart-${deps.now().getTime()}`);
   await mkdir(staging, { mode: config.files.dir });
   for (let attempt = 1; ; attempt++) {
-    const exit = await receiveFirstFile(config, deps, log, staging);
+    // The slot may still be held by the walsender of the pg_receivewal that just failed: then the drop fails, and is retried.
+    const exit = await receiveFirstFile(config, deps, log, staging).catch((err: unknown) => ({ started: true, code: null, signal: null, stderr: (err as Error).message }) satisfies Exit);
     if (exit === null) break;
-    const fault = classifyReceiverExit(exit.stderr);
-    if (fault !== "transient" || attempt === ATTEMPTS) {
+    if (attempt === ATTEMPTS) {
       throw new TaskError(ExitCode.failed, `pg_receivewal could not start the archive again at the server's current position (${tail(exit.stderr, 3, 600)}); check the wal-receive log`);
     }
-    log.warn({ event: "stop", code: exit.code, fault, attempt, stderr: tail(exit.stderr, 2, 400) }, "pg_receivewal stopped while starting again after the gap; retrying");
+    log.warn({ event: "stop", code: exit.code, fault: classifyReceiverExit(exit.stderr), attempt, stderr: tail(exit.stderr, 2, 400) }, "pg_receivewal stopped while starting again after the gap; retrying");
     await sleep(restartDelayMs(attempt));
   }
   const moved: string[] = [];

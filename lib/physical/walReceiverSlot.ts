@@ -42,3 +42,9 @@ export async function canReplicate(client: Client): Promise<boolean> {
 export async function dropSlot(client: Client, slot: string): Promise<void> {
   await client.query("SELECT pg_drop_replication_slot($1)", [slot]);
 }
+
+/** A fresh physical slot that reserves nothing yet: pg_receivewal in an empty folder then starts at the server's position. */
+export async function recreateSlot(client: Client, slot: string): Promise<void> {
+  await client.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  await client.query("SELECT pg_create_physical_replication_slot($1)", [slot]);
+}

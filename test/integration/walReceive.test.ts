@@ -149,6 +149,8 @@ describe("wal-receive", () => {
     });
     const status = await runCli(["status"], cliEnv(c, backupDir, { METRICS_FILE: join(backupDir, "metrics.prom") }), 30_000);
     expect(status.stdout).toMatch(/WAL receiver \(slot pg_swarm_backup\): running; lag 0 s .*last received \d+\/[0-9A-F]+ at .*; 1 restart\(s\)/);
+    const fromServer = await runCli(["status"], cliEnv(c, backupDir), 30_000);
+    expect(fromServer.stdout).toMatch(/WAL receiver \(slot pg_swarm_backup, from the server\): receiving; flushed up to \d+\/[0-9A-F]+, \d+ bytes behind/);
     const list = await runCli(["list"], cliEnv(c, backupDir), 30_000);
     expect(list.stdout).toMatch(/^WAL: .* to .* \(timeline 1, 000000010000000000000001\.gz to 0000000100000000000000\w\w\.gz\.partial, \d+ files/m);
     const json = JSON.parse((await runCli(["list", "--json"], cliEnv(c, backupDir), 30_000)).stdout) as { wal: { oldest: string; newestTime: string } };
@@ -251,7 +253,10 @@ describe("wal-receive", () => {
       });
       const newestBefore = (await listWalArchive(backupDir)).segments.at(-1)?.file.name;
       const again = startReceiver();
-      const gap = await waitFor("the gap line", () => again.logs().find((l) => l.event === "gap"));
+      const gap = await waitFor("the gap line", () => again.logs().find((l) => l.event === "gap")).catch((e: unknown) => {
+        console.log("wal-receive log:", JSON.stringify(again.logs().map((l) => [l.time, l.event, l.msg, l.stderr])), "wal/:", readdirSync(join(backupDir, "wal")));
+        throw e;
+      });
       expect(again.logs().find((l) => typeof l.msg === "string" && l.msg.includes("was invalidated"))).toMatchObject({ level: "error" });
       expect(gap).toMatchObject({ level: "error", newestBefore, msg: expect.stringMatching(/verify will report the gap/) });
       await commitAndMeasure("after the gap");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatWalReceiver } from "../../../lib/physical/walReceiverStatus.js";
+import { formatSlotStatus, formatWalReceiver } from "../../../lib/physical/walReceiverStatus.js";
 import { formatWalSummary } from "../../../lib/physical/walSummary.js";
 
 const NOW = new Date("2026-11-29T12:00:00Z");
@@ -24,5 +24,15 @@ describe("formatWalSummary", () => {
       "UTC",
     );
     expect(line).toBe("WAL: 2026-11-29 10:00:00 UTC to 2026-11-29 11:59:58 UTC (timeline 2, 000000010000000000000001 to 000000020000000000000004.gz.partial, 5 files, 5.0 MiB, 1 other file(s) ignored)\n");
+  });
+});
+
+describe("formatSlotStatus (without METRICS_FILE)", () => {
+  it.each([
+    [{ slot: "s", exists: true, active: true, lsn: "0/3000148", lagBytes: 0 }, "WAL receiver (slot s, from the server): receiving; flushed up to 0/3000148, 0 bytes behind (set METRICS_FILE for the lag in seconds)"],
+    [{ slot: "s", exists: true, active: false, lsn: null, lagBytes: null }, "WAL receiver (slot s, from the server): NOT CONNECTED (is the wal-receive service running?); flushed up to nothing yet (set METRICS_FILE for the lag in seconds)"],
+    [{ slot: "s", exists: false, active: false, lsn: null, lagBytes: null }, "WAL receiver (slot s, from the server): the slot does not exist; is the wal-receive service running?"],
+  ])("%j", (s, line) => {
+    expect(formatSlotStatus(s)).toBe(line);
   });
 });
