@@ -322,6 +322,19 @@ export async function main(argv: string[]): Promise<void> {
         }, "status"),
     )
     .command(
+      "wal-receive",
+      "stream WAL into BACKUP_DIR/wal with pg_receivewal through a replication slot; runs until stopped (the wal-receive service)",
+      (y) => y.option("dry-run", { type: "boolean", default: false, describe: "print the slot and the pg_receivewal command; start nothing" }),
+      (a) =>
+        execute(
+          async (config, deps) => {
+            await (await import("./walReceive.js")).run(config, deps, { dryRun: a.dryRun });
+          },
+          "wal-receive",
+          a.dryRun ? undefined : { task: "wal-receive" },
+        ),
+    )
+    .command(
       "notify-test",
       "send a test ping (HEALTHCHECK_URL/log) and a test webhook (NOTIFY_URL) and show what each endpoint answered",
       (y) => y.option("json", { type: "boolean", default: false }),

@@ -11,6 +11,7 @@ import { CHECKSUM_SUFFIX } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 import type { ListedBase } from "../lib/physical/baseListing.js";
 import { formatBases, listBases } from "../lib/physical/baseListing.js";
+import { formatWalSummary, summarizeWal } from "../lib/physical/walSummary.js";
 
 export interface ListArgs {
   json: boolean;
@@ -74,19 +75,20 @@ export async function run(config: Config, deps: Deps, args: ListArgs): Promise<L
   await assertBackupDir(config.backupDir, "there is nothing to list");
   const listed = args.tier === "base" ? [] : await listBackups(config, args.tier);
   const bases: ListedBase[] = args.tier === undefined || args.tier === "base" ? await listBases(config.backupDir, config.tz) : [];
+  const wal = args.tier === undefined ? await summarizeWal(config.backupDir) : null;
   if (args.json) {
-    deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed, bases }, null, 2) + "\n");
+    deps.out(JSON.stringify({ backupDir: config.backupDir, backups: listed, bases, wal }, null, 2) + "\n");
     return listed;
   }
+  const walLine = wal === null ? "" : formatWalSummary(wal, config.tz);
+  const logical = table([["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"], ...listed.map(row)]);
   if (bases.length > 0) {
-    deps.out((listed.length > 0 ? table([["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"], ...listed.map(row)]) + "\n" : "") + formatBases(bases, config.tz));
-    return listed;
+    deps.out((listed.length > 0 ? logical + "\n" : "") + formatBases(bases, config.tz) + walLine);
+  } else if (listed.length === 0) {
+    deps.out(`no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}; run \`pg-swarm-backup backup full\` to make the first backup\n` + walLine);
+  } else {
+    deps.out(logical + walLine);
   }
-  if (listed.length === 0) {
-    deps.out(`no backups in BACKUP_DIR=${config.backupDir}${args.tier ? ` (tier ${args.tier})` : ""}; run \`pg-swarm-backup backup full\` to make the first backup\n`);
-    return listed;
-  }
-  deps.out(table([["TIER", `TIME (${config.tz})`, "SIZE", "CHECKSUM", "DATABASES", "NAME"], ...listed.map(row)]));
   return listed;
 }
 

@@ -7,7 +7,10 @@ import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
 import { readMetricsState } from "../lib/core/metrics.js";
-import type { MetricsState } from "../lib/core/metrics.js";
+import type { MetricsState, WalReceiverMetrics } from "../lib/core/metrics.js";
+import { formatSlotStatus, formatWalReceiver, slotStatus } from "../lib/physical/walReceiverStatus.js";
+import type { SlotStatus } from "../lib/physical/walReceiverStatus.js";
+import { summarizeWal } from "../lib/physical/walSummary.js";
 import { TIERS } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 
@@ -42,6 +45,10 @@ export interface StatusReport {
   metricsFile: string | null;
   tasks: TaskStatus[];
   verifyChecks: Record<string, boolean>;
+  /** wal-receive's last report in METRICS_FILE; null when it never ran (or METRICS_FILE is unset). */
+  walReceiver?: WalReceiverMetrics | null;
+  /** Without METRICS_FILE and with WAL in wal/: the receiver's slot as the server sees it (null when it cannot be asked). */
+  walSlot?: SlotStatus | null;
 }
 
 const iso = (unixSeconds: number): string => new Date(unixSeconds * 1000).toISOString();
@@ -86,6 +93,8 @@ export async function statusReport(config: Config, deps: Deps): Promise<StatusRe
       bytes: s.lastBytes,
     })),
     verifyChecks: state?.verifyChecks ?? {},
+    walReceiver: state?.walReceiver ?? null,
+    walSlot: state === null && (await summarizeWal(config.backupDir)) !== null ? await slotStatus(config) : null,
   };
 }
 
@@ -113,6 +122,8 @@ export function formatStatus(r: StatusReport, tz: string): string {
     const checks = Object.entries(r.verifyChecks).sort(([a], [b]) => a.localeCompare(b));
     if (checks.length > 0) out.push("", `Last verify: ${checks.map(([name, ok]) => `${ok ? "PASS" : "FAIL"} ${name}`).join(", ")}`);
   }
+  if (r.walReceiver) out.push("", formatWalReceiver(r.walReceiver, new Date(r.now), tz));
+  else if (r.walSlot) out.push("", formatSlotStatus(r.walSlot));
   return out.join("\n") + "\n";
 }
 

@@ -65,6 +65,7 @@ export interface Config {
   /** BACKUP_FILE_MODE / BACKUP_DIR_MODE: modes of the files and tier folders the tool creates. */
   files: FileModes;
   notify: NotifyConfig;
+  wal: WalReceiveConfig;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -280,6 +281,30 @@ export function notifyConfig(env: Env): NotifyConfig {
 }
 // --- end of notifications
 
+// --- wal-receive (issue 19): the pg_receivewal supervisor.
+export interface WalReceiveConfig {
+  /** Replication slot name (WAL_SLOT). */
+  slot: string;
+  compression: "gzip" | "lz4" | "none";
+  /** Alert (ping /fail, webhook) when the receiver is this far behind the server, or down this long. */
+  lagAlertSeconds: number;
+  /** pg_receivewal --status-interval and the supervisor's poll of the slot. */
+  statusIntervalSeconds: number;
+}
+
+function walReceiveConfig(env: Env): WalReceiveConfig {
+  const slot = str(env, "WAL_SLOT", "pg_swarm_backup");
+  // PostgreSQL's rule for slot names (ReplicationSlotValidateName).
+  if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw new ConfigError(`WAL_SLOT=${JSON.stringify(slot)} is not a slot name: use 1 to 63 lowercase letters, digits and underscores`);
+  return {
+    slot,
+    compression: oneOf(env, "WAL_COMPRESSION", ["gzip", "lz4", "none"] as const, "gzip"),
+    lagAlertSeconds: int(env, "WAL_LAG_ALERT_SECONDS", 300, 1, 604_800, "seconds the receiver may lag behind the server before an alert (300 by default)"),
+    statusIntervalSeconds: int(env, "WAL_STATUS_INTERVAL_SECONDS", 5, 1, 3600, "seconds between the receiver's status reports (5 by default)"),
+  };
+}
+// --- end of wal-receive
+
 export function resolveConfig(env: Env): Readonly<Config> {
   const backupDir = str(env, "BACKUP_DIR", "/backups");
   if (!backupDir.startsWith("/")) {
@@ -333,5 +358,6 @@ export function resolveConfig(env: Env): Readonly<Config> {
     metricsFile: metrics === "" ? null : metrics,
     files: Object.freeze(fileModes(env)),
     notify: notifyConfig(env),
+    wal: Object.freeze(walReceiveConfig(env)),
   });
 }

@@ -46,6 +46,25 @@ export interface MetricsState {
   verifyChecks: Record<string, boolean>;
   /** Notifications (pings, webhooks) that could not be delivered, per target, ever: a Prometheus counter. */
   notifyFailures?: Record<string, number>;
+  /** wal-receive's last report (issue 19); absent until the receiver ran. */
+  walReceiver?: WalReceiverMetrics;
+}
+
+/** What the wal-receive supervisor reports every status interval. */
+export interface WalReceiverMetrics {
+  slot: string;
+  /** The position the server has from the receiver as flushed (the slot's restart_lsn), as PostgreSQL prints it. */
+  lsn: string | null;
+  lsnBytes: number | null;
+  /** Unix seconds when that position last advanced. */
+  lastReceivedAt: number | null;
+  lagSeconds: number;
+  lagBytes: number | null;
+  /** pg_receivewal restarts since the service started. */
+  restarts: number;
+  running: boolean;
+  /** Unix seconds of this report: a stale one means the service itself is gone. */
+  updatedAt: number;
 }
 
 export const STATE_SUFFIX = ".json";
@@ -137,6 +156,7 @@ export function formatMetrics(state: MetricsState): string {
         .sort()
         .map((t) => [labels({ target: t }), state.notifyFailures?.[t] ?? 0]),
     },
+    ...walReceiverFamilies(state.walReceiver),
     {
       name: "pgsb_verify_check_ok",
       help: "1 when every check of this name passed in the last verify run, 0 otherwise.",
@@ -152,6 +172,21 @@ export function formatMetrics(state: MetricsState): string {
     for (const [l, v] of f.samples) lines.push(`${f.name}${l} ${Number.isFinite(v) ? String(v) : "NaN"}`);
   }
   return lines.length === 0 ? "" : lines.join("\n") + "\n";
+}
+
+function walReceiverFamilies(w: WalReceiverMetrics | undefined): Family[] {
+  if (w === undefined) return [];
+  const l = labels({ slot: w.slot });
+  const one = (name: string, help: string, v: number | null, type?: "counter"): Family => ({ name, help, type, samples: v === null ? [] : [[l, v]] });
+  return [
+    one("pgsb_wal_receive_up", "1 while pg_receivewal runs under wal-receive, 0 while it is restarting or stopped.", w.running ? 1 : 0),
+    one("pgsb_wal_receive_lsn_bytes", "The WAL position the receiver has flushed (the slot's restart_lsn), in bytes.", w.lsnBytes),
+    one("pgsb_wal_receive_last_received_timestamp_seconds", "When the receiver's flushed position last advanced (Unix time).", w.lastReceivedAt),
+    one("pgsb_wal_receive_lag_seconds", "How long ago the server had the WAL the receiver has not flushed yet (0 when caught up).", w.lagSeconds),
+    one("pgsb_wal_receive_lag_bytes", "The server's flushed WAL position minus the receiver's.", w.lagBytes),
+    one("pgsb_wal_receive_restarts_total", "pg_receivewal restarts since wal-receive started.", w.restarts, "counter"),
+    one("pgsb_wal_receive_updated_timestamp_seconds", "When wal-receive last reported (Unix time); stale when the service is gone.", w.updatedAt),
+  ];
 }
 
 function isState(v: unknown): v is MetricsState {
@@ -213,6 +248,11 @@ async function update(metricsFile: string, change: (state: MetricsState) => Metr
  */
 export function recordTaskResult(metricsFile: string, result: TaskResult): Promise<MetricsState> {
   return update(metricsFile, (state) => applyResult(state, result));
+}
+
+/** Records wal-receive's report; throws like recordTaskResult. */
+export function recordWalReceiver(metricsFile: string, report: WalReceiverMetrics): Promise<MetricsState> {
+  return update(metricsFile, (state) => ({ ...state, walReceiver: report }));
 }
 
 /** Adds undelivered notifications to pgsb_notify_failures_total; throws like recordTaskResult. */

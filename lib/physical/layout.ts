@@ -2,7 +2,7 @@
 // `restore-pitr`, verify, list and cleanup:
 //   $BACKUP_DIR/base/YYYYMMDD_HHMMSS_base.tar[.bz2|.zst|.gz]  + .sha256 (+ .sha256.sig) + .json
 //   $BACKUP_DIR/wal/<24 hex>[.gz|.lz4][.partial]   segments as pg_receivewal (or basic_archive) writes them
-//   $BACKUP_DIR/wal/<8 hex>.history                timeline history files
+//   $BACKUP_DIR/wal/<8 hex>.history[.gz|.lz4]      timeline history files
 //   $BACKUP_DIR/wal/<24 hex>.<8 hex>.backup        backup history files (archive_command/basic_archive)
 // Everything in these folders is untrusted input like the rest of BACKUP_DIR: names are
 // parsed strictly here, and anything that does not parse is ignored (never deleted).
@@ -55,11 +55,12 @@ export type WalCompression = "gzip" | "lz4" | "none";
 
 export type WalFile =
   | { kind: "segment"; name: string; timeline: number; segment: bigint; compression: WalCompression; partial: boolean }
-  | { kind: "history"; name: string; timeline: number }
+  /** pg_receivewal compresses history files like segments (00000002.history.gz); basic_archive does not. */
+  | { kind: "history"; name: string; timeline: number; compression?: WalCompression }
   | { kind: "backup-label"; name: string; timeline: number; segment: bigint };
 
 const SEGMENT_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.gz|\.lz4)?(\.partial)?$/;
-const HISTORY_RE = /^([0-9A-F]{8})\.history$/;
+const HISTORY_RE = /^([0-9A-F]{8})\.history(\.gz|\.lz4)?$/;
 const BACKUP_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})\.[0-9A-F]{8}\.backup$/;
 
 /**
@@ -75,7 +76,7 @@ export function parseWalName(name: string): WalFile | null {
     return { kind: "segment", name, timeline: parseInt(tli, 16), segment: (BigInt(`0x${log}`) << 32n) | BigInt(`0x${seg}`), compression, partial: partial !== undefined };
   }
   m = HISTORY_RE.exec(name);
-  if (m !== null) return { kind: "history", name, timeline: parseInt(m[1] as string, 16) };
+  if (m !== null) return { kind: "history", name, timeline: parseInt(m[1] as string, 16), compression: m[2] === ".gz" ? "gzip" : m[2] === ".lz4" ? "lz4" : "none" };
   m = BACKUP_RE.exec(name);
   if (m !== null) {
     const [, tli, log, seg] = m as unknown as [string, string, string, string];

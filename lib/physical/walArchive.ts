@@ -8,7 +8,8 @@ import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { mapLimit } from "../core/concurrency.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
-import { readSmallFile, symlinkRefusal } from "../core/noFollow.js";
+import { readSmallBytes, symlinkRefusal } from "../core/noFollow.js";
+import { decompressSmall } from "./walDecompress.js";
 import { parseWalName, walDir } from "./layout.js";
 import type { WalFile } from "./layout.js";
 import { parseTimelineHistory } from "./timelineHistory.js";
@@ -98,7 +99,7 @@ export async function readTimelineHistories(listing: WalListing): Promise<Map<nu
   for (const h of listing.histories) {
     let text: string;
     try {
-      text = await readSmallFile(h.path, MAX_HISTORY_BYTES);
+      text = (await decompressSmall(await readSmallBytes(h.path, MAX_HISTORY_BYTES), h.file.compression ?? "none", MAX_HISTORY_BYTES)).toString("utf8");
     } catch (err) {
       throw new TaskError(ExitCode.storage, `timeline history file ${h.path} cannot be read (${errnoCode(err) ?? (err as Error).message}); check the file and the storage mount`, { cause: err });
     }

@@ -71,7 +71,7 @@ beforeAll(() => {
 
 describe("stack file", () => {
   it("declares exactly postgres, swarm-cronjob and one service per task", () => {
-    expect(Object.keys(stack.services).sort()).toEqual(["postgres", "swarm-cronjob", ...TASKS.map((t) => t.name)].sort());
+    expect(Object.keys(stack.services).sort()).toEqual(["postgres", "swarm-cronjob", "wal-receive", ...TASKS.map((t) => t.name)].sort());
   });
 
   it("uses the pre-created network, secret and config, and a named data volume", () => {
@@ -239,6 +239,28 @@ describe("encryption (stack/docker-compose.encryption.yml layered over the stack
     for (const t of TASKS) expect((enc.services[t.name] as Service).command).toEqual(t.command);
     expect(enc.configs.age_recipients).toMatchObject({ external: true, name: "age_recipients" });
     expect(enc.secrets.age_identity).toMatchObject({ external: true, name: "age_identity" });
+  });
+});
+
+describe("wal-receive service (issue 19)", () => {
+  it("runs the task image's wal-receive, one replica restarted on failure, not scheduled", () => {
+    const s = service("wal-receive");
+    expect(s.image).toBe(TASK_IMAGE);
+    expect(s.command).toEqual(["wal-receive"]);
+    expect(s.deploy.mode).toBe("replicated");
+    expect(s.deploy.replicas).toBe(1);
+    expect(s.deploy.restart_policy.condition).toBe("on-failure");
+    expect(s.deploy.labels ?? {}).not.toHaveProperty("swarm.cronjob.enable");
+  });
+
+  it("is placed with the storage box and gets the backup services' secret, network and mount", () => {
+    const s = service("wal-receive");
+    expect(s.deploy.placement.constraints).toEqual(["node.labels.database == true"]);
+    expect(s.secrets).toEqual([{ source: "postgres_password" }]);
+    expect(Object.keys(s.networks)).toEqual(["backend-net"]);
+    expect(s.volumes).toEqual([BACKUP_MOUNT]);
+    expect(s.environment).toEqual(expect.objectContaining({ PGHOST: "postgres", POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password", BACKUP_DIR: "/backups", WAL_SLOT: "pg_swarm_backup", WAL_COMPRESSION: "gzip" }));
+    expect(bytes(s.deploy.resources.limits.memory)).toBeLessThanOrEqual(bytes("512M"));
   });
 });
 

@@ -1,6 +1,8 @@
 // listWalArchive on a real folder: names parsed strictly, junk, symlinks and folders ignored
 // (never touched), a symlinked wal/ refused.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { listWalArchive, readTimelineHistories } from "../../../lib/physical/walArchive.js";
@@ -54,6 +56,22 @@ describe("listWalArchive", () => {
     expect(l.segments[0]?.size).toBe(1);
     expect(existsSync(join(dir, "wal", "README"))).toBe(true);
     expect((await readTimelineHistories(l)).get(2)).toEqual([{ parentTimeline: 1, switchLsn: 0x5000a28n, reason: "no recovery target specified" }]);
+  });
+
+  it("reads history files compressed as pg_receivewal stores them (gzip, lz4)", async () => {
+    const h3 = "1\t0/5000A28\tx\n2\t0/7000000\ty\n";
+    const dir = backupDir({ "00000002.history": "1\t0/5000A28\tx\n" });
+    writeFileSync(join(dir, "wal", "00000003.history.gz"), gzipSync(h3));
+    writeFileSync(join(dir, "wal", "00000004.history.lz4"), execFileSync("lz4", ["-c"], { input: h3 + "3\t0/9000000\tz\n" }));
+    const l = await listWalArchive(dir);
+    expect(l.histories.map((h) => [h.file.name, h.file.timeline, h.file.compression])).toEqual([
+      ["00000002.history", 2, "none"],
+      ["00000003.history.gz", 3, "gzip"],
+      ["00000004.history.lz4", 4, "lz4"],
+    ]);
+    const hs = await readTimelineHistories(l);
+    expect(hs.get(3)?.map((s) => s.parentTimeline)).toEqual([1, 2]);
+    expect(hs.get(4)?.map((s) => s.parentTimeline)).toEqual([1, 2, 3]);
   });
 
   it("refuses a wal/ that is a symlink (exit 9)", async () => {

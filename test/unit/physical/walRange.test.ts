@@ -47,6 +47,7 @@ describe("resolveWalFile", () => {
     entry("000000010000000000000004", 1),
     entry("000000010000000000000005.gz.partial", 1),
     entry("00000002.history", 1),
+    entry("00000003.history.gz", 1),
     entry("000000010000000000000002.00000028.backup", 1),
   ];
   it.each([
@@ -55,7 +56,8 @@ describe("resolveWalFile", () => {
     ["000000010000000000000005", "000000010000000000000005.gz.partial"],
     ["00000002.history", "00000002.history"],
     ["000000010000000000000006", null],
-    ["00000003.history", null],
+    ["00000003.history", "00000003.history.gz"],
+    ["00000004.history", null],
     ["000000010000000000000002.00000028.backup", null],
   ])("%s → %s", (wanted, got) => {
     expect(resolveWalFile(entries, wanted)?.file.name ?? null).toBe(got);

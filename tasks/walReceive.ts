@@ -1,0 +1,23 @@
+// wal-receive [--dry-run]: the long-running service that streams WAL into $BACKUP_DIR/wal/
+// (lib/physical/walReceiver.ts). It ends only on a fault it cannot repair (an error naming
+// the fix and a documented exit code) or on SIGTERM (exit 143, the .partial kept).
+import type { Config } from "../lib/core/config.js";
+import type { Deps } from "../lib/core/deps.js";
+import { superviseWalReceiver } from "../lib/physical/walReceiver.js";
+import { receiveArgs } from "../lib/physical/walReceiverProcess.js";
+
+export interface WalReceiveArgs {
+  dryRun: boolean;
+}
+
+export async function run(config: Config, deps: Deps, args: WalReceiveArgs): Promise<void> {
+  if (args.dryRun) {
+    const w = config.wal;
+    deps.out(
+      `would create replication slot ${w.slot} if missing, then run and supervise:\n  pg_receivewal ${receiveArgs(config).join(" ")}\n` +
+        `as ${config.pg.user}@${config.pg.host}:${config.pg.port}; alert after ${w.lagAlertSeconds} s behind or down (WAL_LAG_ALERT_SECONDS)\n`,
+    );
+    return;
+  }
+  await superviseWalReceiver(config, deps);
+}
