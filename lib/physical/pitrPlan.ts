@@ -35,7 +35,7 @@ export interface PitrPlan {
   target: Date | null;
   /** Segment files to copy into the data directory, in segment order; the newest .partial under its full name. */
   segments: StagedSegment[];
-  /** Timeline history files, copied as they are. */
+  /** Timeline history files as stored (maybe compressed); staged as NNNNNNNN.history. */
   history: string[];
   /** First and last segment the recovery needs. */
   firstSegment: string;

@@ -5,7 +5,7 @@
 // ended) is decoded as far as it goes and padded with zeros to it,
 // because recovery refuses a restored file of the wrong size, and zeros read as the end of WAL.
 import { createWriteStream } from "node:fs";
-import { mkdir, copyFile, stat, truncate } from "node:fs/promises";
+import { mkdir, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -15,8 +15,7 @@ import { readStreamNoFollow } from "../core/noFollow.js";
 import { createExclusive } from "../core/atomicWrite.js";
 import { spawnFilter } from "../core/proc.js";
 import { filterEnv } from "../backup/compression.js";
-import { constants } from "node:fs";
-import { walDir } from "./layout.js";
+import { parseWalName, walDir } from "./layout.js";
 import type { StagedSegment } from "./pitrPlan.js";
 
 /** The folder in the data directory that restore_command reads from. */
@@ -52,14 +51,20 @@ async function copyOne(source: string, target: string, compression: StagedSegmen
 }
 
 /**
- * Copies the plan's segments and history files from BACKUP_DIR/wal into `dataDir/pgsb_wal`.
+ * Copies the plan's segments and history files (decompressed, under the names recovery asks
+ * for, never through a symlink) from BACKUP_DIR/wal into `dataDir/pgsb_wal`.
  * Throws naming the segment that is corrupt (wrong size after decompression).
  */
 export async function stageWal(backupDir: string, dataDir: string, segments: readonly StagedSegment[], history: readonly string[], segmentSize: number, env: NodeJS.ProcessEnv, log: Logger): Promise<{ bytes: number }> {
   const from = walDir(backupDir);
   const into = join(dataDir, STAGED_WAL_DIR);
   await mkdir(into, { mode: 0o700 });
-  for (const name of history) await copyFile(join(from, name), join(into, name), constants.COPYFILE_EXCL);
+  for (const name of history) {
+    // pg_receivewal compresses history files too (00000002.history.gz); recovery looks for 00000002.history.
+    const parsed = parseWalName(name);
+    if (parsed?.kind !== "history") throw new Error(`${name} in BACKUP_DIR/wal is not a timeline history file`);
+    await copyOne(join(from, name), join(into, `${parsed.timeline.toString(16).toUpperCase().padStart(8, "0")}.history`), parsed.compression ?? "none", false, env);
+  }
   let bytes = 0;
   let last = Date.now();
   for (const [i, s] of segments.entries()) {
