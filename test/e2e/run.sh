@@ -59,7 +59,7 @@ run_step "base images (debootstrap trixie, cached)" step_bases
 run_step "make build (Dockerfile.postgres, Dockerfile.task)" step_build
 run_step "prerequisites (secret, config, network, dir)" step_prerequisites
 
-only=${E2E_ONLY:-b c e f g h d}
+only=${E2E_ONLY:-b c e f g h d p}
 failed=0
 run_step "a: deploy, health, placement label" scenario_a || failed=1
 if [ "$failed" -eq 0 ]; then
