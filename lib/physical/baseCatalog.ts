@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ExitCode, errnoCode } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
 import { ManifestInvalid } from "../store/manifest.js";
+import { symlinkProblem } from "../store/catalog.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX } from "../store/naming.js";
 import type { BaseManifest } from "./layout.js";
 import { baseDir, parseBaseName } from "./layout.js";
@@ -41,24 +42,6 @@ export async function baseDirExists(backupDir: string): Promise<boolean> {
 /** Every name in base/ (partials and sidecars included); none when it is missing. Exit 4 when it is a symlink. */
 export async function listBaseDir(backupDir: string): Promise<Dirent[]> {
   return (await baseDirExists(backupDir)) ? readdir(baseDir(backupDir), { withFileTypes: true }) : [];
-}
-
-async function isSymlink(path: string, d: Dirent): Promise<boolean> {
-  if (d.isSymbolicLink() || d.isFile() || d.isDirectory()) return d.isSymbolicLink();
-  return lstat(path).then(
-    (s) => s.isSymbolicLink(),
-    () => false,
-  );
-}
-
-async function symlinkProblem(path: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<string | null> {
-  for (const suffix of ["", MANIFEST_SUFFIX, CHECKSUM_SUFFIX]) {
-    const d = files.get(name + suffix);
-    if (d !== undefined && (await isSymlink(path + suffix, d))) {
-      return `${name}${suffix} is a symlink; backups and sidecars are never read through a symlink. Find out who created it, then remove it`;
-    }
-  }
-  return null;
 }
 
 async function readEntry(dir: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<BaseEntry | null> {

@@ -61,7 +61,8 @@ async function isSymlink(path: string, d: Dirent): Promise<boolean> {
   );
 }
 
-async function symlinkProblem(path: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<string | null> {
+/** Why a backup whose data file or sidecar (in `files`, its folder's listing) is a symlink cannot be read, or null. */
+export async function symlinkProblem(path: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<string | null> {
   for (const suffix of ["", MANIFEST_SUFFIX, CHECKSUM_SUFFIX]) {
     const d = files.get(name + suffix);
     if (d !== undefined && (await isSymlink(path + suffix, d))) {
