@@ -17,6 +17,7 @@ function written(): Set<string> {
   let state = applyResult(emptyState(), { task: "backup", tier: "full", ok: true, exitCode: 0, durationSeconds: 1, bytes: 1, finishedAt: at });
   state = applyResult(state, { task: "verify", ok: true, durationSeconds: 1, finishedAt: at, checks: { checksum: true } });
   state = applyNotifyFailures(state, { webhook: 1 });
+  state = { ...state, walReceiver: { slot: "pg_swarm_backup", lsn: "0/3000148", lsnBytes: 50331976, lastReceivedAt: 1, lagSeconds: 0, lagBytes: 0, restarts: 0, running: true, updatedAt: 1 } };
   return new Set([...formatMetrics(state).matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] as string));
 }
 
@@ -89,6 +90,13 @@ describe("stack/monitoring", () => {
       "pgsb_last_success_timestamp_seconds",
       "pgsb_notify_failures_total",
       "pgsb_verify_check_ok",
+      "pgsb_wal_receive_lag_bytes",
+      "pgsb_wal_receive_lag_seconds",
+      "pgsb_wal_receive_last_received_timestamp_seconds",
+      "pgsb_wal_receive_lsn_bytes",
+      "pgsb_wal_receive_restarts_total",
+      "pgsb_wal_receive_up",
+      "pgsb_wal_receive_updated_timestamp_seconds",
     ]);
   });
 
