@@ -36,6 +36,10 @@ teardown() {
   docker service ls -q -f label=pgsb.one-off=true 2>/dev/null | xargs -r docker service rm >/dev/null 2>&1 || true
   docker stack rm "$STACK" >/dev/null 2>&1 || true
   wait_until 60 "the stack's containers to go" sh -c "[ -z \"\$(docker ps -aq -f label=com.docker.stack.namespace=$STACK)\" ]" || true
+  # The containers of one-off jobs (services pgsb-<name>-<time>, stack/swarm-run-task.sh) outlive their
+  # removed services, and the restore-pitr job of scenario p holds the data volume: remove them too.
+  docker ps -a --format '{{.ID}} {{.Label "com.docker.swarm.service.name"}}' 2>/dev/null \
+    | awk '$2 ~ /^pgsb-/ { print $1 }' | xargs -r docker rm -f >/dev/null 2>&1 || true
   wait_until 30 "the stack's volume to be free" sh -c "docker volume rm ${STACK}_postgres-data >/dev/null 2>&1 || ! docker volume inspect ${STACK}_postgres-data >/dev/null 2>&1" || true
   local what
   # What step_prerequisites created, one "KIND rm NAME" a line.
