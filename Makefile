@@ -12,7 +12,7 @@ EXEC ?= sh
 
 POSTGRES_IMAGE := $(REGISTRY)/pg-swarm-backup-postgres
 TASK_IMAGE := $(REGISTRY)/pg-swarm-backup-task
-TASK_SERVICES := backup-full backup-differential backup-incremental backup-base cleanup verify auto-restore
+TASK_SERVICES := backup-full backup-differential backup-incremental backup-base cleanup verify auto-restore wal-receive
 STACK_FILE := stack/docker-compose.swarm.yml
 # SIGNING=1: sign and check backups (needs the backup_signing_key and backup_verify_key secrets; README "Signing").
 SIGNING ?=

@@ -150,7 +150,7 @@ describe("make: images and stack", () => {
     const updates = commands().filter((c) => c.startsWith("service update"));
     expect(updates).toEqual([
       `service update --with-registry-auth --image ${PG_IMAGE} pgsb_postgres`,
-      ...["backup-full", "backup-differential", "backup-incremental", "backup-base", "cleanup", "verify", "auto-restore"].map(
+      ...["backup-full", "backup-differential", "backup-incremental", "backup-base", "cleanup", "verify", "auto-restore", "wal-receive"].map(
         (s) => `service update --with-registry-auth --image ${TASK_IMAGE} pgsb_${s}`,
       ),
     ]);
