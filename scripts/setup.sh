@@ -19,6 +19,8 @@ command -v zstd >/dev/null 2>&1 || need+=(zstd)
 # age encrypts backups (AGE_RECIPIENTS_FILE); ssh-keygen makes the SSH keys its tests use as recipients.
 command -v age >/dev/null 2>&1 || need+=(age)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+# lz4 reads pg_receivewal's .lz4 WAL (WAL_COMPRESSION=lz4) for restore-pitr and its tests.
+command -v lz4 >/dev/null 2>&1 || need+=(lz4)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # GNU time measures peak RSS in the large-restore tests; openssl checks signatures the stock way.
