@@ -32,16 +32,23 @@ as_pg() {
 [ "$(id -u)" -eq 0 ] && chown postgres: "$root" "$sock"
 
 listener_pid=""
+clusters=()
 stop() {
   [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null
-  as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  local d
+  for d in "${clusters[@]}"; do as_pg "$bindir/pg_ctl" -D "$d" -m fast -w stop >/dev/null 2>&1 || true; done
 }
 trap stop EXIT
 
+# start_cluster DIR PORT: a new throwaway cluster on the shared socket folder, stopped on exit.
+start_cluster() {
+  as_pg "$bindir/initdb" -D "$1" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  clusters+=("$1")
+  as_pg "$bindir/pg_ctl" -D "$1" -l "$1.log" -w -o "-p $2 -k $sock -c listen_addresses=''" start >/dev/null
+}
+
 echo "== throwaway cluster in $data (port $port, socket $sock)"
-as_pg "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$bindir/pg_ctl" -D "$data" -l "$root/server.log" -w \
-  -o "-p $port -k $sock -c listen_addresses=''" start >/dev/null
+start_cluster "$data" "$port"
 
 export PGHOST="$sock" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 export BACKUP_DIR="$backups" TZ="${TZ:-Europe/Berlin}" LOG_FILE="$root/backup.log"
@@ -111,11 +118,7 @@ cli verify --restore
 echo; echo "== restore-latest (full + incremental) into a second, empty cluster"
 data2="$root/data2"
 port2=$((port + 1))
-as_pg "$bindir/initdb" -D "$data2" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$bindir/pg_ctl" -D "$data2" -l "$root/server2.log" -w \
-  -o "-p $port2 -k $sock -c listen_addresses=''" start >/dev/null
-stop2() { as_pg "$bindir/pg_ctl" -D "$data2" -m fast -w stop >/dev/null 2>&1 || true; stop; }
-trap stop2 EXIT
+start_cluster "$data2" "$port2"
 PGPORT="$port2" cli restore-latest --dry-run
 PGPORT="$port2" cli restore-latest
 normalised_dump() { PGTZ=UTC pg_dumpall -p "$1" | sed -E '/^\\(un)?restrict /d; /^-- Dumped (from|by) /d; /^ALTER ROLE postgres WITH /d'; }
@@ -136,11 +139,7 @@ agefull="${agefulls[0]}"
 echo "$(basename "$agefull"): $(head -c 21 "$agefull"); plaintext 'CREATE ROLE' in the file: $(grep -c 'CREATE ROLE' "$agefull" || true) times"
 data3="$root/data3"
 port3=$((port + 2))
-as_pg "$bindir/initdb" -D "$data3" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$bindir/pg_ctl" -D "$data3" -l "$root/server3.log" -w \
-  -o "-p $port3 -k $sock -c listen_addresses=''" start >/dev/null
-stop3() { as_pg "$bindir/pg_ctl" -D "$data3" -m fast -w stop >/dev/null 2>&1 || true; stop2; }
-trap stop3 EXIT
+start_cluster "$data3" "$port3"
 echo "age -d -i identity.txt $(basename "$agefull") | bunzip2 | psql -X -d postgres"
 age -d -i "$root/identity.txt" "$agefull" | bunzip2 | psql -X -q -p "$port3" -d postgres 2>"$root/stock-restore.log" >/dev/null || true
 if diff <(normalised_dump "$port") <(normalised_dump "$port3") >"$root/stock-restore.diff"; then
@@ -153,6 +152,6 @@ fi
 echo; echo "== done"
 echo "backups:      $backups"
 echo "log (JSON):   $root/backup.log"
-echo "server log:   $root/server.log"
+echo "server log:   $data.log"
 echo "restore with stock tools into an empty cluster:  bunzip2 -c $full | psql -X -d postgres"
 echo "(the throwaway cluster is stopped now; rm -rf $root removes everything)"

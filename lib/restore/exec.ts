@@ -12,7 +12,6 @@ import type { Config, PgConfig } from "../core/config.js";
 import type { JobContext, JobOutcome, JobSpec, StatementErrors } from "./database.js";
 import { DatabaseJob, dropTemp } from "./database.js";
 import { openSqlStream } from "./decompress.js";
-import { identityProblem } from "../backup/encryption.js";
 import type { ReadOptions, SqlSource } from "./decompress.js";
 import type { AgeIdentity } from "../core/ageIdentity.js";
 import { ExitCode, TaskError } from "../core/errors.js";
@@ -23,10 +22,9 @@ import { childEnv } from "../postgres/connection.js";
 import type { Client } from "../postgres/connection.js";
 import { PsqlFailure, spawnPsql } from "./psql.js";
 import { decideTarget } from "./target.js";
-import { verifyBackupFile } from "../store/signature.js";
 import { extractSections, readSections } from "../sql/sections.js";
 import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
-import { prescanFile } from "./prescan.js";
+import { verifyFiles } from "./prescan.js";
 import { clusterGlobals, databaseStates, markedTempDatabases } from "./targetState.js";
 import { connectWritable, writableEnv } from "./writeGate.js";
 
@@ -100,39 +98,6 @@ export class RestoreFailure extends TaskError {
 }
 
 const PROGRESS_MS = 5000;
-
-/**
- * Every file's whole content through the script guard (lib/restore/prescan.ts), hashed in the
- * same read, then its checksum (and with a verify key its signature first) against that hash.
- * A file the scan could not finish is hashed on its own, so a corrupt file is still reported
- * by its checksum first.
- */
-async function verifyFiles(ctx: RestoreContext, files: readonly RestoreFile[]): Promise<void> {
-  const keyProblems = files.flatMap((f) => {
-    const problem = f.encrypted ? identityProblem(f.name, f.recipients ?? null, ctx.identity) : null;
-    return problem === null ? [] : [problem];
-  });
-  if (keyProblems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${keyProblems.join("; ")}`);
-  const scans = await Promise.all(files.map((f) => prescanFile(f, readOptions(ctx))));
-  const sums = await Promise.all(
-    files.map((f, i) => {
-      const scan = scans[i];
-      return verifyBackupFile(f.path, f.sha256 ?? undefined, ctx.verifyKey, scan?.ok === true ? scan.sha256 : undefined);
-    }),
-  );
-  const problems = sums.flatMap((v) => (v.ok ? [] : [v.problem]));
-  if (problems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
-  const undecryptable = scans.flatMap((v) => (!v.ok && v.kind === "undecryptable" ? [v.problem] : []));
-  if (undecryptable.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${undecryptable.join("; ")}`);
-  const refused = scans.flatMap((v) => (!v.ok && v.kind === "forbidden" ? [v.problem] : []));
-  if (refused.length > 0) {
-    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${refused.join("; ")}; only the psql meta-commands pg_dump writes may reach psql, so the file was altered after the backup`);
-  }
-  const unreadable = scans.flatMap((v) => (v.ok ? [] : [v.problem]));
-  if (unreadable.length > 0) throw new TaskError(ExitCode.failed, `restore failed, nothing was changed: ${unreadable.join("; ")}`);
-  const what = ctx.verifyKey !== null ? "signatures, checksums and content" : "checksums and content";
-  ctx.log.info({ files: files.map((f) => f.name), signed: ctx.verifyKey !== null }, `${what} verified for ${files.length} file(s)`);
-}
 
 /** Streams the globals part of a file to `onChunk` (with backpressure), up to its first database section, where the reader stops. */
 export async function streamGlobals(ctx: RestoreContext, file: RestoreFile, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
@@ -254,7 +219,7 @@ async function restoreFile(ctx: RestoreContext, jc: JobContext, file: RestoreFil
 export async function executeRestore(ctx: RestoreContext, req: RestoreRequest): Promise<RestoreOutcome> {
   const t0 = Date.now();
   const log = ctx.log;
-  await verifyFiles(ctx, req.files);
+  await verifyFiles(req.files, { read: readOptions(ctx), verifyKey: ctx.verifyKey, identity: ctx.identity, log: ctx.log });
   const env = writableEnv(childEnv(ctx.pg, ctx.env));
   const admin = await connectWritable(ctx.pg, ctx.pg.database, log);
   const progress = new Map<string, number>();

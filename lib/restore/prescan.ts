@@ -9,6 +9,12 @@
 import { createHash } from "node:crypto";
 import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
 import { readSections } from "../sql/sections.js";
+import type { KeyObject } from "node:crypto";
+import { identityProblem } from "../backup/encryption.js";
+import type { AgeIdentity } from "../core/ageIdentity.js";
+import { ExitCode, TaskError } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import { verifyBackupFile } from "../store/signature.js";
 import { decryptionProblem, openSqlStream } from "./decompress.js";
 import type { ReadOptions, SqlSource } from "./decompress.js";
 
@@ -41,4 +47,41 @@ export async function prescanFile(file: SqlSource, read: Omit<ReadOptions, "hash
     if (undecryptable !== null) return { ok: false, kind: "undecryptable", problem: undecryptable };
     return { ok: false, kind: "unreadable", problem: `cannot read ${file.name}: ${(err as Error).message}` };
   }
+}
+
+/**
+ * What a restore checks before it touches anything: that the identity can open every encrypted
+ * file, then every file's whole content through the script guard, hashed in the
+ * same read, then its checksum (and with a verify key its signature first) against that hash.
+ * A file the scan could not finish is hashed on its own, so a corrupt file is still reported
+ * by its checksum first.
+ */
+export async function verifyFiles(
+  files: readonly (SqlSource & { sha256: string | null })[],
+  ctx: { read: Omit<ReadOptions, "hash">; verifyKey: KeyObject | null; identity: AgeIdentity | null; log: Logger },
+): Promise<void> {
+  const keyProblems = files.flatMap((f) => {
+    const problem = f.encrypted ? identityProblem(f.name, f.recipients ?? null, ctx.identity) : null;
+    return problem === null ? [] : [problem];
+  });
+  if (keyProblems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${keyProblems.join("; ")}`);
+  const scans = await Promise.all(files.map((f) => prescanFile(f, ctx.read)));
+  const sums = await Promise.all(
+    files.map((f, i) => {
+      const scan = scans[i];
+      return verifyBackupFile(f.path, f.sha256 ?? undefined, ctx.verifyKey, scan?.ok === true ? scan.sha256 : undefined);
+    }),
+  );
+  const problems = sums.flatMap((v) => (v.ok ? [] : [v.problem]));
+  if (problems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${problems.join("; ")}`);
+  const undecryptable = scans.flatMap((v) => (!v.ok && v.kind === "undecryptable" ? [v.problem] : []));
+  if (undecryptable.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${undecryptable.join("; ")}`);
+  const refused = scans.flatMap((v) => (!v.ok && v.kind === "forbidden" ? [v.problem] : []));
+  if (refused.length > 0) {
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${refused.join("; ")}; only the psql meta-commands pg_dump writes may reach psql, so the file was altered after the backup`);
+  }
+  const unreadable = scans.flatMap((v) => (v.ok ? [] : [v.problem]));
+  if (unreadable.length > 0) throw new TaskError(ExitCode.failed, `restore failed, nothing was changed: ${unreadable.join("; ")}`);
+  const what = ctx.verifyKey !== null ? "signatures, checksums and content" : "checksums and content";
+  ctx.log.info({ files: files.map((f) => f.name), signed: ctx.verifyKey !== null }, `${what} verified for ${files.length} file(s)`);
 }
