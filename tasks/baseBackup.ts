@@ -2,6 +2,7 @@
 // on stdout) through the configured compressor into $BACKUP_DIR/base/NAME, atomically, with
 // the .sha256 (+ .sig) and NAME.json (BaseManifest) sidecars. Holds the cluster lock and
 // refuses a wiped cluster exactly as the logical backups do (lib/backup/plan.ts).
+import { refuseWithEncryption } from "../lib/physical/cleartextTier.js";
 import { availableParallelism } from "node:os";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
@@ -82,6 +83,7 @@ async function freshName(dir: string, codec: Config["compression"]["codec"], dep
 }
 
 export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Promise<BaseBackupResult> {
+  refuseWithEncryption(config, "backup base");
   const log = deps.log.child({ task: "backup", tier: "base" });
   const releasers: (() => Promise<void>)[] = [];
   try {

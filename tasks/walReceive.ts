@@ -1,6 +1,7 @@
 // wal-receive [--dry-run]: the long-running service that streams WAL into $BACKUP_DIR/wal/
 // (lib/physical/walReceiver.ts). It ends only on a fault it cannot repair (an error naming
 // the fix and a documented exit code) or on SIGTERM (exit 143, the .partial kept).
+import { refuseWithEncryption } from "../lib/physical/cleartextTier.js";
 import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { superviseWalReceiver } from "../lib/physical/walReceiver.js";
@@ -11,6 +12,7 @@ export interface WalReceiveArgs {
 }
 
 export async function run(config: Config, deps: Deps, args: WalReceiveArgs): Promise<void> {
+  refuseWithEncryption(config, "wal-receive");
   if (args.dryRun) {
     const w = config.wal;
     deps.out(

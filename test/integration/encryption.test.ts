@@ -73,6 +73,16 @@ describe("a bad AGE_RECIPIENTS_FILE", () => {
   });
 });
 
+describe("the physical tier with AGE_RECIPIENTS_FILE", () => {
+  it.each([["backup", "base"], ["wal-receive"]])("%s %s is refused (exit 2): it would write cleartext", async (...args) => {
+    const empty = tempDir("pgsb-age-physical-");
+    const r = await runCli(args, cliEnv(src, empty, { AGE_RECIPIENTS_FILE: REC1 }));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`cannot encrypt (base backups and WAL are written in cleartext), but AGE_RECIPIENTS_FILE=${REC1} is set`);
+    expect(readdirSync(empty)).toEqual([]);
+  });
+});
+
 describe("an encrypted full and incremental", () => {
   let full: string;
   let incr: string;
