@@ -39,7 +39,7 @@ postgres_healthy() {
 task_states() {
   local id
   for id in $(docker service ps -q --no-trunc "$1" 2>/dev/null); do
-    docker inspect --type task -f '{{.CreatedAt.Unix}} {{.Status.State}}|{{with .Status.ContainerStatus}}{{.ExitCode}}{{end}}|{{.Status.Err}}' "$id" 2>/dev/null
+    docker inspect --type task -f '{{.CreatedAt.UnixNano}} {{.Status.State}}|{{with .Status.ContainerStatus}}{{.ExitCode}}{{end}}|{{.Status.Err}}' "$id" 2>/dev/null
   done | sort -rn | cut -d' ' -f2-
 }
 

@@ -30,6 +30,7 @@ dumpall() {
   docker exec "$(postgres_cid)" pg_dumpall -U postgres | grep -v -e '^\\restrict ' -e '^\\unrestrict ' \
     | sed -E "/^ALTER ROLE postgres /s/ PASSWORD '[^']*'//"
 }
+postgres_task_running() { case $(newest_task_state "${STACK}_postgres") in running*) return 0 ;; *) return 1 ;; esac; }
 no_one_offs() { [ -z "$(docker service ls -q -f label=pgsb.one-off=true)" ]; }
 
 scenario_a() {
@@ -43,7 +44,9 @@ scenario_a() {
   case $state in pending*"no suitable node"*) log "without database=true: $state" ;; *) fail "postgres task without the label: $state" || return 1 ;; esac
   docker node update --label-add database=true "$node" >/dev/null
   wait_until 240 "postgres healthy (HEALTHCHECK)" postgres_healthy || return 1
-  case $(newest_task_state "${STACK}_postgres") in running*) ;; *) fail "postgres task not running" || return 1 ;; esac
+  # Swarm keeps a task "starting" until its container is healthy and records "running" a moment after.
+  wait_until 30 "the postgres task running" postgres_task_running \
+    || fail "postgres task not running: $(task_states "${STACK}_postgres" | tr '\n' ';')" || return 1
   # A fresh cluster: the write gate, through the stand-in entrypoint's initdb.d run.
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the new cluster" || return 1
   # auto-restore with no backups at all opens it (the scheduled run, once a minute).
