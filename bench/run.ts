@@ -14,13 +14,14 @@ import { destroyCluster, startCluster } from "./cluster.js";
 import type { Context } from "./cases.js";
 import { fullGroup, incrementalGroup, pgbackrestGroup, restoreGroup } from "./cases.js";
 import { baseGroup } from "./base.js";
+import { pitrGroup } from "./pitr.js";
 import { buildMainDataset, SMALL_DATABASES } from "./dataset.js";
 import { ensureTimeBinary } from "./measure.js";
 import { ARCHIVE_SETTINGS, pgbackrestInstalled, setUpPgBackRest } from "./pgbackrest.js";
 import { Results, rerender, writeResults } from "./report.js";
 
 const DEFAULT_SCALE = 10;
-const GROUPS = ["full", "incremental", "restore", "pgbackrest", "base"] as const;
+const GROUPS = ["full", "incremental", "restore", "pgbackrest", "base", "pitr"] as const;
 type Group = (typeof GROUPS)[number];
 
 const t0 = Date.now();
@@ -117,6 +118,7 @@ async function main(): Promise<void> {
     let fullDir = "";
     if (only.has("full")) fullDir = await fullGroup(ctx, mainCluster);
     if (only.has("base")) await baseGroup(ctx, mainCluster);
+    if (only.has("pitr")) await pitrGroup(ctx, mainCluster);
     if (only.has("incremental")) await incrementalGroup(ctx, scale);
     if (only.has("restore")) {
       if (fullDir === "") throw new Error("--only restore needs the full group too (it restores the full written there); add full");
