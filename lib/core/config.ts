@@ -1,6 +1,6 @@
 // Configuration is read once, at the edge (tasks/cli.ts), from the environment into a
 // typed, frozen object. Every bad value fails here with the variable, the problem and the fix.
-import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { ConfigError, errnoCode } from "./errors.js";
@@ -13,6 +13,16 @@ import type { SigningConfig } from "./signingKeys.js";
 import { signingConfig } from "./signingKeys.js";
 import type { EncryptionConfig } from "./encryptionConfig.js";
 import { encryptionConfig } from "./encryptionConfig.js";
+import type { Env } from "./envValues.js";
+import { int, oneOf, readSecretFile, str } from "./envValues.js";
+import type { S3Config } from "./s3Config.js";
+import { s3Config } from "./s3Config.js";
+import type { WalReceiveConfig } from "./walConfig.js";
+import { walReceiveConfig } from "./walConfig.js";
+
+export type { S3Config } from "./s3Config.js";
+export type { WalReceiveConfig } from "./walConfig.js";
+export { readSecretFile } from "./envValues.js";
 
 export const DEFAULT_PASSWORD_FILE = "/run/secrets/postgres_password";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -33,18 +43,6 @@ export interface PgConfig {
   passwordSource: string;
   passfile: string | null;
   connectTimeoutSeconds: number;
-}
-
-export interface S3Config {
-  bucket: string;
-  prefix: string;
-  endpoint: string | null;
-  region: string;
-  forcePathStyle: boolean;
-  sse: string | null;
-  accessKeyId: Secret | null;
-  secretAccessKey: Secret | null;
-  retention: "mirror" | "keep";
 }
 
 export interface Config {
@@ -68,53 +66,6 @@ export interface Config {
   wal: WalReceiveConfig;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-function str(env: Env, name: string, fallback: string): string {
-  const v = env[name];
-  return v === undefined || v === "" ? fallback : v;
-}
-
-function int(env: Env, name: string, fallback: number, min: number, max: number, hint: string): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (!/^\d+$/.test(raw.trim())) {
-    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a whole number; ${hint}`);
-  }
-  const n = Number(raw.trim());
-  if (n < min || n > max) throw new ConfigError(`${name}=${raw} is out of range ${min}..${max}; ${hint}`);
-  return n;
-}
-
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = str(env, name, fallback).trim().toLowerCase();
-  if (!(allowed as readonly string[]).includes(raw)) {
-    throw new ConfigError(`${name}=${JSON.stringify(env[name])} is not one of ${allowed.join(", ")}; set it to one of them or unset it for "${fallback}"`);
-  }
-  return raw as T;
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a boolean; use true or false`);
-}
-
-/** Reads a Docker secret file; strips one trailing newline, which `echo … | docker secret create` adds. */
-export function readSecretFile(name: string, path: string, fix: string): Secret {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new ConfigError(`${name}=${path} is not readable (${errnoCode(err) ?? "error"}); ${fix}`, { cause: err });
-  }
-  const value = text.replace(/\r?\n$/, "");
-  if (value === "") throw new ConfigError(`${name}=${path} is empty; ${fix}`);
-  return new Secret(value);
-}
-
 function checkReadableFile(name: string, path: string, fix: string): void {
   try {
     if (!statSync(path).isFile()) throw new ConfigError(`${name}=${path} is not a file; ${fix}`);
@@ -123,23 +74,6 @@ function checkReadableFile(name: string, path: string, fix: string): void {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${name}=${path} is not readable (${errnoCode(err) ?? "error"}); ${fix}`, { cause: err });
   }
-}
-
-/** S3's bucket naming rules (general purpose buckets), which S3-compatible servers follow too. */
-function bucketProblem(bucket: string): string | null {
-  if (bucket.length < 3 || bucket.length > 63) return "is not 3 to 63 characters long";
-  if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(bucket)) return "may hold only lowercase letters, digits, dots and hyphens, and must begin and end with a letter or digit";
-  if (bucket.includes("..")) return "must not hold two adjacent dots";
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(bucket)) return "must not look like an IP address";
-  return null;
-}
-
-/** S3_SSE: AES256, aws:kms (the AWS-managed key) or aws:kms:<key id, ARN or alias/name>. */
-function sseSetting(env: Env): string | null {
-  const sse = str(env, "S3_SSE", "");
-  if (sse === "") return null;
-  if (sse === "AES256" || sse === "aws:kms" || /^aws:kms:[A-Za-z0-9:/_-]+$/.test(sse)) return sse;
-  throw new ConfigError(`S3_SSE=${JSON.stringify(sse)} is not a server-side encryption S3 knows; use AES256, aws:kms, or aws:kms:<key id or ARN>, or unset it`);
 }
 
 /** PG_BINDIR, when set, must hold the server programs verify --restore runs. */
@@ -208,40 +142,6 @@ function pgConfig(env: Env): PgConfig {
   };
 }
 
-function s3Config(env: Env): S3Config | null {
-  const bucket = str(env, "S3_BUCKET", "");
-  if (bucket === "") return null;
-  const badBucket = bucketProblem(bucket);
-  if (badBucket !== null) throw new ConfigError(`S3_BUCKET=${JSON.stringify(bucket)} ${badBucket}; use the bucket's exact name, e.g. pg-backups`);
-  const region = str(env, "S3_REGION", "us-east-1");
-  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(region)) {
-    throw new ConfigError(`S3_REGION=${JSON.stringify(region)} is not a region name (lowercase letters, digits and hyphens, e.g. eu-central-1); use the bucket's region, or unset it for us-east-1`);
-  }
-  const keyFile = env.AWS_ACCESS_KEY_ID_FILE;
-  const secretFile = env.AWS_SECRET_ACCESS_KEY_FILE;
-  const fix = "mount the secret or use the AWS SDK credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role)";
-  const accessKeyId = keyFile ? readSecretFile("AWS_ACCESS_KEY_ID_FILE", keyFile, fix) : null;
-  const secretAccessKey = secretFile ? readSecretFile("AWS_SECRET_ACCESS_KEY_FILE", secretFile, fix) : null;
-  if ((accessKeyId === null) !== (secretAccessKey === null)) {
-    throw new ConfigError("AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE must be set together; set both or neither");
-  }
-  const endpoint = str(env, "S3_ENDPOINT", "");
-  if (endpoint !== "" && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
-    throw new ConfigError(`S3_ENDPOINT=${JSON.stringify(endpoint)} is not an http(s) URL; use e.g. https://s3.example.com`);
-  }
-  return {
-    bucket,
-    prefix: str(env, "S3_PREFIX", "").replace(/^\/+|\/+$/g, ""),
-    endpoint: endpoint === "" ? null : endpoint,
-    region,
-    forcePathStyle: bool(env, "S3_FORCE_PATH_STYLE", endpoint !== ""),
-    sse: sseSetting(env),
-    accessKeyId,
-    secretAccessKey,
-    retention: oneOf(env, "S3_RETENTION", ["mirror", "keep"] as const, "mirror"),
-  };
-}
-
 // --- Notifications (issue 17): healthchecks-style pings and a webhook. The URLs usually
 // carry a token in their path or query, so they are Secrets and errors name the variable only.
 export interface NotifyConfig {
@@ -281,29 +181,6 @@ export function notifyConfig(env: Env): NotifyConfig {
 }
 // --- end of notifications
 
-// --- wal-receive (issue 19): the pg_receivewal supervisor.
-export interface WalReceiveConfig {
-  /** Replication slot name (WAL_SLOT). */
-  slot: string;
-  compression: "gzip" | "lz4" | "none";
-  /** Alert (ping /fail, webhook) when the receiver is this far behind the server, or down this long. */
-  lagAlertSeconds: number;
-  /** pg_receivewal --status-interval and the supervisor's poll of the slot. */
-  statusIntervalSeconds: number;
-}
-
-function walReceiveConfig(env: Env): WalReceiveConfig {
-  const slot = str(env, "WAL_SLOT", "pg_swarm_backup");
-  // PostgreSQL's rule for slot names (ReplicationSlotValidateName).
-  if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw new ConfigError(`WAL_SLOT=${JSON.stringify(slot)} is not a slot name: use 1 to 63 lowercase letters, digits and underscores`);
-  return {
-    slot,
-    compression: oneOf(env, "WAL_COMPRESSION", ["gzip", "lz4", "none"] as const, "gzip"),
-    lagAlertSeconds: int(env, "WAL_LAG_ALERT_SECONDS", 300, 1, 604_800, "seconds the receiver may lag behind the server before an alert (300 by default)"),
-    statusIntervalSeconds: int(env, "WAL_STATUS_INTERVAL_SECONDS", 5, 1, 3600, "seconds between the receiver's status reports (5 by default)"),
-  };
-}
-// --- end of wal-receive
 
 export function resolveConfig(env: Env): Readonly<Config> {
   const backupDir = str(env, "BACKUP_DIR", "/backups");
