@@ -48,10 +48,10 @@ async function fromStream(config: Config, deps: Deps, f: ResolvedFile) {
     return result;
   } catch (err) {
     sql.cancel();
-    await sql.done.catch(() => undefined);
-    const undecryptable = decryptionProblem(f, config.encryption.identity, err);
-    if (undecryptable !== null) throw new TaskError(ExitCode.refused, undecryptable, { cause: err });
-    throw new TaskError(ExitCode.failed, `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    const failure = (await sql.cause) ?? err;
+    const undecryptable = decryptionProblem(f, config.encryption.identity, failure);
+    if (undecryptable !== null) throw new TaskError(ExitCode.refused, undecryptable, { cause: failure });
+    throw new TaskError(ExitCode.failed, `cannot read ${path}: ${(failure as Error).message}`, { cause: failure });
   }
 }
 

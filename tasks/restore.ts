@@ -62,9 +62,9 @@ async function databasesOf(config: Config, deps: Deps, f: ResolvedFile): Promise
     return r.databases;
   } catch (err) {
     sql.cancel();
-    await sql.done.catch(() => undefined);
-    const why = decryptionProblem(f, config.encryption.identity, err) ?? `cannot use ${f.path}: ${(err as Error).message}`;
-    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${why}`, { cause: err });
+    const failure = (await sql.cause) ?? err;
+    const why = decryptionProblem(f, config.encryption.identity, failure) ?? `cannot use ${f.path}: ${(failure as Error).message}`;
+    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${why}`, { cause: failure });
   }
 }
 

@@ -24,13 +24,14 @@ export interface WriteProgress {
   compressedBytes: number;
 }
 
-function rank(err: unknown): number {
+function rank(err: unknown, tornDown: boolean): number {
   const code = errnoCode(err) ?? "";
   if (isStorageErrno(err)) return 0;
   // A stream cut short by the teardown below after another stage failed: that stage explains it.
   if (code === "ERR_STREAM_PREMATURE_CLOSE") return 5;
   if (err instanceof TaskError) return 1;
-  if (err instanceof ProcessError) return isSecondaryFailure(err) ? 5 : 2;
+  // A filter killed by the teardown below (kill() is SIGKILL) did not fail on its own.
+  if (err instanceof ProcessError) return isSecondaryFailure(err) || (tornDown && err.signal !== undefined) ? 5 : 2;
   if (err instanceof SinkClosedError) return 4;
   return 3;
 }
@@ -70,12 +71,14 @@ export async function writeCompressed(
       sink.end();
     }),
   );
+  let tornDown = false;
   const settled = await new Promise<PromiseSettledResult<unknown>[]>((resolve) => {
     let failed = false;
     for (const s of stages) {
       s.catch(() => {
         if (failed) return;
         failed = true;
+        tornDown = true;
         // Stop every other stage so the first failure does not leave a process or stream hanging.
         sink.destroy();
         for (const child of children) child.kill();
@@ -87,7 +90,7 @@ export async function writeCompressed(
   if (!file.destroyed) file.destroy();
   await closed;
   const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
-  const cause = errors.sort((a, b) => rank(a) - rank(b))[0];
+  const cause = errors.sort((a, b) => rank(a, tornDown) - rank(b, tornDown))[0];
   if (cause instanceof SinkClosedError && filters[0] !== undefined) {
     // Nothing else failed: the compressor exited 0 without reading all of its input.
     throw new TaskError(ExitCode.failed, `${filters[0].program} exited before reading the whole dump (its output would be incomplete)`, { cause });

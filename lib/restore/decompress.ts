@@ -11,7 +11,7 @@ import { decompressorFor, filterEnv } from "../backup/compression.js";
 import { decryptorFor, identityProblem, isIdentityMismatch } from "../backup/encryption.js";
 import type { AgeIdentity } from "../core/ageIdentity.js";
 import type { Codec } from "../core/codec.js";
-import { ExitCode, TaskError } from "../core/errors.js";
+import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import { ProcessError, isSecondaryFailure, spawnFilter } from "../core/proc.js";
 import { readStreamNoFollow } from "../core/noFollow.js";
 import { hashTap } from "../store/checksum.js";
@@ -21,6 +21,12 @@ export interface SqlStream {
   done: Promise<void>;
   /** Stops reading early (kills the filters); `done` then settles without an error. */
   cancel(): void;
+  /**
+   * Once every stage has ended: the failure that explains a broken stream (age refusing the
+   * file, a decompressor finding it corrupt), also after cancel(), or null. A reader that
+   * failed with "Premature close" because a filter died asks this for the reason.
+   */
+  cause: Promise<unknown>;
 }
 
 /** A backup file as a reader needs it. */
@@ -59,9 +65,14 @@ export function decryptionProblem(source: SqlSource, identity: AgeIdentity | nul
   return `${source.name} does not decrypt (${said}): age's authentication failed, so the file was altered or truncated after the backup`;
 }
 
-function causeOf(settled: readonly PromiseSettledResult<unknown>[]): unknown {
-  const errors = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
-  return errors.find((e) => !(e instanceof ProcessError && isSecondaryFailure(e))) ?? errors[0];
+/**
+ * A stage's failure that explains the others: not one filter dying of the next one's end, not a
+ * filter cancel() killed, not a stream torn down after it.
+ */
+function explains(err: unknown, cancelled: boolean): boolean {
+  if (err instanceof ProcessError) return !isSecondaryFailure(err) && !(cancelled && err.signal !== undefined);
+  // EPIPE: writing into a filter that had already ended (it failed first, or was stopped).
+  return !["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "EPIPE"].includes(errnoCode(err) ?? "");
 }
 
 export function openSqlStream(source: SqlSource, opts: ReadOptions): SqlStream {
@@ -76,7 +87,7 @@ export function openSqlStream(source: SqlSource, opts: ReadOptions): SqlStream {
       file.once("close", () => resolve());
       file.once("error", reject);
     });
-    return { stream: file, done, cancel: () => file.destroy() };
+    return { stream: file, done, cancel: () => file.destroy(), cause: done.then(() => null, (err: unknown) => err) };
   }
   let cancelled = false;
   const children = programs.map((p) => spawnFilter(p.program, p.args, filterEnv(opts.env)));
@@ -88,14 +99,16 @@ export function openSqlStream(source: SqlSource, opts: ReadOptions): SqlStream {
     const next = children[i + 1];
     if (next !== undefined) stages.push(pipeline(child.stdout as Readable, next.stdin as Writable));
   });
-  const done = Promise.allSettled(stages).then((settled) => {
-    const cause = causeOf(settled);
-    if (cause !== undefined && !cancelled) throw cause;
+  const errors = Promise.allSettled(stages).then((settled) => settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : [])));
+  const cause = errors.then((all) => all.find((e) => explains(e, cancelled)) ?? null);
+  const done = errors.then((all) => {
+    if (all.length > 0 && !cancelled) throw all.find((e) => explains(e, false)) ?? all[0];
   });
   const last = children[children.length - 1];
   return {
     stream: last === undefined ? (tap as Readable) : (last.stdout as Readable),
     done,
+    cause,
     cancel() {
       cancelled = true;
       file.destroy();

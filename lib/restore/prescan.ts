@@ -41,11 +41,12 @@ export async function prescanFile(file: SqlSource, read: Omit<ReadOptions, "hash
     return { ok: true, sha256: hash.digest("hex") };
   } catch (err) {
     sql.cancel();
-    await sql.done.catch(() => undefined);
+    // The reader may have seen only "Premature close": the stage that broke the stream says why.
+    const failure = (await sql.cause) ?? err;
     if (err instanceof ScriptRefusal) return { ok: false, kind: "forbidden", problem: refusalText(file.name, guard.part, err) };
-    const undecryptable = decryptionProblem(file, read.identity, err);
+    const undecryptable = decryptionProblem(file, read.identity, failure);
     if (undecryptable !== null) return { ok: false, kind: "undecryptable", problem: undecryptable };
-    return { ok: false, kind: "unreadable", problem: `cannot read ${file.name}: ${(err as Error).message}` };
+    return { ok: false, kind: "unreadable", problem: `cannot read ${file.name}: ${(failure as Error).message}` };
   }
 }
 

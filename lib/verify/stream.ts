@@ -51,8 +51,9 @@ export async function scanBackup(e: CatalogEntry, read: ReadOptions, log: Logger
       },
     });
   } catch (err) {
-    error = message(err);
     sql.cancel();
+    // A reader cut short by a dying filter saw "Premature close"; the filter's own error says why.
+    error = message((await sql.cause) ?? err);
   } finally {
     clearInterval(timer);
   }

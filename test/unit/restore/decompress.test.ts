@@ -51,6 +51,27 @@ describe("openSqlStream", () => {
     expect((err as ProcessError).stderrTail).toContain("no identity matched");
   });
 
+  it("after the reader gave up on a broken stream, cause still names age's refusal, also after cancel()", async () => {
+    for (const codec of ["zstd", "none"] as const) {
+      const path = write(codec, true);
+      const sql = openSqlStream({ name: "f", path, codec, encrypted: true }, { threads: 2, env, identity: readIdentityFile(join(dir, "other.txt")) });
+      // As a reader does: it meets the stream's early end (or "Premature close"), then cancels.
+      await text(sql.stream).catch(() => "");
+      sql.cancel();
+      const cause = await sql.cause;
+      expect(cause, codec).toBeInstanceOf(ProcessError);
+      expect((cause as ProcessError).stderrTail).toContain("no identity matched");
+      await sql.done;
+    }
+  });
+
+  it("a reader that stops early on a sound file: no cause", async () => {
+    const path = write("zstd", true);
+    const sql = openSqlStream({ name: "f", path, codec: "zstd", encrypted: true }, { threads: 2, env, identity: readIdentityFile(join(dir, "id.txt")) });
+    sql.cancel();
+    expect(await sql.cause).toBeNull();
+  });
+
   it("without an identity, an encrypted file is refused before anything runs (exit 4)", () => {
     expect(() => openSqlStream({ name: "x.sql.age", path: "/nonexistent", codec: "none", encrypted: true }, { threads: 1, env, identity: null })).toThrow(/x\.sql\.age is encrypted; set AGE_IDENTITY_FILE/);
   });
