@@ -12,6 +12,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
+          setupFiles: ["test/cleanup.ts"],
         },
       },
       {
@@ -19,6 +20,7 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/globalSetup.ts"],
+          setupFiles: ["test/cleanup.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           pool: "forks",

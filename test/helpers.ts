@@ -1,7 +1,7 @@
 // Shared test plumbing: a config for a test cluster, deps that capture output and logs,
 // and running the built CLI as a real process (for exit codes and stderr).
 import { spawn } from "node:child_process";
-import { lstatSync, mkdtempSync, readdirSync, readlinkSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -14,8 +14,18 @@ import { clusterEnv } from "./cluster.js";
 
 export const CLI = join(import.meta.dirname, "..", "dist", "tasks", "cli.js");
 
+const madeDirs: string[] = [];
+
+/** A fresh folder under the system temp dir; test/cleanup.ts removes it after the test file. */
 export function tempDir(prefix = "pgsb-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+
+/** Removes every folder tempDir made in this test file (the files of a test cluster's server user too: we are root). */
+export function removeTempDirs(): void {
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export function testConfig(c: ClusterInfo, backupDir: string, extra: Record<string, string> = {}): Readonly<Config> {
