@@ -56,7 +56,7 @@ afterAll(() => clusters.destroyAll());
 describe("a bad AGE_RECIPIENTS_FILE", () => {
   it("fails the backup before any dump starts: exit 2 naming the variable and the line, nothing written", async () => {
     const bad = join(keys, "bad.txt");
-    writeFileSync(bad, `${pub1}\n${pub2.slice(0, -1)}x\n`);
+    writeFileSync(bad, `${pub1}\n${pub2.slice(0, -1)}${pub2.endsWith("x") ? "y" : "x"}\n`); // one character changed: Bech32 catches it
     const empty = tempDir("pgsb-age-bad-");
     const r = await runCli(["backup", "full"], cliEnv(src, empty, { AGE_RECIPIENTS_FILE: bad }));
     expect(r.code, r.stderr).toBe(2);
