@@ -4,8 +4,8 @@
 // the age CLI reads the file itself when it decrypts (its path reaches argv, never its
 // content). No message quotes a line of it.
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { ConfigError, errnoCode } from "./errors.js";
+import { ConfigError } from "./errors.js";
+import { readKeyFile } from "./ageRecipients.js";
 import { decodeBech32, encodeBech32 } from "./bech32.js";
 
 export interface AgeIdentity {
@@ -16,7 +16,6 @@ export interface AgeIdentity {
 }
 
 const VARIABLE = "AGE_IDENTITY_FILE";
-const MAX_BYTES = 64 * 1024;
 /** PKCS#8 DER prefix of an X25519 private key; the 32-byte scalar follows. */
 const X25519_PKCS8 = Buffer.from("302e020100300506032b656e04220420", "hex");
 
@@ -77,12 +76,5 @@ export function parseIdentity(text: string, file: string): AgeIdentity {
 }
 
 export function readIdentityFile(file: string): AgeIdentity {
-  let text: Buffer;
-  try {
-    text = readFileSync(file);
-  } catch (err) {
-    throw new ConfigError(`${VARIABLE}=${file} is not readable (${errnoCode(err) ?? "error"}); mount the age_identity secret or unset ${VARIABLE}`, { cause: err });
-  }
-  if (text.length > MAX_BYTES) throw new ConfigError(`${VARIABLE}=${file} is ${text.length} bytes, more than an identity file (${MAX_BYTES}); is it the right file?`);
-  return parseIdentity(text.toString("utf8"), file);
+  return parseIdentity(readKeyFile(VARIABLE, file, "the age_identity secret", "an identity file"), file);
 }

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError, errnoCode } from "./errors.js";
 import { decodeBech32 } from "./bech32.js";
 
-/** A recipients file is a handful of lines; anything larger is not one. */
+/** A recipients or identity file is a handful of lines; anything larger is not one. */
 const MAX_BYTES = 64 * 1024;
 
 const VARIABLE = "AGE_RECIPIENTS_FILE";
@@ -52,13 +52,21 @@ export function parseRecipients(text: string, source: string): string[] {
   return out;
 }
 
-export function readRecipientsFile(path: string): string[] {
+/**
+ * An age key file's text (recipients or identity), at most MAX_BYTES: `mount` names what Swarm
+ * provides it as, `what` the kind of file, for the ConfigError that names the variable.
+ */
+export function readKeyFile(variable: string, path: string, mount: string, what: string): string {
   let text: Buffer;
   try {
     text = readFileSync(path);
   } catch (err) {
-    throw new ConfigError(`${VARIABLE}=${path} is not readable (${errnoCode(err) ?? "error"}); mount the age_recipients config or unset ${VARIABLE}`, { cause: err });
+    throw new ConfigError(`${variable}=${path} is not readable (${errnoCode(err) ?? "error"}); mount ${mount} or unset ${variable}`, { cause: err });
   }
-  if (text.length > MAX_BYTES) throw new ConfigError(`${VARIABLE}=${path} is ${text.length} bytes, more than a recipients file (${MAX_BYTES}); is it the right file?`);
-  return parseRecipients(text.toString("utf8"), path);
+  if (text.length > MAX_BYTES) throw new ConfigError(`${variable}=${path} is ${text.length} bytes, more than ${what} (${MAX_BYTES}); is it the right file?`);
+  return text.toString("utf8");
+}
+
+export function readRecipientsFile(path: string): string[] {
+  return parseRecipients(readKeyFile(VARIABLE, path, "the age_recipients config", "a recipients file"), path);
 }
