@@ -15,7 +15,7 @@ import type { Config } from "../lib/core/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { dumpGlobals, dumpInto } from "../lib/backup/dump.js";
 import type { DumpResult } from "../lib/backup/dump.js";
-import { ExitCode, TaskError, errnoCode } from "../lib/core/errors.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { databaseFingerprint, globalsFingerprint } from "../lib/backup/fingerprint.js";
 import type { Fingerprint, Manifest, ManifestEncryption } from "../lib/store/manifest.js";
 import { MANIFEST_FORMAT } from "../lib/store/manifest.js";
@@ -29,7 +29,7 @@ import { writeCompressed } from "../lib/backup/pipeline.js";
 import { runCommand } from "../lib/core/proc.js";
 import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
 import type { DatabaseInfo } from "../lib/postgres/server.js";
-import { assertWritable, commitPartial, createPartial, discardPartial, storageError } from "../lib/store/storage.js";
+import { abandonPartial, assertWritable, commitPartial, createPartial, discardPartial } from "../lib/store/storage.js";
 import { updateLatestPointer } from "../lib/store/latestPointer.js";
 import { TOOL } from "../lib/core/version.js";
 import { mapLimit, sleep } from "../lib/core/concurrency.js";
@@ -200,11 +200,8 @@ async function execute(
     written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), filters, partial, env, progress);
     if (recipients !== null) sealed = await sealRowCounts(result.rowCounts, recipients, env);
   } catch (err) {
-    await discardPartial(partial);
+    const failure = await abandonPartial(config.backupDir, partial, err);
     unregisterPartial();
-    const code = errnoCode(err);
-    // A system error (ENOSPC, EIO …) is the storage's; Node's own ERR_* codes are not.
-    const failure = code !== undefined && !code.startsWith("ERR_") && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;
     log.error({ err: (failure as Error).message, removed: partial.path }, "backup failed; partial file removed, nothing else changed");
     throw failure;
   } finally {

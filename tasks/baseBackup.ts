@@ -12,7 +12,7 @@ import { wipedClusterRefusal } from "../lib/backup/plan.js";
 import type { Config } from "../lib/core/config.js";
 import { sleep } from "../lib/core/concurrency.js";
 import type { Deps } from "../lib/core/deps.js";
-import { ExitCode, TaskError, errnoCode } from "../lib/core/errors.js";
+import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { runCommand } from "../lib/core/proc.js";
 import { shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
@@ -27,7 +27,7 @@ import { acquireLock } from "../lib/postgres/lock.js";
 import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
 import { scanCatalog, usable } from "../lib/store/catalog.js";
 import { MANIFEST_SUFFIX } from "../lib/store/naming.js";
-import { assertWritable, commitPartial, createPartial, discardPartial, storageError } from "../lib/store/storage.js";
+import { abandonPartial, assertWritable, commitPartial, createPartial, discardPartial } from "../lib/store/storage.js";
 
 export interface BaseBackupArgs {
   dryRun: boolean;
@@ -158,10 +158,8 @@ async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps[
     const opts = { env: p.env, pg: config.pg, checkpoint: config.baseBackup.checkpoint, secrets: [config.pg.password], onBytes: (n: number) => (rawBytes += n) };
     written = await writeCompressed(async (sink) => void (streamed = await streamBaseBackup(sink, opts)), p.compressor === null ? [] : [p.compressor], partial, p.env, progress);
   } catch (err) {
-    await discardPartial(partial);
+    const failure = await abandonPartial(config.backupDir, partial, err);
     unregisterPartial();
-    const code = errnoCode(err);
-    const failure = code !== undefined && !code.startsWith("ERR_") && !(err instanceof TaskError) ? storageError(config.backupDir, partial.path, err) : err;
     log.error({ err: (failure as Error).message, removed: partial.path }, "base backup failed; partial file removed, nothing else changed");
     throw failure;
   } finally {

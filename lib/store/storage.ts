@@ -103,6 +103,17 @@ export async function discardPartial(p: PartialFile): Promise<void> {
   await rm(p.path, { force: true }).catch(() => undefined);
 }
 
+/**
+ * Removes the partial of a write that failed and returns the error to report: a system error
+ * (ENOSPC, EIO …) as the storage's (exit 9, naming BACKUP_DIR); Node's own ERR_* codes and
+ * TaskErrors as they are.
+ */
+export async function abandonPartial(backupDir: string, p: PartialFile, err: unknown): Promise<unknown> {
+  await discardPartial(p);
+  const code = errnoCode(err);
+  return code !== undefined && !code.startsWith("ERR_") && !(err instanceof TaskError) ? storageError(backupDir, p.path, err) : err;
+}
+
 /** The sidecars of a data file, exactly as they are to be written. */
 export interface Sidecars {
   checksum: string;
