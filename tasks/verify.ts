@@ -24,7 +24,8 @@ import type { Check, Finding } from "../lib/verify/checks.js";
 import { countRestoredRows, restoreChainForVerify } from "../lib/verify/restore.js";
 import type { ChainRestore } from "../lib/verify/restore.js";
 import { scanBackup, sourceOf } from "../lib/verify/stream.js";
-import { identityProblem, openManifest } from "../lib/backup/encryption.js";
+import { openManifest } from "../lib/backup/encryption.js";
+import { identityProblems } from "../lib/restore/decompress.js";
 import { openRestoreTarget } from "../lib/verify/target.js";
 import type { RestoreTarget } from "../lib/verify/target.js";
 import { mapLimit } from "../lib/core/concurrency.js";
@@ -153,11 +154,10 @@ async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collecto
     return;
   }
   // Encrypted files need AGE_IDENTITY_FILE to be read back; without the right one nothing below can be proven.
-  const keyProblems = plan.chain.flatMap((name) => {
-    const source = sourceOf(catalog.find((e) => e.name === name) as CatalogEntry);
-    const problem = source.encrypted ? identityProblem(name, source.recipients ?? null, config.encryption.identity) : null;
-    return problem === null ? [] : [problem];
-  });
+  const keyProblems = identityProblems(
+    plan.chain.map((name) => sourceOf(catalog.find((e) => e.name === name) as CatalogEntry)),
+    config.encryption.identity,
+  );
   if (keyProblems.length > 0) throw new TaskError(ExitCode.refused, `verify cannot read the newest chain: ${keyProblems.join("; ")}`);
   // The sealed row counts of encrypted backups, opened once for the stream and restore comparisons.
   const opened = await mapLimit(catalog, HASH_CONCURRENCY, async (e) =>

@@ -47,11 +47,18 @@ export interface ReadOptions {
   hash?: Hash;
 }
 
+/** Why `identity` cannot open each encrypted source (see identityProblem); empty when it opens them all. */
+export function identityProblems(sources: readonly SqlSource[], identity: AgeIdentity | null): string[] {
+  return sources.flatMap((s) => {
+    const problem = s.encrypted ? identityProblem(s.name, s.recipients ?? null, identity) : null;
+    return problem === null ? [] : [problem];
+  });
+}
+
 /** Throws the refusal (exit 4) naming AGE_IDENTITY_FILE when an encrypted source cannot be opened with `identity`. */
 export function assertDecryptable(source: SqlSource, identity: AgeIdentity | null): void {
-  if (!source.encrypted) return;
-  const problem = identityProblem(source.name, source.recipients ?? null, identity);
-  if (problem !== null) throw new TaskError(ExitCode.refused, problem);
+  const [problem] = identityProblems([source], identity);
+  if (problem !== undefined) throw new TaskError(ExitCode.refused, problem);
 }
 
 /** Why age refused to decrypt `source` (the identity does not fit, or the file fails age's authentication), or null when `err` is no age failure. */

@@ -10,12 +10,11 @@ import { createHash } from "node:crypto";
 import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
 import { readSections } from "../sql/sections.js";
 import type { KeyObject } from "node:crypto";
-import { identityProblem } from "../backup/encryption.js";
 import type { AgeIdentity } from "../core/ageIdentity.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { verifyBackupFile } from "../store/signature.js";
-import { decryptionProblem, openSqlStream } from "./decompress.js";
+import { decryptionProblem, identityProblems, openSqlStream } from "./decompress.js";
 import type { ReadOptions, SqlSource } from "./decompress.js";
 
 /** `forbidden`: it holds a line psql must not get; `undecryptable`: age refused it; `unreadable`: anything else. */
@@ -61,10 +60,7 @@ export async function verifyFiles(
   files: readonly (SqlSource & { sha256: string | null })[],
   ctx: { read: Omit<ReadOptions, "hash">; verifyKey: KeyObject | null; identity: AgeIdentity | null; log: Logger },
 ): Promise<void> {
-  const keyProblems = files.flatMap((f) => {
-    const problem = f.encrypted ? identityProblem(f.name, f.recipients ?? null, ctx.identity) : null;
-    return problem === null ? [] : [problem];
-  });
+  const keyProblems = identityProblems(files, ctx.identity);
   if (keyProblems.length > 0) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${keyProblems.join("; ")}`);
   const scans = await Promise.all(files.map((f) => prescanFile(f, ctx.read)));
   const sums = await Promise.all(
