@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { resolveConfig } from "../lib/core/config.js";
+import { resolveConfig } from "../lib/config/config.js";
 import type { BenchCluster } from "./cluster.js";
 import { destroyCluster, startCluster } from "./cluster.js";
 import type { Context } from "./cases.js";

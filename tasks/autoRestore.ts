@@ -7,7 +7,7 @@ import type { AutoRestoreDecision } from "../lib/restore/autoRestorePlan.js";
 import { scanCatalog } from "../lib/store/catalog.js";
 import { assertBackupDir } from "../lib/store/backupDir.js";
 import { catalogWithMirror, ensureLocal } from "../lib/s3/mirrorFallback.js";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { acquireLock } from "../lib/postgres/lock.js";

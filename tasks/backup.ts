@@ -11,7 +11,7 @@ import type { CatalogEntry } from "../lib/store/catalog.js";
 import { checkSignature } from "../lib/store/signature.js";
 import { compressorFor } from "../lib/backup/compression.js";
 import { encryptorFor, sealRowCounts } from "../lib/backup/encryption.js";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { dumpGlobals, dumpInto } from "../lib/backup/dump.js";
 import type { DumpResult } from "../lib/backup/dump.js";

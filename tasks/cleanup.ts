@@ -13,7 +13,7 @@ import { assertBackupDir } from "../lib/store/backupDir.js";
 import { verifyBackupFile } from "../lib/store/signature.js";
 import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/retention/cleanup.js";
 import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/retention/cleanup.js";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError, errnoCode } from "../lib/core/errors.js";
 import { humanBytes } from "../lib/core/format.js";
@@ -25,7 +25,7 @@ import type { Tier } from "../lib/store/naming.js";
 import { planRetention } from "../lib/retention/plan.js";
 import { storageError } from "../lib/store/storage.js";
 import { pointerFileName, readLatestPointer, updateLatestPointer } from "../lib/store/latestPointer.js";
-import { executePhysicalCleanup, formatPhysicalCleanup, planPhysicalCleanup } from "../lib/physical/physicalCleanup.js";
+import { executePhysicalCleanup, formatPhysicalCleanup, planPhysicalCleanup } from "../lib/retention/physicalCleanup.js";
 
 export interface CleanupArgs {
   dryRun: boolean;

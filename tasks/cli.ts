@@ -5,8 +5,8 @@
 import { availableParallelism } from "node:os";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import type { Config } from "../lib/core/config.js";
-import { notifyConfig, resolveConfig } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
+import { notifyConfig, resolveConfig } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { createLogger } from "../lib/core/log.js";

@@ -3,15 +3,15 @@ import { readFile } from "node:fs/promises";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { scanCatalog } from "../lib/store/catalog.js";
 import { assertBackupDir } from "../lib/store/backupDir.js";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
 import { parseChecksumFile } from "../lib/store/checksum.js";
 import { CHECKSUM_SUFFIX } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
-import type { ListedBase } from "../lib/physical/baseListing.js";
-import { formatBases, listBases } from "../lib/physical/baseListing.js";
-import { formatWalSummary, summarizeWal } from "../lib/physical/walSummary.js";
+import type { ListedBase } from "../lib/base/listing.js";
+import { formatBases, listBases } from "../lib/base/listing.js";
+import { formatWalSummary, summarizeWal } from "../lib/wal/summary.js";
 
 export interface ListArgs {
   json: boolean;

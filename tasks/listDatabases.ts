@@ -1,7 +1,7 @@
 // list-databases FILE: the databases a backup file holds, from its manifest (with table and
 // row counts) or, for a file without one, by streaming it through the section reader. With
 // BACKUP_VERIFY_KEY_FILE only a signed backup is listed (its signed manifest is what is shown).
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { decryptionProblem, openSqlStream } from "../lib/restore/decompress.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";

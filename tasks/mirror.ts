@@ -3,7 +3,7 @@
 // it ends the task with ExitCode.mirrorFailed so the operator sees it.
 import { scanCatalog } from "../lib/store/catalog.js";
 import { assertBackupDir } from "../lib/store/backupDir.js";
-import type { Config, S3Config } from "../lib/core/config.js";
+import type { Config, S3Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ConfigError, ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes, table } from "../lib/core/format.js";

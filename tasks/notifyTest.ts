@@ -2,7 +2,7 @@
 // changing the check's state) and one test webhook (NOTIFY_URL, status "test"), and what each
 // endpoint answered, so a person can check the setup once. Only hosts are printed.
 import { hostname } from "node:os";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { deliver, describeDelivery } from "../lib/notify/delivery.js";
 import type { DeliveryResult } from "../lib/notify/delivery.js";

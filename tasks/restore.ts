@@ -1,6 +1,6 @@
 // restore-latest | restore-full | restore-database: decide what to restore (lib/restore/plan.ts,
 // lib/restore/request.ts), then, holding the cluster lock, execute it (lib/restore/exec.ts).
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { decryptionProblem, openSqlStream } from "../lib/restore/decompress.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";

@@ -1,20 +1,20 @@
 // restore-pitr [--at ISO-TIME] --pgdata DIR [--move-aside] [--dry-run]: prepares a stopped
 // cluster's data directory for point-in-time recovery from BACKUP_DIR/base and BACKUP_DIR/wal.
 // The result is started by postgres itself, which replays the staged WAL to the target and
-// promotes. The decisions are in lib/physical/pitrPlan.ts; lib/physical/pitrRestore.ts acts.
+// promotes. The decisions are in lib/pitr/plan.ts; lib/pitr/restore.ts acts.
 import { isAbsolute, resolve } from "node:path";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes } from "../lib/core/format.js";
-import { inspectDataDir } from "../lib/physical/dataDir.js";
-import type { DataDirState } from "../lib/physical/dataDir.js";
-import { formatPitrPlan, planPitr } from "../lib/physical/pitrPlan.js";
-import type { PitrPlan } from "../lib/physical/pitrPlan.js";
-import { checkBase, restorePitr } from "../lib/physical/pitrRestore.js";
-import type { PitrRestoreOptions, PitrRestoreOutcome } from "../lib/physical/pitrRestore.js";
-import { scanBaseCatalog } from "../lib/physical/baseCatalog.js";
-import { listWalArchive, readTimelineHistories } from "../lib/physical/walArchive.js";
+import { inspectDataDir } from "../lib/pitr/dataDir.js";
+import type { DataDirState } from "../lib/pitr/dataDir.js";
+import { formatPitrPlan, planPitr } from "../lib/pitr/plan.js";
+import type { PitrPlan } from "../lib/pitr/plan.js";
+import { checkBase, restorePitr } from "../lib/pitr/restore.js";
+import type { PitrRestoreOptions, PitrRestoreOutcome } from "../lib/pitr/restore.js";
+import { scanBaseCatalog } from "../lib/base/catalog.js";
+import { listWalArchive, readTimelineHistories } from "../lib/wal/archive.js";
 
 export interface RestorePitrArgs {
   at?: string;

@@ -3,14 +3,14 @@
 // state behind METRICS_FILE), and verify's last check results.
 import { scanCatalog } from "../lib/store/catalog.js";
 import { assertBackupDir } from "../lib/store/backupDir.js";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { humanBytes, localTime, table } from "../lib/core/format.js";
 import { readMetricsState } from "../lib/core/metrics.js";
 import type { MetricsState, WalReceiverMetrics } from "../lib/core/metrics.js";
-import { formatSlotStatus, formatWalReceiver, slotStatus } from "../lib/physical/walReceiverStatus.js";
-import type { SlotStatus } from "../lib/physical/walReceiverStatus.js";
-import { summarizeWal } from "../lib/physical/walSummary.js";
+import { formatSlotStatus, formatWalReceiver, slotStatus } from "../lib/receiver/status.js";
+import type { SlotStatus } from "../lib/receiver/status.js";
+import { summarizeWal } from "../lib/wal/summary.js";
 import { TIERS } from "../lib/store/naming.js";
 import type { Tier } from "../lib/store/naming.js";
 

@@ -11,7 +11,7 @@ import { scanCatalog } from "../lib/store/catalog.js";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { verifyChecksum } from "../lib/store/checksum.js";
 import { checkSignature } from "../lib/store/signature.js";
-import type { Config, PgConfig } from "../lib/core/config.js";
+import type { Config, PgConfig } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ConfigError, ExitCode, TaskError } from "../lib/core/errors.js";
 import { humanBytes } from "../lib/core/format.js";

@@ -1,11 +1,11 @@
 // wal-receive [--dry-run]: the long-running service that streams WAL into $BACKUP_DIR/wal/
-// (lib/physical/walReceiver.ts). It ends only on a fault it cannot repair (an error naming
+// (lib/receiver/supervisor.ts). It ends only on a fault it cannot repair (an error naming
 // the fix and a documented exit code) or on SIGTERM (exit 143, the .partial kept).
 import { refuseWithEncryption } from "../lib/physical/cleartextTier.js";
-import type { Config } from "../lib/core/config.js";
+import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
-import { superviseWalReceiver } from "../lib/physical/walReceiver.js";
-import { receiveArgs } from "../lib/physical/walReceiverProcess.js";
+import { superviseWalReceiver } from "../lib/receiver/supervisor.js";
+import { receiveArgs } from "../lib/receiver/process.js";
 
 export interface WalReceiveArgs {
   dryRun: boolean;

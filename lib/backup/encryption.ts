@@ -6,7 +6,7 @@ import { which } from "../core/bin.js";
 import { ConfigError, ExitCode, TaskError } from "../core/errors.js";
 import type { Program } from "../core/proc.js";
 import { ProcessError, runCommand } from "../core/proc.js";
-import type { AgeIdentity } from "../core/ageIdentity.js";
+import type { AgeIdentity } from "../keys/ageIdentity.js";
 import type { Manifest, ManifestEncryption } from "../store/manifest.js";
 import { rowCountsProblem } from "../store/manifestSchema.js";
 import { MANIFEST_SUFFIX } from "../store/naming.js";

@@ -3,7 +3,7 @@
 // delivered never changes the task's exit code nor hides its error: it is logged as a warning
 // naming the host only and counted in METRICS_FILE (pgsb_notify_failures_total).
 import { hostname } from "node:os";
-import type { NotifyConfig } from "../core/config.js";
+import type { NotifyConfig } from "../config/config.js";
 import { deliver, describeDelivery } from "./delivery.js";
 import type { DeliveryRequest, DeliveryResult } from "./delivery.js";
 import { ExitCode } from "../core/errors.js";

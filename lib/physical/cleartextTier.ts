@@ -2,7 +2,7 @@
 // row, and neither can go through age (pg_receivewal writes its files itself). A service given
 // AGE_RECIPIENTS_FILE expects what it writes to be encrypted, so it is refused rather than
 // silently writing plaintext beside the encrypted logical backups (README "Encryption at rest").
-import type { Config } from "../core/config.js";
+import type { Config } from "../config/config.js";
 import { ConfigError } from "../core/errors.js";
 
 export function refuseWithEncryption(config: Pick<Config, "encryption">, command: string): void {

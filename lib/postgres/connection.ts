@@ -1,7 +1,7 @@
 // PostgreSQL connections: one place that knows how to connect, retry while the server
 // starts, and explain a failure without revealing the password.
 import pg from "pg";
-import type { PgConfig } from "../core/config.js";
+import type { PgConfig } from "../config/config.js";
 import { ExitCode, PgCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { redact } from "../core/secret.js";

@@ -1,7 +1,7 @@
 // One mutating task per cluster at a time: a session-level advisory lock in PGDATABASE,
 // held by a dedicated connection for the whole task. Because the lock lives in PostgreSQL,
 // it holds across Swarm nodes; it is released when the task ends or its connection dies.
-import type { Config } from "../core/config.js";
+import type { Config } from "../config/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Client } from "./connection.js";

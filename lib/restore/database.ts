@@ -4,7 +4,7 @@
 // is dropped and the real one is untouched. The temporary database carries TEMP_MARK from the
 // moment it exists until the rename, so a leftover of an interrupted restore is recognised as
 // ours and a user's database that happens to share the prefix never is.
-import type { PgConfig } from "../core/config.js";
+import type { PgConfig } from "../config/config.js";
 import { quoteIdent } from "../sql/ident.js";
 import type { Logger } from "../core/log.js";
 import type { Client } from "../postgres/connection.js";

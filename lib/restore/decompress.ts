@@ -9,7 +9,7 @@ import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor, filterEnv } from "../backup/compression.js";
 import { decryptorFor, identityProblem, isIdentityMismatch } from "../backup/encryption.js";
-import type { AgeIdentity } from "../core/ageIdentity.js";
+import type { AgeIdentity } from "../keys/ageIdentity.js";
 import type { Codec } from "../core/codec.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import { ProcessError, isSecondaryFailure, spawnFilter } from "../core/proc.js";

@@ -8,12 +8,12 @@
 // databases, takes none (RestoreContext.exclusive).
 import type { KeyObject } from "node:crypto";
 import { availableParallelism } from "node:os";
-import type { Config, PgConfig } from "../core/config.js";
+import type { Config, PgConfig } from "../config/config.js";
 import type { JobContext, JobOutcome, JobSpec, StatementErrors } from "./database.js";
 import { DatabaseJob, dropTemp } from "./database.js";
 import { openSqlStream } from "./decompress.js";
 import type { ReadOptions, SqlSource } from "./decompress.js";
-import type { AgeIdentity } from "../core/ageIdentity.js";
+import type { AgeIdentity } from "../keys/ageIdentity.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { GlobalsMode } from "./globalsFilter.js";
 import { GlobalsFilter } from "./globalsFilter.js";

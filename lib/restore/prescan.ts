@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { ScriptGuard, ScriptRefusal, refusalText } from "../sql/metaCommands.js";
 import { readSections } from "../sql/sections.js";
 import type { KeyObject } from "node:crypto";
-import type { AgeIdentity } from "../core/ageIdentity.js";
+import type { AgeIdentity } from "../keys/ageIdentity.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { verifyBackupFile } from "../store/signature.js";

@@ -1,5 +1,5 @@
 // What a restore needs to know about the cluster it restores into, one named query each.
-import type { PgConfig } from "../core/config.js";
+import type { PgConfig } from "../config/config.js";
 import type { ClusterGlobals } from "./globalsFilter.js";
 import type { Logger } from "../core/log.js";
 import type { Client } from "../postgres/connection.js";

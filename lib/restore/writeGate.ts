@@ -3,7 +3,7 @@
 // loudly instead of writing into an empty database before auto-restore has run. Restore
 // sessions pass the gate with a per-session override; auto-restore lifts it for everyone.
 // By hand: ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf();
-import type { PgConfig } from "../core/config.js";
+import type { PgConfig } from "../config/config.js";
 import type { Logger } from "../core/log.js";
 import type { Client } from "../postgres/connection.js";
 import { connect } from "../postgres/connection.js";

@@ -3,7 +3,7 @@
 // value, because some servers echo the access key id back in their error bodies.
 import { createHash } from "node:crypto";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import type { S3Config } from "../core/config.js";
+import type { S3Config } from "../config/config.js";
 import type { ExitCode } from "../core/errors.js";
 import { TaskError, errnoCode } from "../core/errors.js";
 import type { Logger } from "../core/log.js";

@@ -13,7 +13,7 @@ import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCom
 import { Upload } from "@aws-sdk/lib-storage";
 import type { CatalogEntry } from "../store/catalog.js";
 import { tierDir } from "../store/catalog.js";
-import type { Config, S3Config } from "../core/config.js";
+import type { Config, S3Config } from "../config/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Manifest } from "../store/manifest.js";

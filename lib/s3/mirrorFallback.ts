@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import type { CatalogEntry } from "../store/catalog.js";
 import { scanCatalog } from "../store/catalog.js";
-import type { Config } from "../core/config.js";
+import type { Config } from "../config/config.js";
 import type { Logger } from "../core/log.js";
 
 /** The local catalog, merged with the mirror's when S3 is configured (remote-only entries have no local file yet). */

@@ -101,7 +101,7 @@ export function parseManifest(text: string, where: string, fileName?: string): M
 /**
  * Reads at most MANIFEST_MAX_BYTES + 1 bytes, whatever the size said at open (a file may grow),
  * and never blocks on a FIFO planted under a manifest's name. Also reads the physical tier's
- * base manifests (lib/physical/baseManifest.ts); throws ManifestInvalid.
+ * base manifests (lib/base/manifest.ts); throws ManifestInvalid.
  */
 export async function readManifestText(path: string): Promise<string> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);

@@ -5,7 +5,7 @@
 import { CODECS } from "../core/codec.js";
 import type { Codec } from "../core/codec.js";
 import { TIERS, parseBackupName, utcStamp } from "./naming.js";
-import { recipientProblem } from "../core/ageRecipients.js";
+import { recipientProblem } from "../keys/ageRecipients.js";
 
 export const MANIFEST_FORMAT = 1;
 

@@ -11,8 +11,8 @@ import type { Logger } from "../core/log.js";
 import { freePort } from "../core/port.js";
 import { runCommand, tail } from "../core/proc.js";
 import { shutdown } from "../core/shutdown.js";
-import type { PitrPlan } from "../physical/pitrPlan.js";
-import { restorePitr } from "../physical/pitrRestore.js";
+import type { PitrPlan } from "../pitr/plan.js";
+import { restorePitr } from "../pitr/restore.js";
 
 const SERVER_USER = "postgres";
 /** Replaying a day of WAL can take minutes; beyond this the check fails rather than hang verify. */

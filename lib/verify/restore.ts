@@ -2,7 +2,7 @@
 // shared executor (lib/restore/exec.ts), into the target lib/verify/target.ts prepared; then
 // count(*) of every table the manifests list, in the databases it restored.
 import type { CatalogEntry } from "../store/catalog.js";
-import type { Config } from "../core/config.js";
+import type { Config } from "../config/config.js";
 import type { Logger } from "../core/log.js";
 import { withClient } from "../postgres/connection.js";
 import { RestoreFailure, executeRestore, restoreContext } from "../restore/exec.js";

@@ -7,7 +7,7 @@
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { PgConfig } from "../core/config.js";
+import type { PgConfig } from "../config/config.js";
 import { findServerBinary } from "../core/bin.js";
 import type { Logger } from "../core/log.js";
 import { runCommand, tail } from "../core/proc.js";

@@ -3,8 +3,8 @@
 // cannot run initdb). Either way the shared executor (lib/restore/exec.ts) restores into it,
 // without the production cluster's lock, and release() removes everything created.
 import { randomBytes } from "node:crypto";
-import type { PgConfig } from "../core/config.js";
-import { readSecretFile } from "../core/config.js";
+import type { PgConfig } from "../config/config.js";
+import { readSecretFile } from "../config/config.js";
 import { dropTemp } from "../restore/database.js";
 import { ConfigError, PgCode } from "../core/errors.js";
 import { GlobalsFilter } from "../restore/globalsFilter.js";

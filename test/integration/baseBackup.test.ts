@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run as baseBackup } from "../../tasks/baseBackup.js";
 import { findServerBinary } from "../../lib/core/bin.js";
 import { ExitCode, TaskError } from "../../lib/core/errors.js";
-import { scanBaseCatalog, usableBases } from "../../lib/physical/baseCatalog.js";
+import { scanBaseCatalog, usableBases } from "../../lib/base/catalog.js";
 import { parseLsn } from "../../lib/physical/layout.js";
 import type { ClusterInfo } from "../cluster.js";
 import { TEST_PASSWORD, createCluster, destroyCluster, sql } from "../cluster.js";

@@ -10,7 +10,7 @@ import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-s
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { scanCatalog, usable } from "../../lib/store/catalog.js";
 import { sha256File, verifyChecksum } from "../../lib/store/checksum.js";
-import type { Config } from "../../lib/core/config.js";
+import type { Config } from "../../lib/config/config.js";
 import { ExitCode, TaskError } from "../../lib/core/errors.js";
 import type { LocalBackup } from "../../lib/s3/mirror.js";
 import { deleteRemote, downloadBackup, fetchFromMirror, mirrorAll, mirrorDeletions, uploadBackup } from "../../lib/s3/mirror.js";

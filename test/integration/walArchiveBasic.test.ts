@@ -6,9 +6,9 @@ import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, readdirS
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseLsn } from "../../lib/physical/layout.js";
-import { listWalArchive, readTimelineHistories } from "../../lib/physical/walArchive.js";
-import { checkWalContinuity } from "../../lib/physical/walContinuity.js";
-import { walRange } from "../../lib/physical/walRange.js";
+import { listWalArchive, readTimelineHistories } from "../../lib/wal/archive.js";
+import { checkWalContinuity } from "../../lib/wal/continuity.js";
+import { walRange } from "../../lib/wal/range.js";
 import type { ClusterInfo } from "../cluster.js";
 import { createCluster, destroyCluster, sql, startCluster, stopCluster } from "../cluster.js";
 import { cliEnv, runCli, tempDir } from "../helpers.js";

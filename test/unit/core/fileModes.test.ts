@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../../../lib/core/config.js";
+import { resolveConfig } from "../../../lib/config/config.js";
 import { ConfigError } from "../../../lib/core/errors.js";
 import { DEFAULT_FILE_MODES, octal, parseMode } from "../../../lib/core/fileModes.js";
 

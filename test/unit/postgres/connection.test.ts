@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../../../lib/core/config.js";
+import { resolveConfig } from "../../../lib/config/config.js";
 import { describeConnectError } from "../../../lib/postgres/connection.js";
 
 const rejected = Object.assign(new Error('password authentication failed for user "postgres"'), { code: "28P01" });

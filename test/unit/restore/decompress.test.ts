@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { text } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
-import { readIdentityFile } from "../../../lib/core/ageIdentity.js";
+import { readIdentityFile } from "../../../lib/keys/ageIdentity.js";
 import type { Codec } from "../../../lib/core/codec.js";
 import { ProcessError } from "../../../lib/core/proc.js";
 import { openSqlStream } from "../../../lib/restore/decompress.js";

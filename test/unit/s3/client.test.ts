@@ -1,7 +1,7 @@
 // The S3 client settings, object keys, and how S3 failures become clear, redacted errors.
 import { describe, expect, it } from "vitest";
-import type { S3Config } from "../../../lib/core/config.js";
-import { resolveConfig } from "../../../lib/core/config.js";
+import type { S3Config } from "../../../lib/config/config.js";
+import { resolveConfig } from "../../../lib/config/config.js";
 import { ExitCode, TaskError } from "../../../lib/core/errors.js";
 import { createS3Client, explainS3Error, keyPrefix, objectKey, s3Failure } from "../../../lib/s3/client.js";
 import { Secret } from "../../../lib/core/secret.js";

@@ -1,0 +1,123 @@
+// Carrying out a PitrPlan into a data directory: the base backup's checksum (and signature,
+// with a verify key) and manifest checked first, then everything built in a fresh
+// DIR.<random>.partial beside DIR: the tar extracted through TarGuard, its backup_manifest
+// compared with the manifest's hash, the WAL staged, the recovery settings written. Only a
+// complete folder is renamed to DIR (after the old contents were moved aside, when asked);
+// a failure removes the partial folder and leaves DIR, or its moved-aside data, as it was.
+// A DIR that is a mount point (PGDATA as a Docker volume) cannot be renamed: there the partial
+// folder is DIR/.pgsb-restore-<random>.partial, the old contents go to DIR/.pgsb-moved-<time>/,
+// and the new ones are moved in entry by entry, a step that is not atomic (a failure in it says so).
+import type { KeyObject } from "node:crypto";
+import { appendFile, chmod, chown, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import { runCommand } from "../core/proc.js";
+import { shutdown } from "../core/shutdown.js";
+import { sha256File } from "../store/checksum.js";
+import { verifyBackupFile } from "../store/signature.js";
+import { parseBaseName } from "../physical/layout.js";
+import { extractBase } from "./extract.js";
+import type { PitrPlan } from "./plan.js";
+import { recoverySettings } from "./recoveryConf.js";
+import { isMountPoint, moveAside, moveContentsAside, moveContentsIn } from "./dataDir.js";
+import { stageWal } from "./walStaging.js";
+
+export interface PitrRestoreOptions {
+  backupDir: string;
+  /** The base backup file's path in BACKUP_DIR/base. */
+  basePath: string;
+  dataDir: string;
+  /** What is at dataDir now: "absent" and "empty" are replaced; "non-empty" is moved aside first. */
+  existing: "absent" | "empty" | "non-empty";
+  /** uid:gid to hand the restored files to (only as root: a job that reads BACKUP_DIR as one user and prepares postgres's files); null: the task's own user. */
+  owner: { uid: number; gid: number } | null;
+  threads: number;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  now: () => Date;
+}
+
+export interface PitrRestoreOutcome {
+  dataDir: string;
+  movedTo: string | null;
+  rawBytes: number;
+  walBytes: number;
+  seconds: number;
+}
+
+/** Checks the base backup before anything is written; throws exit 4 naming the file. */
+export async function checkBase(plan: PitrPlan, basePath: string, verifyKey: KeyObject | null): Promise<void> {
+  const verdict = await verifyBackupFile(basePath, plan.manifest.sha256, verifyKey);
+  if (!verdict.ok) throw new TaskError(ExitCode.refused, `restore-pitr refused, nothing was written: ${verdict.problem}`);
+  if (parseBaseName(plan.base)?.codec !== plan.manifest.compression.codec) {
+    throw new TaskError(ExitCode.refused, `restore-pitr refused, nothing was written: ${plan.base}.json records codec ${plan.manifest.compression.codec}, which the file name does not have`);
+  }
+}
+
+async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Promise<{ rawBytes: number; walBytes: number }> {
+  const codec = plan.manifest.compression.codec;
+  o.log.info({ backup: plan.base, into: partial }, `extracting ${plan.base}`);
+  const { rawBytes, members } = await extractBase(o.basePath, codec, partial, o.threads, o.env, o.log);
+  const manifestSha = await sha256File(join(partial, "backup_manifest")).catch(() => null);
+  if (manifestSha !== plan.manifest.backupManifestSha256) {
+    const why = manifestSha === null ? "holds no backup_manifest" : "holds a backup_manifest other than the one its .json records";
+    throw new TaskError(ExitCode.refused, `${plan.base} ${why}: the base backup is damaged or not the one its manifest describes; use another base backup`);
+  }
+  o.log.info({ backup: plan.base, rawBytes, members }, `extracted ${members} files`);
+  // A standby.signal would keep the cluster a standby forever; a stale pid file would stop it starting.
+  await rm(join(partial, "standby.signal"), { force: true });
+  await rm(join(partial, "postmaster.pid"), { force: true });
+  const { bytes } = await stageWal(o.backupDir, partial, plan.segments, plan.history, plan.manifest.walSegmentSize, o.env, o.log);
+  await appendFile(join(partial, "postgresql.auto.conf"), recoverySettings(plan.target, o.now()), { mode: 0o600 });
+  await writeFile(join(partial, "recovery.signal"), "", { mode: 0o600 });
+  await chmod(partial, 0o700);
+  if (o.owner !== null) await runCommand("chown", ["-R", "--no-dereference", `${o.owner.uid}:${o.owner.gid}`, partial], { env: o.env });
+  // The rename makes the folder visible as done; its files must be on disk by then.
+  await runCommand("sync", ["-f", partial], { env: o.env }).catch((err: unknown) => o.log.warn({ err: (err as Error).message }, "sync failed; relying on the rename's ordering"));
+  return { rawBytes, walBytes: bytes };
+}
+
+export async function restorePitr(plan: PitrPlan, o: PitrRestoreOptions): Promise<PitrRestoreOutcome> {
+  const t0 = Date.now();
+  // A mount point cannot be renamed or replaced: the restore is built inside it and moved into place entry by entry.
+  const mounted = o.existing !== "absent" && (await isMountPoint(o.dataDir));
+  const tag = randomBytes(6).toString("hex");
+  const partial = mounted ? join(o.dataDir, `.pgsb-restore-${tag}.partial`) : join(dirname(o.dataDir), `${basename(o.dataDir)}.${tag}.partial`);
+  const unregister = shutdown.register(`restore-pitr partial folder ${partial}`, () => rm(partial, { recursive: true, force: true }));
+  let movedTo: string | null = null;
+  let swapping = false;
+  try {
+    try {
+      await mkdir(partial, { mode: 0o700 });
+    } catch (err) {
+      throw new TaskError(ExitCode.storage, `cannot create ${partial} for --pgdata ${o.dataDir}: ${(err as Error).message}; ${mounted ? "the data directory" : "the folder holding the data directory"} must be writable by this task's user`, { cause: err });
+    }
+    const built = await build(plan, o, partial);
+    if (mounted) {
+      swapping = true;
+      if (o.existing === "non-empty") movedTo = await moveContentsAside(o.dataDir, o.now(), basename(partial));
+      await moveContentsIn(partial, o.dataDir);
+      await chmod(o.dataDir, 0o700);
+      if (o.owner !== null) await chown(o.dataDir, o.owner.uid, o.owner.gid);
+    } else {
+      if (o.existing === "non-empty") movedTo = await moveAside(o.dataDir, o.now());
+      // rename(2) replaces an empty folder in one step.
+      await rename(partial, o.dataDir).catch((err: unknown) => {
+        if (errnoCode(err) !== "EBUSY") throw err;
+        throw new TaskError(ExitCode.refused, `--pgdata ${o.dataDir} cannot be replaced (EBUSY: a bind mount?); mount the volume one level up and point --pgdata (and PGDATA) at a folder inside it`, { cause: err });
+      });
+    }
+    if (movedTo !== null) o.log.info({ movedTo }, `moved the old contents of ${o.dataDir} aside to ${movedTo}`);
+    return { dataDir: o.dataDir, movedTo, ...built, seconds: (Date.now() - t0) / 1000 };
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true }).catch(() => undefined);
+    const aside = movedTo === null ? "" : `; the old data directory is kept at ${movedTo}`;
+    const state = swapping ? `${o.dataDir} holds an incomplete restore: do not start postgres on it; move the old contents back or run restore-pitr --move-aside again` : `${o.dataDir} was not restored`;
+    const message = `restore-pitr failed, ${state} (the partial folder was removed${aside}): ${(err as Error).message}`;
+    throw new TaskError(err instanceof TaskError ? err.exitCode : ExitCode.failed, message, { cause: err });
+  } finally {
+    unregister();
+  }
+}

@@ -1,0 +1,140 @@
+// wal-receive's eyes: every status interval it polls the slot and the server's flushed WAL
+// position, turns them into the lag, writes the metrics, and raises or clears the alert
+// (the /fail ping and failure webhook when the receiver falls behind WAL_LAG_ALERT_SECONDS or
+// has been down that long; a success ping when it recovers, and as a heartbeat while healthy,
+// so a Healthchecks check with a short period notices a receiver that is gone altogether).
+import type { Config } from "../config/config.js";
+import type { Deps } from "../core/deps.js";
+import { ExitCode } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import { recordWalReceiver } from "../core/metrics.js";
+import { redact } from "../core/secret.js";
+import { Notifier } from "../notify/notifier.js";
+import { connect } from "../postgres/connection.js";
+import type { Client } from "../postgres/connection.js";
+import { formatLsn } from "../physical/layout.js";
+import { lagSeconds, pruneSamples } from "./lag.js";
+import type { ServerSample } from "./lag.js";
+import { serverFlushLsn, slotState } from "./slot.js";
+
+const HEARTBEAT_MS = 60_000;
+/** Bounds the samples kept while the receiver is far behind (a day at 5 s is 17 280). */
+const MAX_SAMPLES = 20_000;
+
+export class WalReceiverMonitor {
+  readonly #config: Config;
+  readonly #deps: Deps;
+  readonly #log: Logger;
+  #client: Client | null = null;
+  #samples: ServerSample[] = [];
+  #received: bigint | null = null;
+  #receivedAt: number | null = null;
+  #running = false;
+  #downSince: number | null;
+  #alerting = false;
+  #lastHeartbeat = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #polling: Promise<void> = Promise.resolve();
+  #busy = false;
+  restarts = 0;
+
+  constructor(config: Config, deps: Deps, log: Logger) {
+    this.#config = config;
+    this.#deps = deps;
+    this.#log = log;
+    this.#downSince = deps.now().getTime();
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      // A poll waiting on an unreachable server (up to the 15 s connect timeout) is not queued behind.
+      if (this.#busy) return;
+      this.#busy = true;
+      this.#polling = this.poll()
+        .catch((err: unknown) => this.#log.warn({ error: (err as Error).message }, "wal-receive status poll failed"))
+        .finally(() => (this.#busy = false));
+    }, this.#config.wal.statusIntervalSeconds * 1000);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    await this.#polling.catch(() => undefined);
+    await this.#client?.end().catch(() => undefined);
+    this.#client = null;
+  }
+
+  /** pg_receivewal started (true) or exited (false). */
+  setRunning(running: boolean): void {
+    if (running === this.#running) return;
+    this.#running = running;
+    this.#downSince = running ? null : this.#deps.now().getTime();
+  }
+
+  async poll(): Promise<void> {
+    const now = this.#deps.now().getTime();
+    let lagBytes: number | null = null;
+    try {
+      this.#client ??= await connect(this.#config.pg, this.#config.pg.database, undefined, 0);
+      const [slot, server] = [await slotState(this.#client, this.#config.wal.slot), await serverFlushLsn(this.#client)];
+      const received = slot?.restartLsn ?? null;
+      if (received !== null && (this.#received === null || received > this.#received)) [this.#received, this.#receivedAt] = [received, now];
+      if (server !== null) this.#samples.push({ at: now, lsn: server });
+      this.#samples = pruneSamples(this.#samples, this.#received ?? -1n);
+      if (this.#samples.length > MAX_SAMPLES) this.#samples = [this.#samples[0] as ServerSample, ...this.#samples.slice(-MAX_SAMPLES + 1)];
+      if (server !== null && this.#received !== null) lagBytes = Number(server > this.#received ? server - this.#received : 0n);
+    } catch (err) {
+      // The server is away (restarting, failing over): the lag keeps growing from the last samples.
+      await this.#client?.end().catch(() => undefined);
+      this.#client = null;
+      this.#log.warn({ error: redact((err as Error).message, [this.#config.pg.password]) }, "wal-receive cannot poll the server for the receiver's position; retrying");
+    }
+    const lag = lagSeconds(this.#samples, this.#received, now);
+    await this.#record(now, lag, lagBytes);
+    await this.#alert(now, lag);
+  }
+
+  async #record(now: number, lag: number, lagBytes: number | null): Promise<void> {
+    const file = this.#config.metricsFile;
+    if (file === null) return;
+    await recordWalReceiver(file, {
+      slot: this.#config.wal.slot,
+      lsn: this.#received === null ? null : formatLsn(this.#received),
+      lsnBytes: this.#received === null ? null : Number(this.#received),
+      lastReceivedAt: this.#receivedAt === null ? null : this.#receivedAt / 1000,
+      lagSeconds: Math.round(lag * 10) / 10,
+      lagBytes,
+      restarts: this.restarts,
+      running: this.#running,
+      updatedAt: now / 1000,
+    }).catch((err: unknown) => this.#log.warn({ err: (err as Error).message, metricsFile: file }, "metrics not recorded"));
+  }
+
+  async #alert(now: number, lag: number): Promise<void> {
+    const limit = this.#config.wal.lagAlertSeconds;
+    const downFor = this.#downSince === null ? 0 : (now - this.#downSince) / 1000;
+    const behind = lag > limit || downFor > limit;
+    const fields = { slot: this.#config.wal.slot, lagSeconds: Math.round(lag), downSeconds: Math.round(downFor), restarts: this.restarts, alertSeconds: limit };
+    if (behind && !this.#alerting) {
+      this.#alerting = true;
+      const what = downFor > limit ? `pg_receivewal has been down for ${Math.round(downFor)} s` : `the WAL receiver is ${Math.round(lag)} s behind the server`;
+      const message = `${what} (WAL_LAG_ALERT_SECONDS=${limit}); the recovery point is that old. Check the wal-receive service's log and the connection to PostgreSQL`;
+      this.#log.error(fields, message);
+      await this.#notifier(true).failure(ExitCode.failed, message);
+    } else if (!behind && this.#alerting) {
+      this.#alerting = false;
+      this.#log.info(fields, "wal-receive caught up again");
+      await this.#notifier(true).finish({ exitCode: ExitCode.ok, message: "wal-receive caught up again" });
+      this.#lastHeartbeat = now;
+    } else if (!behind && now - this.#lastHeartbeat >= HEARTBEAT_MS) {
+      this.#lastHeartbeat = now;
+      await this.#notifier(false).finish({ exitCode: ExitCode.ok, message: null });
+    }
+  }
+
+  /** One Notifier per event (a Notifier ends one run); the heartbeat pings only, never the webhook. */
+  #notifier(webhook: boolean): Notifier {
+    const notify = webhook ? this.#config.notify : { ...this.#config.notify, webhookUrl: null };
+    return new Notifier(notify, { task: "wal-receive", tier: null, lockMode: this.#config.lock.mode, log: this.#log, metricsFile: this.#config.metricsFile });
+  }
+}

@@ -1,0 +1,113 @@
+// The WAL archive on disk: $BACKUP_DIR/wal/ as pg_receivewal or basic_archive fill it. The
+// folder is shared like the rest of BACKUP_DIR, so it is listed without following symlinks,
+// names are parsed strictly (layout.ts), and anything else is reported as ignored, never
+// touched. The decisions on top (range, gaps, which file to restore) are pure: range.ts,
+// continuity.ts, resolveFile.ts.
+import type { Dirent } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { mapLimit } from "../core/concurrency.js";
+import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
+import { readSmallBytes, symlinkRefusal } from "../core/noFollow.js";
+import { decompressSmall } from "./decompress.js";
+import { parseWalName, walDir } from "../physical/layout.js";
+import type { WalFile } from "../physical/layout.js";
+import { parseTimelineHistory } from "./timelineHistory.js";
+import type { TimelineHistory } from "./timelineHistory.js";
+
+export type SegmentFile = Extract<WalFile, { kind: "segment" }>;
+export type HistoryFile = Extract<WalFile, { kind: "history" }>;
+export type BackupLabelFile = Extract<WalFile, { kind: "backup-label" }>;
+
+export interface WalEntry<F extends WalFile = WalFile> {
+  file: F;
+  path: string;
+  size: number;
+  mtime: Date;
+}
+
+export interface WalListing {
+  dir: string;
+  /** By timeline, then position; a complete file before a .partial of the same segment. */
+  segments: WalEntry<SegmentFile>[];
+  /** By timeline. */
+  histories: WalEntry<HistoryFile>[];
+  backupLabels: WalEntry<BackupLabelFile>[];
+  /** Names that do not parse, symlinks and anything not a regular file. */
+  ignored: string[];
+}
+
+/** History files are a few lines per timeline switch. */
+const MAX_HISTORY_BYTES = 1 << 20;
+const STAT_CONCURRENCY = 16;
+
+function storageError(dir: string, err: unknown): TaskError {
+  return new TaskError(ExitCode.storage, `WAL folder ${dir} cannot be read (${errnoCode(err) ?? (err as Error).message}); check the storage mount and that the task user may read it`, { cause: err });
+}
+
+/** Lists wal/; a missing folder is an empty listing (no WAL archived yet). */
+export async function listWalArchive(backupDir: string): Promise<WalListing> {
+  const dir = walDir(backupDir);
+  const out: WalListing = { dir, segments: [], histories: [], backupLabels: [], ignored: [] };
+  let dirents: Dirent[];
+  try {
+    const st = await lstat(dir);
+    if (st.isSymbolicLink()) throw symlinkRefusal(ExitCode.storage, "WAL folder", dir);
+    dirents = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (err instanceof TaskError) throw err;
+    if (errnoCode(err) === "ENOENT") return out;
+    throw storageError(dir, err);
+  }
+  const candidates: { name: string; file: WalFile }[] = [];
+  for (const d of dirents) {
+    const file = d.isFile() ? parseWalName(d.name) : null;
+    if (file === null) out.ignored.push(d.name);
+    else candidates.push({ name: d.name, file });
+  }
+  const entries = await mapLimit(candidates, STAT_CONCURRENCY, async ({ name, file }) => {
+    const path = join(dir, name);
+    try {
+      const st = await lstat(path);
+      return st.isFile() ? { file, path, size: st.size, mtime: st.mtime } : null;
+    } catch (err) {
+      // pg_receivewal renames X.partial to X as it completes a segment, and cleanup deletes.
+      if (errnoCode(err) === "ENOENT") return null;
+      throw storageError(dir, err);
+    }
+  });
+  for (const e of entries) {
+    if (e === null) continue;
+    if (e.file.kind === "segment") out.segments.push(e as WalEntry<SegmentFile>);
+    else if (e.file.kind === "history") out.histories.push(e as WalEntry<HistoryFile>);
+    else out.backupLabels.push(e as WalEntry<BackupLabelFile>);
+  }
+  out.segments.sort((a, b) => a.file.timeline - b.file.timeline || cmp(a.file.segment, b.file.segment) || Number(a.file.partial) - Number(b.file.partial));
+  out.histories.sort((a, b) => a.file.timeline - b.file.timeline);
+  out.backupLabels.sort((a, b) => a.file.timeline - b.file.timeline || cmp(a.file.segment, b.file.segment));
+  out.ignored.sort();
+  return out;
+}
+
+function cmp(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The listing's .history files parsed, by timeline. A malformed one is a storage problem naming the file. */
+export async function readTimelineHistories(listing: WalListing): Promise<Map<number, TimelineHistory>> {
+  const out = new Map<number, TimelineHistory>();
+  for (const h of listing.histories) {
+    let text: string;
+    try {
+      text = (await decompressSmall(await readSmallBytes(h.path, MAX_HISTORY_BYTES), h.file.compression ?? "none", MAX_HISTORY_BYTES)).toString("utf8");
+    } catch (err) {
+      throw new TaskError(ExitCode.storage, `timeline history file ${h.path} cannot be read (${errnoCode(err) ?? (err as Error).message}); check the file and the storage mount`, { cause: err });
+    }
+    try {
+      out.set(h.file.timeline, parseTimelineHistory(text));
+    } catch (err) {
+      throw new TaskError(ExitCode.storage, `timeline history file ${h.path} is malformed (${(err as Error).message}); copy ${h.file.name} from the server's pg_wal/`, { cause: err });
+    }
+  }
+  return out;
+}
