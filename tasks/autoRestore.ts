@@ -87,7 +87,9 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
     const users = await databasesWithData(config, client, log);
     const gateWasSet = await gateIsSet(client);
     // The mirror is listed only for a cluster that may need restoring: this task runs every minute.
-    const catalog = users.length === 0 ? await catalogWithMirror(config, log) : await scanCatalog(config.backupDir);
+    // Trusted: with a verify key, no manifest steers the decision or the plan before its signature verified.
+    const trust = { verifyKey: config.signing.verifyKey };
+    let catalog = users.length === 0 ? await catalogWithMirror(config, log, trust) : await scanCatalog(config.backupDir, trust);
     const decision = decideAutoRestore({ userDatabases: users, systemIdentifier: info.systemIdentifier, catalog });
     const result: AutoRestoreResult = { decision, gateWasSet, gateLifted: false, restore: null };
     if (decision.action === "skip") {
@@ -96,18 +98,23 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
       return result;
     }
     if (decision.action === "fail") throw new TaskError(ExitCode.failed, `auto-restore did nothing: ${decision.reason}`);
+    if (decision.action === "refuse") throw new TaskError(ExitCode.refused, `auto-restore did nothing, the write gate stays set: ${decision.reason}`);
     if (decision.action === "liftGate") {
       await lift(config, log);
       log.info({ gateWasSet }, `${decision.reason}; write gate lifted`);
       deps.out(`${decision.reason}; write gate lifted\n`);
       return { ...result, gateLifted: true };
     }
-    const plan = planRestore(catalog, {});
+    let plan = planRestore(catalog, {});
     for (const w of plan.warnings) log.warn(w);
     log.info({ chain: plan.chain, databases: plan.databases }, `${decision.reason}: restoring ${plan.point}`);
     let outcome: RestoreOutcome;
     try {
-      await ensureLocal(config, plan.steps.map((st) => ({ name: st.file, path: st.path })), log);
+      // Files fetched from the mirror are planned again from their own sidecars, now local.
+      if ((await ensureLocal(config, plan.steps.map((st) => ({ name: st.file, path: st.path })), log)) > 0) {
+        catalog = await scanCatalog(config.backupDir, trust);
+        plan = planRestore(catalog, {});
+      }
       outcome = await executeRestore(restoreContext(config, deps.env, log), latestRequest(plan, catalog, false));
     } catch (err) {
       log.error(`restore failed; the write gate stays set so applications cannot write into a partial restore. Fix the cause, restore with restore-latest, then lift the gate: ${LIFT_BY_HAND}`);

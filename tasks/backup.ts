@@ -225,6 +225,7 @@ async function execute(
     rawBytes: result.rawBytes,
     compressedBytes: written.bytes,
     sha256: written.sha256,
+    chunks: written.chunks,
     fingerprint,
     databases: dbs.map((d) => d.name).filter((d) => !gone.has(d)),
     included: plan.databases.map((d) => d.name).filter((d) => !gone.has(d)),

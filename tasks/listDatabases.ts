@@ -10,7 +10,6 @@ import { childEnv } from "../lib/postgres/connection.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
 import type { ResolvedFile } from "../lib/store/resolveFile.js";
 import { openManifest } from "../lib/backup/encryption.js";
-import { verifySignedManifest } from "../lib/store/signature.js";
 import { assertBackupDir } from "../lib/store/backupDir.js";
 import { listSections } from "../lib/sql/sections.js";
 
@@ -57,11 +56,11 @@ async function fromStream(config: Config, deps: Deps, f: ResolvedFile) {
 
 async function listDatabasesOf(config: Config, deps: Deps, file: string): Promise<DatabaseListing> {
   if (!file.includes("/")) await assertBackupDir(config.backupDir, "there is nothing to list");
-  const f = await resolveFile(config.backupDir, file);
   const key = config.signing.verifyKey;
-  const unsigned = key === null ? null : await verifySignedManifest(f.path, key);
-  if (unsigned !== null) throw new TaskError(ExitCode.refused, `list-databases refused: ${unsigned}`);
-  const warnings = f.manifestProblem === null ? [] : [`manifest not used: ${f.manifestProblem}`];
+  const f = await resolveFile(config.backupDir, file, undefined, key);
+  // With a verify key only a signed backup is listed; without one, a file whose sidecars do not check out is read as it is, with a warning.
+  if (f.trustProblem !== null && key !== null) throw new TaskError(ExitCode.refused, `list-databases refused: ${f.trustProblem}`);
+  const warnings = f.trustProblem === null ? [] : [`manifest and checksums not used: ${f.trustProblem}`];
   if (f.manifest !== null) {
     // An encrypted backup's table names and row counts are sealed: AGE_IDENTITY_FILE opens them.
     const m = await openManifest(f.manifest, config.encryption.identity, deps.env);

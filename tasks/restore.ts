@@ -8,6 +8,7 @@ import { acquireLock } from "../lib/postgres/lock.js";
 import type { Logger } from "../lib/core/log.js";
 import { childEnv, withClient } from "../lib/postgres/connection.js";
 import { catalogWithMirror, ensureLocal, mirrorFetcher } from "../lib/s3/mirrorFallback.js";
+import { scanCatalog } from "../lib/store/catalog.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
 import { assertBackupDir } from "../lib/store/backupDir.js";
 import type { ResolvedFile } from "../lib/store/resolveFile.js";
@@ -92,23 +93,27 @@ export async function run(config: Config, deps: Deps, args: RestoreArgs): Promis
   if (args.command === "restore-latest" || !args.file.includes("/")) await assertBackupDir(config.backupDir, "nothing was restored");
   if (args.command === "restore-latest") {
     const at = parseAt(args.at);
-    const catalog = await catalogWithMirror(config, log);
-    const plan = planRestore(catalog, at === undefined ? {} : { at });
+    // Trusted: with a verify key, no manifest steers the plan before its signature verified.
+    const trust = { verifyKey: config.signing.verifyKey };
+    let catalog = await catalogWithMirror(config, log, trust);
+    let plan = planRestore(catalog, at === undefined ? {} : { at });
     if (args.dryRun) {
       deps.out(formatPlan(plan));
       return { status: "planned", plan };
     }
-    await ensureLocal(config, plan.steps.map((st) => ({ name: st.file, path: st.path })), log);
+    // Files fetched from the mirror are planned again from their own sidecars, now local.
+    if ((await ensureLocal(config, plan.steps.map((st) => ({ name: st.file, path: st.path })), log)) > 0) {
+      catalog = await scanCatalog(config.backupDir, trust);
+      plan = planRestore(catalog, at === undefined ? {} : { at });
+    }
     for (const w of plan.warnings) log.warn(w);
     log.info({ chain: plan.chain, databases: plan.databases, dropped: plan.dropped }, `restoring to ${plan.point}`);
     const outcome = await restoreLocked(config, deps, log, args, latestRequest(plan, catalog, args.dropExisting));
     return report(deps, log, outcome, plan.chain.join(" -> "));
   }
-  const f = await resolveFile(config.backupDir, args.file, mirrorFetcher(config, log));
-  // A seed-era file has no manifest and is read as it is; one whose manifest is broken or forged is not.
-  if (f.manifestProblem !== null) {
-    throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: the manifest ${f.path}.json is unusable (${f.manifestProblem}); restore another backup, or remove ${f.path}.json to restore the file as a backup without a manifest`);
-  }
+  const f = await resolveFile(config.backupDir, args.file, mirrorFetcher(config, log), config.signing.verifyKey);
+  // A seed-era file has no manifest and is read as it is; one whose sidecars are broken, forged or unsigned (with a verify key) is not.
+  if (f.trustProblem !== null) throw new TaskError(ExitCode.refused, `restore refused, nothing was changed: ${f.trustProblem}`);
   const request =
     args.command === "restore-full"
       ? fullRequest(f, await databasesOf(config, deps, f), args.dropExisting)

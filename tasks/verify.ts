@@ -3,14 +3,15 @@
 // BACKUP_VERIFY_KEY_FILE the signatures of the newest chain, reads that chain back through
 // its decompressor, checks the backups are fresh, and with --restore restores that chain
 // into a throwaway cluster with the restore executor (no cluster lock: the production
-// cluster is not touched) and compares row counts with the manifests. The physical tier, when
-// there is one, is checked after that (lib/verify/physical.ts).
+// cluster is not touched) and compares row counts with the manifests. Each file is read once:
+// the newest chain's files are checked chunk by chunk in the read that decompresses (and with
+// --restore, restores) them. The physical tier, when there is one, is checked after that
+// (lib/verify/physical.ts).
 // The decisions are in lib/verify/checks.ts; this file reads, times and reports.
-import type { KeyObject } from "node:crypto";
 import { scanCatalog } from "../lib/store/catalog.js";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { verifyChecksum } from "../lib/store/checksum.js";
-import { checkSignature } from "../lib/store/signature.js";
+import { readTrusted } from "../lib/store/trust.js";
 import type { Config, PgConfig } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ConfigError, ExitCode, TaskError } from "../lib/core/errors.js";
@@ -20,10 +21,13 @@ import { recordTaskResult } from "../lib/core/metrics.js";
 import { planRestore } from "../lib/restore/plan.js";
 import type { RestorePlan } from "../lib/restore/plan.js";
 import { ageFindings, chainFindings, fail, family, manifestFindings, pass, restoredRowFindings, resultsByName, signatureFindings, streamFindings } from "../lib/verify/checks.js";
-import type { Check, Finding } from "../lib/verify/checks.js";
+import type { Check, Finding, StreamScan } from "../lib/verify/checks.js";
 import { countRestoredRows, restoreChainForVerify } from "../lib/verify/restore.js";
 import type { ChainRestore } from "../lib/verify/restore.js";
-import { scanBackup, sourceOf } from "../lib/verify/stream.js";
+import { StreamObserver, scanBackup, sourceOf } from "../lib/verify/stream.js";
+import type { RestoreFile } from "../lib/restore/exec.js";
+import { exposedTo, taskSecrets } from "../lib/verify/exposure.js";
+import { scratchServerUser } from "../lib/verify/scratchCluster.js";
 import { openManifest } from "../lib/backup/encryption.js";
 import { identityProblems } from "../lib/restore/decompress.js";
 import { openRestoreTarget } from "../lib/verify/target.js";
@@ -68,19 +72,17 @@ class Collector {
   }
 }
 
-async function checksums(entries: readonly CatalogEntry[]): Promise<Finding[]> {
+/** The checksum family: `entries` hashed here, plus the results of files already checked in another read. */
+async function checksums(entries: readonly CatalogEntry[], checked: readonly { file: string; problem: string | null }[] = []): Promise<Finding[]> {
   const results = await mapLimit(entries, HASH_CONCURRENCY, async (e) => {
     const verdict = await verifyChecksum(e.path, e.manifest?.sha256).catch((err: unknown) => ({ ok: false as const, problem: `${e.name}: ${message(err)}` }));
     return { file: e.name, problem: verdict.ok ? null : verdict.problem };
   });
   const bytes = entries.reduce((a, e) => a + e.bytes, 0);
-  return family("checksum", results, `${entries.length} files (${humanBytes(bytes)}) match their .sha256 sidecars and manifests`, { bytes });
+  const all = [...results, ...checked];
+  return family("checksum", all, `${all.length} files (${humanBytes(bytes)} hashed, ${checked.length} checked as they were read back) match their .sha256 sidecars and manifests`, { bytes });
 }
 
-async function signatureOf(e: CatalogEntry, key: KeyObject): Promise<{ file: string; problem: string | null }> {
-  const v = await checkSignature(e.path, key);
-  return { file: e.name, problem: v.ok ? null : v.problem };
-}
 
 function planFindings(catalog: readonly CatalogEntry[]): { plan: RestorePlan | null; findings: Finding[] } {
   try {
@@ -100,18 +102,38 @@ function planFindings(catalog: readonly CatalogEntry[]): { plan: RestorePlan | n
   }
 }
 
-async function restoreStep(config: Config, deps: Deps, args: VerifyArgs, plan: RestorePlan, catalog: readonly CatalogEntry[], c: Collector, log: Logger): Promise<void> {
+/** Why the scratch cluster may not run this chain's SQL (unsigned, beside a secret it could read), or null. */
+async function exposureProblem(config: Config, env: NodeJS.ProcessEnv, server: PgConfig | null): Promise<string | null> {
+  if (config.signing.verifyKey !== null || server !== null) return null;
+  const self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  const exposed = exposedTo(await taskSecrets(env), await scratchServerUser(env), self);
+  if (exposed.length === 0) return null;
+  return (
+    `not attempted: the newest chain is unsigned (BACKUP_VERIFY_KEY_FILE is not set), and the scratch cluster would run its SQL as a superuser beside secrets it could read ` +
+    `(${exposed.join(", ")}; COPY … TO PROGRAM runs commands as the server's user). Unsigned SQL never runs beside a secret: sign the backups and set BACKUP_VERIFY_KEY_FILE, or restore into another server with VERIFY_PGHOST`
+  );
+}
+
+/** The restore of the newest chain into the target; returns the stream scans of the files it read (counted in its own read). */
+async function restoreStep(config: Config, deps: Deps, args: VerifyArgs, plan: RestorePlan, catalog: readonly CatalogEntry[], c: Collector, log: Logger): Promise<Map<string, StreamScan>> {
+  const scans = new Map<string, StreamScan>();
   let t: RestoreTarget;
   try {
     t = await openRestoreTarget(args.server, deps.env, log);
   } catch (err) {
     await c.step(() => [fail("restore", `cannot prepare the restore target: ${message(err)}`, {}, plan.point)]);
-    return;
+    return scans;
   }
   try {
-    let restored: ChainRestore = { databases: [], roles: 0, failure: null };
+    let restored: ChainRestore = { databases: [], roles: 0, failure: null, reads: [] };
+    const observers = new Map<string, StreamObserver>();
+    const observe = (file: RestoreFile) => {
+      const o = new StreamObserver();
+      observers.set(file.name, o);
+      return o.events;
+    };
     await c.step(async () => {
-      restored = await restoreChainForVerify(config, deps.env, log, plan, catalog, t);
+      restored = await restoreChainForVerify(config, deps.env, log, plan, catalog, t, observe);
       const figures = { databases: restored.databases.length, roles: restored.roles };
       return [
         restored.failure === null
@@ -119,7 +141,12 @@ async function restoreStep(config: Config, deps: Deps, args: VerifyArgs, plan: R
           : fail("restore", `restore into the ${t.label} failed: ${restored.failure.message}`, figures, restored.failure.file ?? plan.point),
       ];
     });
-    if (restored.databases.length === 0) return;
+    // A file the restore read to its end was checked and counted in that read; any other is scanned on its own.
+    for (const r of restored.reads) {
+      const o = observers.get(r.file);
+      if (o !== undefined && r.sections !== null) scans.set(r.file, o.scan(r.sections, null));
+    }
+    if (restored.databases.length === 0) return scans;
     const manifests = new Map(catalog.map((e) => [e.name, e.manifest]));
     await c.step(async () =>
       restoredRowFindings(await countRestoredRows(t, restored.databases, (db) => manifests.get(db.provider)?.rowCounts[db.name] ?? {}, log)),
@@ -127,6 +154,20 @@ async function restoreStep(config: Config, deps: Deps, args: VerifyArgs, plan: R
   } finally {
     await t.release();
   }
+  return scans;
+}
+
+/** The newest chain's entries read through their sidecars (with a verify key, signature first), their sealed row counts opened. */
+async function trustedChain(config: Config, deps: Deps, chain: readonly CatalogEntry[]): Promise<{ entries: CatalogEntry[]; problems: { file: string; problem: string | null }[] }> {
+  const key = config.signing.verifyKey;
+  const read = await mapLimit(chain, HASH_CONCURRENCY, async (e) => ({ e, t: await readTrusted(e.path, e.name, key, true) }));
+  const entries: CatalogEntry[] = [];
+  const problems: { file: string; problem: string | null }[] = [];
+  for (const { e, t } of read) {
+    problems.push({ file: e.name, problem: t.ok ? null : t.problem });
+    if (t.ok && t.manifest !== null) entries.push({ ...e, manifest: await openManifest(t.manifest, config.encryption.identity, deps.env), expect: t.expect });
+  }
+  return { entries, problems };
 }
 
 async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collector, log: Logger): Promise<void> {
@@ -144,12 +185,12 @@ async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collecto
   });
   if (head?.ok !== true) return;
   await c.step(() => manifestFindings(catalog));
-  await c.step(() => checksums(catalog));
   await c.step(() => chainFindings(catalog));
   await c.step(() => ageFindings(catalog, deps.now(), args.maxAgeHours));
   const { plan, findings } = planFindings(catalog);
   await c.step(() => findings);
   if (plan === null) {
+    await c.step(() => checksums(catalog));
     if (args.restore) await c.step(() => [fail("restore", "not attempted: there is no restorable chain (see restore-plan)")]);
     return;
   }
@@ -159,23 +200,41 @@ async function collect(config: Config, deps: Deps, args: VerifyArgs, c: Collecto
     config.encryption.identity,
   );
   if (keyProblems.length > 0) throw new TaskError(ExitCode.refused, `verify cannot read the newest chain: ${keyProblems.join("; ")}`);
-  // The sealed row counts of encrypted backups, opened once for the stream and restore comparisons.
-  const opened = await mapLimit(catalog, HASH_CONCURRENCY, async (e) =>
-    plan.chain.includes(e.name) && e.manifest !== null ? { ...e, manifest: await openManifest(e.manifest, config.encryption.identity, deps.env) } : e,
-  );
-  catalog = opened;
+  // The chain as a restore would trust it: its manifests through their (signed) checksums, opened.
+  const trusted = await trustedChain(config, deps, plan.chain.map((name) => catalog.find((e) => e.name === name) as CatalogEntry));
+  if (config.signing.verifyKey !== null) await c.step(() => signatureFindings(trusted.problems));
+  catalog = catalog.map((e) => trusted.entries.find((t) => t.name === e.name) ?? e);
   const chain = plan.chain.map((name) => catalog.find((e) => e.name === name) as CatalogEntry);
-  const key = config.signing.verifyKey;
-  const signatures = key === null ? [] : await c.step(async () => signatureFindings(await mapLimit(chain, HASH_CONCURRENCY, (e) => signatureOf(e, key))));
-  for (const entry of chain) {
-    const name = entry.name;
-    log.info({ backup: name }, `reading ${name} back through its decompressor`);
-    await c.step(async () => streamFindings(entry, await scanBackup(entry, { threads: config.compression.threads, env: deps.env, identity: config.encryption.identity }, log)));
+  const unsigned = trusted.problems.some((p) => p.problem !== null);
+  const exposure = args.restore && !unsigned ? await exposureProblem(config, deps.env, args.server) : null;
+  let scans = new Map<string, StreamScan>();
+  if (args.restore) {
+    // A forged file's SQL would run as superuser in the scratch cluster, inside this task.
+    if (unsigned) {
+      const why = config.signing.verifyKey !== null ? "is not signed with the key BACKUP_VERIFY_KEY_FILE checks (see signature)" : "does not match its checksums (see checksum)";
+      await c.step(() => [fail("restore", `not attempted: the newest chain ${why}`)]);
+    }
+    else if (exposure !== null) await c.step(() => [fail("restore", exposure, {}, plan.point)]);
+    else scans = await restoreStep(config, deps, args, plan, catalog, c, log);
   }
-  if (!args.restore) return;
-  // A forged file's SQL would run as superuser in the scratch cluster, inside this task.
-  if (signatures.some((f) => !f.ok)) await c.step(() => [fail("restore", "not attempted: the newest chain is not signed with the key BACKUP_VERIFY_KEY_FILE checks (see signature)")]);
-  else await restoreStep(config, deps, args, plan, catalog, c, log);
+  const read = { threads: config.compression.threads, env: deps.env, identity: config.encryption.identity };
+  const streamed: { file: string; problem: string | null }[] = [];
+  for (const entry of chain) {
+    // Not trusted (its sidecars do not verify): hashed with the other files below, never read as SQL.
+    if (trusted.problems.some((p) => p.file === entry.name && p.problem !== null)) continue;
+    let scan = scans.get(entry.name);
+    if (scan === undefined) {
+      log.info({ backup: entry.name }, `reading ${entry.name} back through its decompressor`);
+      scan = await scanBackup(entry, read, log);
+    }
+    const found = streamFindings(entry, scan);
+    streamed.push(...found.filter((f) => f.name === "checksum").map((f) => ({ file: entry.name, problem: f.message })));
+    if (!scan.integrity) streamed.push({ file: entry.name, problem: null });
+    await c.step(() => found.filter((f) => f.name !== "checksum"));
+  }
+  // Every other file is hashed on its own; the chain's were checked chunk by chunk in the read above.
+  const done = new Set(streamed.map((x) => x.file));
+  await c.step(() => checksums(catalog.filter((e) => !done.has(e.name)), streamed));
 }
 
 const shown = (v: unknown): string => (typeof v === "string" && /[\s"]/.test(v) ? JSON.stringify(v) : String(v));

@@ -1,12 +1,12 @@
-// dump -> compressor process [-> age] -> sha256 (in-process, on the stored bytes) -> file.
+// dump -> compressor process [-> age] -> sha256 whole and per chunk (in-process, on the stored bytes) -> file.
 // The dump writes into the compressor's stdin itself (see dump.ts); here the compressed
 // side is hashed and written. On any failure every stage is stopped and the error that
 // explains it is reported: a storage errno first, then the dump's own error, then the
 // compressor's.
-import { createHash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { hashTap } from "../store/checksum.js";
+import { StoredHash, storedHashTap } from "../store/chunks.js";
+import type { ChunkList } from "../store/chunks.js";
 import type { Program } from "./compression.js";
 import { filterEnv } from "./compression.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
@@ -18,6 +18,8 @@ import { isStorageErrno } from "../store/backupDir.js";
 export interface WriteResult {
   sha256: string;
   bytes: number;
+  /** The stored bytes' chunk hashes, for the manifest (lib/store/chunks.ts). */
+  chunks: ChunkList;
 }
 
 export interface WriteProgress {
@@ -48,8 +50,8 @@ export async function writeCompressed(
   env: NodeJS.ProcessEnv,
   progress: WriteProgress,
 ): Promise<WriteResult> {
-  const hash = createHash("sha256");
-  const hasher = hashTap(hash, (chunk) => (progress.compressedBytes += chunk.length));
+  const hash = new StoredHash();
+  const hasher = storedHashTap(hash, (chunk) => (progress.compressedBytes += chunk.length));
   // The stream owns and closes the handle (a FileHandle cannot be closed while a stream
   // holds it); commitPartial reopens the file to fsync it.
   const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });
@@ -96,5 +98,6 @@ export async function writeCompressed(
     throw new TaskError(ExitCode.failed, `${filters[0].program} exited before reading the whole dump (its output would be incomplete)`, { cause });
   }
   if (errors.length > 0) throw cause;
-  return { sha256: hash.digest("hex"), bytes: progress.compressedBytes };
+  const { sha256, chunks } = hash.finish();
+  return { sha256, bytes: progress.compressedBytes, chunks };
 }

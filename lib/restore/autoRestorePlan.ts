@@ -2,6 +2,7 @@
 // holds user data and its system_identifier is not one any backup was taken from (a new
 // data directory). Everywhere else it does nothing, so it is safe to run on every start.
 import type { CatalogEntry } from "../store/catalog.js";
+import { untrustedRefusal } from "./plan.js";
 
 export type AutoRestoreDecision =
   | { action: "skip"; reason: string }
@@ -9,6 +10,8 @@ export type AutoRestoreDecision =
   | { action: "liftGate"; reason: string }
   /** Backups exist but none can be used: keep the gate shut and tell the operator. */
   | { action: "fail"; reason: string }
+  /** The newest backup's sidecars do not verify (forged, unsigned with a verify key): exit 4, the gate stays shut. */
+  | { action: "refuse"; reason: string }
   | { action: "restore"; reason: string };
 
 export function decideAutoRestore(input: {
@@ -28,6 +31,8 @@ export function decideAutoRestore(input: {
     return { action: "skip", reason: `system_identifier ${systemIdentifier} is the cluster backup ${own.name} was taken from: it is not a new data directory` };
   }
   if (catalog.length === 0) return { action: "liftGate", reason: "no backups in BACKUP_DIR: a new installation, nothing to restore" };
+  const refusal = untrustedRefusal(catalog);
+  if (refusal !== null) return { action: "refuse", reason: refusal };
   if (usable.length === 0) {
     return { action: "fail", reason: `none of the ${catalog.length} backups is usable (run \`list\` to see why); restore by hand, then lift the write gate` };
   }

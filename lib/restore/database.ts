@@ -1,9 +1,13 @@
-// One database's restore: its section streamed into its own psql, under a temporary name
+// One database's restore: its section streamed into psql, under a temporary name
 // (lib/restore/retarget.ts) that is renamed into place only after psql exited cleanly on a complete
 // section and every other section of the restore is in; on any failure the temporary database
 // is dropped and the real one is untouched. The temporary database carries TEMP_MARK from the
 // moment it exists until the rename, so a leftover of an interrupted restore is recognised as
 // ours and a user's database that happens to share the prefix never is.
+// psql runs restricted and cannot follow the section's \connect lines, so the job makes the
+// connections: the part before the first \connect (CREATE DATABASE, its owner) goes to a psql
+// in the maintenance database, and each part after a \connect to a new psql connected to the
+// database being restored, as pg_dump's reconnects intend.
 import type { PgConfig } from "../config/config.js";
 import { quoteIdent } from "../sql/ident.js";
 import type { Logger } from "../core/log.js";
@@ -12,8 +16,9 @@ import type { PsqlProcess, StatementError } from "./psql.js";
 import { PsqlFailure, spawnPsql } from "./psql.js";
 import type { TargetAction } from "./target.js";
 import { TEMP_MARK, markStatement, mayReplace, refusal, tempName } from "./target.js";
-import { SectionRetargeter } from "./retarget.js";
-import { ScriptGuard, ScriptRefusal } from "../sql/metaCommands.js";
+import { RECONNECT, SectionRetargeter } from "./retarget.js";
+import type { Piece } from "./retarget.js";
+import { restrictKey } from "./restrict.js";
 import type { Secret } from "../core/secret.js";
 import { databaseStates } from "./targetState.js";
 import { shutdown } from "../core/shutdown.js";
@@ -29,6 +34,8 @@ export interface JobContext {
   dropExisting: boolean;
   /** restore --continue-on-error: psql runs every statement; the failed ones are listed instead of failing the database. */
   continueOnError: boolean;
+  /** psql restricts itself (lib/restore/restrict.ts); false only for signed content on a psql without \restrict. */
+  restricted: boolean;
 }
 
 export interface JobSpec {
@@ -49,8 +56,26 @@ export interface StatementErrors {
 }
 
 const NO_ERRORS: StatementErrors = { kept: [], count: 0 };
+/** What comes before a section's first \connect: SET lines, CREATE DATABASE and its owner. A forged section cannot make it hold more in memory. */
+const MAX_PREAMBLE = 1 << 20;
+/** Lines are counted for error messages while a psql has been fed less than this; pg_dump reconnects only near a section's start. */
+const COUNTED_BYTES = 16 << 20;
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+function newlines(buf: Buffer): number {
+  let n = 0;
+  for (let at = buf.indexOf(0x0a); at >= 0; at = buf.indexOf(0x0a, at + 1)) n++;
+  return n;
+}
+
+/** Whether a preamble holds anything psql must run (not only pg_dump's comment header and blank lines). */
+function holdsStatements(preamble: Buffer): boolean {
+  return preamble
+    .toString("latin1")
+    .split("\n")
+    .some((line) => line.trim() !== "" && !line.startsWith("--"));
+}
 
 /** Drops a temporary database; a section may have marked it a template, which DROP refuses. */
 export async function dropTemp(admin: Client, name: string): Promise<void> {
@@ -62,9 +87,15 @@ export async function dropTemp(admin: Client, name: string): Promise<void> {
 export class DatabaseJob {
   private readonly temp: string | null;
   private psql: PsqlProcess | null = null;
-  private retargeter: SectionRetargeter | null = null;
-  /** Between the file and psql: a meta-command pg_dump does not write fails the job before psql gets a byte of it. */
-  private readonly guard: ScriptGuard;
+  private readonly section: SectionRetargeter;
+  /** Before the first \connect: the preamble, held until the job knows where it runs. */
+  private preamble: Buffer[] | null = [];
+  private preambleBytes = 0;
+  /** The section line of the next byte, counted while `counted` < COUNTED_BYTES (null once unknown). */
+  private line: number | null = 1;
+  private counted = 0;
+  private readonly kept: StatementError[] = [];
+  private errorCount = 0;
   private error: string | null = null;
   private readonly started = Date.now();
   private readonly log: Logger;
@@ -77,10 +108,17 @@ export class DatabaseJob {
   ) {
     this.temp = spec.action.action === "swap" ? tempName(spec.target) : null;
     this.log = ctx.log.child({ database: spec.target, backup: spec.file });
-    this.guard = new ScriptGuard({ globals: false, database: spec.source });
+    // A section that creates its database gets the mark on its CREATE DATABASE line.
+    const mark = spec.action.action === "swap" && !spec.action.createTemp ? markStatement(this.temp as string) : null;
+    this.section = new SectionRetargeter(spec.source, this.temp, mark);
   }
 
-  /** Prepares the temporary database (when the section does not create it) and starts psql. */
+  /** The database the section's parts after a \connect run in. */
+  private get database(): string {
+    return this.temp ?? this.spec.target;
+  }
+
+  /** Prepares the temporary database when the section does not create it. */
   async begin(): Promise<void> {
     const { action } = this.spec;
     this.log.info({ source: this.spec.source, via: this.temp ?? "in place" }, `restoring database ${JSON.stringify(this.spec.target)}`);
@@ -93,38 +131,87 @@ export class DatabaseJob {
         await this.ctx.admin.query(`CREATE DATABASE ${quoteIdent(this.temp as string)} TEMPLATE template0`);
         await this.ctx.admin.query(markStatement(this.temp as string));
       }
-      // A swap section's first statements are CREATE DATABASE and its \connect, so psql starts in the maintenance database.
-      const database = action.action === "inPlace" ? this.spec.target : this.ctx.pg.database;
-      // A section that creates its database gets the mark on its CREATE DATABASE line.
-      if (this.temp !== null) this.retargeter = new SectionRetargeter(this.spec.source, this.temp, action.action === "swap" && !action.createTemp ? markStatement(this.temp) : null);
-      this.psql = spawnPsql(database, this.ctx.env, this.ctx.secrets, this.ctx.continueOnError);
     } catch (err) {
       this.fail(err);
     }
   }
 
   async feed(chunk: Buffer): Promise<void> {
-    if (this.error !== null || this.psql === null) return;
+    if (this.error !== null) return;
     try {
-      await this.write(this.guard.push(chunk));
+      await this.write(this.section.push(chunk));
     } catch (err) {
       this.fail(err);
     }
   }
 
-  private async write(chunks: Buffer[]): Promise<void> {
-    for (const chunk of chunks) {
-      for (const part of this.retargeter === null ? [chunk] : this.retargeter.push(chunk)) await this.psql?.write(part);
+  private async write(pieces: readonly Piece[]): Promise<void> {
+    for (const piece of pieces) {
+      if (this.error !== null) return;
+      if (piece === RECONNECT) await this.reconnect();
+      else await this.send(piece);
+    }
+  }
+
+  private async send(data: Buffer): Promise<void> {
+    if (this.line !== null) {
+      if (this.counted < COUNTED_BYTES) this.line += newlines(data);
+      else this.line = null;
+      this.counted += data.length;
+    }
+    if (this.preamble !== null) {
+      this.preambleBytes += data.length;
+      if (this.preambleBytes > MAX_PREAMBLE) throw new Error(`its part before the first \\connect is longer than ${MAX_PREAMBLE} bytes, which pg_dump never writes`);
+      this.preamble.push(data);
+      return;
+    }
+    await this.psql?.write(data);
+  }
+
+  /** A \connect of the section: the part before it is done; the rest goes to a new psql in the database being restored. */
+  private async reconnect(): Promise<void> {
+    if (this.preamble !== null) {
+      const preamble = Buffer.concat(this.preamble);
+      this.preamble = null;
+      // The preamble's CREATE DATABASE and ALTER DATABASE run from the maintenance database.
+      if (holdsStatements(preamble)) {
+        this.psql = this.spawn(this.ctx.pg.database, 1);
+        await this.psql.write(preamble);
+      }
+    }
+    await this.finishPsql();
+    this.psql = this.spawn(this.database, this.line ?? 1);
+    this.counted = 0;
+  }
+
+  private spawn(database: string, firstLine: number): PsqlProcess {
+    return spawnPsql(database, this.ctx.env, this.ctx.secrets, {
+      continueOnError: this.ctx.continueOnError,
+      restrictKey: this.ctx.restricted ? restrictKey() : null,
+      firstLine,
+    });
+  }
+
+  /** Ends the current psql's input and waits for it; its failed statements (--continue-on-error) are kept. */
+  private async finishPsql(): Promise<void> {
+    const psql = this.psql;
+    if (psql === null) return;
+    this.psql = null;
+    try {
+      await psql.finish();
+    } finally {
+      const found = psql.statementErrors;
+      for (const e of found.kept) if (this.kept.length < 1000) this.kept.push(e);
+      this.errorCount += found.count();
     }
   }
 
   /** The section ended (complete: with pg_dump's trailer); the returned promise settles when the database is in place or given up. */
   async endInput(complete: boolean): Promise<JobOutcome> {
     if (!complete) this.fail(new Error("its section ends early: the backup file is truncated"));
-    if (this.error === null && this.psql !== null) {
+    if (this.error === null) {
       try {
-        await this.write(this.guard.end());
-        for (const part of this.retargeter?.end() ?? []) await this.psql.write(part);
+        await this.write(this.section.end());
       } catch (err) {
         this.fail(err);
       }
@@ -162,18 +249,17 @@ export class DatabaseJob {
   }
 
   private statementErrors(): StatementErrors {
-    const found = this.psql?.statementErrors;
-    return found === undefined || found.count() === 0 ? NO_ERRORS : { kept: found.kept, count: found.count() };
+    return this.errorCount === 0 ? NO_ERRORS : { kept: this.kept, count: this.errorCount };
   }
 
   private fail(err: unknown): void {
-    this.error ??= err instanceof ScriptRefusal ? `line ${err.line} of its section: ${err.reason}: ${err.found}; the file was altered after the backup` : errorText(err);
+    this.error ??= err instanceof PsqlFailure ? err.at("of its section") : errorText(err);
     this.psql?.kill();
   }
 
   private async complete(): Promise<JobOutcome> {
     try {
-      await this.psql?.finish();
+      await this.finishPsql();
     } catch (err) {
       this.error ??= err instanceof PsqlFailure ? err.at("of its section") : errorText(err);
     }

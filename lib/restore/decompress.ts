@@ -1,10 +1,10 @@
-// Reading a backup file back as SQL: the file streamed through age (when it is encrypted) and
-// the codec's (parallel) decompressor. The caller consumes `stream` and must await `done`,
-// which rejects when a stage fails (a truncated, corrupt or undecryptable file), with the
-// upstream failure when several do (a decompressor fed short input fails after age did).
-// Given a hash, the file's bytes as stored are fed to it too, so a caller that must both
-// checksum and read a file reads it once.
-import type { Hash } from "node:crypto";
+// Reading a backup file back as SQL: the file read once and checked as it is read
+// (lib/store/verifiedRead.ts: chunk by chunk, so no unverified byte reaches age or the
+// decompressor), then through age (when it is encrypted) and the codec's (parallel)
+// decompressor. The caller consumes `stream` and must await `done`, which rejects when a
+// stage fails (a changed, truncated, corrupt or undecryptable file), with the upstream failure
+// when several do (a decompressor fed short input fails after age did, the verified read
+// before both).
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor, filterEnv } from "../backup/compression.js";
@@ -13,11 +13,15 @@ import type { AgeIdentity } from "../keys/ageIdentity.js";
 import type { Codec } from "../core/codec.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import { ProcessError, isSecondaryFailure, spawnFilter } from "../core/proc.js";
-import { readStreamNoFollow } from "../core/noFollow.js";
-import { hashTap } from "../store/checksum.js";
+import { IntegrityError, openVerified } from "../store/verifiedRead.js";
+import type { Expectation, Verification } from "../store/verifiedRead.js";
 
 export interface SqlStream {
   stream: Readable;
+  /** How the stored bytes are checked as they are read. */
+  verification: Verification;
+  /** Bytes of the stored file read so far. */
+  bytesRead(): number;
   done: Promise<void>;
   /** Stops reading early (kills the filters); `done` then settles without an error. */
   cancel(): void;
@@ -37,6 +41,8 @@ export interface SqlSource {
   encrypted: boolean;
   /** The public keys an encrypted file was written to (its manifest's), for the message when the identity does not fit. */
   recipients?: readonly string[] | null;
+  /** What its stored bytes must be (lib/store/trust.ts). */
+  expect: Expectation;
 }
 
 export interface ReadOptions {
@@ -44,7 +50,6 @@ export interface ReadOptions {
   env: NodeJS.ProcessEnv;
   /** AGE_IDENTITY_FILE; required for an encrypted source. */
   identity: AgeIdentity | null;
-  hash?: Hash;
 }
 
 /** Why `identity` cannot open each encrypted source (see identityProblem); empty when it opens them all. */
@@ -77,6 +82,7 @@ export function decryptionProblem(source: SqlSource, identity: AgeIdentity | nul
  * filter cancel() killed, not a stream torn down after it.
  */
 function explains(err: unknown, cancelled: boolean): boolean {
+  if (err instanceof IntegrityError) return true;
   if (err instanceof ProcessError) return !isSecondaryFailure(err) && !(cancelled && err.signal !== undefined);
   // EPIPE: writing into a filter that had already ended (it failed first, or was stopped).
   return !["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "EPIPE"].includes(errnoCode(err) ?? "");
@@ -84,23 +90,23 @@ function explains(err: unknown, cancelled: boolean): boolean {
 
 export function openSqlStream(source: SqlSource, opts: ReadOptions): SqlStream {
   assertDecryptable(source, opts.identity);
-  const file = readStreamNoFollow(source.path);
-  const tap = opts.hash === undefined ? null : hashTap(opts.hash);
+  const read = openVerified(source.path, source.expect);
+  const file = read.stream;
   const decryptor = source.encrypted && opts.identity !== null ? decryptorFor(opts.identity, opts.env) : null;
   const programs = [decryptor, decompressorFor(source.codec, opts.threads, opts.env)].filter((p) => p !== null);
-  if (programs.length === 0 && tap === null) {
+  const base = { verification: read.verification, bytesRead: read.bytesRead };
+  if (programs.length === 0) {
     const done = new Promise<void>((resolve, reject) => {
       file.once("end", () => resolve());
       file.once("close", () => resolve());
       file.once("error", reject);
     });
-    return { stream: file, done, cancel: () => file.destroy(), cause: done.then(() => null, (err: unknown) => err) };
+    return { ...base, stream: file, done, cancel: () => file.destroy(), cause: done.then(() => null, (err: unknown) => err) };
   }
   let cancelled = false;
   const children = programs.map((p) => spawnFilter(p.program, p.args, filterEnv(opts.env)));
-  const stages: Promise<unknown>[] = [];
-  const head: (Readable | Writable)[] = [file, ...(tap === null ? [] : [tap])];
-  stages.push(children[0] === undefined ? pipeline(head) : pipeline([...head, children[0].stdin as Writable]));
+  // The verified read first: when it fails, age and the decompressor fail of its end, and it says why.
+  const stages: Promise<unknown>[] = [pipeline([file, children[0]?.stdin as Writable])];
   children.forEach((child, i) => {
     stages.push(child.done);
     const next = children[i + 1];
@@ -111,15 +117,15 @@ export function openSqlStream(source: SqlSource, opts: ReadOptions): SqlStream {
   const done = errors.then((all) => {
     if (all.length > 0 && !cancelled) throw all.find((e) => explains(e, false)) ?? all[0];
   });
-  const last = children[children.length - 1];
+  const last = children[children.length - 1] as (typeof children)[number];
   return {
-    stream: last === undefined ? (tap as Readable) : (last.stdout as Readable),
+    ...base,
+    stream: last.stdout as Readable,
     done,
     cause,
     cancel() {
       cancelled = true;
       file.destroy();
-      tap?.destroy();
       for (const child of children) child.kill();
     },
   };

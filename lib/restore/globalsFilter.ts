@@ -9,6 +9,8 @@
 // - "missingRoles" (restore-database into a live cluster) applies only what concerns roles
 //   the cluster lacks: their creation, attributes, settings, comments and memberships.
 //   Existing roles and tablespaces are not touched.
+// pg_dumpall's own `\restrict KEY` / `\unrestrict KEY` lines are left out too: psql runs
+// restricted with the tool's key (lib/restore/restrict.ts) and would refuse them.
 // Left-out statements are replaced by their newlines only, so psql's line numbers are
 // still the file's line numbers. The globals stream through (GlobalsFilter): only the open
 // statement is held, up to 1 MiB, so a globals part of any size (a hostile one of endless
@@ -32,6 +34,7 @@ const MEMBERSHIP = rx(String.raw`GRANT\s+(${IDENT})\s+TO\s+(${IDENT})`);
 const CREATE_TABLESPACE = rx(String.raw`CREATE\s+TABLESPACE\s+(${IDENT})`);
 const SESSION_SETUP = rx(String.raw`SET\s`);
 const PASSWORD = /\s+PASSWORD\s+'(?:[^']|'')*'/i;
+const KEYED = /^\\(?:restrict|unrestrict) [A-Za-z0-9]+[ \t\r]*\n?$/;
 
 type Verdict = "keep" | "drop" | "dropPassword";
 
@@ -92,9 +95,13 @@ export class GlobalsFilter {
   /** The verdict on an open statement too long to hold, applied to the rest of it as it comes. */
   private streaming: Verdict | null = null;
   private readonly cuts: { pos: number; start: boolean }[] = [];
+  /** The line being scanned is pg_dumpall's own \restrict or \unrestrict line. */
+  private keyed = false;
+  private scanned: Buffer = Buffer.alloc(0);
   private readonly events = {
     start: (p: number) => void this.cuts.push({ pos: p, start: true }),
     end: (p: number) => void this.cuts.push({ pos: p + 1, start: false }),
+    meta: (p: number) => void (this.keyed = p === 0 && this.stmt === null && KEYED.test(this.scanned.toString("latin1", 0, 256))),
   };
 
   constructor(
@@ -111,7 +118,7 @@ export class GlobalsFilter {
       if (this.carryBytes === 0) {
         const line = chunk.subarray(pos, nl + 1);
         this.scan(line);
-        if (this.cuts.length > 0 || this.stmt !== null) {
+        if (this.cuts.length > 0 || this.stmt !== null || this.keyed) {
           out.push(chunk.subarray(run, pos));
           this.line(line, out);
           run = nl + 1;
@@ -146,14 +153,17 @@ export class GlobalsFilter {
     return Buffer.concat(out);
   }
 
-  /** Where statements start and end in the line, into this.cuts. */
+  /** Where statements start and end in the line, into this.cuts; whether it is a keyed line, into this.keyed. */
   private scan(line: Buffer): void {
     this.cuts.length = 0;
+    this.keyed = false;
+    this.scanned = line;
     scanLine(line, this.st, this.events);
   }
 
-  /** Hands on one scanned line: text between statements as it is, statements as judged. */
+  /** Hands on one scanned line: text between statements as it is, statements as judged, a keyed line as its newline. */
   private line(line: Buffer, out: Buffer[]): void {
+    if (this.keyed) return void out.push(newlinesOf(line));
     let at = 0;
     for (const cut of this.cuts) {
       if (cut.start) {

@@ -120,10 +120,26 @@ function fallbackChain(
   return prefix;
 }
 
+/**
+ * Why the restore is refused, or null. A backup whose sidecars did not verify (a trusted scan: unsigned with a verify key, forged,
+ * changed after the backup) is never passed over quietly for an older one: when it is the
+ * newest at the restore point, the restore is refused (exit 4) with its reason.
+ */
+export function untrustedRefusal(catalog: readonly CatalogEntry[], at: Date | null = null): string | null {
+  const newest = catalog.filter(isUsable).filter((e) => at === null || e.time <= at).sort(byTime).at(-1);
+  const newer = catalog.filter((e) => e.untrusted === true && (at === null || e.time <= at) && (newest === undefined || e.time >= newest.time));
+  if (newer.length === 0) return null;
+  const reasons = newer.map((e) => (e.problem?.startsWith(`${e.name}:`) === true ? e.problem : `${e.name}: ${e.problem ?? "its sidecars do not verify"}`)).join("; ");
+  const older = newest === undefined ? "" : `; to restore the older ${newest.name} instead, give --at ${newest.time.toISOString()}`;
+  return `restore refused, nothing was changed: ${reasons}${older}`;
+}
+
 export function planRestore(catalog: readonly CatalogEntry[], target: { at?: Date }): RestorePlan {
   const at = target.at ?? null;
   if (at !== null && Number.isNaN(at.getTime())) throw new RestorePlanError("the restore target time is not a valid date");
   const list = catalog.filter(isUsable).filter((e) => at === null || e.time <= at).sort(byTime);
+  const refusal = untrustedRefusal(catalog, at);
+  if (refusal !== null) throw new TaskError(ExitCode.refused, refusal);
   const newest = list.at(-1);
   if (newest === undefined) throw new RestorePlanError(noBackupMessage(catalog, at));
   const usable = new Map(list.map((e) => [e.name, e]));

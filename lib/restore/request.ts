@@ -7,14 +7,15 @@ import type { RestorePlan } from "./plan.js";
 import type { ResolvedFile } from "../store/resolveFile.js";
 import { targetNameProblem } from "./target.js";
 
+/** A planned backup as the executor reads it; the catalog must have been scanned trusted (lib/store/catalog.ts), so its expectation is known. */
 function fromEntry(e: CatalogEntry): RestoreFile {
-  if (e.manifest === null) throw new Error(`${e.name} has no manifest`);
+  if (e.manifest === null || e.expect === undefined || e.expect === null) throw new Error(`${e.name} was not read through its checksums (a trusted catalog scan)`);
   const m = e.manifest;
-  return { name: e.name, path: e.path, codec: m.compression.codec, encrypted: m.encryption !== undefined, recipients: m.encryption?.recipients ?? null, sha256: m.sha256 };
+  return { name: e.name, path: e.path, codec: m.compression.codec, encrypted: m.encryption !== undefined, recipients: m.encryption?.recipients ?? null, expect: e.expect };
 }
 
 export function fromResolved(f: ResolvedFile): RestoreFile {
-  return { name: f.name, path: f.path, codec: f.codec, encrypted: f.encrypted, recipients: f.manifest?.encryption?.recipients ?? null, sha256: f.manifest?.sha256 ?? null };
+  return { name: f.name, path: f.path, codec: f.codec, encrypted: f.encrypted, recipients: f.manifest?.encryption?.recipients ?? null, expect: f.expect };
 }
 
 /** restore-latest and auto-restore: the point's globals (roles as of the restore point), then each database from the file the plan chose. */

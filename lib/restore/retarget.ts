@@ -1,10 +1,20 @@
-// Points one database's section at a temporary database, so a restore never builds a
-// half-restored database under the real name (lib/restore/exec.ts renames it into place).
-// pg_dump --create names the database in CREATE DATABASE, ALTER DATABASE (owner,
-// properties), COMMENT/SECURITY LABEL/GRANT/REVOKE … ON DATABASE, ALTER ROLE … IN DATABASE,
-// and in its \connect lines; exactly those, found at statement starts by lib/sql/scanner.ts,
-// are rewritten, and everything else passes through byte for byte (the \restrict pairs
-// included), with the line count unchanged so psql's line numbers stay section lines.
+// Prepares one database's section for psql, which runs restricted (lib/restore/psql.ts) and so
+// can run no meta-command of the file: the tool makes every connection itself.
+// - Each `\connect` line pg_dump wrote (to the section's own database, at a statement boundary)
+//   becomes a RECONNECT piece: the job ends the psql it feeds and starts a new one connected to
+//   the database being restored. pg_dump reconnects after CREATE DATABASE and again after the
+//   database's properties (ALTER DATABASE … SET), so that they apply to the rest of the section.
+// - pg_dump's own `\restrict KEY` / `\unrestrict KEY` lines around each `\connect`, and the
+//   `\encoding SQL_ASCII` before a connection-string `\connect`, are dropped (the key is in
+//   the file, so a forger could lift it; ours is not).
+// - With a temporary name (`to`), the database is pointed at it, so a restore never builds a
+//   half-restored database under the real name (lib/restore/exec.ts renames it into place):
+//   pg_dump --create names the database in CREATE DATABASE, ALTER DATABASE (owner, properties),
+//   COMMENT/SECURITY LABEL/GRANT/REVOKE … ON DATABASE and ALTER ROLE … IN DATABASE; exactly
+//   those, found at statement starts by lib/sql/scanner.ts, are rewritten.
+// Everything else passes through byte for byte, any other meta-command included (psql refuses
+// it), with the line count unchanged. This is no security boundary: psql's own restricted mode
+// is. It is what lets a genuine pg_dump section restore under another name.
 import { IDENT, identName, latin1Of, quoteIdent } from "../sql/ident.js";
 import type { ScanState } from "../sql/scanner.js";
 import { inCopy, isCopyEnd, newScanState, scanLine } from "../sql/scanner.js";
@@ -22,6 +32,12 @@ const INTERESTING = /^(?:CREATE|ALTER|GRANT|REVOKE|COMMENT|SECURITY)\b/i;
 /** What pg_dump puts before a section's first \connect besides database-level statements. */
 const PREAMBLE = /^(?:SET\s|SELECT\s+pg_catalog\.set_config\()/i;
 const CONNECT = /^\\(?:c|connect)(?=\s|$)/;
+/** pg_dump's keyed lines (13.22, 14.19, 15.14, 16.10, 17.6 on) and the \encoding it writes before a connection-string \connect. */
+const DROPPED_META = /^\\(?:(?:restrict|unrestrict) [A-Za-z0-9]+|encoding SQL_ASCII)[ \t\r]*$/;
+
+/** Where the section's psql must end and a new one connect to the database being restored. */
+export const RECONNECT = Symbol("reconnect");
+export type Piece = Buffer | typeof RECONNECT;
 /** Statements longer than this are never database-level ones; they stream instead of being held. */
 const MAX_HELD = 1 << 20;
 /** How much of a held statement the database-level forms are matched against (names are at most 63 bytes). */
@@ -80,25 +96,27 @@ export class SectionRetargeter {
   private points: { pos: number; meta: boolean }[] = [];
   /** A statement too long to hold is streaming until it ends. */
   private streaming = false;
-  /** \connect lines rewritten so far; the first one ends the preamble. */
+  /** \connect lines met so far; the first one ends the preamble. */
   connects = 0;
 
   /**
+   * @param to the temporary database to point the section at, or null to keep its names (a
+   * template1/postgres section restored in place).
    * @param mark a statement put on the CREATE DATABASE line, after it (same line, so psql's
    * line numbers stay section lines): marks the temporary database as ours the moment it exists.
    */
   constructor(
     private readonly from: string,
-    private readonly to: string,
+    private readonly to: string | null,
     private readonly mark: string | null = null,
   ) {
-    // Temporary names are plain ASCII words, so the \connect line needs no quoting.
-    if (!/^[a-z0-9_]+$/.test(to)) throw new Error(`temporary database name ${JSON.stringify(to)} is not a plain word`);
+    // Temporary names are plain ASCII words, so the statements naming them need no care.
+    if (to !== null && !/^[a-z0-9_]+$/.test(to)) throw new Error(`temporary database name ${JSON.stringify(to)} is not a plain word`);
   }
 
-  /** The bytes to pass on for this chunk (the chunk is not mutated; output may alias it). */
-  push(chunk: Buffer): Buffer[] {
-    const out: Buffer[] = [];
+  /** The pieces to pass on for this chunk (the chunk is not mutated; output may alias it). */
+  push(chunk: Buffer): Piece[] {
+    const out: Piece[] = [];
     // Outside COPY data a line is only scanned once whole; pieces of a long one wait unjoined.
     if (this.carryBytes > 0 && !inCopy(this.st) && chunk.indexOf(0x0a) < 0) {
       this.keep(chunk);
@@ -124,11 +142,11 @@ export class SectionRetargeter {
   }
 
   /** The rest of the stream; throws when the section never connected to its database. */
-  end(): Buffer[] {
-    const out: Buffer[] = [];
+  end(): Piece[] {
+    const out: Piece[] = [];
     if (this.carryBytes > 0) this.line(Buffer.concat(this.carry), out);
     [this.carry, this.carryBytes] = [[], 0];
-    if (this.held.length > 0) out.push(this.release());
+    if (this.held.length > 0) out.push(...this.release());
     if (this.connects === 0) throw new Error(`the section of database ${JSON.stringify(this.from)} has no \\connect line`);
     return out;
   }
@@ -142,7 +160,7 @@ export class SectionRetargeter {
   }
 
   /** Passes COPY data on without splitting it into lines; stops at the `\.` line. */
-  private skipData(data: Buffer, pos: number, out: Buffer[]): number {
+  private skipData(data: Buffer, pos: number, out: Piece[]): number {
     if (this.dataLine) {
       const nl = data.indexOf(0x0a, pos);
       const end = nl < 0 ? data.length : nl + 1;
@@ -168,7 +186,7 @@ export class SectionRetargeter {
     return data.length;
   }
 
-  private line(line: Buffer, out: Buffer[]): void {
+  private line(line: Buffer, out: Piece[]): void {
     const offset = this.heldBytes;
     const points: { pos: number; meta: boolean }[] = [];
     scanLine(line, this.st, {
@@ -180,7 +198,10 @@ export class SectionRetargeter {
         }
       },
       meta: (p) => {
-        if (CONNECT.test(line.toString("latin1", p, p + 10))) points.push({ pos: offset + p, meta: true });
+        // Only a meta-command alone on its line, between statements, is pg_dump's; psql refuses any other.
+        if (p !== 0 || !this.st.atStart) return;
+        const text = line.toString("latin1", 0, Math.min(line.length, 256)).replace(/\n$/, "");
+        if (CONNECT.test(text) || DROPPED_META.test(text)) points.push({ pos: offset, meta: true });
       },
     });
     if (this.streaming || (this.held.length === 0 && points.length === 0)) {
@@ -191,34 +212,38 @@ export class SectionRetargeter {
     this.held.push(line);
     this.heldBytes += line.length;
     this.points.push(...points);
-    if (this.st.atStart) out.push(this.release());
+    if (this.st.atStart) out.push(...this.release());
     else if (this.heldBytes > MAX_HELD) {
-      out.push(this.release());
+      out.push(...this.release());
       this.streaming = true;
     }
   }
 
-  /** The held lines with their database-level statements and \connect lines pointed at the temporary database. */
-  private release(): Buffer {
+  /** The held lines with their database-level statements pointed at the temporary database, keyed lines dropped, and a RECONNECT for each \connect. */
+  private release(): Piece[] {
     const data = this.held.length === 1 ? (this.held[0] as Buffer) : Buffer.concat(this.held);
-    const edits: { start: number; end: number; text: string }[] = [];
+    const edits: { start: number; end: number; text: string; reconnect?: true }[] = [];
     for (const { pos, meta } of this.points) {
       const rest = data.toString("latin1", pos, pos + WINDOW);
       if (meta) {
         const line = rest.split("\n", 1)[0] as string;
-        const target = connectTarget(line);
-        if (target !== this.from) {
-          throw new Error(`the section of database ${JSON.stringify(this.from)} connects to ${JSON.stringify(target)}: ${line}`);
+        if (CONNECT.test(line)) {
+          const target = connectTarget(line);
+          if (target !== this.from) {
+            throw new Error(`the section of database ${JSON.stringify(this.from)} connects to ${JSON.stringify(target)}: ${line}`);
+          }
+          this.connects++;
+          edits.push({ start: pos, end: pos + line.length, text: "", reconnect: true });
+        } else {
+          edits.push({ start: pos, end: pos + line.length, text: "" });
         }
-        edits.push({ start: pos, end: pos + line.length, text: `\\connect ${this.to}` });
-        this.connects++;
         continue;
       }
       const span = databaseSpan(rest, this.from);
       if (span === null && this.connects === 0) {
         throw new Error(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${rest.split("\n", 1)[0]}`);
       }
-      if (span?.ours === true) edits.push({ start: pos + span.start, end: pos + span.end, text: latin1Of(quoteIdent(this.to)) });
+      if (span?.ours === true && this.to !== null) edits.push({ start: pos + span.start, end: pos + span.end, text: latin1Of(quoteIdent(this.to)) });
       if (span?.create === true && this.mark !== null) {
         const eol = data.indexOf(0x0a, pos + span.end);
         const end = eol < 0 ? data.length : eol;
@@ -230,14 +255,20 @@ export class SectionRetargeter {
       }
     }
     [this.held, this.heldBytes, this.points] = [[], 0, []];
-    if (edits.length === 0) return data;
-    const parts: Buffer[] = [];
+    if (edits.length === 0) return [data];
+    const parts: Piece[] = [];
     let at = 0;
-    for (const e of edits) {
-      parts.push(data.subarray(at, e.start), Buffer.from(e.text, "latin1"));
+    let text: Buffer[] = [];
+    for (const e of edits.sort((a, b) => a.start - b.start)) {
+      text.push(data.subarray(at, e.start), Buffer.from(e.text, "latin1"));
       at = e.end;
+      if (e.reconnect === true) {
+        parts.push(Buffer.concat(text), RECONNECT);
+        text = [];
+      }
     }
-    parts.push(data.subarray(at));
-    return Buffer.concat(parts);
+    text.push(data.subarray(at));
+    parts.push(Buffer.concat(text));
+    return parts.filter((p) => p === RECONNECT || p.length > 0);
   }
 }

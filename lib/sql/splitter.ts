@@ -72,6 +72,8 @@ export interface SectionsResult {
   databases: string[];
   sections: SectionSummary[];
   globalsBytes: number;
+  /** Every byte of the stream, the cluster trailer included. */
+  bytes: number;
   /** false: the stream was cut short (or is not pg_dumpall output). */
   clusterTrailer: boolean;
 }
@@ -104,10 +106,12 @@ export class SectionSplitter {
   private carry: Buffer | null = null;
   /** Inside a line that cannot matter, passed on as it arrives. */
   private streaming = false;
+  private bytes = 0;
 
   constructor(private readonly events: SectionEvents) {}
 
   async push(input: Buffer): Promise<void> {
+    this.bytes += input.length;
     let chunk = input;
     let pos = 0;
     if (this.carry !== null) {
@@ -193,6 +197,7 @@ export class SectionSplitter {
       databases: this.sections.map((s) => s.name),
       sections: this.sections,
       globalsBytes: this.globalsBytes,
+      bytes: this.bytes,
       clusterTrailer,
     };
   }

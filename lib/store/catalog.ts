@@ -1,5 +1,7 @@
 // The catalog: what backups exist in BACKUP_DIR, read from names and manifests only
-// (never from mtimes, which copies and rsync change). Partials are ignored.
+// (never from mtimes, which copies and rsync change). Partials are ignored. Readers that act
+// on backups (restores, verify) scan it trusted: each manifest is read through its signed
+// .sha256 (lib/store/trust.ts), so no unsigned manifest steers their plan.
 // BACKUP_DIR is a share others can write, so nothing is read through a symlink: a tier folder
 // that is a symlink stops the scan (exit 4, by name), and a backup whose data file or sidecar
 // is a symlink is listed with that problem, its manifest unread, so no task uses it.
@@ -8,8 +10,11 @@ import type { Dirent } from "node:fs";
 import { join } from "node:path";
 import { ExitCode, errnoCode } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
+import type { KeyObject } from "node:crypto";
 import type { Manifest } from "./manifest.js";
 import { ManifestInvalid, readManifest } from "./manifest.js";
+import { readTrusted } from "./trust.js";
+import type { Expectation } from "./verifiedRead.js";
 import type { Tier } from "./naming.js";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, TIERS, parseBackupName } from "./naming.js";
 
@@ -26,6 +31,15 @@ export interface CatalogEntry {
   /** Why this backup cannot be trusted (no/bad manifest, no checksum sidecar), or null. */
   problem: string | null;
   bytes: number;
+  /** From a trusted scan: what the data file's bytes must be (null from a plain scan, or for an unusable entry). */
+  expect?: Expectation | null;
+  /** From a trusted scan: its sidecars did not verify (unsigned with a verify key, forged, changed after the backup); `problem` says how. */
+  untrusted?: boolean;
+}
+
+/** A trusted scan: every usable entry's manifest came through its .sha256, and with a verify key through its signature. */
+export interface TrustOptions {
+  verifyKey: KeyObject | null;
 }
 
 export function tierDir(backupDir: string, tier: Tier): string {
@@ -72,16 +86,23 @@ export async function symlinkProblem(path: string, name: string, files: Readonly
   return null;
 }
 
-async function readEntry(dir: string, name: string, files: ReadonlyMap<string, Dirent>): Promise<CatalogEntry | null> {
+async function readEntry(dir: string, name: string, files: ReadonlyMap<string, Dirent>, trust: TrustOptions | null): Promise<CatalogEntry | null> {
   const parsed = parseBackupName(name);
   if (parsed === null) return null;
   const path = join(dir, name);
   const info = await lstat(path);
   if (!info.isFile() && !info.isSymbolicLink()) return null;
   let manifest: Manifest | null = null;
+  let expect: Expectation | null = null;
+  let untrusted = false;
   // A symlinked backup is listed, so verify and cleanup see it, but never read.
   let problem = await symlinkProblem(path, name, files);
-  if (problem === null && !files.has(name + MANIFEST_SUFFIX)) {
+  if (problem === null && trust !== null) {
+    const t = await readTrusted(path, name, trust.verifyKey, files.has(name + MANIFEST_SUFFIX));
+    if (!t.ok) [problem, untrusted] = [t.problem, true];
+    else if (t.manifest === null) problem = `no manifest ${name}${MANIFEST_SUFFIX}`;
+    else [manifest, expect] = [t.manifest, t.expect];
+  } else if (problem === null && !files.has(name + MANIFEST_SUFFIX)) {
     problem = `no manifest ${name}${MANIFEST_SUFFIX}`;
   } else if (problem === null) {
     try {
@@ -100,18 +121,20 @@ async function readEntry(dir: string, name: string, files: ReadonlyMap<string, D
     manifest,
     problem,
     bytes: info.size,
+    expect,
+    ...(untrusted ? { untrusted } : {}),
   };
 }
 
-/** Every backup in BACKUP_DIR, oldest first. Missing folders read as empty. */
-export async function scanCatalog(backupDir: string): Promise<CatalogEntry[]> {
+/** Every backup in BACKUP_DIR, oldest first. Missing folders read as empty. `trust`: scan trusted (see the top of this file). */
+export async function scanCatalog(backupDir: string, trust: TrustOptions | null = null): Promise<CatalogEntry[]> {
   const entries: CatalogEntry[] = [];
   for (const tier of TIERS) {
     const dir = tierDir(backupDir, tier);
     const listing = await readTierDir(backupDir, tier);
     const files = new Map(listing.map((d) => [d.name, d]));
     for (const name of files.keys()) {
-      const entry = await readEntry(dir, name, files);
+      const entry = await readEntry(dir, name, files, trust);
       if (entry !== null && entry.tier === tier) entries.push(entry);
     }
   }

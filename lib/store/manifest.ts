@@ -5,6 +5,7 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
+import type { ChunkList } from "./chunks.js";
 import { manifestProblem } from "./manifestSchema.js";
 
 export { MANIFEST_FORMAT, manifestProblem } from "./manifestSchema.js";
@@ -40,6 +41,8 @@ export interface Manifest {
   rawBytes: number;
   compressedBytes: number;
   sha256: string;
+  /** sha256 of every chunk of the stored file, checked as a restore reads it; absent in manifests written before chunk lists. */
+  chunks?: ChunkList;
   fingerprint: Fingerprint;
   /** Every database that existed when the backup started (template0 excluded). */
   databases: string[];
@@ -104,7 +107,12 @@ export function parseManifest(text: string, where: string, fileName?: string): M
  * base manifests (lib/base/manifest.ts); throws ManifestInvalid.
  */
 export async function readManifestText(path: string): Promise<string> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  return (await readManifestBytes(path)).toString("utf8");
+}
+
+/** The bytes of a manifest, read as readManifestText describes, never through a symlink: what a checksum is taken of and what is parsed. */
+export async function readManifestBytes(path: string): Promise<Buffer> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   try {
     const info = await fh.stat();
     if (!info.isFile()) throw new ManifestInvalid(path, "not a regular file");
@@ -121,7 +129,7 @@ export async function readManifestText(path: string): Promise<string> {
         break;
       }
     }
-    return buf.toString("utf8", 0, length);
+    return buf.subarray(0, length);
   } finally {
     await fh.close();
   }

@@ -6,6 +6,7 @@ import { CODECS } from "../core/codec.js";
 import type { Codec } from "../core/codec.js";
 import { TIERS, parseBackupName, utcStamp } from "./naming.js";
 import { recipientProblem } from "../keys/ageRecipients.js";
+import { chunkListProblem } from "./chunks.js";
 
 export const MANIFEST_FORMAT = 1;
 
@@ -170,8 +171,12 @@ function check(m: unknown, fileName: string | undefined): void {
   if (typeof root.systemIdentifier !== "string" || !SYSTEM_IDENTIFIER.test(root.systemIdentifier)) bad("systemIdentifier", root.systemIdentifier, "is not a system identifier (a string of digits)");
   checkCompression(root.compression, parsed.codec);
   count(root.rawBytes, "rawBytes");
-  count(root.compressedBytes, "compressedBytes");
+  const stored = count(root.compressedBytes, "compressedBytes");
   if (typeof root.sha256 !== "string" || !SHA256.test(root.sha256)) bad("sha256", root.sha256, "is not a sha256 (64 lowercase hex digits)");
+  if (root.chunks !== undefined) {
+    const problem = chunkListProblem(root.chunks, stored);
+    if (problem !== null) bad("chunks", root.chunks, problem);
+  }
   checkFingerprint(root.fingerprint);
   dbNames(root.databases, "databases");
   dbNames(root.included, "included");

@@ -1,6 +1,7 @@
 // FILE arguments: a path, or a bare backup name (20231215_030000_full.sql.bz2, or a
-// latest_<tier> pointer name) looked up in BACKUP_DIR/<tier>/ and nowhere else. The manifest
-// beside it is read when present; a file without one (a seed-era backup) is still readable.
+// latest_<tier> pointer name) looked up in BACKUP_DIR/<tier>/ and nowhere else. Its sidecars
+// are read as lib/store/trust.ts reads them (the signature first, with a verify key): a file
+// without a manifest (a seed-era backup) is still readable without a verify key.
 // BACKUP_DIR is a share others can write, so nothing is followed through a symlink: a
 // symlinked tier folder or backup file is refused (exit 4), a symlinked manifest is not read,
 // and a latest pointer (the tool's own symlink, or its .txt form) is read, checked to hold a
@@ -10,8 +11,10 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { tierDir, tierDirExists } from "./catalog.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
+import type { KeyObject } from "node:crypto";
 import type { Manifest } from "./manifest.js";
-import { ManifestInvalid, readManifest } from "./manifest.js";
+import { readTrusted } from "./trust.js";
+import type { Expectation } from "./verifiedRead.js";
 import type { Codec } from "../core/codec.js";
 import type { Tier } from "./naming.js";
 import { ENCRYPTED_SUFFIX, MANIFEST_SUFFIX, TIERS, codecOfExtension, parseBackupName } from "./naming.js";
@@ -23,9 +26,12 @@ export interface ResolvedFile {
   codec: Codec;
   /** Age-encrypted (its name ends in .age): read through AGE_IDENTITY_FILE. */
   encrypted: boolean;
+  /** From the bytes its .sha256 covers (and with a verify key, signed); null when it has none or cannot be trusted. */
   manifest: Manifest | null;
-  /** Why a manifest beside the file was not used, or null. */
-  manifestProblem: string | null;
+  /** What its bytes must be; with no usable sidecar, nothing (sha256 and chunks null). */
+  expect: Expectation;
+  /** Why its sidecars cannot be trusted (missing, changed, unsigned), or null. */
+  trustProblem: string | null;
 }
 
 const POINTER = /^latest_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?(\.age)?$/;
@@ -65,8 +71,13 @@ async function inBackupDir(backupDir: string, name: string): Promise<string | nu
   return parsed !== null || !exists ? join(dir, name) : viaPointer(dir, name);
 }
 
-/** `fetchMissing` (the S3 mirror) is asked for a bare backup name that is not in BACKUP_DIR. */
-export async function resolveFile(backupDir: string, file: string, fetchMissing?: (name: string) => Promise<string | null>): Promise<ResolvedFile> {
+/** `fetchMissing` (the S3 mirror) is asked for a bare backup name that is not in BACKUP_DIR; `verifyKey` (BACKUP_VERIFY_KEY_FILE) checks its signature. */
+export async function resolveFile(
+  backupDir: string,
+  file: string,
+  fetchMissing?: (name: string) => Promise<string | null>,
+  verifyKey: KeyObject | null = null,
+): Promise<ResolvedFile> {
   let path: string;
   if (file.includes("/")) {
     path = resolve(file);
@@ -92,18 +103,14 @@ export async function resolveFile(backupDir: string, file: string, fetchMissing?
     throw new TaskError(ExitCode.usage, `backup file ${path} does not exist (BACKUP_DIR=${backupDir}); run \`list\` to see the backups`);
   }
   const name = basename(path);
-  let manifest: Manifest | null = null;
-  let manifestProblem: string | null = null;
-  const manifestKind = await kindOf(path + MANIFEST_SUFFIX);
-  if (manifestKind === "symlink") {
-    manifestProblem = `${name}${MANIFEST_SUFFIX} is a symlink; it was not read. Find out who created it, then remove it`;
-  } else if (manifestKind === "file") {
-    try {
-      manifest = await readManifest(path + MANIFEST_SUFFIX, name);
-    } catch (err) {
-      manifestProblem = err instanceof ManifestInvalid ? err.reason : (err as Error).message;
-    }
-  }
   const format = formatOf(name);
-  return { name, path, codec: manifest?.compression.codec ?? format.codec, encrypted: format.encrypted, manifest, manifestProblem };
+  const manifestKind = await kindOf(path + MANIFEST_SUFFIX);
+  const unknown = { name, chunks: null, sha256: null };
+  if (manifestKind === "symlink") {
+    const trustProblem = `${name}${MANIFEST_SUFFIX} is a symlink; it was not read. Find out who created it, then remove it`;
+    return { name, path, ...format, manifest: null, expect: unknown, trustProblem };
+  }
+  const t = await readTrusted(path, name, verifyKey, manifestKind === "file");
+  if (!t.ok) return { name, path, ...format, manifest: null, expect: unknown, trustProblem: t.problem };
+  return { name, path, codec: t.manifest?.compression.codec ?? format.codec, encrypted: format.encrypted, manifest: t.manifest, expect: t.expect, trustProblem: null };
 }

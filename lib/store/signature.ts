@@ -3,15 +3,14 @@
 // `openssl pkeyutl -verify -pubin -inkey verify.pem -rawin -in NAME.sha256 -sigfile NAME.sha256.sig`
 // and `sha256sum -c NAME.sha256` check a backup with stock tools. Checksums catch corruption;
 // only the signature tells our backups from files someone else put on the share.
-import { createHash, sign, verify } from "node:crypto";
+import { sign, verify } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { errnoCode } from "../core/errors.js";
 import type { ChecksumVerdict } from "./checksum.js";
 import { SIDECAR_MAX_BYTES, parseChecksumFile, verifyChecksum } from "./checksum.js";
-import { READ_NOFOLLOW, readSmallBytes } from "../core/noFollow.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIGNATURE_SUFFIX } from "./naming.js";
+import { readSmallBytes } from "../core/noFollow.js";
+import { CHECKSUM_SUFFIX, SIGNATURE_SUFFIX } from "./naming.js";
 
 export function signChecksumFile(checksumText: string, key: KeyObject): Buffer {
   return sign(null, Buffer.from(checksumText, "utf8"), key);
@@ -73,18 +72,4 @@ export async function verifyBackupFile(path: string, manifestSha: string | undef
   const signed = await checkSignature(path, verifyKey);
   if (!signed.ok) return { ok: false, problem: signed.problem };
   return verifyChecksum(path, manifestSha, signed.sidecar, dataSha);
-}
-
-/**
- * For readers of the manifest alone (list-databases): the signature and the manifest bytes it
- * covers, without hashing the data file. Returns the problem, or null.
- */
-export async function verifySignedManifest(path: string, verifyKey: KeyObject): Promise<string | null> {
-  const signed = await checkSignature(path, verifyKey);
-  if (!signed.ok) return signed.problem;
-  const name = basename(path);
-  const recorded = parseChecksumFile(signed.sidecar.toString("utf8"), name);
-  if (typeof recorded === "string") return recorded;
-  const actual = await readFile(path + MANIFEST_SUFFIX, { flag: READ_NOFOLLOW }).then((b) => createHash("sha256").update(b).digest("hex"), () => null);
-  return actual === recorded.manifest ? null : `${name}: manifest ${name}${MANIFEST_SUFFIX} ${actual === null ? "is missing" : "was changed after the backup was signed"}`;
 }

@@ -99,16 +99,16 @@ class VerifiedReader extends Readable {
     if (chunks === null) return this.passWhole(data);
     const count = chunks.sha256.length;
     if (n === 0) {
-      if (this.index !== count) throw new IntegrityError(name, this.index + 1, `${name} ends after ${this.index} of its ${count} chunks (${start} bytes): it was truncated after the backup`);
+      if (this.index !== count) throw new IntegrityError(name, this.index + 1, `${name}: checksum mismatch: it ends after ${this.index} of its ${count} chunks (${start} bytes), so it was truncated after the backup`);
       this.push(null);
       return;
     }
     const want = chunks.sha256[this.index];
-    if (want === undefined) throw new IntegrityError(name, this.index + 1, `${name} has more bytes than the ${count} chunks its manifest records: it was changed after the backup`);
+    if (want === undefined) throw new IntegrityError(name, this.index + 1, `${name}: checksum mismatch: it has more bytes than the ${count} chunks its manifest records, so it was changed after the backup`);
     const got = createHash("sha256").update(data).digest("hex");
     if (got !== want || (n < size && this.index !== count - 1)) {
-      const why = got !== want ? "does not match its recorded sha256" : "is short";
-      throw new IntegrityError(name, this.index + 1, `${name}: chunk ${this.index + 1} of ${count} (bytes ${start}–${start + n - 1}) ${why}: the file was changed after the backup, or while it was read`);
+      const what = got !== want ? "" : " (it is short)";
+      throw new IntegrityError(name, this.index + 1, `${name}: checksum mismatch in chunk ${this.index + 1} of ${count} (bytes ${start}–${start + n - 1})${what}: the file was changed after the backup, or while it was read`);
     }
     this.index++;
     this.push(data);

@@ -123,6 +123,8 @@ export function ageFindings(entries: readonly CatalogEntry[], now: Date, maxAgeH
 export interface StreamScan {
   /** Why the stream could not be read to its end (decompressor failure), or null. */
   error: string | null;
+  /** The error was the stored bytes not matching their checksums (a checksum failure, not a decompression one). */
+  integrity: boolean;
   rawBytes: number;
   sections: SectionsResult | null;
   /** Rows per table counted from the stream, per section as printed in its header. */
@@ -160,6 +162,7 @@ export function streamFindings(e: CatalogEntry, scan: StreamScan): Finding[] {
   if (m === null) return [fail("decompress", "no manifest to compare the stream with", {}, e.name)];
   const figures = { rawBytes: scan.rawBytes, compressedBytes: e.bytes };
   const s = scan.sections;
+  if (scan.integrity) return [fail("checksum", scan.error ?? "checksum mismatch", figures, e.name)];
   if (scan.error !== null || s === null) {
     return [fail("decompress", `decompression failed after ${scan.rawBytes} bytes: ${scan.error ?? "no output"}; the file is corrupt or truncated`, figures, e.name)];
   }

@@ -6,7 +6,7 @@ import type { Config } from "../config/config.js";
 import type { Logger } from "../core/log.js";
 import { withClient } from "../postgres/connection.js";
 import { RestoreFailure, executeRestore, restoreContext } from "../restore/exec.js";
-import type { RestoreRequest } from "../restore/exec.js";
+import type { RestoreContext, RestoreOutcome, RestoreRequest } from "../restore/exec.js";
 import type { RestorePlan } from "../restore/plan.js";
 import { latestRequest } from "../restore/request.js";
 import { parseQualifiedName, rowCountDiffs } from "./checks.js";
@@ -28,6 +28,8 @@ export interface ChainRestore {
   roles: number;
   /** Why the restore failed, and the file of the first database that failed (null: no one file's); null when it did not. */
   failure: { file: string | null; message: string } | null;
+  /** What the restore read of each file (RestoreOutcome.reads); empty when it failed before reading. */
+  reads: RestoreOutcome["reads"];
 }
 
 /** The executor's message with each scratch name shown as `"original" (as scratch)`; scratch names are unique random words. */
@@ -44,24 +46,26 @@ export async function restoreChainForVerify(
   plan: RestorePlan,
   catalog: readonly CatalogEntry[],
   target: RestoreTarget,
+  observe: RestoreContext["observe"],
 ): Promise<ChainRestore> {
   // No cluster lock: the target is never the cluster the lock guards; `exclusive` says whether temporary databases there are ours.
-  const ctx = { ...restoreContext(config, env, log), pg: target.pg, exclusive: target.exclusive };
+  const ctx: RestoreContext = { ...restoreContext(config, env, log), pg: target.pg, exclusive: target.exclusive, observe };
+  const reads: RestoreOutcome["reads"] = [];
   let request: RestoreRequest | null = null;
-  let roles = 0;
+  let roles: readonly string[] = [];
   const restoredAs = (targets: readonly string[]): RestoredDatabase[] =>
     (request?.databases ?? []).filter((d) => targets.includes(d.target)).map((d) => ({ name: d.source, restoredAs: d.target, provider: d.file.name }));
   try {
     const prepared = await target.prepare(latestRequest(plan, catalog, false), ctx);
     request = prepared.request;
-    roles = prepared.roles.length;
-    const outcome = await executeRestore(ctx, request);
-    return { databases: restoredAs(outcome.restored), roles: roles + outcome.createdRoles.length, failure: null };
+    roles = prepared.roles;
+    const outcome = await executeRestore(ctx, request, reads);
+    return { databases: restoredAs(outcome.restored), roles: roles.length + outcome.createdRoles.length, failure: null, reads };
   } catch (err) {
     const text = err instanceof Error ? err.message : String(err);
     const message = request === null ? text : originalNames(text, request);
-    if (!(err instanceof RestoreFailure)) return { databases: [], roles, failure: { file: null, message } };
-    return { databases: restoredAs(err.restored), roles, failure: { file: err.failures[0]?.file ?? null, message } };
+    if (!(err instanceof RestoreFailure)) return { databases: [], roles: roles.length, failure: { file: null, message }, reads };
+    return { databases: restoredAs(err.restored), roles: roles.length, failure: { file: err.failures[0]?.file ?? null, message }, reads };
   }
 }
 

@@ -42,6 +42,11 @@ function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
+/** The OS user the scratch server runs as: this task's own, or `postgres` when the task runs as root. */
+export async function scratchServerUser(env: NodeJS.ProcessEnv): Promise<{ uid: number; gid: number }> {
+  return (await serverUser(env)) ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
 async function serverUser(env: NodeJS.ProcessEnv): Promise<{ uid: number; gid: number } | null> {
   if (process.getuid?.() !== 0) return null;
   try {

@@ -6,13 +6,13 @@ import { randomBytes } from "node:crypto";
 import type { PgConfig } from "../config/config.js";
 import { readSecretFile } from "../config/config.js";
 import { dropTemp } from "../restore/database.js";
-import { ConfigError, PgCode } from "../core/errors.js";
+import { ConfigError, ExitCode, PgCode, TaskError } from "../core/errors.js";
 import { GlobalsFilter } from "../restore/globalsFilter.js";
 import type { Logger } from "../core/log.js";
 import { connect } from "../postgres/connection.js";
 import type { Client } from "../postgres/connection.js";
-import { streamGlobals } from "../restore/exec.js";
-import type { RestoreContext, RestoreFile, RestoreRequest } from "../restore/exec.js";
+import type { RestoreContext, RestoreRequest } from "../restore/exec.js";
+import type { GlobalsSink } from "../restore/globals.js";
 import { startScratchCluster } from "./scratchCluster.js";
 import { clusterGlobals } from "../restore/targetState.js";
 import { shutdown } from "../core/shutdown.js";
@@ -96,34 +96,54 @@ export async function openRestoreTarget(server: PgConfig | null, env: NodeJS.Pro
     // do what on the server. psql stops at the sections' first error, though, and their
     // OWNER TO and GRANT statements need the roles, so each role the server lacks is created
     // bare (NOLOGIN, no password, no membership) and dropped after the scratch databases.
-    async prepare(latest, ctx) {
-      if (latest.globals !== null) await createStandIns(admin, latest.globals.file, ctx, roles, label);
+    // The stand-ins are made as the restore reads the globals file, in its one read, before any section starts.
+    prepare(latest, ctx) {
       const databases = latest.databases.map((d, i) => ({ ...d, target: `${run}_${i + 1}` }));
       scratch.push(...databases.map((d) => d.target));
-      log.debug({ databases: databases.map((d) => [d.source, d.target]), roles }, "scratch databases and stand-in roles");
-      return { request: { ...latest, globals: null, databases }, roles: [...roles] };
+      log.debug({ databases: databases.map((d) => [d.source, d.target]) }, "scratch databases");
+      const globals = latest.globals === null ? null : { ...latest.globals, sink: new StandIns(admin, ctx, roles, label) };
+      return Promise.resolve({ request: { ...latest, globals, databases }, roles });
     },
     release: () => release().finally(unregister),
   };
 }
 
-/** Creates a NOLOGIN role for each role of the file's globals the server lacks; appends each to `created` as it is made. */
-async function createStandIns(admin: Client, file: RestoreFile, ctx: RestoreContext, created: string[], label: string): Promise<void> {
-  const filter = new GlobalsFilter("missingRoles", await clusterGlobals(admin));
-  await streamGlobals(ctx, file, (chunk) => void filter.push(chunk));
-  filter.end();
-  const missing = filter.created;
-  for (const role of missing) {
-    try {
-      await admin.query(`CREATE ROLE ${admin.escapeIdentifier(role)} NOLOGIN`);
-    } catch (err) {
-      // Created meanwhile by someone else: theirs, and not ours to drop.
-      if ((err as { code?: string }).code === PgCode.duplicateObject) continue;
-      throw new Error(
-        `cannot create the stand-in role ${JSON.stringify(role)} on ${label}: ${(err as Error).message}; VERIFY_PGUSER=${ctx.pg.user} needs CREATEROLE, or create the backup's roles on that server`,
-        { cause: err },
-      );
-    }
-    created.push(role);
+/** Takes the globals part as the restore reads it and creates a NOLOGIN role for each role the server lacks; appends each to `created` as it is made. */
+class StandIns implements GlobalsSink {
+  private filter: GlobalsFilter | null = null;
+
+  constructor(
+    private readonly admin: Client,
+    private readonly ctx: RestoreContext,
+    private readonly created: string[],
+    private readonly label: string,
+  ) {}
+
+  async push(chunk: Buffer): Promise<void> {
+    this.filter ??= new GlobalsFilter("missingRoles", await clusterGlobals(this.admin));
+    this.filter.push(chunk);
   }
+
+  async finish(): Promise<{ created: string[]; errors: { kept: never[]; count: number } }> {
+    const filter = this.filter ?? new GlobalsFilter("missingRoles", await clusterGlobals(this.admin));
+    filter.end();
+    for (const role of filter.created) {
+      try {
+        await this.admin.query(`CREATE ROLE ${this.admin.escapeIdentifier(role)} NOLOGIN`);
+      } catch (err) {
+        // Created meanwhile by someone else: theirs, and not ours to drop.
+        if ((err as { code?: string }).code === PgCode.duplicateObject) continue;
+        throw new TaskError(
+          ExitCode.failed,
+          `cannot create the stand-in role ${JSON.stringify(role)} on ${this.label}: ${(err as Error).message}; VERIFY_PGUSER=${this.ctx.pg.user} needs CREATEROLE, or create the backup's roles on that server`,
+          { cause: err },
+        );
+      }
+      this.created.push(role);
+    }
+    // Stand-ins, not the backup's roles: the restore reports none created.
+    return { created: [], errors: { kept: [], count: 0 } };
+  }
+
+  kill(): void {}
 }

@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, stat
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterInfo } from "../cluster.js";
+import { StoredHash } from "../../lib/store/chunks.js";
 import { ClusterSet, clusterEnv, normalisedDumpall, psqlScript, sql } from "../cluster.js";
 import { cliEnv, runCli, snapshot, tempDir } from "../helpers.js";
 
@@ -210,7 +211,9 @@ describe("an encrypted full and incremental", () => {
         truncateSync(path, statSync(path).size - 100);
         const data = readFileSync(path);
         const m = JSON.parse(readFileSync(`${path}.json`, "utf8")) as Record<string, unknown>;
-        Object.assign(m, { sha256: sha256(data), compressedBytes: data.length });
+        const hash = new StoredHash();
+        hash.update(data);
+        Object.assign(m, { sha256: sha256(data), chunks: hash.finish().chunks, compressedBytes: data.length });
         const text = JSON.stringify(m, null, 2) + "\n";
         writeFileSync(`${path}.json`, text);
         writeFileSync(`${path}.sha256`, `${sha256(data)}  ${full}\n${sha256(text)}  ${full}.json\n`);

@@ -3,9 +3,9 @@ import { decideAutoRestore } from "../../../lib/restore/autoRestorePlan.js";
 import type { CatalogEntry } from "../../../lib/store/catalog.js";
 import type { Manifest } from "../../../lib/store/manifest.js";
 
-function entry(name: string, systemIdentifier: string, problem: string | null = null): CatalogEntry {
+function entry(name: string, systemIdentifier: string, problem: string | null = null, time = 0, untrusted = false): CatalogEntry {
   const manifest = { name, systemIdentifier } as Manifest;
-  return { name, tier: "full", path: `/b/full/${name}`, time: new Date(0), parent: null, manifest: problem === null ? manifest : null, problem, bytes: 1 };
+  return { name, tier: "full", path: `/b/full/${name}`, time: new Date(time), parent: null, manifest: problem === null ? manifest : null, problem, bytes: 1, ...(untrusted ? { untrusted } : {}) };
 }
 
 const OLD = "7000000000000000001";
@@ -19,6 +19,9 @@ describe("decideAutoRestore", () => {
     ["a new cluster and only unusable backups", [], NEW, [entry("f1", OLD, "no manifest f1.json")], "fail"],
     ["a new, empty cluster with backups of another", [], NEW, [entry("f1", OLD)], "restore"],
     ["a cluster whose older backups are of it but the newest of another", [], NEW, [entry("f0", NEW), entry("f1", OLD)], "skip"],
+    ["a new cluster whose newest backup's signature is missing", [], NEW, [entry("f0", OLD), entry("f1", OLD, "f1: signature f1.sha256.sig is missing", 1000, true)], "refuse"],
+    ["a new cluster whose only backup's signature does not match", [], NEW, [entry("f1", OLD, "f1: signature f1.sha256.sig does not match", 0, true)], "refuse"],
+    ["a new cluster with an unsigned backup older than a signed one", [], NEW, [entry("f0", OLD, "signature missing", 0, true), entry("f1", OLD, null, 1000)], "restore"],
   ] as const)("%s: %s", (_what, users, sysid, catalog, action) => {
     expect(decideAutoRestore({ userDatabases: users, systemIdentifier: sysid, catalog }).action).toBe(action);
   });

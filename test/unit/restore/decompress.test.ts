@@ -1,8 +1,8 @@
-// openSqlStream over real files and the real filter programs: every combination of codec,
-// encryption and hashing yields the SQL and the hash of the stored bytes; a wrong identity
-// rejects `done` with age's error (the upstream one, not the decompressor's).
+// openSqlStream over real files and the real filter programs: every combination of codec and
+// encryption yields the SQL from a read verified chunk by chunk; a changed byte stops it with
+// the chunk named before age or the decompressor see it; a wrong identity rejects `done` with
+// age's error (the upstream one, not the decompressor's).
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { text } from "node:stream/consumers";
@@ -11,6 +11,9 @@ import { readIdentityFile } from "../../../lib/keys/ageIdentity.js";
 import type { Codec } from "../../../lib/core/codec.js";
 import { ProcessError } from "../../../lib/core/proc.js";
 import { openSqlStream } from "../../../lib/restore/decompress.js";
+import type { SqlSource } from "../../../lib/restore/decompress.js";
+import { StoredHash } from "../../../lib/store/chunks.js";
+import { IntegrityError } from "../../../lib/store/verifiedRead.js";
 import { tempDir } from "../../helpers.js";
 
 const dir = tempDir("pgsb-decompress-");
@@ -28,22 +31,44 @@ function write(codec: Codec, encrypted: boolean): string {
   return path;
 }
 
+/** The source of a file as written, with its chunk list (64 KiB chunks, so the small files have several). */
+function source(path: string, codec: Codec, encrypted: boolean): SqlSource {
+  const h = new StoredHash(64 * 1024);
+  h.update(readFileSync(path));
+  const r = h.finish();
+  return { name: "f", path, codec, encrypted, expect: { name: "f", chunks: r.chunks, sha256: r.sha256 } };
+}
+
 describe("openSqlStream", () => {
   it.each((["none", "bzip2", "zstd", "gzip"] as const).flatMap((codec) => [false, true].map((encrypted) => [codec, encrypted] as const)))(
-    "%s, encrypted %s: the SQL, and the sha256 of the stored bytes",
+    "%s, encrypted %s: the SQL, read once, verified chunk by chunk",
     async (codec, encrypted) => {
       const path = write(codec, encrypted);
-      const hash = createHash("sha256");
-      const sql = openSqlStream({ name: "f", path, codec, encrypted }, { threads: 2, env, identity: readIdentityFile(join(dir, "id.txt")), hash });
+      const sql = openSqlStream(source(path, codec, encrypted), { threads: 2, env, identity: readIdentityFile(join(dir, "id.txt")) });
       expect(await text(sql.stream)).toBe(SQL);
       await sql.done;
-      expect(hash.digest("hex")).toBe(createHash("sha256").update(readFileSync(path)).digest("hex"));
+      expect(sql.verification).toBe("chunks");
+      expect(sql.bytesRead()).toBe(readFileSync(path).length);
     },
   );
 
+  it.each(["none", "zstd"] as const)("%s: a byte changed in the last chunk fails the read with the chunk named, the stage that explains it", async (codec) => {
+    const path = write(codec, true);
+    const src = source(path, codec, true);
+    const bytes = readFileSync(path);
+    bytes.writeUInt8((bytes.readUInt8(bytes.length - 2) ^ 1) & 0xff, bytes.length - 2);
+    writeFileSync(path, bytes);
+    const sql = openSqlStream(src, { threads: 2, env, identity: readIdentityFile(join(dir, "id.txt")) });
+    await text(sql.stream).catch(() => "");
+    const err = await sql.done.then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect((err as IntegrityError).chunk).toBe(src.expect.chunks?.sha256.length);
+    expect(await sql.cause).toBeInstanceOf(IntegrityError);
+  });
+
   it("with the wrong identity, done rejects with age's error", async () => {
     const path = write("zstd", true);
-    const sql = openSqlStream({ name: "f", path, codec: "zstd", encrypted: true }, { threads: 2, env, identity: readIdentityFile(join(dir, "other.txt")) });
+    const sql = openSqlStream(source(path, "zstd", true), { threads: 2, env, identity: readIdentityFile(join(dir, "other.txt")) });
     await text(sql.stream);
     const err = await sql.done.then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ProcessError);
@@ -54,7 +79,7 @@ describe("openSqlStream", () => {
   it("after the reader gave up on a broken stream, cause still names age's refusal, also after cancel()", async () => {
     for (const codec of ["zstd", "none"] as const) {
       const path = write(codec, true);
-      const sql = openSqlStream({ name: "f", path, codec, encrypted: true }, { threads: 2, env, identity: readIdentityFile(join(dir, "other.txt")) });
+      const sql = openSqlStream(source(path, codec, true), { threads: 2, env, identity: readIdentityFile(join(dir, "other.txt")) });
       // As a reader does: it meets the stream's early end (or "Premature close"), then cancels.
       await text(sql.stream).catch(() => "");
       sql.cancel();
@@ -67,12 +92,12 @@ describe("openSqlStream", () => {
 
   it("a reader that stops early on a sound file: no cause", async () => {
     const path = write("zstd", true);
-    const sql = openSqlStream({ name: "f", path, codec: "zstd", encrypted: true }, { threads: 2, env, identity: readIdentityFile(join(dir, "id.txt")) });
+    const sql = openSqlStream(source(path, "zstd", true), { threads: 2, env, identity: readIdentityFile(join(dir, "id.txt")) });
     sql.cancel();
     expect(await sql.cause).toBeNull();
   });
 
   it("without an identity, an encrypted file is refused before anything runs (exit 4)", () => {
-    expect(() => openSqlStream({ name: "x.sql.age", path: "/nonexistent", codec: "none", encrypted: true }, { threads: 1, env, identity: null })).toThrow(/x\.sql\.age is encrypted; set AGE_IDENTITY_FILE/);
+    expect(() => openSqlStream({ name: "x.sql.age", path: "/nonexistent", codec: "none", encrypted: true, expect: { name: "x.sql.age", chunks: null, sha256: null } }, { threads: 1, env, identity: null })).toThrow(/x\.sql\.age is encrypted; set AGE_IDENTITY_FILE/);
   });
 });

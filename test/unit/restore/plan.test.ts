@@ -3,6 +3,8 @@ import type { CatalogEntry } from "../../../lib/store/catalog.js";
 import { parseBackupName } from "../../../lib/store/naming.js";
 import { RestorePlanError, formatPlan, planRestore } from "../../../lib/restore/plan.js";
 import { testManifest } from "../../manifests.js";
+import { ExitCode } from "../../../lib/core/errors.js";
+import type { TaskError } from "../../../lib/core/errors.js";
 
 const F = "20240107_030000_full.sql.bz2";
 const I1 = "20240107_040000_incremental.sql.bz2";
@@ -20,6 +22,8 @@ interface Spec {
   included?: string[];
   problem?: string;
   noManifest?: boolean;
+  /** A trusted scan found its sidecars do not verify. */
+  untrusted?: boolean;
 }
 
 function entry(name: string, spec: Spec): CatalogEntry {
@@ -34,8 +38,9 @@ function entry(name: string, spec: Spec): CatalogEntry {
     time: parsed.time,
     parent: usable ? manifest.parent : null,
     manifest: usable ? manifest : null,
-    problem: spec.problem ?? (usable ? null : `no manifest ${name}.json`),
+    problem: spec.problem ?? (spec.untrusted === true ? "signature missing" : usable ? null : `no manifest ${name}.json`),
     bytes: 1,
+    ...(spec.untrusted === true ? { untrusted: true, manifest: null, parent: null } : {}),
   };
 }
 
@@ -195,6 +200,28 @@ describe("planRestore", () => {
     const run = () => planRestore(catalog(entries), target);
     expect(run).toThrow(RestorePlanError);
     expect(run).toThrow(message);
+  });
+
+  it.each([
+    ["the newest backup", { [I4]: { parent: I3, databases: BASE, untrusted: true } }, {}, /^restore refused, nothing was changed: 20240110_050000_incremental\.sql\.bz2: signature missing; to restore the older 20240110_040000_incremental\.sql\.bz2 instead, give --at 2024-01-10T04:00:00\.000Z$/],
+    ["the only backup", { [F]: { databases: BASE, untrusted: true } }, {}, /^restore refused, nothing was changed: 20240107_030000_full\.sql\.bz2: signature missing$/],
+  ])("refuses (exit 4) when %s cannot be trusted, instead of passing over it quietly", (_what, changes, target, message) => {
+    const entries = Object.keys(changes).includes(F) ? changes : { ...WEEK, ...changes };
+    const err = (() => {
+      try {
+        planRestore(catalog(entries as Record<string, Spec>), target);
+        return null;
+      } catch (e) {
+        return e as TaskError;
+      }
+    })();
+    expect(err?.message).toMatch(message);
+    expect(err?.exitCode).toBe(ExitCode.refused);
+  });
+
+  it("passes over an untrusted backup older than the point, and one after --at", () => {
+    expect(planRestore(catalog(WEEK, { [I1]: { untrusted: true } }), {}).chain).toEqual([F, D, I3, I4]);
+    expect(planRestore(catalog(WEEK, { [I4]: { untrusted: true } }), at("2024-01-10T04:30:00Z")).point).toBe(I3);
   });
 
   it("keeps awkward database names as keys, __proto__ included", () => {

@@ -25,7 +25,7 @@ describe("describePsqlStderr", () => {
 describe("spawnPsql", () => {
   // A psql that cannot connect must fail the restore, not hang the writer.
   it("reports a psql that cannot connect", async () => {
-    const psql = spawnPsql("postgres", { PATH: process.env.PATH, PGHOST: "/nonexistent", PGCONNECT_TIMEOUT: "2" }, []);
+    const psql = spawnPsql("postgres", { PATH: process.env.PATH, PGHOST: "/nonexistent", PGCONNECT_TIMEOUT: "2" }, [], { restrictKey: null });
     for (let i = 0; i < 64; i++) await psql.write(Buffer.alloc(1 << 16, 0x41));
     await expect(psql.finish()).rejects.toThrow(/^psql exited with 2: .*connection to server/);
   });
@@ -33,7 +33,7 @@ describe("spawnPsql", () => {
 
 describe("spawnPsql without psql installed", () => {
   it("fails instead of hanging when psql is not on PATH", async () => {
-    const p = spawnPsql("postgres", { PATH: "/nonexistent" }, []);
+    const p = spawnPsql("postgres", { PATH: "/nonexistent" }, [], { restrictKey: "k1" });
     await new Promise((r) => setTimeout(r, 100));
     await p.write(Buffer.from("SELECT 1;\n".repeat(100_000)));
     await expect(p.finish()).rejects.toThrow(/psql/);

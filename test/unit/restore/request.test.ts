@@ -27,22 +27,22 @@ function manifest(name: string, parent: string | null, databases: string[], incl
 function entry(m: Manifest): CatalogEntry {
   const parsed = parseBackupName(m.name);
   if (parsed === null) throw new Error(m.name);
-  return { name: m.name, tier: m.tier, path: `/b/${m.tier}/${m.name}`, time: parsed.time, parent: m.parent, manifest: m, problem: null, bytes: 1 };
+  return { name: m.name, tier: m.tier, path: `/b/${m.tier}/${m.name}`, time: parsed.time, parent: m.parent, manifest: m, problem: null, bytes: 1, expect: { name: m.name, chunks: null, sha256: m.sha256 } };
 }
 
 describe("latestRequest", () => {
   it("takes the globals from the point and each database from the file that holds its newest section", () => {
     const catalog = [entry(manifest(F, null, ["template1", "postgres", "a", "b"], ["template1", "postgres", "a", "b"])), entry(manifest(I, F, ["template1", "postgres", "a", "b"], ["b"]))];
     const req = latestRequest(planRestore(catalog, {}), catalog, true);
-    expect(req.globals).toEqual({ file: { name: I, path: `/b/incremental/${I}`, codec: "zstd", encrypted: false, recipients: null, sha256: "b".repeat(64) }, mode: "all" });
-    expect(req.files.map((f) => [f.name, f.codec, f.sha256?.[0]])).toEqual([[F, "bzip2", "a"], [I, "zstd", "b"]]);
+    expect(req.globals).toEqual({ file: { name: I, path: `/b/incremental/${I}`, codec: "zstd", encrypted: false, recipients: null, expect: { name: I, chunks: null, sha256: "b".repeat(64) } }, mode: "all" });
+    expect(req.files.map((f) => [f.name, f.codec, f.expect.sha256?.[0]])).toEqual([[F, "bzip2", "a"], [I, "zstd", "b"]]);
     expect(req.databases.map((d) => [d.file.name, d.source, d.target])).toEqual([[F, "template1", "template1"], [F, "postgres", "postgres"], [F, "a", "a"], [I, "b", "b"]]);
     expect(req.dropExisting).toBe(true);
   });
 });
 
 describe("databaseRequest", () => {
-  const file: ResolvedFile = { name: I, path: `/b/incremental/${I}`, codec: "zstd", encrypted: false, manifest: manifest(I, F, ["postgres", "a", "b"], ["b"]), manifestProblem: null };
+  const file: ResolvedFile = { name: I, path: `/b/incremental/${I}`, codec: "zstd", encrypted: false, manifest: manifest(I, F, ["postgres", "a", "b"], ["b"]), expect: { name: I, chunks: null, sha256: "b".repeat(64) }, trustProblem: null };
 
   it("creates missing roles only, and restores under --as", () => {
     const req = databaseRequest(file, "b", "b2", false);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { SectionRetargeter, connectTarget, databaseSpan } from "../../../lib/restore/retarget.js";
+import { RECONNECT, SectionRetargeter, connectTarget, databaseSpan } from "../../../lib/restore/retarget.js";
 import { extractSections } from "../../../lib/sql/sections.js";
 
 // Real pg_dumpall output (test/fixtures/make-dumpall-fixture.sh) and a real pg_dump --create
@@ -43,13 +43,20 @@ GRANT CONNECT ON DATABASE "quo""te" TO "quo""r";
 \\unrestrict ${KEY}
 `;
 
-function retarget(data: Buffer, from: string, to: string, size: number, mark: string | null = null): string {
+/** Where the job reconnects, shown in the output text. */
+const R = "@@RECONNECT@@";
+
+function retarget(data: Buffer, from: string, to: string | null, size: number, mark: string | null = null): string {
   const r = new SectionRetargeter(from, to, mark);
   const out: Buffer[] = [];
-  for (let i = 0; i < data.length; i += size) out.push(...r.push(data.subarray(i, i + size)));
-  out.push(...r.end());
+  const put = (pieces: ReturnType<SectionRetargeter["push"]>) => out.push(...pieces.map((p) => (p === RECONNECT ? Buffer.from(R) : p)));
+  for (let i = 0; i < data.length; i += size) put(r.push(data.subarray(i, i + size)));
+  put(r.end());
   return Buffer.concat(out).toString("utf8");
 }
+
+/** pg_dump's keyed lines and the \encoding before a connection-string \connect: dropped to blank lines. */
+const dropKeyed = (text: string) => text.replace(/^\\(?:restrict|unrestrict) [A-Za-z0-9]+$/gm, "").replace(/^\\encoding SQL_ASCII$/gm, "");
 
 async function section(name: string): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -58,11 +65,12 @@ async function section(name: string): Promise<Buffer> {
 }
 
 describe("SectionRetargeter", () => {
-  it.each([1, 3, 17, 1 << 16])("rewrites every database-level statement and \\connect, nothing else (chunks of %i bytes)", (size) => {
+  it.each([1, 3, 17, 1 << 16])("rewrites every database-level statement, turns each \\connect into a reconnect and drops the keyed lines, nothing else (chunks of %i bytes)", (size) => {
     const out = retarget(Buffer.from(PROPS), 'quo"te', "pgsb_restore_x", size);
-    const expected = PROPS.replace('CREATE DATABASE "quo""te"', 'CREATE DATABASE "pgsb_restore_x"')
+    const expected = dropKeyed(PROPS)
+      .replace('CREATE DATABASE "quo""te"', 'CREATE DATABASE "pgsb_restore_x"')
       .replace('ALTER DATABASE "quo""te" OWNER TO bob', 'ALTER DATABASE "pgsb_restore_x" OWNER TO bob')
-      .replaceAll(`\\connect -reuse-previous=on "dbname='quo""te'"`, "\\connect pgsb_restore_x")
+      .replaceAll(`\\connect -reuse-previous=on "dbname='quo""te'"`, R)
       .replace(`COMMENT ON DATABASE "quo""te" IS`, `COMMENT ON DATABASE "pgsb_restore_x" IS`)
       .replace(`ALTER DATABASE "quo""te" CONNECTION`, `ALTER DATABASE "pgsb_restore_x" CONNECTION`)
       .replace(`ALTER DATABASE "quo""te" SET`, `ALTER DATABASE "pgsb_restore_x" SET`)
@@ -72,6 +80,17 @@ describe("SectionRetargeter", () => {
     expect(out).toBe(expected);
     // The copies inside the comment literal, the function body and the COPY data are untouched.
     expect(out.match(/ALTER DATABASE "quo""te" OWNER TO eve;/g)).toHaveLength(3);
+    expect(out).toContain('\\connect "quo""te"\n\\.\n');
+  });
+
+  it("keeps the names of a section restored in place, and still reconnects", () => {
+    const out = retarget(Buffer.from(PROPS), 'quo"te', null, 64);
+    expect(out).toBe(dropKeyed(PROPS).replaceAll(`\\connect -reuse-previous=on "dbname='quo""te'"`, R));
+  });
+
+  it("passes any other meta-command on to psql, which refuses it", () => {
+    const sql = "CREATE DATABASE app;\n\\connect app\nSELECT 1;\n\\! id\n\\unrestrict forged\nSELECT 1; \\restrict x\n";
+    expect(retarget(Buffer.from(sql), "app", "pgsb_restore_a", 5)).toBe(`CREATE DATABASE "pgsb_restore_a";\n${R}\nSELECT 1;\n\\! id\n\nSELECT 1; \\restrict x\n`);
   });
 
   it.each([1, 5, 4096])("keeps real pg_dumpall sections byte for byte apart from the name (chunks of %i bytes)", async (size) => {
@@ -82,11 +101,13 @@ describe("SectionRetargeter", () => {
       const after = out.split("\n");
       expect(after).toHaveLength(before.length);
       const changed = before.flatMap((line, i) => (line === after[i] ? [] : [[line, after[i]]]));
-      expect(changed.map(([, b]) => b)).toEqual([
+      expect(changed.map(([, b]) => b).filter((b) => b !== "")).toEqual([
         'CREATE DATABASE "pgsb_restore_t" WITH TEMPLATE = template0 ENCODING = \'UTF8\' LOCALE_PROVIDER = libc LOCALE = \'C.UTF-8\';',
         'ALTER DATABASE "pgsb_restore_t" OWNER TO postgres;',
-        "\\connect pgsb_restore_t",
+        R,
       ]);
+      // The blanked lines are pg_dump's keyed lines and its \encoding, and nothing else.
+      expect(changed.filter(([, b]) => b === "").every(([a]) => /^\\(restrict|unrestrict|encoding) /.test(a as string))).toBe(true);
     }
   });
 
@@ -106,7 +127,7 @@ describe("SectionRetargeter", () => {
 
   it("retargets a template1/postgres section, which only has the \\connect line", async () => {
     const data = await section("postgres");
-    expect(retarget(data, "postgres", "pgsb_restore_p", 64)).toBe(data.toString("utf8").replace("\\connect postgres\n", "\\connect pgsb_restore_p\n"));
+    expect(retarget(data, "postgres", "pgsb_restore_p", 64)).toBe(dropKeyed(data.toString("utf8")).replace("\\connect postgres\n", `${R}\n`));
   });
 
   it.each([
@@ -146,7 +167,7 @@ describe("a long line", () => {
     const t0 = Date.now();
     const out = retarget(section, "app", "tmp_db", 64 * 1024);
     const ms = Date.now() - t0;
-    const expected = section.toString("latin1").replace("CREATE DATABASE app", 'CREATE DATABASE "tmp_db"').replace("\\connect app", "\\connect tmp_db").replace("ALTER DATABASE app", 'ALTER DATABASE "tmp_db"');
+    const expected = section.toString("latin1").replace("CREATE DATABASE app", 'CREATE DATABASE "tmp_db"').replace("\\connect app", R).replace("ALTER DATABASE app", 'ALTER DATABASE "tmp_db"');
     expect(out === expected).toBe(true);
     console.log(`retarget: 100 MiB line in 64 KiB chunks: ${ms} ms`);
   });

@@ -6,8 +6,9 @@ import type { KeyObject } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Manifest } from "../../../lib/store/manifest.js";
-import { checkSignature, verifyBackupFile, verifySignedManifest } from "../../../lib/store/signature.js";
+import { testManifest } from "../../manifests.js";
+import { checkSignature, verifyBackupFile } from "../../../lib/store/signature.js";
+import { readTrusted } from "../../../lib/store/trust.js";
 import { sha256File } from "../../../lib/store/checksum.js";
 import { backupSidecars, commitFile } from "../../../lib/store/storage.js";
 import { tempDir } from "../../helpers.js";
@@ -34,7 +35,7 @@ beforeAll(() => {
 async function commit(key: KeyObject | null, name = NAME): Promise<void> {
   const partial = join(dir, `${name}.partial`);
   writeFileSync(partial, "SELECT 'a backup';\n");
-  const manifest = { name, sha256: await sha256File(partial), included: ["app"] } as unknown as Manifest;
+  const manifest = testManifest(name, { sha256: await sha256File(partial), included: ["app"], databases: ["app"] });
   await commitFile(partial, join(dir, name), backupSidecars(name, manifest, key), 0o640);
 }
 
@@ -66,7 +67,7 @@ describe("a signed backup", () => {
     expect(r.output).toMatch(/Signature Verified Successfully/);
     expect(r.output).toContain(`${NAME}: OK\n${NAME}.json: OK`);
     expect(await verifyBackupFile(path, undefined, verifyKey)).toMatchObject({ ok: true, manifestCovered: true });
-    expect(await verifySignedManifest(path, verifyKey)).toBeNull();
+    expect(await readTrusted(path, NAME, verifyKey, true)).toMatchObject({ ok: true, signed: true, expect: { name: NAME, chunks: null } });
   });
 
   it.each([
@@ -90,7 +91,7 @@ describe("a signed backup", () => {
     expect(r.sha256sum).toBe(0);
     expect(r.openssl).not.toBe(0);
     expect(await checkSignature(path, verifyKey)).toEqual({ ok: false, missing: false, problem: expect.stringMatching(/^20260301_030000_full\.sql\.bz2: signature 20260301_030000_full\.sql\.bz2\.sha256\.sig does not match: .*changed after signing, or another key signed it; restore only backups signed with/) });
-    expect(await verifySignedManifest(path, verifyKey)).toMatch(/does not match/);
+    expect(await readTrusted(path, NAME, verifyKey, true)).toEqual({ ok: false, problem: expect.stringMatching(/does not match/) });
   });
 });
 

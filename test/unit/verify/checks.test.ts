@@ -136,11 +136,13 @@ describe("streamFindings", () => {
     databases: names,
     sections: names.map((name) => ({ name, bytes: 10, complete: true })),
     globalsBytes: 10,
+    bytes: 1000,
     clusterTrailer: true,
     ...over,
   });
   const scan = (over: Partial<StreamScan> = {}): StreamScan => ({
     error: null,
+    integrity: false,
     rawBytes: 1000,
     sections: sections(["template1", "postgres", "app"]),
     rowCounts: new Map([["app", { "public.items": 3 }]]),

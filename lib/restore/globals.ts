@@ -1,0 +1,79 @@
+// The globals part of a restore (roles, memberships, tablespaces): fed, as the globals file is
+// read, through the filter (lib/restore/globalsFilter.ts) into a restricted psql, and finished
+// before any database section of any file starts, since sections need their roles.
+import type { Client } from "../postgres/connection.js";
+import type { Logger } from "../core/log.js";
+import type { PgConfig } from "../config/config.js";
+import type { Secret } from "../core/secret.js";
+import { ExitCode, TaskError } from "../core/errors.js";
+import type { StatementErrors } from "./database.js";
+import type { GlobalsMode } from "./globalsFilter.js";
+import { GlobalsFilter } from "./globalsFilter.js";
+import { PsqlFailure, spawnPsql } from "./psql.js";
+import type { PsqlProcess } from "./psql.js";
+import { restrictKey } from "./restrict.js";
+import { clusterGlobals } from "./targetState.js";
+
+/** Takes the globals part of one file as it is read; finish() is awaited before any section starts. */
+export interface GlobalsSink {
+  push(chunk: Buffer): Promise<void>;
+  finish(): Promise<{ created: string[]; errors: StatementErrors }>;
+  /** The restore stopped: end whatever runs. */
+  kill(): void;
+}
+
+export interface PsqlGlobalsContext {
+  pg: PgConfig;
+  env: NodeJS.ProcessEnv;
+  secrets: readonly (Secret | null)[];
+  log: Logger;
+  admin: Client;
+  continueOnError: boolean;
+  restricted: boolean;
+}
+
+/** Roles and tablespaces of `file`, filtered for the cluster, through a restricted psql. */
+export class PsqlGlobals implements GlobalsSink {
+  private filter: GlobalsFilter | null = null;
+  private psql: PsqlProcess | null = null;
+
+  constructor(
+    private readonly ctx: PsqlGlobalsContext,
+    private readonly file: string,
+    private readonly mode: GlobalsMode,
+  ) {}
+
+  private async started(): Promise<{ filter: GlobalsFilter; psql: PsqlProcess }> {
+    if (this.filter === null || this.psql === null) {
+      this.filter = new GlobalsFilter(this.mode, await clusterGlobals(this.ctx.admin));
+      this.psql = spawnPsql(this.ctx.pg.database, this.ctx.env, this.ctx.secrets, {
+        continueOnError: this.ctx.continueOnError,
+        restrictKey: this.ctx.restricted ? restrictKey() : null,
+      });
+    }
+    return { filter: this.filter, psql: this.psql };
+  }
+
+  async push(chunk: Buffer): Promise<void> {
+    const { filter, psql } = await this.started();
+    await psql.write(filter.push(chunk));
+  }
+
+  async finish(): Promise<{ created: string[]; errors: StatementErrors }> {
+    const { filter, psql } = await this.started();
+    try {
+      await psql.write(filter.end());
+      await psql.finish();
+    } catch (err) {
+      psql.kill();
+      const why = err instanceof PsqlFailure ? err.at(`of ${this.file}`) : (err as Error).message;
+      throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${this.file} failed: ${why}; roles before that point may have been applied, no database was restored`, { cause: err });
+    }
+    this.ctx.log.info({ backup: this.file, created: filter.created, existing: filter.existing }, `globals applied: ${filter.created.length} role(s) created`);
+    return { created: filter.created, errors: { kept: psql.statementErrors.kept, count: psql.statementErrors.count() } };
+  }
+
+  kill(): void {
+    this.psql?.kill();
+  }
+}
