@@ -16,7 +16,7 @@ import type { PsqlProcess, StatementError } from "./psql.js";
 import { PsqlFailure, spawnPsql } from "./psql.js";
 import type { TargetAction } from "./target.js";
 import { TEMP_MARK, markStatement, mayReplace, refusal, tempName } from "./target.js";
-import { RECONNECT, SectionRetargeter } from "./retarget.js";
+import { RECONNECT, SectionRefusal, SectionRetargeter } from "./retarget.js";
 import type { Piece } from "./retarget.js";
 import { restrictKey } from "./restrict.js";
 import type { Secret } from "../core/secret.js";
@@ -47,7 +47,8 @@ export interface JobSpec {
 
 export type JobOutcome =
   | { status: "restored" | "deferred"; seconds: number; statementErrors: StatementErrors }
-  | { status: "failed"; error: string };
+  /** tampered: the section is not what pg_dump writes (psql refused a meta-command of it, or it connects elsewhere), so the file was altered. */
+  | { status: "failed"; error: string; tampered?: boolean };
 
 /** The statements of one database's section that failed under --continue-on-error. */
 export interface StatementErrors {
@@ -97,6 +98,7 @@ export class DatabaseJob {
   private readonly kept: StatementError[] = [];
   private errorCount = 0;
   private error: string | null = null;
+  private tampered = false;
   private readonly started = Date.now();
   private readonly log: Logger;
   /** Drops the temporary database on a signal (lib/core/shutdown.ts) until it is renamed into place or dropped here. */
@@ -253,6 +255,7 @@ export class DatabaseJob {
   }
 
   private fail(err: unknown): void {
+    if (this.error === null) this.tampered = err instanceof SectionRefusal || (err instanceof PsqlFailure && err.refusedMetaCommand);
     this.error ??= err instanceof PsqlFailure ? err.at("of its section") : errorText(err);
     this.psql?.kill();
   }
@@ -261,7 +264,7 @@ export class DatabaseJob {
     try {
       await this.finishPsql();
     } catch (err) {
-      this.error ??= err instanceof PsqlFailure ? err.at("of its section") : errorText(err);
+      if (this.error === null) this.fail(err);
     }
     if (this.error !== null) return this.cleanUp(this.ctx.admin);
     // Every swap waits until all sections are in: an interrupted restore leaves only marked temporary databases.
@@ -280,6 +283,6 @@ export class DatabaseJob {
     const where = this.spec.action.action === "inPlace" ? "restored in place: it may hold part of the backup" : "left unchanged";
     const error = `database ${JSON.stringify(this.spec.target)} from ${this.spec.file}: ${this.error ?? "failed"} (${this.spec.target} ${where})`;
     this.log.error({ err: this.error }, error);
-    return { status: "failed", error };
+    return { status: "failed", error, ...(this.tampered ? { tampered: true } : {}) };
   }
 }

@@ -229,8 +229,8 @@ async function readFile(ctx: RestoreContext, jc: JobContext, x: FileJob, slots: 
   } catch (err) {
     sql?.cancel();
     if (err instanceof TaskError) {
-      // The globals could not be applied: no database may be restored without its roles.
-      stop.stop(err, false);
+      // The globals could not be applied: no database may be restored without its roles (exit 4 when psql refused a meta-command of them).
+      stop.stop(err, err.exitCode === ExitCode.refused);
     } else {
       const why = readFailure(file, ctx.identity, (await sql?.cause) ?? err);
       if (why.integrity) stop.stop(new TaskError(ExitCode.refused, `restore refused: ${why.message}`), true);
@@ -284,6 +284,9 @@ export async function executeRestore(ctx: RestoreContext, req: RestoreRequest, r
     const pending = (await Promise.all(perFile.map((x) => readFile(ctx, jc, x, slots, stop, gate, outcome.reads)))).flat();
     const outcomes = await Promise.all(pending);
     clearInterval(timer);
+    // A section that is not what pg_dump writes (psql refused a meta-command of it, or it connects elsewhere): the file was altered, so nothing of the restore is put in place.
+    const tampered = outcomes.find((s) => s.outcome.status === "failed" && s.outcome.tampered === true);
+    if (tampered !== undefined && stop.error === null && tampered.outcome.status === "failed") stop.stop(new TaskError(ExitCode.refused, `restore refused: ${tampered.outcome.error}`), true);
     if (stop.error !== null) {
       for (const s of outcomes) if (s.outcome.status === "deferred" && s.job !== null) s.outcome = await s.job.abort(stop.error.message);
       if (!stop.tampered) throw stop.error;

@@ -67,7 +67,9 @@ export class PsqlGlobals implements GlobalsSink {
     } catch (err) {
       psql.kill();
       const why = err instanceof PsqlFailure ? err.at(`of ${this.file}`) : (err as Error).message;
-      throw new TaskError(ExitCode.failed, `applying the roles and tablespaces of ${this.file} failed: ${why}; roles before that point may have been applied, no database was restored`, { cause: err });
+      // A meta-command psql refused is no SQL error: the file is not what pg_dumpall wrote.
+      const code = err instanceof PsqlFailure && err.refusedMetaCommand ? ExitCode.refused : ExitCode.failed;
+      throw new TaskError(code, `applying the roles and tablespaces of ${this.file} failed: ${why}; roles before that point may have been applied, no database was restored`, { cause: err });
     }
     this.ctx.log.info({ backup: this.file, created: filter.created, existing: filter.existing }, `globals applied: ${filter.created.length} role(s) created`);
     return { created: filter.created, errors: { kept: psql.statementErrors.kept, count: psql.statementErrors.count() } };

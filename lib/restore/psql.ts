@@ -29,6 +29,11 @@ export class PsqlFailure extends Error {
     [this.how, this.line, this.detail] = [how, line, detail];
   }
 
+  /** psql stopped at a meta-command of the script that it refused (restricted): the file is not what pg_dump wrote. */
+  get refusedMetaCommand(): boolean {
+    return this.detail.includes(RESTRICTED);
+  }
+
   /** The message with the line put in context, e.g. "of its section". */
   at(where: string): string {
     return this.line === null ? this.message : `${this.how} at line ${this.line} ${where}: ${this.detail}`;

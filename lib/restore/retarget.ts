@@ -35,6 +35,11 @@ const CONNECT = /^\\(?:c|connect)(?=\s|$)/;
 /** pg_dump's keyed lines (13.22, 14.19, 15.14, 16.10, 17.6 on) and the \encoding it writes before a connection-string \connect. */
 const DROPPED_META = /^\\(?:(?:restrict|unrestrict) [A-Za-z0-9]+|encoding SQL_ASCII)[ \t\r]*$/;
 
+/** The section is not what pg_dump writes (a statement before its \\connect, a \\connect elsewhere, …): the file was altered. */
+export class SectionRefusal extends Error {
+  override name = "SectionRefusal";
+}
+
 /** Where the section's psql must end and a new one connect to the database being restored. */
 export const RECONNECT = Symbol("reconnect");
 export type Piece = Buffer | typeof RECONNECT;
@@ -57,7 +62,7 @@ export function databaseSpan(stmt: string, from: string): { start: number; end: 
     if (m === null || span === undefined) continue;
     const name = identName(m[1] as string);
     if (i === 0 && name !== from) {
-      throw new Error(`the section of database ${JSON.stringify(from)} creates database ${JSON.stringify(name)}`);
+      throw new SectionRefusal(`the section of database ${JSON.stringify(from)} creates database ${JSON.stringify(name)}`);
     }
     return { start: span[0], end: span[1], ours: name === from, create: i === 0 };
   }
@@ -147,14 +152,14 @@ export class SectionRetargeter {
     if (this.carryBytes > 0) this.line(Buffer.concat(this.carry), out);
     [this.carry, this.carryBytes] = [[], 0];
     if (this.held.length > 0) out.push(...this.release());
-    if (this.connects === 0) throw new Error(`the section of database ${JSON.stringify(this.from)} has no \\connect line`);
+    if (this.connects === 0) throw new SectionRefusal(`the section of database ${JSON.stringify(this.from)} has no \\connect line`);
     return out;
   }
 
   private keep(piece: Buffer): void {
     this.carryBytes += piece.length;
     if (this.carryBytes > MAX_LINE) {
-      throw new Error(`the section of database ${JSON.stringify(this.from)} has a line longer than ${MAX_LINE} bytes outside COPY data, the most a restore scans as one line`);
+      throw new SectionRefusal(`the section of database ${JSON.stringify(this.from)} has a line longer than ${MAX_LINE} bytes outside COPY data, the most a restore scans as one line`);
     }
     this.carry.push(piece);
   }
@@ -194,7 +199,7 @@ export class SectionRetargeter {
         const head = line.toString("latin1", p, p + 64);
         if (INTERESTING.test(head)) points.push({ pos: offset + p, meta: false });
         else if (this.connects === 0 && !PREAMBLE.test(head)) {
-          throw new Error(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${head.split("\n")[0]}`);
+          throw new SectionRefusal(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${head.split("\n")[0]}`);
         }
       },
       meta: (p) => {
@@ -230,7 +235,7 @@ export class SectionRetargeter {
         if (CONNECT.test(line)) {
           const target = connectTarget(line);
           if (target !== this.from) {
-            throw new Error(`the section of database ${JSON.stringify(this.from)} connects to ${JSON.stringify(target)}: ${line}`);
+            throw new SectionRefusal(`the section of database ${JSON.stringify(this.from)} connects to ${JSON.stringify(target)}: ${line}`);
           }
           this.connects++;
           edits.push({ start: pos, end: pos + line.length, text: "", reconnect: true });
@@ -241,7 +246,7 @@ export class SectionRetargeter {
       }
       const span = databaseSpan(rest, this.from);
       if (span === null && this.connects === 0) {
-        throw new Error(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${rest.split("\n", 1)[0]}`);
+        throw new SectionRefusal(`the section of database ${JSON.stringify(this.from)} runs statements before its \\connect line: ${rest.split("\n", 1)[0]}`);
       }
       if (span?.ours === true && this.to !== null) edits.push({ start: pos + span.start, end: pos + span.end, text: latin1Of(quoteIdent(this.to)) });
       if (span?.create === true && this.mark !== null) {
@@ -249,7 +254,7 @@ export class SectionRetargeter {
         const end = eol < 0 ? data.length : eol;
         // pg_dump writes CREATE DATABASE on one line; anything else is not a section we know how to mark.
         if (!data.toString("latin1", pos, end).trimEnd().endsWith(";")) {
-          throw new Error(`the section of database ${JSON.stringify(this.from)} has a CREATE DATABASE statement that does not end on its line`);
+          throw new SectionRefusal(`the section of database ${JSON.stringify(this.from)} has a CREATE DATABASE statement that does not end on its line`);
         }
         edits.push({ start: end, end, text: ` ${this.mark}` });
       }

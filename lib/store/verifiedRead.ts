@@ -47,6 +47,12 @@ export class IntegrityError extends Error {
 
 const WHOLE_READ_BYTES = 1 << 20;
 
+/**
+ * For tests only: awaited before each chunk is read, with the number of chunks already read and
+ * handed on, so a file can be changed between two chunks deterministically.
+ */
+export const readHooks: { beforeChunk: ((name: string, chunksRead: number) => Promise<void>) | null } = { beforeChunk: null };
+
 class VerifiedReader extends Readable {
   private fh: FileHandle | null = null;
   private pos = 0;
@@ -84,6 +90,7 @@ class VerifiedReader extends Readable {
 
   private async readPiece(): Promise<void> {
     const { chunks, name } = this.expect;
+    if (readHooks.beforeChunk !== null && chunks !== null) await readHooks.beforeChunk(name, this.index);
     const size = chunks?.size ?? WHOLE_READ_BYTES;
     const buf = Buffer.allocUnsafe(size);
     let n = 0;
