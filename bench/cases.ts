@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { compressorFor } from "../lib/backup/compression.js";
 import type { BenchCluster } from "./cluster.js";
-import { destroyCluster, query, startCluster } from "./cluster.js";
+import { destroyCluster, startCluster } from "./cluster.js";
 import { addManyDatabases, manyName, touchBigDatabase } from "./dataset.js";
 import type { Run } from "./measure.js";
 import { shell, sq, timed } from "./measure.js";
@@ -29,7 +29,7 @@ export interface Context {
 
 const RELAY = fileURLToPath(new URL("./relay.js", import.meta.url));
 
-function freshDir(ctx: Context, name: string): string {
+export function freshDir(ctx: Context, name: string): string {
   const dir = join(ctx.root, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -46,19 +46,19 @@ export function backupFiles(backupDir: string, tier: string): string[] {
     .map((f) => join(dir, f));
 }
 
-function ours(ctx: Context, c: BenchCluster, backupDir: string, args: string[], extra: Record<string, string> = {}): Promise<Run> {
+export function ours(ctx: Context, c: BenchCluster, backupDir: string, args: string[], extra: Record<string, string> = {}): Promise<Run> {
   return timed(["node", ctx.cli, ...args], { env: { ...c.env, BACKUP_DIR: backupDir, ...extra }, rss: true, tmpDir: ctx.root });
 }
 
 /** "3.21 s, CPU 5.10 s (node 0.42 s), peak RSS 96 MB" for the progress lines. */
-function brief(run: Run): string {
+export function brief(run: Run): string {
   const parts = [`${run.seconds.toFixed(2)} s`];
   if (run.cpuSeconds !== null) parts.push(`CPU ${run.cpuSeconds.toFixed(2)} s${run.ownCpuSeconds === null ? "" : ` (node ${run.ownCpuSeconds.toFixed(2)} s)`}`);
   if (run.peakRssKB !== null) parts.push(`peak RSS ${(run.peakRssKB / 1024).toFixed(0)} MB`);
   return parts.join(", ");
 }
 
-function expect(run: Run, pattern: RegExp, what: string): void {
+export function expectOutput(run: Run, pattern: RegExp, what: string): void {
   if (!pattern.test(run.stdout)) throw new Error(`${what}: expected output matching ${pattern}, got: ${run.stdout.trim().slice(0, 300)} ${run.stderr.trim().slice(-300)}`);
 }
 
@@ -68,8 +68,8 @@ function compressorCmd(ctx: Context, codec: "bzip2" | "zstd", level: number): st
   return [p.program, ...p.args].map(sq).join(" ");
 }
 
-/** Full backups: the floor, the seed, the best shell pipelines, ours with each codec. Returns a dir holding our last .bz2 full. */
-export async function fullGroup(ctx: Context, main: BenchCluster): Promise<string> {
+/** Full backups: the floor, the seed, the best shell pipelines, ours with each codec. */
+export async function fullGroup(ctx: Context, main: BenchCluster): Promise<void> {
   const { results: R, say } = ctx;
   const floor = R.add("floor", "pg_dumpall > /dev/null (the floor)", null);
   const seed = R.add("seed_bz2", "seed: pg_dumpall | bzip2 > file", "floor");
@@ -91,7 +91,6 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
   const out = join(ctx.root, "shell-out");
   say("warming the page cache: pg_dumpall > /dev/null");
   await shell("pg_dumpall > /dev/null", env);
-  let keep = "";
   for (let rep = 0; rep < ctx.reps; rep++) {
     const tag = `rep ${rep + 1}/${ctx.reps}`;
     const step = async (c: typeof floor, script: string) => {
@@ -121,17 +120,15 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<strin
     ] as const) {
       const dir = freshDir(ctx, `backups-${codec}${encrypted ? "-age" : ""}`);
       const run = await ours(ctx, main, dir, ["backup", "full", "--force"], { BACKUP_COMPRESSION: codec, ...(encrypted ? { AGE_RECIPIENTS_FILE: recipients } : {}) });
-      expect(run, /full backup written/, c.label);
+      expectOutput(run, /full backup written/, c.label);
       const file = backupFiles(dir, "full")[0] as string;
       const manifest = JSON.parse(readFileSync(`${file}.json`, "utf8")) as { rawBytes: number };
       c.note = `${(manifest.rawBytes / 1e6).toFixed(0)} MB of SQL`;
       R.record(c, run, statSync(file).size);
       say(`${c.label}: ${brief(run)} (${tag})`);
-      if (codec === "bzip2" && !encrypted) keep = dir;
-      else rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   }
-  return keep;
 }
 
 /** Incrementals on a second cluster: one of 20 databases changed, then nothing changed on 50. */
@@ -145,14 +142,14 @@ export async function incrementalGroup(ctx: Context, bigScale: number): Promise<
     say(`cluster "many": ${manyName(1)} with pgbench -s ${bigScale}, ${manyName(2)}..${manyName(20)} small`);
     addManyDatabases(many, 1, 20, bigScale);
     const dir = freshDir(ctx, "backups-many");
-    expect(await ours(ctx, many, dir, ["backup", "full", "--force"]), /full backup written/, "setup full (20 databases)");
+    expectOutput(await ours(ctx, many, dir, ["backup", "full", "--force"]), /full backup written/, "setup full (20 databases)");
     const out = join(ctx.root, "one.sql.bz2");
     const compress = compressorCmd(ctx, "bzip2", ctx.bzip2Level);
     for (let rep = 0; rep < ctx.reps; rep++) {
       const tag = `rep ${rep + 1}/${ctx.reps}`;
       touchBigDatabase(many, rep);
       const run = await ours(ctx, many, dir, ["backup", "incremental"]);
-      expect(run, /incremental backup written: .*\(1\/\d+ databases/, one.label);
+      expectOutput(run, /incremental backup written: .*\(1\/\d+ databases/, one.label);
       R.record(one, run, statSync(backupFiles(dir, "incremental")[0] as string).size);
       say(`${one.label}: ${brief(run)} (${tag})`);
       const b = await shell(`pg_dump ${manyName(1)} | ${compress} > ${sq(out)}`, { env: many.env, tmpDir: ctx.root });
@@ -162,50 +159,16 @@ export async function incrementalGroup(ctx: Context, bigScale: number): Promise<
     }
     say(`cluster "many": adding ${manyName(21)}..${manyName(50)}`);
     addManyDatabases(many, 21, 50, 0);
-    expect(await ours(ctx, many, dir, ["backup", "full", "--force"]), /full backup written/, "setup full (50 databases)");
+    expectOutput(await ours(ctx, many, dir, ["backup", "full", "--force"]), /full backup written/, "setup full (50 databases)");
     for (let rep = 0; rep < ctx.reps; rep++) {
       const run = await ours(ctx, many, dir, ["backup", "incremental"]);
-      expect(run, /skipped/, none.label);
+      expectOutput(run, /skipped/, none.label);
       R.record(none, run);
       say(`${none.label}: ${brief(run)} (rep ${rep + 1}/${ctx.reps})`);
     }
   } finally {
     destroyCluster(many);
     ctx.disown(many);
-  }
-}
-
-async function databaseCount(c: BenchCluster): Promise<number> {
-  const rows = await query<{ n: string }>(c, "postgres", "SELECT count(*)::text AS n FROM pg_database WHERE datname <> 'template0'");
-  return Number(rows[0]?.n ?? 0);
-}
-
-/** restore-latest vs the seed's `bunzip2 -c FULL | psql`, each into a fresh cluster. */
-export async function restoreGroup(ctx: Context, backupDir: string, expectedDatabases: number): Promise<void> {
-  const { results: R, say } = ctx;
-  const seed = R.add("seed_restore", "seed: bunzip2 -c FULL | psql (fresh cluster)", null);
-  const mine = R.add("ours_restore", "ours: restore-latest (fresh cluster)", "seed_restore");
-  const file = backupFiles(backupDir, "full")[0] as string;
-  /** Runs one restore into a fresh cluster, checks the databases arrived, records it. */
-  const restoreInto = async (c: typeof seed, cluster: string, tag: string, restore: (target: BenchCluster) => Promise<Run>) => {
-    const target = ctx.own(await startCluster(ctx.root, cluster));
-    try {
-      const run = await restore(target);
-      const n = await databaseCount(target);
-      if (n !== expectedDatabases) throw new Error(`${c.label}: ${n} databases after the restore, expected ${expectedDatabases}`);
-      R.record(c, run);
-      say(`${c.label}: ${brief(run)} (${tag})`);
-    } finally {
-      destroyCluster(target);
-      ctx.disown(target);
-    }
-  };
-  for (let rep = 0; rep < ctx.reps; rep++) {
-    const tag = `rep ${rep + 1}/${ctx.reps}`;
-    await restoreInto(mine, `restore-ours-${rep}`, tag, (target) => ours(ctx, target, backupDir, ["restore-latest"]));
-    await restoreInto(seed, `restore-seed-${rep}`, tag, (target) =>
-      shell(`bunzip2 -c ${sq(file)} | psql -X -q -d postgres > /dev/null 2>&1`, { env: target.env, tmpDir: ctx.root }),
-    );
   }
 }
 

@@ -51,6 +51,8 @@ export const TARGETS: Target[] = [
   { name: "incremental, no change, 50 databases", ours: "ours_incr_nochange50", baseline: null, kind: "seconds", limit: 1, strict: true },
   { name: "incremental, 1 of 20 changed vs bare pg_dump | compressor", ours: "ours_incr_one20", baseline: "pgdump_one", kind: "ratio", limit: 1.2, strict: false },
   { name: "restore-latest vs the seed's bunzip2 -c | psql", ours: "ours_restore", baseline: "seed_restore", kind: "ratio", limit: 0.75, strict: false },
+  { name: "restore-latest (.bz2) vs lbzip2 -dc | psql", ours: "ours_restore", baseline: "stock_restore_bz2", kind: "ratio", limit: 1.2, strict: false },
+  { name: "restore-latest (zstd) vs zstd -dc | psql", ours: "ours_restore_zstd", baseline: "stock_restore_zstd", kind: "ratio", limit: 1.2, strict: false },
   { name: "peak RSS of our task process (any case)", ours: "ours_*", baseline: null, kind: "rssMB", limit: 150, strict: true },
 ];
 

@@ -12,7 +12,8 @@ import { resolveConfig } from "../lib/config/config.js";
 import type { BenchCluster } from "./cluster.js";
 import { destroyCluster, startCluster } from "./cluster.js";
 import type { Context } from "./cases.js";
-import { fullGroup, incrementalGroup, pgbackrestGroup, restoreGroup } from "./cases.js";
+import { fullGroup, incrementalGroup, pgbackrestGroup } from "./cases.js";
+import { restoreGroup } from "./restore.js";
 import { baseGroup } from "./base.js";
 import { pitrGroup } from "./pitr.js";
 import { buildMainDataset, SMALL_DATABASES } from "./dataset.js";
@@ -115,15 +116,11 @@ async function main(): Promise<void> {
     meta.dataset = `pgbench -s ${scale} in "bench", ${dataset.docsRows} text/jsonb rows in "app", ${SMALL_DATABASES.length} small databases; ${mb(dataset.totalBytes)} on disk (${dataset.databases.map((d) => `${d.name} ${mb(d.bytes)}`).join(", ")})`;
     meta.databases = dataset.databases;
     say(`dataset: ${String(meta.dataset)}`);
-    let fullDir = "";
-    if (only.has("full")) fullDir = await fullGroup(ctx, mainCluster);
+    if (only.has("full")) await fullGroup(ctx, mainCluster);
     if (only.has("base")) await baseGroup(ctx, mainCluster);
     if (only.has("pitr")) await pitrGroup(ctx, mainCluster);
     if (only.has("incremental")) await incrementalGroup(ctx, scale);
-    if (only.has("restore")) {
-      if (fullDir === "") throw new Error("--only restore needs the full group too (it restores the full written there); add full");
-      await restoreGroup(ctx, fullDir, dataset.databases.length);
-    }
+    if (only.has("restore")) await restoreGroup(ctx, mainCluster);
     if (withBackRest) {
       say("setting up pgBackRest (repository, archive-push, stanza-create, check)");
       await pgbackrestGroup(ctx, setUpPgBackRest(mainCluster, root), mainCluster);
