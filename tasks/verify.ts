@@ -25,7 +25,7 @@ import type { Check, Finding, StreamScan } from "../lib/verify/checks.js";
 import { countRestoredRows, restoreChainForVerify } from "../lib/verify/restore.js";
 import type { ChainRestore } from "../lib/verify/restore.js";
 import { StreamObserver, scanBackup, sourceOf } from "../lib/verify/stream.js";
-import type { RestoreFile } from "../lib/restore/exec.js";
+import type { RestoreFile } from "../lib/restore/context.js";
 import { exposedTo, taskSecrets } from "../lib/verify/exposure.js";
 import { scratchServerUser } from "../lib/verify/scratchCluster.js";
 import { openManifest } from "../lib/backup/encryption.js";

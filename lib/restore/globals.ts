@@ -79,3 +79,36 @@ export class PsqlGlobals implements GlobalsSink {
     this.psql?.kill();
   }
 }
+
+/** The globals, applied once by the globals file's reader; every other file's reader waits for them. */
+export class GlobalsGate {
+  private result: ReturnType<GlobalsSink["finish"]> | null = null;
+  private settle!: { resolve: () => void; reject: (err: unknown) => void };
+  /** Settles when the globals are applied (or failed, or the globals file could not be read). */
+  readonly ready: Promise<void>;
+
+  constructor(readonly sink: GlobalsSink | null) {
+    this.ready = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.ready.catch(() => undefined);
+    if (sink === null) this.settle.resolve();
+  }
+
+  /** The globals file reached its first section or its end: psql applies what it was given. */
+  finish(): ReturnType<GlobalsSink["finish"]> {
+    if (this.result === null) {
+      this.result = (this.sink as GlobalsSink).finish();
+      this.result.then(() => this.settle.resolve(), (err: unknown) => this.settle.reject(err));
+    }
+    return this.result;
+  }
+
+  /** The globals file failed before its globals were applied. */
+  fail(err: unknown): void {
+    this.sink?.kill();
+    this.settle.reject(err);
+  }
+
+  applied(): ReturnType<GlobalsSink["finish"]> | null {
+    return this.result;
+  }
+}

@@ -2,7 +2,7 @@
 import type { CatalogEntry } from "../store/catalog.js";
 import { isPreexisting } from "../backup/dump.js";
 import { ExitCode, TaskError } from "../core/errors.js";
-import type { RestoreFile, RestoreRequest } from "./exec.js";
+import type { RestoreFile, RestoreRequest } from "./context.js";
 import type { RestorePlan } from "./plan.js";
 import type { ResolvedFile } from "../store/resolveFile.js";
 import { targetNameProblem } from "./target.js";

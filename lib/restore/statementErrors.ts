@@ -1,7 +1,7 @@
 // The report of a restore --continue-on-error: every statement psql could not run, with the
 // file, the database and the line in that database's section (psql counts from the
 // section's "-- Database" header; the globals count from the top of the file).
-import type { FailedStatements } from "./exec.js";
+import type { FailedStatements } from "./context.js";
 
 export function formatStatementErrors(parts: readonly FailedStatements[]): string {
   const lines: string[] = [];

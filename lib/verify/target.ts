@@ -11,7 +11,7 @@ import { GlobalsFilter } from "../restore/globalsFilter.js";
 import type { Logger } from "../core/log.js";
 import { connect } from "../postgres/connection.js";
 import type { Client } from "../postgres/connection.js";
-import type { RestoreContext, RestoreRequest } from "../restore/exec.js";
+import type { RestoreContext, RestoreRequest } from "../restore/context.js";
 import type { GlobalsSink } from "../restore/globals.js";
 import { startScratchCluster } from "./scratchCluster.js";
 import { clusterGlobals } from "../restore/targetState.js";
