@@ -74,6 +74,11 @@ function judge(stmt: string, mode: GlobalsMode, cluster: ClusterGlobals, out: { 
   return mode === "all" || SESSION_SETUP.test(stmt) ? "keep" : "drop";
 }
 
+/** The pieces as one buffer, without a copy when there is one piece (most chunks of a large globals part). */
+function joined(out: Buffer[]): Buffer {
+  return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+}
+
 /** Keeps the newlines of a left-out piece, so line numbers stay the file's. */
 function newlinesOf(piece: Buffer): Buffer {
   let n = 0;
@@ -138,7 +143,7 @@ export class GlobalsFilter {
       if (this.carryBytes > MAX_LINE) throw new Error(`the globals have a line longer than ${MAX_LINE} bytes, the most a restore scans as one line`);
       this.carry.push(chunk.subarray(pos));
     }
-    return Buffer.concat(out);
+    return joined(out.filter((b) => b.length > 0));
   }
 
   end(): Buffer {
@@ -150,7 +155,7 @@ export class GlobalsFilter {
     }
     [this.carry, this.carryBytes] = [[], 0];
     if (this.stmt !== null) this.finish(out);
-    return Buffer.concat(out);
+    return joined(out.filter((b) => b.length > 0));
   }
 
   /** Where statements start and end in the line, into this.cuts; whether it is a keyed line, into this.keyed. */

@@ -99,7 +99,7 @@ async function readEntry(dir: string, name: string, files: ReadonlyMap<string, D
   let problem = await symlinkProblem(path, name, files);
   if (problem === null && trust !== null) {
     const t = await readTrusted(path, name, trust.verifyKey, files.has(name + MANIFEST_SUFFIX));
-    if (!t.ok) [problem, untrusted] = [t.problem, true];
+    if (!t.ok) [problem, untrusted] = [t.problem, t.untrusted];
     else if (t.manifest === null) problem = `no manifest ${name}${MANIFEST_SUFFIX}`;
     else [manifest, expect] = [t.manifest, t.expect];
   } else if (problem === null && !files.has(name + MANIFEST_SUFFIX)) {

@@ -111,6 +111,10 @@ export async function resolveFile(
     return { name, path, ...format, manifest: null, expect: unknown, trustProblem };
   }
   const t = await readTrusted(path, name, verifyKey, manifestKind === "file");
-  if (!t.ok) return { name, path, ...format, manifest: null, expect: unknown, trustProblem: t.problem };
+  if (!t.ok) {
+    const invalid = /^invalid manifest: (.*)$/s.exec(t.problem);
+    const trustProblem = invalid === null ? t.problem : `the manifest ${path}${MANIFEST_SUFFIX} is unusable (${invalid[1] as string}); restore another backup`;
+    return { name, path, ...format, manifest: null, expect: unknown, trustProblem };
+  }
   return { name, path, codec: t.manifest?.compression.codec ?? format.codec, encrypted: format.encrypted, manifest: t.manifest, expect: t.expect, trustProblem: null };
 }

@@ -27,7 +27,12 @@ export interface TrustedBackup {
   signed: boolean;
 }
 
-export type TrustVerdict = ({ ok: true } & TrustedBackup) | { ok: false; problem: string };
+/**
+ * untrusted: its signature or checksums say the sidecars are not the ones written (unsigned with a
+ * verify key, forged, changed after the backup), which a restore never passes over quietly;
+ * otherwise it is merely unusable (no .sha256, a manifest that is too big or breaks the schema).
+ */
+export type TrustVerdict = ({ ok: true } & TrustedBackup) | { ok: false; problem: string; untrusted: boolean };
 
 /**
  * Reads the sidecars of the backup at `path` (data file `name`). `manifestPresent`: whether a
@@ -38,17 +43,17 @@ export async function readTrusted(path: string, name: string, verifyKey: KeyObje
   let sidecar: Buffer;
   if (verifyKey !== null) {
     const signed = await checkSignature(path, verifyKey);
-    if (!signed.ok) return { ok: false, problem: signed.problem };
+    if (!signed.ok) return { ok: false, problem: signed.problem, untrusted: true };
     sidecar = signed.sidecar;
   } else {
     try {
       sidecar = await readSmallBytes(path + CHECKSUM_SUFFIX, SIDECAR_MAX_BYTES);
     } catch (err) {
-      return { ok: false, problem: `no checksum file ${name}${CHECKSUM_SUFFIX} (${errnoCode(err) ?? "unreadable"})` };
+      return { ok: false, problem: `no checksum file ${name}${CHECKSUM_SUFFIX} (${errnoCode(err) ?? "unreadable"})`, untrusted: false };
     }
   }
   const sums: ChecksumFile | string = parseChecksumFile(sidecar.toString("utf8"), name);
-  if (typeof sums === "string") return { ok: false, problem: sums };
+  if (typeof sums === "string") return { ok: false, problem: sums, untrusted: false };
   let manifest: Manifest | null = null;
   if (manifestPresent || sums.manifest !== null) {
     const where = `${name}${MANIFEST_SUFFIX}`;
@@ -56,19 +61,20 @@ export async function readTrusted(path: string, name: string, verifyKey: KeyObje
     try {
       bytes = await readManifestBytes(path + MANIFEST_SUFFIX);
     } catch (err) {
-      const why = err instanceof ManifestInvalid ? err.reason : errnoCode(err) === "ELOOP" ? "it is a symlink and was not read" : `it cannot be read (${errnoCode(err) ?? (err as Error).message})`;
-      return { ok: false, problem: `manifest ${where}: ${why}` };
+      if (err instanceof ManifestInvalid) return { ok: false, problem: `invalid manifest: ${err.reason}`, untrusted: false };
+      const why = errnoCode(err) === "ELOOP" ? "it is a symlink and was not read" : `it cannot be read (${errnoCode(err) ?? (err as Error).message})`;
+      return { ok: false, problem: `manifest ${where}: ${why}`, untrusted: false };
     }
     if (sums.manifest !== null) {
       const actual = createHash("sha256").update(bytes).digest("hex");
-      if (actual !== sums.manifest) return { ok: false, problem: `manifest ${where} was changed after the backup (file ${actual.slice(0, 12)}…, recorded ${sums.manifest.slice(0, 12)}…)` };
+      if (actual !== sums.manifest) return { ok: false, problem: `${name}: manifest ${where} was changed after the backup (file ${actual.slice(0, 12)}…, recorded ${sums.manifest.slice(0, 12)}…)`, untrusted: true };
     }
     try {
       manifest = parseManifest(bytes.toString("utf8"), where, name);
     } catch (err) {
-      return { ok: false, problem: `invalid manifest: ${err instanceof ManifestInvalid ? err.reason : (err as Error).message}` };
+      return { ok: false, problem: `invalid manifest: ${err instanceof ManifestInvalid ? err.reason : (err as Error).message}`, untrusted: false };
     }
-    if (manifest.sha256 !== sums.data) return { ok: false, problem: `${name}: the .sha256 sidecar and the manifest disagree` };
+    if (manifest.sha256 !== sums.data) return { ok: false, problem: `${name}: the .sha256 sidecar and the manifest disagree`, untrusted: true };
   }
   return { ok: true, manifest, signed: verifyKey !== null, expect: { name, chunks: manifest?.chunks ?? null, sha256: sums.data } };
 }

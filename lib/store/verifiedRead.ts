@@ -118,7 +118,8 @@ class VerifiedReader extends Readable {
       throw new IntegrityError(name, this.index + 1, `${name}: checksum mismatch in chunk ${this.index + 1} of ${count} (bytes ${start}–${start + n - 1})${what}: the file was changed after the backup, or while it was read`);
     }
     this.index++;
-    this.push(data);
+    // Handed on in slices: readers downstream (and their copies) then hold 1 MiB at a time, not a whole chunk.
+    for (let at = 0; at < n; at += WHOLE_READ_BYTES) this.push(data.subarray(at, Math.min(n, at + WHOLE_READ_BYTES)));
   }
 
   private passWhole(data: Buffer): void {

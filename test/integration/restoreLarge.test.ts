@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256File } from "../../lib/store/checksum.js";
 import { run as backup } from "../../tasks/backup.js";
 import type { ClusterInfo } from "../cluster.js";
+import { StoredHash } from "../../lib/store/chunks.js";
 import { ClusterSet, psqlScript, sql } from "../cluster.js";
 import { CLI, cliEnv, tempDir, testConfig, testDeps } from "../helpers.js";
 
@@ -58,7 +59,7 @@ describe("bounded memory and time", () => {
     console.log(`restore-latest with a ${BODY >> 20} MiB one-line function body: ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMiB.toFixed(0)} MiB`);
   });
 
-  it("streams a globals part of 256 MiB of comment lines with a bounded peak RSS", async () => {
+  it("streams a globals part of 384 MiB of comment lines with a bounded peak RSS", async () => {
     const forged = tempDir("pgsb-large-forged-");
     execFileSync("cp", ["-a", `${small.dir}/.`, forged]);
     const name = small.file.split("/").at(-1) as string;
@@ -67,20 +68,24 @@ describe("bounded memory and time", () => {
     const at = text.indexOf("SET standard_conforming_strings = on;\n") + "SET standard_conforming_strings = on;\n".length;
     const line = Buffer.from(`-- ${"c".repeat(76)}\n`);
     const block = Buffer.concat(Array.from({ length: (1 << 20) / line.length }, () => line));
-    const parts = [text.subarray(0, at), ...Array.from({ length: 256 }, () => block), text.subarray(at)];
+    const parts = [text.subarray(0, at), ...Array.from({ length: 384 }, () => block), text.subarray(at)];
     writeFileSync(path, Buffer.concat(parts));
     const sha = await sha256File(path);
     writeFileSync(path + ".sha256", `${sha}  ${name}\n`);
     const manifest = JSON.parse(readFileSync(path + ".json", "utf8")) as Record<string, unknown>;
     const bytes = parts.reduce((n, p) => n + p.length, 0);
-    writeFileSync(path + ".json", JSON.stringify({ ...manifest, sha256: sha, compressedBytes: bytes, rawBytes: bytes }, null, 2) + "\n");
+    const hash = new StoredHash();
+    for (const p of parts) hash.update(p);
+    writeFileSync(path + ".json", JSON.stringify({ ...manifest, sha256: sha, chunks: hash.finish().chunks, compressedBytes: bytes, rawBytes: bytes }, null, 2) + "\n");
     expect(readdirSync(join(forged, "full"))).toContain(name);
     const dst = await clusters.create("large-dst-globals");
     const r = timedRestore(dst, forged);
     expect(r.code, r.stderr).toBe(0);
     expect((await sql(dst, "postgres", "SELECT rolname FROM pg_roles WHERE rolname = 'big_owner'")).rows).toHaveLength(1);
-    console.log(`restore-latest with 256 MiB of comment lines in the globals: ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMiB.toFixed(0)} MiB`);
-    // The whole globals part held in memory would be 256 MiB at least, several times over.
-    expect(r.rssMiB).toBeLessThan(200);
+    console.log(`restore-latest with 384 MiB of comment lines in the globals: ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMiB.toFixed(0)} MiB`);
+    // The whole globals part held in memory would be 384 MiB at least. Streamed, the peak is
+    // about 210-240 MiB whatever the size (256 MiB: 213, 768 MiB: 240, measured): one 8 MiB chunk
+    // read ahead, and the freed chunks the garbage collector and malloc have not given back yet.
+    expect(r.rssMiB).toBeLessThan(300);
   });
 });

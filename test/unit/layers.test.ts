@@ -99,7 +99,7 @@ describe("the layers of lib/", () => {
 
   it("reads the real import graph", () => {
     expect(edges.length).toBeGreaterThan(100);
-    expect(edges).toContainEqual({ from: "lib/restore/exec.ts", to: "lib/sql/sections.ts" });
+    expect(edges).toContainEqual({ from: "lib/restore/fileRead.ts", to: "lib/sql/sections.ts" });
   });
 
   it("keeps every lib file in a capability folder", () => {

@@ -34,13 +34,13 @@ describe("readTrusted", () => {
   });
 
   it.each([
-    ["the signature missing, with a verify key", async (p: string) => rmSync(`${p}.sha256.sig`), true, /signature .* is missing/],
-    ["the manifest changed", async (p: string) => writeFileSync(`${p}.json`, "{}"), false, /manifest .*\.json was changed after the backup/],
-    ["the manifest a symlink", async (p: string) => (rmSync(`${p}.json`), symlinkSync("/etc/passwd", `${p}.json`)), false, /it is a symlink and was not read/],
-    ["no .sha256", async (p: string) => rmSync(`${p}.sha256`), false, /no checksum file/],
-  ])("refuses with %s", async (_what, damage, withKey, problem) => {
+    ["the signature missing, with a verify key", async (p: string) => rmSync(`${p}.sha256.sig`), true, /signature .* is missing/, true],
+    ["the manifest changed", async (p: string) => writeFileSync(`${p}.json`, "{}"), false, /manifest .*\.json was changed after the backup/, true],
+    ["the manifest a symlink", async (p: string) => (rmSync(`${p}.json`), symlinkSync("/etc/passwd", `${p}.json`)), false, /it is a symlink and was not read/, false],
+    ["no .sha256", async (p: string) => rmSync(`${p}.sha256`), false, /no checksum file/, false],
+  ])("refuses with %s", async (_what, damage, withKey, problem, untrusted) => {
     const path = await commit(true);
     await damage(path);
-    expect(await readTrusted(path, NAME, withKey ? publicKey : null, true)).toEqual({ ok: false, problem: expect.stringMatching(problem) });
+    expect(await readTrusted(path, NAME, withKey ? publicKey : null, true)).toEqual({ ok: false, problem: expect.stringMatching(problem), untrusted });
   });
 });
