@@ -18,13 +18,15 @@ export interface ChainLink {
 export interface Chain {
   /** In chain order: children[0] reads nothing, the last one writes `stdout`. */
   children: Child[];
+  /** The first program's stdin, when asked for ("pipe"). */
+  stdin: Writable | null;
   stdout: Readable;
   /** SIGKILL to every program still running. */
   kill(): void;
 }
 
-/** Starts `links` joined by pipes; the first reads nothing (stdin /dev/null), the last one's stdout is returned. */
-export function startChain(links: readonly ChainLink[]): Chain {
+/** Starts `links` joined by pipes; the first reads `stdin` ("ignore": /dev/null, "pipe": from this process), the last one's stdout is returned. */
+export function startChain(links: readonly ChainLink[], stdin: "ignore" | "pipe" = "ignore"): Chain {
   if (links.length === 0) throw new Error("startChain needs at least one program");
   const children: Child[] = [];
   try {
@@ -32,7 +34,7 @@ export function startChain(links: readonly ChainLink[]): Chain {
       const link = links[i] as ChainLink;
       const next = children[0];
       const stdout = next === undefined ? "pipe" : (next.stdin as Writable);
-      const child = start(link.program, link.args, { env: link.env, secrets: link.secrets, stdin: i === 0 ? "ignore" : "pipe", stdout });
+      const child = start(link.program, link.args, { env: link.env, secrets: link.secrets, stdin: i === 0 ? stdin : "pipe", stdout });
       // The child holds a duplicate of the pipe now; closing ours (close, not shutdown) leaves it the only writer.
       if (next !== undefined) (next.stdin as Writable).destroy();
       children.unshift(child);
@@ -44,6 +46,7 @@ export function startChain(links: readonly ChainLink[]): Chain {
   const last = children[children.length - 1] as Child;
   return {
     children,
+    stdin: (children[0] as Child).stdin,
     stdout: last.stdout as Readable,
     kill() {
       for (const c of children) c.kill();
