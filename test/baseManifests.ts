@@ -35,6 +35,7 @@ export function testBaseManifest(name: string, over: Partial<BaseManifest> = {})
 }
 
 export function testBaseManifestV1(name: string, over: Partial<BaseManifest> = {}): BaseManifest {
-  const { chunks: _chunks, ...v2 } = testBaseManifest(name);
-  return { ...v2, format: 1, rawBytes: 1, backupManifestSha256: "1".repeat(64), ...over };
+  const v1: BaseManifest = { ...testBaseManifest(name), format: 1, rawBytes: 1, backupManifestSha256: "1".repeat(64), ...over };
+  delete v1.chunks;
+  return v1;
 }
