@@ -53,3 +53,45 @@ export function tarFile(name: string, data: Buffer | string, o: HeaderOptions = 
 }
 
 export const TAR_END = Buffer.alloc(1024);
+
+export interface TarMember {
+  header: Buffer;
+  /** The name field as written (pg_basebackup uses no prefix). */
+  name: string;
+  data: Buffer;
+}
+
+/** The members of an uncompressed tar, up to its end blocks. */
+export function tarMembers(tar: Buffer): TarMember[] {
+  const out: TarMember[] = [];
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const header = tar.subarray(at, at + 512);
+    if (header.every((b) => b === 0)) break;
+    const size = parseInt(header.toString("latin1", 124, 136).replace(/\0.*$/s, "").trim() || "0", 8);
+    const nameEnd = header.indexOf(0);
+    out.push({ header: Buffer.from(header), name: header.toString("utf8", 0, nameEnd < 0 || nameEnd > 100 ? 100 : nameEnd), data: Buffer.from(tar.subarray(at + 512, at + 512 + size)) });
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+/** A tar of `members` (headers as given, data padded) with end blocks. */
+export function buildTar(members: readonly TarMember[]): Buffer {
+  return Buffer.concat([...members.flatMap((m) => [m.header, tarData(m.data)]), TAR_END]);
+}
+
+/** A member's header with another mode (checksum recomputed). */
+export function withMode(header: Buffer, mode: number): Buffer {
+  const h = Buffer.from(header);
+  h.write(`${mode.toString(8).padStart(7, "0")}\0`, 100);
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  return h;
+}
+
+/** A file member of `m`'s kind with new data (size and checksum recomputed). */
+export function withData(m: TarMember, data: string | Buffer): TarMember {
+  return { header: tarHeader(m.name, "0", Buffer.byteLength(data)), name: m.name, data: Buffer.from(data) };
+}

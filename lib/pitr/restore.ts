@@ -97,7 +97,7 @@ async function checkSettings(plan: PitrPlan, o: PitrRestoreOptions, partial: str
   }
   throw new TaskError(
     ExitCode.refused,
-    `restore-pitr refused, nothing was written to --pgdata: ${plan.base} is not signed (BACKUP_VERIFY_KEY_FILE is unset), and its configuration sets what runs commands or loads code when postgres starts: ${listed.join("; ")}. ` +
+    `${plan.base} is not signed (BACKUP_VERIFY_KEY_FILE is unset), and its configuration sets what runs commands or loads code when postgres starts: ${listed.join("; ")}. ` +
       `Anyone who can write BACKUP_DIR could have put them there. Check them against the source cluster's settings, then run again with --trust-unsigned; or set BACKUP_VERIFY_KEY_FILE and restore a signed base backup`,
   );
 }
