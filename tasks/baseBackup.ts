@@ -15,6 +15,7 @@ import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import type { Program } from "../lib/core/proc.js";
 import { runCommand } from "../lib/core/proc.js";
+import { findServerBinary } from "../lib/core/bin.js";
 import { shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
 import { pgBasebackupArgs } from "../lib/base/backup.js";
@@ -96,17 +97,14 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
       releasers.push(() => lock.release());
     }
     const env = childEnv(config.pg, deps.env);
-    // The catalog scan and pg_basebackup --version overlap the queries: this is the fixed cost every run pays.
+    // The catalog scan overlaps the queries: this is the fixed cost every run pays before pg_basebackup starts.
     const queries = async () => {
       const info = await serverInfo(client);
       const repl = await replication(client, config.pg.user);
       return { info, repl, users: await userDatabases(client, await listDatabases(client)) };
     };
-    const [{ info, repl, users }, newest, pgBasebackupVersion] = await Promise.all([
-      queries(),
-      newestBackup(config.backupDir),
-      runCommand("pg_basebackup", ["--version"], { env }).then((v) => v.trim()),
-    ]);
+    const [{ info, repl, users }, newest] = await Promise.all([queries(), newestBackup(config.backupDir)]);
+    const program = findServerBinary("pg_basebackup", deps.env) ?? "pg_basebackup";
     const refused = wipedClusterRefusal(newest, { systemIdentifier: info.systemIdentifier, userDatabases: users, allowNewCluster: args.allowNewCluster });
     const { codec, level, threads } = config.compression;
     const compressor = compressorFor(codec, level, threads, env);
@@ -126,7 +124,7 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
     }
     if (refused !== null) throw new TaskError(ExitCode.refused, `backup refused: ${refused}`);
     if (repl.problem !== null) throw new TaskError(ExitCode.database, `backup base: ${repl.problem}; nothing was written`);
-    return await execute(config, deps, { info, walSegmentSize: repl.walSegmentSize, env, compressor, encryptor, pgBasebackupVersion }, log);
+    return await execute(config, deps, { info, walSegmentSize: repl.walSegmentSize, env, program, compressor, encryptor }, log);
   } finally {
     for (const release of releasers.reverse()) await release();
   }
@@ -136,10 +134,11 @@ interface Prepared {
   info: Awaited<ReturnType<typeof serverInfo>>;
   walSegmentSize: number;
   env: NodeJS.ProcessEnv;
+  /** pg_basebackup's path. */
+  program: string;
   compressor: Program | null;
   /** age, with AGE_RECIPIENTS_FILE. */
   encryptor: Program | null;
-  pgBasebackupVersion: string;
 }
 
 async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps["log"]): Promise<BaseBackupResult> {
@@ -147,10 +146,12 @@ async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps[
   const dir = baseDir(config.backupDir);
   const { started, name } = await freshName(dir, codec, p.encryptor !== null, deps);
   const log = parentLog.child({ backup: name });
-  const { pgBasebackupVersion } = p;
+  // Only the manifest needs the version: asked beside the backup, not before it.
+  const version = runCommand(p.program, ["--version"], { env: p.env }).then((v) => v.trim());
+  version.catch(() => undefined);
   const filters = [p.compressor, p.encryptor].filter((f): f is Program => f !== null);
   const label = filters.length === 0 ? "no compression" : filters.map((f) => f.label).join(" | ");
-  log.info({ compressor: p.compressor?.label ?? "none", encrypted: p.encryptor !== null, checkpoint: config.baseBackup.checkpoint, pgBasebackup: pgBasebackupVersion }, `starting base backup with ${label}`);
+  log.info({ compressor: p.compressor?.label ?? "none", encrypted: p.encryptor !== null, checkpoint: config.baseBackup.checkpoint, pgBasebackup: p.program }, `starting base backup with ${label}`);
   const partial = await createPartial(config.backupDir, dir, name, config.files);
   const unregisterPartial = shutdown.register(`partial ${partial.path}`, () => discardPartial(partial));
   let storedBytes = 0;
@@ -160,8 +161,10 @@ async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps[
     log.info({ storedBytes, storedMBps: +(storedBytes / 1e6 / secs).toFixed(1) }, `progress: ${(storedBytes / 1e6).toFixed(0)} MB written`);
   }, PROGRESS_MS);
   let written: WrittenBase;
+  let pgBasebackupVersion: string;
   try {
-    written = await writeBaseBackup(partial, { env: p.env, pg: config.pg, checkpoint: config.baseBackup.checkpoint, secrets: [config.pg.password], filters, onBytes: (n) => (storedBytes += n) });
+    written = await writeBaseBackup(partial, { program: p.program, env: p.env, pg: config.pg, checkpoint: config.baseBackup.checkpoint, secrets: [config.pg.password], filters, onBytes: (n) => (storedBytes += n) });
+    pgBasebackupVersion = await version;
   } catch (err) {
     const failure = await abandonPartial(config.backupDir, partial, err);
     unregisterPartial();

@@ -23,6 +23,8 @@ import type { WalRange } from "./backup.js";
 import { basebackupFailure, pgBasebackupArgs, reportedWalRange } from "./backup.js";
 
 export interface BaseWriteOptions {
+  /** The pg_basebackup program (lib/core/bin.ts findServerBinary: Debian's wrapper script costs a Perl start per run). */
+  program: string;
   /** pg_basebackup's environment (connection settings, password). */
   env: NodeJS.ProcessEnv;
   pg: PgConfig;
@@ -44,11 +46,11 @@ export interface WrittenBase {
 /** stderr lines are kept only while they may still hold the WAL range; pg_basebackup -v prints a handful. */
 const MAX_REPORT_LINES = 1000;
 
-function rank(err: unknown, tornDown: boolean): number {
+function rank(err: unknown, tornDown: boolean, producer: string): number {
   if (isStorageErrno(err)) return 0;
   if (errnoCode(err) === "ERR_STREAM_PREMATURE_CLOSE") return 5;
   if (err instanceof TaskError) return 1;
-  if (err instanceof ProcessError) return isSecondaryFailure(err) || (tornDown && err.signal !== undefined) ? 5 : err.program === "pg_basebackup" ? 2 : 3;
+  if (err instanceof ProcessError) return isSecondaryFailure(err) || (tornDown && err.signal !== undefined) ? 5 : err.program === producer ? 2 : 3;
   return 4;
 }
 
@@ -56,7 +58,7 @@ function rank(err: unknown, tornDown: boolean): number {
 export async function writeBaseBackup(partial: PartialFile, opts: BaseWriteOptions): Promise<WrittenBase> {
   // LC_ALL=C: the WAL range and the failures are read from pg_basebackup's messages, which translations would change.
   const links: ChainLink[] = [
-    { program: "pg_basebackup", args: pgBasebackupArgs(opts.checkpoint), env: { ...opts.env, LC_ALL: "C" }, secrets: opts.secrets },
+    { program: opts.program, args: pgBasebackupArgs(opts.checkpoint), env: { ...opts.env, LC_ALL: "C" }, secrets: opts.secrets },
     ...opts.filters.map((f) => ({ program: f.program, args: f.args, env: filterEnv(opts.env) })),
   ];
   const chain = startChain(links);
@@ -90,8 +92,8 @@ export async function writeBaseBackup(partial: PartialFile, opts: BaseWriteOptio
   await closed;
   const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
   if (errors.length > 0) {
-    const cause = errors.sort((a, b) => rank(a, tornDown) - rank(b, tornDown))[0];
-    throw cause instanceof ProcessError && cause.program === "pg_basebackup" ? basebackupFailure(cause, opts.pg) : cause;
+    const cause = errors.sort((a, b) => rank(a, tornDown, opts.program) - rank(b, tornDown, opts.program))[0];
+    throw cause instanceof ProcessError && cause.program === opts.program ? basebackupFailure(cause, opts.pg) : cause;
   }
   const range = reportedWalRange([...lines, pending]);
   if (range === null) {
