@@ -18,14 +18,11 @@ import type { Logger } from "../core/log.js";
 import { runCommand } from "../core/proc.js";
 import { shutdown } from "../core/shutdown.js";
 import type { AgeIdentity } from "../keys/ageIdentity.js";
-import type { BaseManifest } from "../physical/layout.js";
-import { parseLsn } from "../physical/layout.js";
-import type { BackupManifestSeen } from "./backupManifestTap.js";
+import { backupManifestProblem } from "./baseChecks.js";
 import { extractBase } from "./baseExtract.js";
-import { describeRisky } from "./commandSettings.js";
-import { riskyServerSettings } from "./configCheck.js";
 import type { PitrPlan } from "./plan.js";
-import { OWN_SETTINGS, recoverySettings } from "./recoveryConf.js";
+import { recoverySettings } from "./recoveryConf.js";
+import { gateSettings } from "./settingsGate.js";
 import type { TrustedBase } from "./trustedBase.js";
 import { isMountPoint, moveAside, moveContentsAside, moveContentsIn } from "./dataDir.js";
 import { stageWal } from "./walStaging.js";
@@ -59,56 +56,13 @@ export interface PitrRestoreOutcome {
   seconds: number;
 }
 
-/** The manifest the plan was made from must be the one whose hash the sidecar (and signature) covers. */
-export function assertPlannedBase(plan: PitrPlan, base: TrustedBase): void {
-  if (JSON.stringify(base.manifest) !== JSON.stringify(plan.manifest)) {
-    throw new TaskError(ExitCode.refused, `restore-pitr refused, nothing was written: ${plan.base}.json changed while restore-pitr read it; run restore-pitr again, and find out who writes BACKUP_DIR/base`);
-  }
-}
-
-/** Why the tar's backup_manifest is not the one of this base backup, or null. */
-export function backupManifestProblem(seen: BackupManifestSeen | null, m: BaseManifest): string | null {
-  if (seen === null) return "holds no backup_manifest";
-  if (m.backupManifestSha256 !== null && seen.sha256 !== m.backupManifestSha256) return "holds a backup_manifest other than the one its .json records";
-  if (!seen.checksumOk) return "holds a backup_manifest whose Manifest-Checksum does not match its contents";
-  const r = seen.range;
-  if (r === null) return "holds a backup_manifest without WAL-Ranges";
-  if (r.timeline !== m.timeline || parseLsn(r.startLsn) !== parseLsn(m.startLsn) || parseLsn(r.stopLsn) !== parseLsn(m.stopLsn)) {
-    return `holds a backup_manifest for WAL ${r.startLsn}..${r.stopLsn} on timeline ${r.timeline}, but its .json records ${m.startLsn}..${m.stopLsn} on timeline ${m.timeline}`;
-  }
-  return null;
-}
-
-/** Without a signature, settings that run commands or load code are refused unless the operator said --trust-unsigned. */
-async function checkSettings(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Promise<void> {
-  const { findings, files } = await riskyServerSettings(partial, OWN_SETTINGS);
-  const listed = findings.map(describeRisky);
-  if (findings.length === 0) {
-    o.log.info({ backup: plan.base, files }, `the restored configuration (${files.join(", ")}) sets nothing that runs commands or loads code`);
-    return;
-  }
-  if (o.base.signed) {
-    o.log.info({ backup: plan.base, settings: listed }, `the restored configuration sets ${findings.length} setting(s) that run commands or load code; the base backup is signed, so they are the source cluster's`);
-    return;
-  }
-  if (o.trustUnsigned) {
-    o.log.warn({ backup: plan.base, settings: listed, unsigned: true }, `--trust-unsigned: the unsigned base backup's configuration runs commands or loads code, restored as it is: ${listed.join("; ")}`);
-    return;
-  }
-  throw new TaskError(
-    ExitCode.refused,
-    `${plan.base} is not signed (BACKUP_VERIFY_KEY_FILE is unset), and its configuration sets what runs commands or loads code when postgres starts: ${listed.join("; ")}. ` +
-      `Anyone who can write BACKUP_DIR could have put them there. Check them against the source cluster's settings, then run again with --trust-unsigned; or set BACKUP_VERIFY_KEY_FILE and restore a signed base backup`,
-  );
-}
-
 async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Promise<{ rawBytes: number; walBytes: number }> {
   o.log.info({ backup: plan.base, into: partial }, `extracting ${plan.base}`);
   const { rawBytes, members, backupManifest, verification } = await extractBase(o.base, partial, { identity: o.identity, threads: o.threads, env: o.env, log: o.log, afterChunk: o.afterChunk });
   const problem = backupManifestProblem(backupManifest, plan.manifest);
   if (problem !== null) throw new TaskError(ExitCode.refused, `${plan.base} ${problem}: the base backup is damaged or not the one its manifest describes; use another base backup`);
   o.log.info({ backup: plan.base, rawBytes, members, verification }, `extracted ${members} files`);
-  await checkSettings(plan, o, partial);
+  await gateSettings(plan.base, partial, { signed: o.base.signed, trustUnsigned: o.trustUnsigned, log: o.log });
   // A standby.signal would keep the cluster a standby forever; a stale pid file would stop it starting.
   await rm(join(partial, "standby.signal"), { force: true });
   await rm(join(partial, "postmaster.pid"), { force: true });

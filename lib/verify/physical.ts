@@ -16,7 +16,7 @@ import { IntegrityError } from "../store/verifiedRead.js";
 import { scanBaseCatalog, usableBases } from "../base/catalog.js";
 import type { UsableBaseEntry } from "../base/catalog.js";
 import { assertBaseDecryptable, extractBase } from "../pitr/baseExtract.js";
-import { backupManifestProblem } from "../pitr/restore.js";
+import { backupManifestProblem } from "../pitr/baseChecks.js";
 import { trustBase } from "../pitr/trustedBase.js";
 import type { TrustedBase } from "../pitr/trustedBase.js";
 import { parseLsn } from "../physical/layout.js";
