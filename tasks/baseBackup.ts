@@ -1,23 +1,26 @@
 // backup base: a physical base backup over the replication protocol (pg_basebackup, one tar
-// on stdout) through the configured compressor into $BACKUP_DIR/base/NAME, atomically, with
-// the .sha256 (+ .sig) and NAME.json (BaseManifest) sidecars. Holds the cluster lock and
-// refuses a wiped cluster exactly as the logical backups do (lib/backup/plan.ts).
-import { refuseWithEncryption } from "../lib/physical/cleartextTier.js";
+// on stdout) through the configured compressor (and age, with AGE_RECIPIENTS_FILE) into
+// $BACKUP_DIR/base/NAME, atomically, with the .sha256 (+ .sig) and NAME.json (BaseManifest,
+// format 2: with the stored file's chunk hashes) sidecars. Holds the cluster lock and refuses a
+// wiped cluster exactly as the logical backups do (lib/backup/plan.ts).
 import { availableParallelism } from "node:os";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { compressorFor } from "../lib/backup/compression.js";
-import { writeCompressed } from "../lib/backup/pipeline.js";
+import { encryptorFor } from "../lib/backup/encryption.js";
 import { wipedClusterRefusal } from "../lib/backup/plan.js";
 import type { Config } from "../lib/config/config.js";
 import { sleep } from "../lib/core/concurrency.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
+import type { Program } from "../lib/core/proc.js";
 import { runCommand } from "../lib/core/proc.js";
+import { findServerBinary } from "../lib/core/bin.js";
 import { shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
-import { pgBasebackupArgs, streamBaseBackup } from "../lib/base/backup.js";
-import type { StreamedBase } from "../lib/base/backup.js";
+import { pgBasebackupArgs } from "../lib/base/backup.js";
+import { writeBaseBackup } from "../lib/base/baseWriter.js";
+import type { WrittenBase } from "../lib/base/baseWriter.js";
 import { scanBaseCatalog, usableBases } from "../lib/base/catalog.js";
 import type { BaseManifest } from "../lib/physical/layout.js";
 import { baseBackupName, baseDir } from "../lib/physical/layout.js";
@@ -71,10 +74,10 @@ async function newestBackup(backupDir: string): Promise<{ name: string; systemId
 }
 
 /** A start time whose name no earlier backup holds (see freshName in tasks/backup.ts: names have one-second resolution). */
-async function freshName(dir: string, codec: Config["compression"]["codec"], deps: Deps): Promise<{ started: Date; name: string }> {
+async function freshName(dir: string, codec: Config["compression"]["codec"], encrypted: boolean, deps: Deps): Promise<{ started: Date; name: string }> {
   for (let attempt = 0; ; attempt++) {
     const started = deps.now();
-    const name = baseBackupName(started, codec);
+    const name = baseBackupName(started, codec, encrypted);
     if (attempt === 2) return { started, name };
     const taken = await Promise.all([name, name + MANIFEST_SUFFIX].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
     if (!taken.includes(true)) return { started, name };
@@ -83,7 +86,6 @@ async function freshName(dir: string, codec: Config["compression"]["codec"], dep
 }
 
 export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Promise<BaseBackupResult> {
-  refuseWithEncryption(config, "backup base");
   const log = deps.log.child({ task: "backup", tier: "base" });
   const releasers: (() => Promise<void>)[] = [];
   try {
@@ -95,25 +97,25 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
       releasers.push(() => lock.release());
     }
     const env = childEnv(config.pg, deps.env);
-    // The catalog scan and pg_basebackup --version overlap the queries: this is the fixed cost every run pays.
+    // The catalog scan overlaps the queries: this is the fixed cost every run pays before pg_basebackup starts.
     const queries = async () => {
       const info = await serverInfo(client);
       const repl = await replication(client, config.pg.user);
       return { info, repl, users: await userDatabases(client, await listDatabases(client)) };
     };
-    const [{ info, repl, users }, newest, pgBasebackupVersion] = await Promise.all([
-      queries(),
-      newestBackup(config.backupDir),
-      runCommand("pg_basebackup", ["--version"], { env }).then((v) => v.trim()),
-    ]);
+    const [{ info, repl, users }, newest] = await Promise.all([queries(), newestBackup(config.backupDir)]);
+    const program = findServerBinary("pg_basebackup", deps.env) ?? "pg_basebackup";
     const refused = wipedClusterRefusal(newest, { systemIdentifier: info.systemIdentifier, userDatabases: users, allowNewCluster: args.allowNewCluster });
     const { codec, level, threads } = config.compression;
     const compressor = compressorFor(codec, level, threads, env);
+    const recipients = config.encryption.recipients;
+    const encryptor = recipients === null ? null : encryptorFor(recipients, env);
     if (args.dryRun) {
+      const filters = [compressor?.label ?? "no compression", ...(encryptor === null ? [] : [encryptor.label])];
       const text = [
         `base backup of cluster ${info.systemIdentifier} (PostgreSQL ${info.version}, wal_segment_size ${repl.walSegmentSize})`,
-        `  pg_basebackup ${pgBasebackupArgs(config.baseBackup.checkpoint).join(" ")} | ${compressor?.label ?? "no compression"}`,
-        `  into ${join(baseDir(config.backupDir), baseBackupName(deps.now(), codec))} (+ .sha256${config.signing.key === null ? "" : ", .sha256.sig"}, .json)`,
+        `  pg_basebackup ${pgBasebackupArgs(config.baseBackup.checkpoint).join(" ")} | ${filters.join(" | ")}`,
+        `  into ${join(baseDir(config.backupDir), baseBackupName(deps.now(), codec, encryptor !== null))} (+ .sha256${config.signing.key === null ? "" : ", .sha256.sig"}, .json)`,
         ...(refused !== null ? [`  refused: ${refused}`] : []),
         ...(repl.problem !== null ? [`  would fail: ${repl.problem}`] : []),
       ].join("\n");
@@ -122,7 +124,7 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
     }
     if (refused !== null) throw new TaskError(ExitCode.refused, `backup refused: ${refused}`);
     if (repl.problem !== null) throw new TaskError(ExitCode.database, `backup base: ${repl.problem}; nothing was written`);
-    return await execute(config, deps, { info, walSegmentSize: repl.walSegmentSize, env, compressor, pgBasebackupVersion }, log);
+    return await execute(config, deps, { info, walSegmentSize: repl.walSegmentSize, env, program, compressor, encryptor }, log);
   } finally {
     for (const release of releasers.reverse()) await release();
   }
@@ -132,31 +134,37 @@ interface Prepared {
   info: Awaited<ReturnType<typeof serverInfo>>;
   walSegmentSize: number;
   env: NodeJS.ProcessEnv;
-  compressor: ReturnType<typeof compressorFor>;
-  pgBasebackupVersion: string;
+  /** pg_basebackup's path. */
+  program: string;
+  compressor: Program | null;
+  /** age, with AGE_RECIPIENTS_FILE. */
+  encryptor: Program | null;
 }
 
 async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps["log"]): Promise<BaseBackupResult> {
   const { codec, level } = config.compression;
   const dir = baseDir(config.backupDir);
-  const { started, name } = await freshName(dir, codec, deps);
+  const { started, name } = await freshName(dir, codec, p.encryptor !== null, deps);
   const log = parentLog.child({ backup: name });
-  const { pgBasebackupVersion } = p;
-  log.info({ compressor: p.compressor?.label ?? "none", checkpoint: config.baseBackup.checkpoint, pgBasebackup: pgBasebackupVersion }, `starting base backup with ${p.compressor?.label ?? "no compression"}`);
+  // Only the manifest needs the version: asked beside the backup, not before it.
+  const version = runCommand(p.program, ["--version"], { env: p.env }).then((v) => v.trim());
+  version.catch(() => undefined);
+  const filters = [p.compressor, p.encryptor].filter((f): f is Program => f !== null);
+  const label = filters.length === 0 ? "no compression" : filters.map((f) => f.label).join(" | ");
+  log.info({ compressor: p.compressor?.label ?? "none", encrypted: p.encryptor !== null, checkpoint: config.baseBackup.checkpoint, pgBasebackup: p.program }, `starting base backup with ${label}`);
   const partial = await createPartial(config.backupDir, dir, name, config.files);
   const unregisterPartial = shutdown.register(`partial ${partial.path}`, () => discardPartial(partial));
-  const progress = { compressedBytes: 0 };
-  let rawBytes = 0;
+  let storedBytes = 0;
   const t0 = Date.now();
   const timer = setInterval(() => {
     const secs = (Date.now() - t0) / 1000;
-    log.info({ rawBytes, compressedBytes: progress.compressedBytes, rawMBps: +(rawBytes / 1e6 / secs).toFixed(1) }, `progress: ${(rawBytes / 1e6).toFixed(0)} MB read, ${(progress.compressedBytes / 1e6).toFixed(0)} MB written`);
+    log.info({ storedBytes, storedMBps: +(storedBytes / 1e6 / secs).toFixed(1) }, `progress: ${(storedBytes / 1e6).toFixed(0)} MB written`);
   }, PROGRESS_MS);
-  let streamed: StreamedBase | undefined;
-  let written;
+  let written: WrittenBase;
+  let pgBasebackupVersion: string;
   try {
-    const opts = { env: p.env, pg: config.pg, checkpoint: config.baseBackup.checkpoint, secrets: [config.pg.password], onBytes: (n: number) => (rawBytes += n) };
-    written = await writeCompressed(async (sink) => void (streamed = await streamBaseBackup(sink, opts)), p.compressor === null ? [] : [p.compressor], partial, p.env, progress);
+    written = await writeBaseBackup(partial, { program: p.program, env: p.env, pg: config.pg, checkpoint: config.baseBackup.checkpoint, secrets: [config.pg.password], filters, onBytes: (n) => (storedBytes += n) });
+    pgBasebackupVersion = await version;
   } catch (err) {
     const failure = await abandonPartial(config.backupDir, partial, err);
     unregisterPartial();
@@ -165,32 +173,34 @@ async function execute(config: Config, deps: Deps, p: Prepared, parentLog: Deps[
   } finally {
     clearInterval(timer);
   }
-  const s = streamed as StreamedBase;
+  const { range } = written;
   const manifest: BaseManifest = {
-    format: 1,
+    format: 2,
     kind: "base",
     tool: TOOL,
     name,
     startedAt: started.toISOString(),
     finishedAt: deps.now().toISOString(),
-    startLsn: s.range.startLsn,
-    stopLsn: s.range.stopLsn,
-    timeline: s.range.timeline,
+    startLsn: range.startLsn,
+    stopLsn: range.stopLsn,
+    timeline: range.timeline,
     walSegmentSize: p.walSegmentSize,
     systemIdentifier: p.info.systemIdentifier,
     serverVersion: p.info.version,
     pgBasebackupVersion,
     compression: { codec, program: p.compressor?.label ?? "none", level },
-    rawBytes: s.rawBytes,
+    rawBytes: null,
     compressedBytes: written.bytes,
     sha256: written.sha256,
-    backupManifestSha256: s.backupManifest.sha256,
+    chunks: written.chunks,
+    ...(config.encryption.recipients === null ? {} : { encryption: { tool: "age" as const, recipients: [...config.encryption.recipients] } }),
+    backupManifestSha256: null,
   };
   await commitPartial(config.backupDir, partial, manifest, config.signing.key).finally(unregisterPartial);
   const seconds = (Date.now() - t0) / 1000;
   log.info(
-    { path: join(dir, name), rawBytes: s.rawBytes, compressedBytes: written.bytes, sha256: written.sha256, startLsn: s.range.startLsn, stopLsn: s.range.stopLsn, timeline: s.range.timeline, signed: config.signing.key !== null, seconds, cores: availableParallelism() },
-    `base backup written: ${name} (${(written.bytes / 1e6).toFixed(1)} MB from ${(s.rawBytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s, WAL ${s.range.startLsn}..${s.range.stopLsn} on timeline ${s.range.timeline})`,
+    { path: join(dir, name), storedBytes: written.bytes, sha256: written.sha256, chunks: written.chunks.sha256.length, startLsn: range.startLsn, stopLsn: range.stopLsn, timeline: range.timeline, encrypted: p.encryptor !== null, signed: config.signing.key !== null, seconds, cores: availableParallelism() },
+    `base backup written: ${name} (${(written.bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s, WAL ${range.startLsn}..${range.stopLsn} on timeline ${range.timeline})`,
   );
   return { status: "written", name, path: join(dir, name), manifest, seconds };
 }

@@ -255,11 +255,12 @@ export async function main(argv: string[]): Promise<void> {
           .option("pgdata", { type: "string", demandOption: true, describe: "the data directory to prepare (its server must be stopped)" })
           .option("move-aside", { type: "boolean", default: false, describe: "rename a non-empty --pgdata to DIR.pgsb-moved-<time> first (never deleted)" })
           .option("owner", { type: "string", describe: "UID[:GID] to own the restored files (as root: e.g. 70:70 for the Alpine postgres image); default: this task's user" })
+          .option("trust-unsigned", { type: "boolean", default: false, describe: "without BACKUP_VERIFY_KEY_FILE: restore even when the base backup's configuration runs commands or loads code (listed in the refusal)" })
           .option("dry-run", { type: "boolean", default: false, describe: "print the plan; write nothing" }),
       (a) =>
         execute(
           async (config, deps) => {
-            await (await import("./restorePitr.js")).run(config, deps, { at: a.at, pgdata: a.pgdata, moveAside: a.moveAside, owner: a.owner, dryRun: a.dryRun });
+            await (await import("./restorePitr.js")).run(config, deps, { at: a.at, pgdata: a.pgdata, moveAside: a.moveAside, owner: a.owner, trustUnsigned: a.trustUnsigned, dryRun: a.dryRun });
           },
           "restore-pitr",
           restoreLabel("restore-pitr", a.dryRun),

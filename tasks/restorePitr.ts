@@ -1,4 +1,4 @@
-// restore-pitr [--at ISO-TIME] --pgdata DIR [--move-aside] [--dry-run]: prepares a stopped
+// restore-pitr [--at ISO-TIME] --pgdata DIR [--move-aside] [--trust-unsigned] [--dry-run]: prepares a stopped
 // cluster's data directory for point-in-time recovery from BACKUP_DIR/base and BACKUP_DIR/wal.
 // The result is started by postgres itself, which replays the staged WAL to the target and
 // promotes. The decisions are in lib/pitr/plan.ts; lib/pitr/restore.ts acts.
@@ -11,7 +11,10 @@ import { inspectDataDir } from "../lib/pitr/dataDir.js";
 import type { DataDirState } from "../lib/pitr/dataDir.js";
 import { formatPitrPlan, planPitr } from "../lib/pitr/plan.js";
 import type { PitrPlan } from "../lib/pitr/plan.js";
-import { checkBase, restorePitr } from "../lib/pitr/restore.js";
+import { restorePitr } from "../lib/pitr/restore.js";
+import { assertPlannedBase } from "../lib/pitr/baseChecks.js";
+import { trustBase } from "../lib/pitr/trustedBase.js";
+import { assertBaseDecryptable } from "../lib/pitr/baseExtract.js";
 import type { PitrRestoreOptions, PitrRestoreOutcome } from "../lib/pitr/restore.js";
 import { scanBaseCatalog } from "../lib/base/catalog.js";
 import { listWalArchive, readTimelineHistories } from "../lib/wal/archive.js";
@@ -22,6 +25,8 @@ export interface RestorePitrArgs {
   moveAside: boolean;
   /** "UID[:GID]": hand the restored files to this user (needs root). */
   owner?: string;
+  /** Restore an unsigned base backup whose configuration runs commands or loads code (README "Restoring to a point in time"). */
+  trustUnsigned?: boolean;
   dryRun: boolean;
 }
 
@@ -76,15 +81,22 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
   }
   if (refusal !== null) throw refusal;
   const basePath = (bases.find((b) => b.name === plan.base) as (typeof bases)[number]).path;
-  log.info({ backup: plan.base }, `checking ${plan.base} against its checksum${config.signing.verifyKey === null ? "" : " and signature"} and manifest`);
-  await checkBase(plan, basePath, config.signing.verifyKey);
+  log.info({ backup: plan.base }, `checking ${plan.base}'s ${config.signing.verifyKey === null ? "checksum sidecar" : "signature"} and manifest; its chunks are checked as it is read`);
+  const base = await trustBase(basePath, config.signing.verifyKey).catch((err: unknown) => {
+    throw err instanceof TaskError ? new TaskError(err.exitCode, `restore-pitr refused, nothing was written: ${err.message}`, { cause: err }) : err;
+  });
+  assertPlannedBase(plan, base);
+  assertBaseDecryptable(base, config.encryption.identity);
+  if (!base.signed) log.warn({ backup: plan.base, unsigned: true }, `${plan.base} is used without a signature check (BACKUP_VERIFY_KEY_FILE is unset)`);
   const outcome = await restorePitr(plan, {
     backupDir: config.backupDir,
-    basePath,
+    base,
     dataDir,
     // "live" and "not-a-directory" always come with a refusal, thrown above.
     existing: state.kind as PitrRestoreOptions["existing"],
     owner,
+    trustUnsigned: args.trustUnsigned === true,
+    identity: config.encryption.identity,
     threads: config.compression.threads,
     env: deps.env,
     log,

@@ -1,5 +1,7 @@
-// A base manifest as `backup base` writes it, for tests that plan or check over base backups
-// without taking real ones; the name's time fills in startedAt and finishedAt.
+// A base manifest as `backup base` writes it (format 2: one chunk for its one byte; the
+// recipients of a .age name), for tests that plan or check over base backups without taking
+// real ones; the name's time fills in startedAt and finishedAt. testBaseManifestV1: as written
+// before chunk lists.
 import type { BaseManifest } from "../lib/physical/layout.js";
 import { parseBaseName } from "../lib/physical/layout.js";
 
@@ -8,7 +10,7 @@ export function testBaseManifest(name: string, over: Partial<BaseManifest> = {})
   if (parsed === null) throw new Error(`bad test base backup name ${name}`);
   const at = parsed.time.toISOString();
   return {
-    format: 1,
+    format: 2,
     kind: "base",
     tool: { name: "pg-swarm-backup", version: "test" },
     name,
@@ -22,10 +24,18 @@ export function testBaseManifest(name: string, over: Partial<BaseManifest> = {})
     serverVersion: "15.10",
     pgBasebackupVersion: "pg_basebackup (PostgreSQL) 15.10",
     compression: { codec: parsed.codec, program: parsed.codec, level: null },
-    rawBytes: 1,
+    rawBytes: null,
     compressedBytes: 1,
     sha256: "0".repeat(64),
-    backupManifestSha256: "1".repeat(64),
+    chunks: { size: 8 * 1024 * 1024, sha256: ["0".repeat(64)] },
+    ...(parsed.encrypted ? { encryption: { tool: "age" as const, recipients: ["age1testrecipient"] } } : {}),
+    backupManifestSha256: null,
     ...over,
   };
+}
+
+export function testBaseManifestV1(name: string, over: Partial<BaseManifest> = {}): BaseManifest {
+  const v1: BaseManifest = { ...testBaseManifest(name), format: 1, rawBytes: 1, backupManifestSha256: "1".repeat(64), ...over };
+  delete v1.chunks;
+  return v1;
 }

@@ -46,7 +46,7 @@ export function startReceiver(c: ClusterInfo, walDir: string, compress: "lz4" | 
   };
 }
 
-/** A base backup in `backupDir/base`, as `backup base` writes it (zstd). */
+/** A base backup in `backupDir/base` as `backup base` wrote it before chunk lists (zstd, manifest format 1): restore-pitr and verify still read those, checking the file whole. */
 export function makeBaseBackup(c: ClusterInfo, backupDir: string): { name: string; manifest: BaseManifest } {
   const started = new Date(Math.floor(Date.now() / 1000) * 1000);
   const name = baseBackupName(started, "zstd");

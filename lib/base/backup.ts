@@ -1,21 +1,17 @@
-// pg_basebackup as a stream: `pg_basebackup -D - -Ft -X fetch` writes one tar (data files,
-// the WAL the backup needs, and backup_manifest last) to stdout; it is relayed into the
-// compressor's stdin while a tar tap hashes backup_manifest and keeps its end, where the
-// WAL-Ranges name the start and end LSN and the timeline. A failure of pg_basebackup becomes
-// a TaskError that names the server setting to fix.
-import type { Writable } from "node:stream";
+// What pg_basebackup is asked and what it says: its arguments, the WAL range it reports on
+// stderr with -v ("write-ahead log start point: 0/2000028 on timeline 1", "… end point:
+// 0/2000100"), the WAL-Ranges at the end of the backup_manifest in its tar (which a restore
+// compares with the range recorded), and its failures as TaskErrors naming the server setting
+// to fix. The bytes themselves go from pg_basebackup to the compressor through an OS pipe
+// (lib/base/baseWriter.ts), not through this process.
 import type { PgConfig } from "../config/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
-import { ProcessError, start } from "../core/proc.js";
-import type { Secret } from "../core/secret.js";
-import { relay } from "../backup/sink.js";
+import { ProcessError } from "../core/proc.js";
 import { parseLsn } from "../physical/layout.js";
-import { TarMemberTap } from "./tarMemberTap.js";
-import type { TappedMember } from "./tarMemberTap.js";
 
 export const BACKUP_MANIFEST_MEMBER = "backup_manifest";
 /** The WAL-Ranges and Manifest-Checksum close the backup_manifest; a few KB hold them, even for many timelines. */
-const MANIFEST_TAIL_BYTES = 64 * 1024;
+export const MANIFEST_TAIL_BYTES = 64 * 1024;
 
 export interface WalRange {
   timeline: number;
@@ -25,6 +21,30 @@ export interface WalRange {
 
 export function pgBasebackupArgs(checkpoint: "fast" | "spread"): string[] {
   return ["-D", "-", "-Ft", "-X", "fetch", "-v", `--checkpoint=${checkpoint}`, "--no-sync"];
+}
+
+const START_RE = /write-ahead log start point: ([0-9A-Fa-f]+\/[0-9A-Fa-f]+) on timeline (\d+)/;
+const END_RE = /write-ahead log end point: ([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/;
+
+/**
+ * The WAL range from pg_basebackup -v's stderr lines (run with LC_ALL=C, so the messages are
+ * untranslated), or null when either line is missing: the start point and its timeline, and the
+ * end point (after a promotion during the backup, on a later timeline; restore follows it).
+ */
+export function reportedWalRange(lines: readonly string[]): WalRange | null {
+  let start: RegExpExecArray | null = null;
+  let end: RegExpExecArray | null = null;
+  for (const line of lines) {
+    start ??= START_RE.exec(line);
+    end = END_RE.exec(line) ?? end;
+  }
+  if (start === null || end === null) return null;
+  const [, startLsn, timeline] = start as unknown as [string, string, string];
+  const stopLsn = end[1] as string;
+  const a = parseLsn(startLsn);
+  const b = parseLsn(stopLsn);
+  if (a === null || b === null || b < a || Number(timeline) < 1) return null;
+  return { timeline: Number(timeline), startLsn: startLsn.toUpperCase(), stopLsn: stopLsn.toUpperCase() };
 }
 
 const RANGE_RE = /\{\s*"Timeline":\s*(\d+),\s*"Start-LSN":\s*"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)",\s*"End-LSN":\s*"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)"\s*\}/g;
@@ -67,53 +87,13 @@ export function basebackupFailure(err: unknown, pg: Pick<PgConfig, "user" | "hos
     return fail(ExitCode.database, `PostgreSQL rejected the password of ${where} for the replication connection; check the postgres_password secret or PGPASSWORD`);
   }
   if (/can only write single tablespace to stdout/i.test(said)) {
-    return fail(ExitCode.refused, "the cluster has tablespaces besides pg_default and pg_global; backup base streams one tar and supports only the default tablespaces");
+    return fail(
+      ExitCode.refused,
+      "the cluster has tablespaces besides pg_default and pg_global; backup base streams one tar, which cannot hold them (README \"Extra tablespaces\"): move their tables, indexes and databases into pg_default (ALTER TABLE … SET TABLESPACE pg_default, ALTER DATABASE … SET TABLESPACE pg_default) and drop the tablespaces, or rely on the logical tiers for this cluster",
+    );
   }
   if (/wal_level|WAL level/i.test(said)) {
     return fail(ExitCode.database, "the server's wal_level does not allow a base backup; set wal_level = replica in postgresql.conf and restart the server");
   }
   return fail(ExitCode.failed, "pg_basebackup failed; nothing was written");
-}
-
-export interface StreamedBase {
-  rawBytes: number;
-  backupManifest: TappedMember;
-  range: WalRange;
-}
-
-export interface StreamOptions {
-  env: NodeJS.ProcessEnv;
-  pg: PgConfig;
-  checkpoint: "fast" | "spread";
-  secrets: readonly (Secret | null)[];
-  /** Called with every chunk's length (progress). */
-  onBytes: (n: number) => void;
-}
-
-/** Runs pg_basebackup into `sink` (the compressor's stdin); resolves once it exited 0 and its tar held a backup_manifest with WAL-Ranges. */
-export async function streamBaseBackup(sink: Writable, opts: StreamOptions): Promise<StreamedBase> {
-  const tap = new TarMemberTap(BACKUP_MANIFEST_MEMBER, MANIFEST_TAIL_BYTES);
-  let rawBytes = 0;
-  const child = start("pg_basebackup", pgBasebackupArgs(opts.checkpoint), { env: opts.env, stdout: "pipe", secrets: opts.secrets });
-  try {
-    await Promise.all([
-      relay(child.stdout as NonNullable<typeof child.stdout>, sink, (b) => {
-        rawBytes += b.length;
-        tap.push(b);
-        opts.onBytes(b.length);
-      }),
-      child.done,
-    ]);
-  } catch (err) {
-    // A compressor that stopped reading is the compressor's failure (writeCompressed reports it); stop pg_basebackup too.
-    child.kill();
-    throw basebackupFailure(err, opts.pg);
-  }
-  const backupManifest = tap.result();
-  if (backupManifest === null) {
-    throw new TaskError(ExitCode.failed, "backup base: pg_basebackup's tar holds no backup_manifest (pg_basebackup 13 or later writes one unless --no-manifest); nothing was written");
-  }
-  const range = walRangeOf(backupManifest.tail);
-  if (range === null) throw new TaskError(ExitCode.failed, "backup base: the backup_manifest pg_basebackup wrote has no WAL-Ranges; nothing was written");
-  return { rawBytes, backupManifest, range };
 }

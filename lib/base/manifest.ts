@@ -4,6 +4,7 @@
 // base backup unusable, with a reason naming the field. Same size cap and FIFO-safe read as
 // the logical manifests (lib/store/manifest.ts).
 import { CODECS } from "../core/codec.js";
+import { chunkListProblem } from "../store/chunks.js";
 import { ManifestInvalid, readManifestText } from "../store/manifest.js";
 import type { BaseManifest } from "../physical/layout.js";
 import { parseBaseName, parseLsn } from "../physical/layout.js";
@@ -16,6 +17,8 @@ const MIN_SEGMENT = 1 << 20;
 const MAX_SEGMENT = 1 << 30;
 /** zstd's highest level (--ultra); no codec has more. */
 const MAX_LEVEL = 22;
+/** More recipients than any recipients file an operator writes; bounds what a manifest can make us compare. */
+const MAX_RECIPIENTS = 64;
 
 class Invalid extends Error {}
 
@@ -56,14 +59,15 @@ function sha256(v: unknown, path: string): void {
 
 function check(m: unknown, fileName: string | undefined): void {
   const root = object(m, "manifest");
-  if (root.format !== 1) bad("format", root.format, "is not a base manifest format this version reads (1)");
+  if (root.format !== 1 && root.format !== 2) bad("format", root.format, "is not a base manifest format this version reads (1 or 2)");
+  const v2 = root.format === 2;
   if (root.kind !== "base") bad("kind", root.kind, 'is not "base"');
   const tool = object(root.tool, "tool");
   string(tool.name, "tool.name");
   string(tool.version, "tool.version");
   const name = string(root.name, "name");
   const parsed = parseBaseName(name);
-  if (parsed === null) bad("name", name, "is not a base backup name (YYYYMMDD_HHMMSS_base.tar[.bz2|.zst|.gz])");
+  if (parsed === null) bad("name", name, "is not a base backup name (YYYYMMDD_HHMMSS_base.tar[.bz2|.zst|.gz][.age])");
   if (fileName !== undefined && name !== fileName) bad("name", name, `does not match the file name ${fileName}`);
   const started = isoTime(root.startedAt, "startedAt");
   // The name is made from startedAt; a mismatch would let a manifest move its backup in time.
@@ -81,10 +85,29 @@ function check(m: unknown, fileName: string | undefined): void {
   if (c.codec !== parsed.codec) bad("compression.codec", c.codec, `does not match the file name's extension (${parsed.codec})`);
   string(c.program, "compression.program");
   if (c.level !== null && count(c.level, "compression.level") > MAX_LEVEL) bad("compression.level", c.level, `is above ${MAX_LEVEL}`);
-  count(root.rawBytes, "rawBytes");
-  count(root.compressedBytes, "compressedBytes");
+  if (!(v2 && root.rawBytes === null)) count(root.rawBytes, "rawBytes");
+  const stored = count(root.compressedBytes, "compressedBytes");
   sha256(root.sha256, "sha256");
-  sha256(root.backupManifestSha256, "backupManifestSha256");
+  if (!(v2 && root.backupManifestSha256 === null)) sha256(root.backupManifestSha256, "backupManifestSha256");
+  if (v2) {
+    const problem = chunkListProblem(root.chunks, stored);
+    if (problem !== null) bad("chunks", root.chunks, problem);
+  } else if (root.chunks !== undefined) bad("chunks", root.chunks, "is not part of format 1");
+  encryption(root.encryption, parsed.encrypted, v2);
+}
+
+/** `encryption` is there exactly when the name ends in .age, and lists age public keys. */
+function encryption(v: unknown, encryptedName: boolean, v2: boolean): void {
+  if (v === undefined) {
+    if (encryptedName) bad("encryption", v, "is missing, but the name ends in .age");
+    return;
+  }
+  if (!v2 || !encryptedName) bad("encryption", v, v2 ? "is set, but the name does not end in .age" : "is not part of format 1");
+  const e = object(v, "encryption");
+  if (e.tool !== "age") bad("encryption.tool", e.tool, 'is not "age"');
+  if (!Array.isArray(e.recipients) || e.recipients.length === 0 || e.recipients.length > MAX_RECIPIENTS || !e.recipients.every((r) => typeof r === "string" && r.length > 0 && r.length <= 1024)) {
+    bad("encryption.recipients", e.recipients, `is not a list of 1 to ${MAX_RECIPIENTS} public keys`);
+  }
 }
 
 /** Why a parsed base manifest cannot be used ("startLsn: \"x\" is not an LSN such as 0/2000028"), or null. */

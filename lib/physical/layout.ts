@@ -1,6 +1,6 @@
 // The physical tier's files (issue 19), the contract between `backup base`, `wal-receive`,
 // `restore-pitr`, verify, list and cleanup:
-//   $BACKUP_DIR/base/YYYYMMDD_HHMMSS_base.tar[.bz2|.zst|.gz]  + .sha256 (+ .sha256.sig) + .json
+//   $BACKUP_DIR/base/YYYYMMDD_HHMMSS_base.tar[.bz2|.zst|.gz][.age]  + .sha256 (+ .sha256.sig) + .json
 //   $BACKUP_DIR/wal/<24 hex>[.gz|.lz4][.partial]   segments as pg_receivewal (or basic_archive) writes them
 //   $BACKUP_DIR/wal/<8 hex>.history[.gz|.lz4]      timeline history files
 //   $BACKUP_DIR/wal/<24 hex>.<8 hex>.backup        backup history files (archive_command/basic_archive)
@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import type { Codec } from "../core/codec.js";
 import { CODECS } from "../core/codec.js";
+import type { ChunkList } from "../store/chunks.js";
 
 export const BASE_FOLDER = "base";
 export const WAL_FOLDER = "wal";
@@ -22,13 +23,15 @@ export function walDir(backupDir: string): string {
 }
 
 const BASE_EXTENSIONS: Record<Codec, string> = { bzip2: ".bz2", zstd: ".zst", gzip: ".gz", none: "" };
-const BASE_RE = /^(\d{8})_(\d{6})_base\.tar(\.bz2|\.zst|\.gz)?$/;
+const BASE_RE = /^(\d{8})_(\d{6})_base\.tar(\.bz2|\.zst|\.gz)?(\.age)?$/;
 
 export interface ParsedBaseName {
   name: string;
   /** The UTC stamp of the name (the backup's start). */
   time: Date;
   codec: Codec;
+  /** `.age` at the end: compressed, then encrypted with age. */
+  encrypted: boolean;
 }
 
 function stamp(date: Date): string {
@@ -36,18 +39,18 @@ function stamp(date: Date): string {
   return `${date.getUTCFullYear()}${p(date.getUTCMonth() + 1)}${p(date.getUTCDate())}_${p(date.getUTCHours())}${p(date.getUTCMinutes())}${p(date.getUTCSeconds())}`;
 }
 
-export function baseBackupName(startedAt: Date, codec: Codec): string {
-  return `${stamp(startedAt)}_base.tar${BASE_EXTENSIONS[codec]}`;
+export function baseBackupName(startedAt: Date, codec: Codec, encrypted = false): string {
+  return `${stamp(startedAt)}_base.tar${BASE_EXTENSIONS[codec]}${encrypted ? ".age" : ""}`;
 }
 
 export function parseBaseName(name: string): ParsedBaseName | null {
   const m = BASE_RE.exec(name);
   if (m === null) return null;
-  const [, day, clock, ext] = m as unknown as [string, string, string, string | undefined];
+  const [, day, clock, ext, age] = m as unknown as [string, string, string, string | undefined, string | undefined];
   const time = new Date(`${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6, 8)}T${clock.slice(0, 2)}:${clock.slice(2, 4)}:${clock.slice(4, 6)}Z`);
   if (Number.isNaN(time.getTime()) || stamp(time) !== `${day}_${clock}`) return null;
   const codec = CODECS.find((c) => BASE_EXTENSIONS[c] === (ext ?? "")) as Codec;
-  return { name, time, codec };
+  return { name, time, codec, encrypted: age !== undefined };
 }
 
 /** How a WAL file in wal/ is compressed: pg_receivewal's gzip or lz4, or none (basic_archive, uncompressed receivewal). */
@@ -113,9 +116,14 @@ export function segmentOfLsn(lsn: bigint, segmentSize: number): bigint {
   return lsn / BigInt(segmentSize);
 }
 
-/** The manifest beside a base backup (NAME.json). Untrusted on read like every manifest: checked by a schema. */
+/**
+ * The manifest beside a base backup (NAME.json). Untrusted on read like every manifest: checked by a schema.
+ * Format 1 (before chunk lists): rawBytes and backupManifestSha256 always set, no chunks, never encrypted.
+ * Format 2: the stored file's chunk hashes; pg_basebackup's output no longer passes through the task, so the
+ * raw tar size and the backup_manifest's hash are not known when it is written (null).
+ */
 export interface BaseManifest {
-  format: 1;
+  format: 1 | 2;
   kind: "base";
   tool: { name: string; version: string };
   name: string;
@@ -131,10 +139,15 @@ export interface BaseManifest {
   serverVersion: string;
   pgBasebackupVersion: string;
   compression: { codec: Codec; program: string; level: number | null };
-  rawBytes: number;
+  /** Bytes of the tar before compression; null in format 2 (the tar goes from pg_basebackup straight into the compressor). */
+  rawBytes: number | null;
   compressedBytes: number;
-  /** sha256 over the stored (compressed) file, as in the .sha256 sidecar. */
+  /** sha256 over the stored (compressed, maybe encrypted) file, as in the .sha256 sidecar. */
   sha256: string;
-  /** sha256 of the backup_manifest that pg_basebackup put into the tar. */
-  backupManifestSha256: string;
+  /** sha256 of each 8 MiB chunk of the stored file (format 2; lib/store/chunks.ts). */
+  chunks?: ChunkList;
+  /** Set when the stored file is age-encrypted (its name ends in .age): the public keys it was encrypted to. */
+  encryption?: { tool: "age"; recipients: string[] };
+  /** sha256 of the backup_manifest that pg_basebackup put into the tar; null in format 2 (its own Manifest-Checksum is checked on read). */
+  backupManifestSha256: string | null;
 }

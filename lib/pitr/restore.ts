@@ -1,13 +1,15 @@
-// Carrying out a PitrPlan into a data directory: the base backup's checksum (and signature,
-// with a verify key) and manifest checked first, then everything built in a fresh
-// DIR.<random>.partial beside DIR: the tar extracted through TarGuard, its backup_manifest
-// compared with the manifest's hash, the WAL staged, the recovery settings written. Only a
-// complete folder is renamed to DIR (after the old contents were moved aside, when asked);
-// a failure removes the partial folder and leaves DIR, or its moved-aside data, as it was.
+// Carrying out a PitrPlan into a data directory: the base backup's sidecars (signature, with a
+// verify key) and manifest are checked by the caller (trustBase), then everything is built in a
+// fresh DIR.<random>.partial beside DIR: the base backup read once, each chunk checked before
+// it is used, and extracted by the tar reader that checks each member (baseExtract.ts); its
+// backup_manifest's own checksum and WAL range checked; without a signature, the server
+// settings it brings that run commands or load code refused unless --trust-unsigned; the WAL
+// staged, the recovery settings written. Only a complete folder is renamed to DIR (after the
+// old contents were moved aside, when asked); a failure removes the partial folder and leaves
+// DIR, or its moved-aside data, as it was.
 // A DIR that is a mount point (PGDATA as a Docker volume) cannot be renamed: there the partial
 // folder is DIR/.pgsb-restore-<random>.partial, the old contents go to DIR/.pgsb-moved-<time>/,
 // and the new ones are moved in entry by entry, a step that is not atomic (a failure in it says so).
-import type { KeyObject } from "node:crypto";
 import { appendFile, chmod, chown, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -15,28 +17,35 @@ import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { runCommand } from "../core/proc.js";
 import { shutdown } from "../core/shutdown.js";
-import { sha256File } from "../store/checksum.js";
-import { verifyBackupFile } from "../store/signature.js";
-import { parseBaseName } from "../physical/layout.js";
-import { extractBase } from "./extract.js";
+import type { AgeIdentity } from "../keys/ageIdentity.js";
+import { backupManifestProblem } from "./baseChecks.js";
+import { extractBase } from "./baseExtract.js";
 import type { PitrPlan } from "./plan.js";
 import { recoverySettings } from "./recoveryConf.js";
+import { gateSettings } from "./settingsGate.js";
+import type { TrustedBase } from "./trustedBase.js";
 import { isMountPoint, moveAside, moveContentsAside, moveContentsIn } from "./dataDir.js";
 import { stageWal } from "./walStaging.js";
 
 export interface PitrRestoreOptions {
   backupDir: string;
-  /** The base backup file's path in BACKUP_DIR/base. */
-  basePath: string;
+  /** The plan's base backup, its sidecars checked (trustBase). */
+  base: TrustedBase;
   dataDir: string;
   /** What is at dataDir now: "absent" and "empty" are replaced; "non-empty" is moved aside first. */
   existing: "absent" | "empty" | "non-empty";
   /** uid:gid to hand the restored files to (only as root: a job that reads BACKUP_DIR as one user and prepares postgres's files); null: the task's own user. */
   owner: { uid: number; gid: number } | null;
+  /** Go on when an unsigned base backup's configuration runs commands or loads code (listed in the log). */
+  trustUnsigned: boolean;
+  /** AGE_IDENTITY_FILE, for an encrypted base backup. */
+  identity: AgeIdentity | null;
   threads: number;
   env: NodeJS.ProcessEnv;
   log: Logger;
   now: () => Date;
+  /** Test hook: awaited after each verified chunk of the base backup was handed on. */
+  afterChunk?: (index: number) => Promise<void>;
 }
 
 export interface PitrRestoreOutcome {
@@ -47,25 +56,13 @@ export interface PitrRestoreOutcome {
   seconds: number;
 }
 
-/** Checks the base backup before anything is written; throws exit 4 naming the file. */
-export async function checkBase(plan: PitrPlan, basePath: string, verifyKey: KeyObject | null): Promise<void> {
-  const verdict = await verifyBackupFile(basePath, plan.manifest.sha256, verifyKey);
-  if (!verdict.ok) throw new TaskError(ExitCode.refused, `restore-pitr refused, nothing was written: ${verdict.problem}`);
-  if (parseBaseName(plan.base)?.codec !== plan.manifest.compression.codec) {
-    throw new TaskError(ExitCode.refused, `restore-pitr refused, nothing was written: ${plan.base}.json records codec ${plan.manifest.compression.codec}, which the file name does not have`);
-  }
-}
-
 async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Promise<{ rawBytes: number; walBytes: number }> {
-  const codec = plan.manifest.compression.codec;
   o.log.info({ backup: plan.base, into: partial }, `extracting ${plan.base}`);
-  const { rawBytes, members } = await extractBase(o.basePath, codec, partial, o.threads, o.env, o.log);
-  const manifestSha = await sha256File(join(partial, "backup_manifest")).catch(() => null);
-  if (manifestSha !== plan.manifest.backupManifestSha256) {
-    const why = manifestSha === null ? "holds no backup_manifest" : "holds a backup_manifest other than the one its .json records";
-    throw new TaskError(ExitCode.refused, `${plan.base} ${why}: the base backup is damaged or not the one its manifest describes; use another base backup`);
-  }
-  o.log.info({ backup: plan.base, rawBytes, members }, `extracted ${members} files`);
+  const { rawBytes, members, backupManifest, verification } = await extractBase(o.base, partial, { identity: o.identity, threads: o.threads, env: o.env, log: o.log, afterChunk: o.afterChunk });
+  const problem = backupManifestProblem(backupManifest, plan.manifest);
+  if (problem !== null) throw new TaskError(ExitCode.refused, `${plan.base} ${problem}: the base backup is damaged or not the one its manifest describes; use another base backup`);
+  o.log.info({ backup: plan.base, rawBytes, members, verification }, `extracted ${members} files`);
+  await gateSettings(plan.base, partial, { signed: o.base.signed, trustUnsigned: o.trustUnsigned, log: o.log });
   // A standby.signal would keep the cluster a standby forever; a stale pid file would stop it starting.
   await rm(join(partial, "standby.signal"), { force: true });
   await rm(join(partial, "postmaster.pid"), { force: true });

@@ -1,8 +1,9 @@
 // verify's checks of the physical tier (issue 19), when BACKUP_DIR has one: the newest base
-// backup's checksum (and signature, with BACKUP_VERIFY_KEY_FILE), the backup extracted into a
-// temp folder and checked by pg_verifybackup against its own backup_manifest, and the WAL from
-// its start segment to the newest without a gap; with --restore a point-in-time restore to
-// the end of the WAL into a scratch cluster that must promote. No base/ and no WAL: no checks.
+// backup read once (its sidecars and signature, with BACKUP_VERIFY_KEY_FILE, then each chunk
+// checked as it is read and extracted into a temp folder: base-checksum), checked by
+// pg_verifybackup against its own backup_manifest (base-verifybackup), and the WAL from its
+// start segment to the newest without a gap; with --restore a point-in-time restore to the end
+// of the WAL into a scratch cluster that must promote. No base/ and no WAL: no checks.
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,11 +11,14 @@ import type { Config } from "../config/config.js";
 import { findServerBinary } from "../core/bin.js";
 import type { Logger } from "../core/log.js";
 import { runCommand } from "../core/proc.js";
-import { sha256File } from "../store/checksum.js";
-import { verifyBackupFile } from "../store/signature.js";
+import { ExitCode, TaskError } from "../core/errors.js";
+import { IntegrityError } from "../store/verifiedRead.js";
 import { scanBaseCatalog, usableBases } from "../base/catalog.js";
 import type { UsableBaseEntry } from "../base/catalog.js";
-import { extractBase } from "../pitr/extract.js";
+import { assertBaseDecryptable, extractBase } from "../pitr/baseExtract.js";
+import { backupManifestProblem } from "../pitr/baseChecks.js";
+import { trustBase } from "../pitr/trustedBase.js";
+import type { TrustedBase } from "../pitr/trustedBase.js";
 import { parseLsn } from "../physical/layout.js";
 import { planPitr } from "../pitr/plan.js";
 import { listWalArchive, readTimelineHistories } from "../wal/archive.js";
@@ -27,24 +31,46 @@ export type Step = (fn: () => Finding[] | Promise<Finding[]>) => Promise<Finding
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** Extracts the base backup into a temp folder and runs pg_verifybackup on it (when installed). */
-async function verifyExtracted(b: UsableBaseEntry, config: Config, env: NodeJS.ProcessEnv, log: Logger): Promise<Finding> {
+/** Reads the base backup once into a temp folder (base-checksum), then runs pg_verifybackup on it (base-verifybackup, when installed). */
+async function readBase(b: UsableBaseEntry, config: Config, env: NodeJS.ProcessEnv, log: Logger): Promise<Finding[]> {
+  const what = config.signing.verifyKey === null ? "its .sha256 sidecar and manifest" : "its signature, .sha256 sidecar and manifest";
+  let trusted: TrustedBase;
+  try {
+    trusted = await trustBase(b.path, config.signing.verifyKey);
+  } catch (err) {
+    return [fail("base-checksum", message(err), {}, b.name)];
+  }
+  // Like the logical tiers: what verify cannot decrypt it cannot prove, so it stops (exit 4) naming AGE_IDENTITY_FILE.
+  try {
+    assertBaseDecryptable(trusted, config.encryption.identity);
+  } catch (err) {
+    throw new TaskError(ExitCode.refused, `verify cannot read the newest base backup: ${message(err)}`, { cause: err });
+  }
   const dir = await mkdtemp(join(env.TMPDIR ?? tmpdir(), "pgsb-verify-base-"));
   try {
     const data = join(dir, "data");
     await mkdir(data, { mode: 0o700 });
-    const { rawBytes, members } = await extractBase(b.path, b.manifest.compression.codec, data, config.compression.threads, env, log);
-    const figures = { rawBytes, files: members };
-    if ((await sha256File(join(data, "backup_manifest")).catch(() => null)) !== b.manifest.backupManifestSha256) {
-      return fail("base-verifybackup", "the tar's backup_manifest is missing or is not the one the .json records: the base backup is damaged; take a new one", figures, b.name);
+    let x;
+    try {
+      x = await extractBase(trusted, data, { identity: config.encryption.identity, threads: config.compression.threads, env, log });
+    } catch (err) {
+      if ((err as Error).cause instanceof IntegrityError) return [fail("base-checksum", message(err), {}, b.name)];
+      return [pass("base-checksum", `newest base backup matches ${what}`, { bytes: b.bytes }, b.name), fail("base-verifybackup", `the base backup does not check out: ${message(err)}`, {}, b.name)];
     }
+    const how = x.verification === "chunks" ? `each of its ${trusted.manifest.chunks?.sha256.length ?? 0} chunks as it was read` : "its sha256 as it was read";
+    const sum = pass("base-checksum", `newest base backup matches ${what}, ${how}`, { bytes: x.storedBytes }, b.name);
+    const figures = { rawBytes: x.rawBytes, files: x.members };
+    const problem = backupManifestProblem(x.backupManifest, trusted.manifest);
+    if (problem !== null) return [sum, fail("base-verifybackup", `the base backup ${problem}: it is damaged; take a new one`, figures, b.name)];
     const tool = findServerBinary("pg_verifybackup", env);
-    if (tool === null) return pass("base-verifybackup", "extracted; backup_manifest matches the .json (pg_verifybackup is not installed here, so the files were not checked against it)", figures, b.name);
-    // -n: the WAL is not in the tar (-X none); the wal-continuity check covers it.
-    await runCommand(tool, ["-n", "-q", data], { env: { PATH: env.PATH, LC_ALL: "C" } });
-    return pass("base-verifybackup", `extracted; pg_verifybackup found all ${members} files as its backup_manifest lists them`, figures, b.name);
-  } catch (err) {
-    return fail("base-verifybackup", `the base backup does not check out: ${message(err)}`, {}, b.name);
+    if (tool === null) return [sum, pass("base-verifybackup", "extracted; its backup_manifest checks out and matches the .json (pg_verifybackup is not installed here, so the files were not checked against it)", figures, b.name)];
+    try {
+      // -n: the WAL is checked by the wal-continuity check (and -X fetch put the backup's own WAL in pg_wal).
+      await runCommand(tool, ["-n", "-q", data], { env: { PATH: env.PATH, LC_ALL: "C" } });
+    } catch (err) {
+      return [sum, fail("base-verifybackup", `the base backup does not check out: ${message(err)}`, figures, b.name)];
+    }
+    return [sum, pass("base-verifybackup", `extracted; pg_verifybackup found all ${x.members} files as its backup_manifest lists them`, figures, b.name)];
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -66,12 +92,7 @@ export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, res
     await step(() => [fail("base-catalog", `BACKUP_DIR/base holds no usable base backup (${why}), so the WAL in wal/ cannot be restored; run \`backup base\``)]);
     return;
   }
-  const [sum] = await step(async () => {
-    const v = await verifyBackupFile(newest.path, newest.manifest.sha256, config.signing.verifyKey);
-    const what = config.signing.verifyKey === null ? "its .sha256 sidecar and manifest" : "its .sha256 sidecar, manifest and signature";
-    return [v.ok ? pass("base-checksum", `newest base backup matches ${what}`, { bytes: newest.bytes }, newest.name) : fail("base-checksum", v.problem, {}, newest.name)];
-  });
-  if (sum?.ok === true) await step(async () => [await verifyExtracted(newest, config, env, log)]);
+  const [sum] = await step(() => readBase(newest, config, env, log));
   const histories = await readTimelineHistories(listing).catch((err: unknown) => err as Error);
   await step(() => {
     if (histories instanceof Error) return [fail("wal-continuity", histories.message)];
@@ -87,8 +108,8 @@ export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, res
     if (sum?.ok !== true) return [fail("pitr-restore", "not attempted: the newest base backup failed its checksum (see base-checksum)", {}, newest.name)];
     try {
       const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: histories instanceof Error ? new Map() : histories }, null);
-      const base = bases.find((b) => b.name === plan.base) as UsableBaseEntry;
-      const p = await probePitrRestore(plan, base.path, config.backupDir, config.compression.threads, env, log, now);
+      const base = await trustBase((bases.find((b) => b.name === plan.base) as UsableBaseEntry).path, config.signing.verifyKey);
+      const p = await probePitrRestore(plan, base, config, env, log, now);
       return [pass("pitr-restore", `restore-pitr of ${plan.base} to the end of the WAL (${plan.lastSegment}) reached a consistent state and promoted`, { restoreSeconds: p.restoreSeconds, replaySeconds: p.replaySeconds, segments: p.segments }, plan.base)];
     } catch (err) {
       return [fail("pitr-restore", `restore-pitr into a scratch cluster failed: ${message(err)}`, {}, newest.name)];

@@ -1,5 +1,6 @@
 // verify --restore for the physical tier: restore-pitr to the end of the archived WAL into a
-// throwaway data directory, started with pg_ctl on a private socket (no TCP listener) as the
+// throwaway data directory (never --trust-unsigned: an unsigned base backup whose configuration
+// runs commands or loads code fails the check instead of starting), started with pg_ctl on a private socket (no TCP listener) as the
 // postgres OS user when we are root, and waited on until it has replayed the WAL and
 // promoted (pg_control's state "in production"). Stopped and removed always, on a signal too.
 import { appendFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
@@ -11,8 +12,10 @@ import type { Logger } from "../core/log.js";
 import { freePort } from "../core/port.js";
 import { runCommand, tail } from "../core/proc.js";
 import { shutdown } from "../core/shutdown.js";
+import type { Config } from "../config/config.js";
 import type { PitrPlan } from "../pitr/plan.js";
 import { restorePitr } from "../pitr/restore.js";
+import type { TrustedBase } from "../pitr/trustedBase.js";
 
 const SERVER_USER = "postgres";
 /** Replaying a day of WAL can take minutes; beyond this the check fails rather than hang verify. */
@@ -36,7 +39,7 @@ async function osUser(env: NodeJS.ProcessEnv): Promise<{ uid: number; gid: numbe
   return { uid: await id("-u"), gid: await id("-g") };
 }
 
-export async function probePitrRestore(plan: PitrPlan, basePath: string, backupDir: string, threads: number, env: NodeJS.ProcessEnv, log: Logger, now: () => Date): Promise<PitrProbe> {
+export async function probePitrRestore(plan: PitrPlan, trusted: TrustedBase, config: Config, env: NodeJS.ProcessEnv, log: Logger, now: () => Date): Promise<PitrProbe> {
   // LC_ALL=C: pg_controldata's output is parsed.
   const base: NodeJS.ProcessEnv = { PATH: env.PATH, TZ: env.TZ, LC_ALL: "C" };
   const pgCtl = program("pg_ctl", env);
@@ -55,7 +58,19 @@ export async function probePitrRestore(plan: PitrPlan, basePath: string, backupD
   const unregister = shutdown.register(`scratch PITR cluster ${dir}`, stop);
   try {
     const t0 = Date.now();
-    const restored = await restorePitr(plan, { backupDir, basePath, dataDir, existing: "absent", owner: user, threads, env, log, now });
+    const restored = await restorePitr(plan, {
+      backupDir: config.backupDir,
+      base: trusted,
+      dataDir,
+      existing: "absent",
+      owner: user,
+      trustUnsigned: false,
+      identity: config.encryption.identity,
+      threads: config.compression.threads,
+      env,
+      log,
+      now,
+    });
     await mkdir(socketDir);
     const port = await freePort();
     await appendFile(join(dataDir, "postgresql.auto.conf"), [`port = ${port}`, `unix_socket_directories = '${socketDir}'`, "listen_addresses = ''", "archive_mode = off", ""].join("\n"));

@@ -85,11 +85,19 @@ afterAll(() => {
 });
 
 describe("restore-pitr from basic_archive's folder", () => {
-  it("recovers to the end of the archived WAL", async () => {
+  it("recovers to the end of the archived WAL; unsigned, the source's archive_library is refused until --trust-unsigned", async () => {
     expect(readdirSync(join(backupDir, "wal")).every((n) => !n.endsWith(".partial") && !n.endsWith(".gz"))).toBe(true);
     const t = await target("pitr-archive-end");
-    const r = await runCli(["restore-pitr", "--pgdata", t.dataDir], env());
+    // The source cluster sets archive_library in its postgresql.auto.conf, so the base backup carries it.
+    const refused = await runCli(["restore-pitr", "--pgdata", t.dataDir], env());
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain(`${baseName} is not signed (BACKUP_VERIFY_KEY_FILE is unset), and its configuration sets what runs commands or loads code when postgres starts: postgresql.auto.conf:`);
+    expect(refused.stderr).toContain(`archive_library = "basic_archive" (loads a library into the archiver)`);
+    expect(refused.stderr).toContain("--trust-unsigned");
+    expect(readdirSync(t.dir)).toEqual(["sock"]);
+    const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--trust-unsigned"], env());
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/--trust-unsigned: the unsigned base backup's configuration runs commands or loads code, restored as it is: postgresql\.auto\.conf:\d+ archive_library/);
     startRestored(t);
     for (const end = Date.now() + 60_000; ; await sleep(200)) {
       const rec = await sql(t, "postgres", "SELECT pg_is_in_recovery() AS r").catch(() => null);
@@ -105,7 +113,7 @@ describe("restore-pitr from basic_archive's folder", () => {
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=512m,mode=0755", "none", t.dataDir]);
     try {
       writeFileSync(join(t.dataDir, "PG_VERSION"), "15\n");
-      const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--move-aside"], env());
+      const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--move-aside", "--trust-unsigned"], env());
       expect(r.code, r.stderr).toBe(0);
       const entries = readdirSync(t.dataDir);
       const moved = entries.filter((n) => n.startsWith(".pgsb-moved-"));
@@ -166,7 +174,7 @@ describe("restore-pitr from basic_archive's folder", () => {
       mkdirSync(t.dataDir);
       writeFileSync(join(t.dataDir, "PG_VERSION"), "15\n");
       const before = snapshot(t.dir);
-      const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--move-aside"], env());
+      const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--move-aside", "--trust-unsigned"], env());
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(new RegExp(`was not restored \\(the partial folder was removed\\): WAL segment ${seg} in BACKUP_DIR/wal holds 8192 bytes`));
       expect(snapshot(t.dir)).toEqual(before);

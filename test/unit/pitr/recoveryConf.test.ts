@@ -7,6 +7,8 @@ describe("recoverySettings", () => {
   it("without a target: the end of the staged WAL, then promote", () => {
     const text = recoverySettings(null, STAMP);
     expect(text).toContain(`restore_command = 'cp "pgsb_wal/%f" "%p"'`);
+    // The server runs it in the data directory once recovery has ended, when nothing reads pgsb_wal/ again.
+    expect(text).toContain(`recovery_end_command = 'rm -rf pgsb_wal'`);
     expect(text).toContain("recovery_target_timeline = 'latest'");
     expect(text).toContain("recovery_target_action = 'promote'");
     expect(text).not.toMatch(/recovery_target_time =/);
