@@ -5,7 +5,9 @@
 // compressor's.
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { StoredHash, storedHashTap } from "../store/chunks.js";
+import { StoredHash } from "../store/chunks.js";
+import { hashTap } from "../store/checksum.js";
+import { settleStages } from "../core/concurrency.js";
 import type { ChunkList } from "../store/chunks.js";
 import type { Program } from "./compression.js";
 import { filterEnv } from "./compression.js";
@@ -51,7 +53,7 @@ export async function writeCompressed(
   progress: WriteProgress,
 ): Promise<WriteResult> {
   const hash = new StoredHash();
-  const hasher = storedHashTap(hash, (chunk) => (progress.compressedBytes += chunk.length));
+  const hasher = hashTap(hash, (chunk) => (progress.compressedBytes += chunk.length));
   // The stream owns and closes the handle (a FileHandle cannot be closed while a stream
   // holds it); commitPartial reopens the file to fsync it.
   const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });
@@ -73,25 +75,14 @@ export async function writeCompressed(
       sink.end();
     }),
   );
-  let tornDown = false;
-  const settled = await new Promise<PromiseSettledResult<unknown>[]>((resolve) => {
-    let failed = false;
-    for (const s of stages) {
-      s.catch(() => {
-        if (failed) return;
-        failed = true;
-        tornDown = true;
-        // Stop every other stage so the first failure does not leave a process or stream hanging.
-        sink.destroy();
-        for (const child of children) child.kill();
-        file.destroy();
-      });
-    }
-    void Promise.allSettled(stages).then(resolve);
+  const { errors, tornDown } = await settleStages(stages, () => {
+    // Stop every other stage so the first failure does not leave a process or stream hanging.
+    sink.destroy();
+    for (const child of children) child.kill();
+    file.destroy();
   });
   if (!file.destroyed) file.destroy();
   await closed;
-  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
   const cause = errors.sort((a, b) => rank(a, tornDown) - rank(b, tornDown))[0];
   if (cause instanceof SinkClosedError && filters[0] !== undefined) {
     // Nothing else failed: the compressor exited 0 without reading all of its input.

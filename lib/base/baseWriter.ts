@@ -16,7 +16,9 @@ import type { Program } from "../core/proc.js";
 import { ProcessError, isSecondaryFailure } from "../core/proc.js";
 import type { Secret } from "../core/secret.js";
 import type { ChunkList } from "../store/chunks.js";
-import { StoredHash, storedHashTap } from "../store/chunks.js";
+import { StoredHash } from "../store/chunks.js";
+import { hashTap } from "../store/checksum.js";
+import { settleStages } from "../core/concurrency.js";
 import { isStorageErrno } from "../store/backupDir.js";
 import type { PartialFile } from "../store/storage.js";
 import type { WalRange } from "./backup.js";
@@ -74,23 +76,13 @@ export async function writeBaseBackup(partial: PartialFile, opts: BaseWriteOptio
   const hash = new StoredHash();
   const file = partial.handle.createWriteStream({ autoClose: true, highWaterMark: 1 << 20 });
   const closed = new Promise<void>((resolve) => file.once("close", () => resolve()));
-  const stages: Promise<unknown>[] = [...chain.children.map((c) => c.done), pipeline(chain.stdout as Readable, storedHashTap(hash, (b) => opts.onBytes(b.length)), file)];
-  let tornDown = false;
-  const settled = await new Promise<PromiseSettledResult<unknown>[]>((resolve) => {
-    let failed = false;
-    for (const s of stages) {
-      s.catch(() => {
-        if (failed) return;
-        failed = tornDown = true;
-        chain.kill();
-        file.destroy();
-      });
-    }
-    void Promise.allSettled(stages).then(resolve);
+  const stages: Promise<unknown>[] = [...chain.children.map((c) => c.done), pipeline(chain.stdout as Readable, hashTap(hash, (b) => opts.onBytes(b.length)), file)];
+  const { errors, tornDown } = await settleStages(stages, () => {
+    chain.kill();
+    file.destroy();
   });
   if (!file.destroyed) file.destroy();
   await closed;
-  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
   if (errors.length > 0) {
     const cause = errors.sort((a, b) => rank(a, tornDown, opts.program) - rank(b, tornDown, opts.program))[0];
     throw cause instanceof ProcessError && cause.program === opts.program ? basebackupFailure(cause, opts.pg) : cause;

@@ -9,6 +9,7 @@ import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decompressorFor, filterEnv } from "../backup/compression.js";
 import { decryptorFor } from "../backup/encryption.js";
+import { settleStages } from "../core/concurrency.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { ChainLink } from "../core/pipeChain.js";
@@ -98,20 +99,11 @@ export async function extractBase(b: TrustedBase, into: string, o: BaseReadOptio
     ...chain.children.map((c) => c.done),
     extractTar(chain.stdout, into, o.log).then((x) => (extracted = x)),
   ];
-  const settled = await new Promise<PromiseSettledResult<unknown>[]>((resolve) => {
-    let failed = false;
-    for (const s of stages) {
-      s.catch(() => {
-        if (failed) return;
-        failed = true;
-        read.stream.destroy();
-        chain.kill();
-        chain.stdout.destroy();
-      });
-    }
-    void Promise.allSettled(stages).then(resolve);
+  const { errors } = await settleStages(stages, () => {
+    read.stream.destroy();
+    chain.kill();
+    chain.stdout.destroy();
   });
-  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
   if (errors.length > 0) throw explain(errors.sort((x, y) => rank(x) - rank(y))[0], b, o.identity);
   return { ...(extracted as unknown as Extracted), verification: read.verification, storedBytes: read.bytesRead() };
 }

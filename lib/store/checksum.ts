@@ -9,8 +9,8 @@ import { pipeline } from "node:stream/promises";
 import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX } from "./naming.js";
 import { READ_NOFOLLOW, readSmallFile, readStreamNoFollow } from "../core/noFollow.js";
 
-/** A pass-through stream that feeds every chunk to `hash`, and to `onChunk` when given (a byte counter). */
-export function hashTap(hash: Hash, onChunk?: (chunk: Buffer) => void): Transform {
+/** A pass-through stream that feeds every chunk to `hash` (a sha256, or lib/store/chunks.ts's StoredHash), and to `onChunk` when given (a byte counter). */
+export function hashTap(hash: Pick<Hash, "update"> | { update(data: Buffer): void }, onChunk?: (chunk: Buffer) => void): Transform {
   return new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, done) {

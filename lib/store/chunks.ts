@@ -6,7 +6,6 @@
 // `sha256sum -c`.
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
-import { Transform } from "node:stream";
 
 /** 8 MiB: large enough that hashing per chunk costs nothing measurable, small enough to hold one in memory per file read. */
 export const CHUNK_BYTES = 8 * 1024 * 1024;
@@ -53,18 +52,6 @@ export class StoredHash {
     this.piece = createHash("sha256");
     this.inPiece = 0;
   }
-}
-
-/** A pass-through that feeds every chunk to `hash`, and to `onChunk` when given (a byte counter). */
-export function storedHashTap(hash: StoredHash, onChunk?: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      onChunk?.(chunk);
-      done(null, chunk);
-    },
-  });
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
