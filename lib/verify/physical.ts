@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Config } from "../config/config.js";
 import { findServerBinary } from "../core/bin.js";
 import type { Logger } from "../core/log.js";
+import { ExitCode, TaskError } from "../core/errors.js";
 import { runCommand } from "../core/proc.js";
 import { sha256File } from "../store/checksum.js";
 import { verifyBackupFile } from "../store/signature.js";
@@ -17,11 +18,17 @@ import type { UsableBaseEntry } from "../base/catalog.js";
 import { extractBase } from "../pitr/extract.js";
 import { parseLsn } from "../physical/layout.js";
 import { planPitr } from "../pitr/plan.js";
-import { listWalArchive, readTimelineHistories } from "../wal/archive.js";
+import { checkPlannedWal, stagedHistories } from "../pitr/plannedWal.js";
+import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../wal/archive.js";
+import type { WalListing } from "../wal/archive.js";
 import { checkWalContinuity } from "../wal/continuity.js";
+import type { WalTrust } from "../wal/readWalFile.js";
+import { encryptedAmong } from "../wal/signedWal.js";
+import { IdentityRefusal, missingIdentity } from "../wal/walAge.js";
 import type { Finding } from "./checks.js";
 import { fail, pass } from "./checks.js";
 import { probePitrRestore } from "./physicalRestore.js";
+import { walSignatureFindings } from "./walSignatures.js";
 
 export type Step = (fn: () => Finding[] | Promise<Finding[]>) => Promise<Finding[]>;
 
@@ -50,6 +57,16 @@ async function verifyExtracted(b: UsableBaseEntry, config: Config, env: NodeJS.P
   }
 }
 
+function walNames(listing: WalListing): string[] {
+  return [...listing.segments, ...listing.histories].map((e) => e.file.name);
+}
+
+/** A history file the identity cannot open ends verify (exit 4); any other problem is the continuity check's finding. */
+function rethrowIdentity(err: unknown): Error {
+  if (err instanceof IdentityRefusal) throw err;
+  return err as Error;
+}
+
 export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, restore: boolean, step: Step, log: Logger, now: () => Date): Promise<void> {
   let bases;
   let listing;
@@ -72,25 +89,37 @@ export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, res
     return [v.ok ? pass("base-checksum", `newest base backup matches ${what}`, { bytes: newest.bytes }, newest.name) : fail("base-checksum", v.problem, {}, newest.name)];
   });
   if (sum?.ok === true) await step(async () => [await verifyExtracted(newest, config, env, log)]);
-  const histories = await readTimelineHistories(listing).catch((err: unknown) => err as Error);
+  // Encrypted WAL cannot be followed or replayed without the identity: like the logical tiers, verify refuses (exit 4).
+  const identity = config.encryption.identity;
+  const [encrypted] = encryptedAmong(walNames(listing));
+  if (encrypted !== undefined && identity === null) throw new TaskError(ExitCode.refused, `verify cannot read the WAL archive: ${missingIdentity(encrypted).message}`);
+  const histories = await readHistoryFiles(listing, { verifyKey: null, identity, env }).catch(rethrowIdentity);
   await step(() => {
     if (histories instanceof Error) return [fail("wal-continuity", histories.message)];
-    const r = checkWalContinuity(listing.segments.map((s) => s.file), histories, { timeline: newest.manifest.timeline, lsn: parseLsn(newest.manifest.startLsn) as bigint }, newest.manifest.walSegmentSize);
+    const r = checkWalContinuity(listing.segments.map((s) => s.file), historiesByTimeline(histories), { timeline: newest.manifest.timeline, lsn: parseLsn(newest.manifest.startLsn) as bigint }, newest.manifest.walSegmentSize);
     return [
       r.ok
         ? pass("wal-continuity", `WAL from ${r.from} (start of ${newest.name}) to ${r.to} is complete: ${r.segments} segments${r.endsPartial ? ", the last one in progress" : ""}`, { segments: r.segments })
         : fail("wal-continuity", r.message, { firstMissing: r.firstMissing }, r.firstMissing === "" ? newest.name : r.firstMissing),
     ];
   });
+  const key = config.signing.verifyKey;
+  const [signed] = key === null ? [] : await step(() => walSignatureFindings(listing, newest.manifest, key));
   if (!restore) return;
   await step(async () => {
     if (sum?.ok !== true) return [fail("pitr-restore", "not attempted: the newest base backup failed its checksum (see base-checksum)", {}, newest.name)];
+    if (signed?.ok === false) return [fail("pitr-restore", "not attempted: WAL it would replay is not signed with the key BACKUP_VERIFY_KEY_FILE checks (see wal-signatures)", {}, newest.name)];
     try {
-      const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: histories instanceof Error ? new Map() : histories }, null);
+      // As restore-pitr does it: the history files read once and checked, the planned WAL checked before anything is written.
+      const trust: WalTrust = { verifyKey: key, identity, env };
+      const reads = await readHistoryFiles(listing, trust);
+      const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: historiesByTimeline(reads) }, null);
+      await checkPlannedWal(plan, listing, reads, trust);
       const base = bases.find((b) => b.name === plan.base) as UsableBaseEntry;
-      const p = await probePitrRestore(plan, base.path, config.backupDir, config.compression.threads, env, log, now);
+      const p = await probePitrRestore(plan, base.path, config.backupDir, config.compression.threads, { histories: stagedHistories(plan, reads), wal: { verifyKey: key, identity } }, env, log, now);
       return [pass("pitr-restore", `restore-pitr of ${plan.base} to the end of the WAL (${plan.lastSegment}) reached a consistent state and promoted`, { restoreSeconds: p.restoreSeconds, replaySeconds: p.replaySeconds, segments: p.segments }, plan.base)];
     } catch (err) {
+      if (err instanceof IdentityRefusal) throw err;
       return [fail("pitr-restore", `restore-pitr into a scratch cluster failed: ${message(err)}`, {}, newest.name)];
     }
   });

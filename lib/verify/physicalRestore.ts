@@ -13,6 +13,7 @@ import { runCommand, tail } from "../core/proc.js";
 import { shutdown } from "../core/shutdown.js";
 import type { PitrPlan } from "../pitr/plan.js";
 import { restorePitr } from "../pitr/restore.js";
+import type { PitrRestoreOptions } from "../pitr/restore.js";
 
 const SERVER_USER = "postgres";
 /** Replaying a day of WAL can take minutes; beyond this the check fails rather than hang verify. */
@@ -36,7 +37,16 @@ async function osUser(env: NodeJS.ProcessEnv): Promise<{ uid: number; gid: numbe
   return { uid: await id("-u"), gid: await id("-g") };
 }
 
-export async function probePitrRestore(plan: PitrPlan, basePath: string, backupDir: string, threads: number, env: NodeJS.ProcessEnv, log: Logger, now: () => Date): Promise<PitrProbe> {
+export async function probePitrRestore(
+  plan: PitrPlan,
+  basePath: string,
+  backupDir: string,
+  threads: number,
+  wal: Pick<PitrRestoreOptions, "histories" | "wal">,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+  now: () => Date,
+): Promise<PitrProbe> {
   // LC_ALL=C: pg_controldata's output is parsed.
   const base: NodeJS.ProcessEnv = { PATH: env.PATH, TZ: env.TZ, LC_ALL: "C" };
   const pgCtl = program("pg_ctl", env);
@@ -55,7 +65,7 @@ export async function probePitrRestore(plan: PitrPlan, basePath: string, backupD
   const unregister = shutdown.register(`scratch PITR cluster ${dir}`, stop);
   try {
     const t0 = Date.now();
-    const restored = await restorePitr(plan, { backupDir, basePath, dataDir, existing: "absent", owner: user, threads, env, log, now });
+    const restored = await restorePitr(plan, { backupDir, basePath, dataDir, existing: "absent", owner: user, threads, env, log, now, ...wal });
     await mkdir(socketDir);
     const port = await freePort();
     await appendFile(join(dataDir, "postgresql.auto.conf"), [`port = ${port}`, `unix_socket_directories = '${socketDir}'`, "listen_addresses = ''", "archive_mode = off", ""].join("\n"));

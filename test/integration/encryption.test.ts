@@ -74,11 +74,12 @@ describe("a bad AGE_RECIPIENTS_FILE", () => {
 });
 
 describe("the physical tier with AGE_RECIPIENTS_FILE", () => {
-  it.each([["backup", "base"], ["wal-receive"]])("%s %s is refused (exit 2): it would write cleartext", async (...args) => {
+  // WAL is encrypted by wal-receive (walEncrypted.test.ts); base backups are not yet.
+  it("backup base is refused (exit 2): it would write cleartext", async () => {
     const empty = tempDir("pgsb-age-physical-");
-    const r = await runCli(args, cliEnv(src, empty, { AGE_RECIPIENTS_FILE: REC1 }));
+    const r = await runCli(["backup", "base"], cliEnv(src, empty, { AGE_RECIPIENTS_FILE: REC1 }));
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain(`cannot encrypt (base backups and WAL are written in cleartext), but AGE_RECIPIENTS_FILE=${REC1} is set`);
+    expect(r.stderr).toContain(`cannot encrypt (base backups are written in cleartext; only WAL is encrypted, by wal-receive), but AGE_RECIPIENTS_FILE=${REC1} is set`);
     expect(readdirSync(empty)).toEqual([]);
   });
 });
