@@ -56,6 +56,11 @@ function refusalFor(dataDir: string, state: DataDirState, moveAside: boolean): T
   return null;
 }
 
+/** A refusal found before anything was written says so. */
+function nothingWritten(err: unknown): unknown {
+  return err instanceof TaskError && err.exitCode === ExitCode.refused ? new TaskError(ExitCode.refused, `restore-pitr refused, nothing was written: ${err.message}`, { cause: err }) : err;
+}
+
 export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Promise<RestorePitrResult> {
   const log = deps.log.child({ task: "restore-pitr" });
   const target = parseAt(args.at);
@@ -70,7 +75,9 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
   const [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);
   const trust: WalTrust = { verifyKey: config.signing.verifyKey, identity: config.encryption.identity, env: deps.env };
   // Each history file is read once, checked (signature, decryption) and parsed; the plan follows what was checked.
-  const histories = await readHistoryFiles(listing, trust);
+  const histories = await readHistoryFiles(listing, trust).catch((err: unknown) => {
+    throw nothingWritten(err);
+  });
   const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: historiesByTimeline(histories) }, target);
   log.info({ backup: plan.base, target: target?.toISOString() ?? null, segments: plan.segments.length, first: plan.firstSegment, last: plan.lastSegment }, "point-in-time restore planned");
   const walRefusal = await checkPlannedWal(plan, listing, histories, trust).then(() => null, (err: unknown) => err);
@@ -81,7 +88,7 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
     return { status: "planned", plan };
   }
   if (refusal !== null) throw refusal;
-  if (walRefusal !== null) throw walRefusal instanceof TaskError ? new TaskError(walRefusal.exitCode, `restore-pitr refused, nothing was written: ${walRefusal.message}`, { cause: walRefusal }) : walRefusal;
+  if (walRefusal !== null) throw nothingWritten(walRefusal);
   const basePath = (bases.find((b) => b.name === plan.base) as (typeof bases)[number]).path;
   log.info({ backup: plan.base }, `checking ${plan.base} against its checksum${config.signing.verifyKey === null ? "" : " and signature"} and manifest`);
   await checkBase(plan, basePath, config.signing.verifyKey);
