@@ -9,7 +9,6 @@ import { join } from "node:path";
 import type { Config } from "../config/config.js";
 import { findServerBinary } from "../core/bin.js";
 import type { Logger } from "../core/log.js";
-import { ExitCode, TaskError } from "../core/errors.js";
 import { runCommand } from "../core/proc.js";
 import { sha256File } from "../store/checksum.js";
 import { verifyBackupFile } from "../store/signature.js";
@@ -20,14 +19,13 @@ import { parseLsn } from "../physical/layout.js";
 import { planPitr } from "../pitr/plan.js";
 import { checkPlannedWal, stagedHistories } from "../pitr/plannedWal.js";
 import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../wal/archive.js";
-import type { WalListing } from "../wal/archive.js";
 import { checkWalContinuity } from "../wal/continuity.js";
 import type { WalTrust } from "../wal/readWalFile.js";
-import { encryptedAmong } from "../wal/signedWal.js";
-import { IdentityRefusal, missingIdentity } from "../wal/walAge.js";
+import { IdentityRefusal } from "../wal/walAge.js";
 import type { Finding } from "./checks.js";
 import { fail, pass } from "./checks.js";
 import { probePitrRestore } from "./physicalRestore.js";
+import { assertWalReadable, rethrowIdentity } from "./walIdentity.js";
 import { walSignatureFindings } from "./walSignatures.js";
 
 export type Step = (fn: () => Finding[] | Promise<Finding[]>) => Promise<Finding[]>;
@@ -57,16 +55,6 @@ async function verifyExtracted(b: UsableBaseEntry, config: Config, env: NodeJS.P
   }
 }
 
-function walNames(listing: WalListing): string[] {
-  return [...listing.segments, ...listing.histories].map((e) => e.file.name);
-}
-
-/** A history file the identity cannot open ends verify (exit 4); any other problem is the continuity check's finding. */
-function rethrowIdentity(err: unknown): Error {
-  if (err instanceof IdentityRefusal) throw err;
-  return err as Error;
-}
-
 export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, restore: boolean, step: Step, log: Logger, now: () => Date): Promise<void> {
   let bases;
   let listing;
@@ -89,10 +77,8 @@ export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, res
     return [v.ok ? pass("base-checksum", `newest base backup matches ${what}`, { bytes: newest.bytes }, newest.name) : fail("base-checksum", v.problem, {}, newest.name)];
   });
   if (sum?.ok === true) await step(async () => [await verifyExtracted(newest, config, env, log)]);
-  // Encrypted WAL cannot be followed or replayed without the identity: like the logical tiers, verify refuses (exit 4).
   const identity = config.encryption.identity;
-  const [encrypted] = encryptedAmong(walNames(listing));
-  if (encrypted !== undefined && identity === null) throw new TaskError(ExitCode.refused, `verify cannot read the WAL archive: ${missingIdentity(encrypted).message}`);
+  await assertWalReadable(listing, newest.manifest, identity, env);
   const histories = await readHistoryFiles(listing, { verifyKey: null, identity, env }).catch(rethrowIdentity);
   await step(() => {
     if (histories instanceof Error) return [fail("wal-continuity", histories.message)];
