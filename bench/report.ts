@@ -51,6 +51,9 @@ export const TARGETS: Target[] = [
   { name: "incremental, no change, 50 databases", ours: "ours_incr_nochange50", baseline: null, kind: "seconds", limit: 1, strict: true },
   { name: "incremental, 1 of 20 changed vs bare pg_dump | compressor", ours: "ours_incr_one20", baseline: "pgdump_one", kind: "ratio", limit: 1.2, strict: false },
   { name: "restore-latest vs the seed's bunzip2 -c | psql", ours: "ours_restore", baseline: "seed_restore", kind: "ratio", limit: 0.75, strict: false },
+  { name: "wal-receive lag, signed vs plain (median)", ours: "wal_lag_signed", baseline: "wal_lag_plain", kind: "ratio", limit: 1.1, strict: false },
+  { name: "wal-receive lag, encrypted vs plain (median)", ours: "wal_lag_encrypted", baseline: "wal_lag_plain", kind: "ratio", limit: 1.1, strict: false },
+  { name: "wal-receive lag, signed and encrypted vs plain (median)", ours: "wal_lag_signed_encrypted", baseline: "wal_lag_plain", kind: "ratio", limit: 1.1, strict: false },
   { name: "peak RSS of our task process (any case)", ours: "ours_*", baseline: null, kind: "rssMB", limit: 150, strict: true },
 ];
 
@@ -131,6 +134,8 @@ export function markdown(results: Results, meta: Record<string, unknown>): strin
       `| ${cell(c.label)} | ${fmt(c.median)} | ${c.seconds.map((s) => s.toFixed(2)).join(", ")} | ${ratio === null ? "" : `${fmt(ratio)}x`} | ${base && base.skipped === null ? cell(base.label) : ""} | ${cpu} | ${rss} | ${c.outputBytes === null ? "–" : (c.outputBytes / 1e6).toFixed(1)} |`,
     );
   }
+  const notes = [...results.cases.values()].filter((c) => c.note !== null && c.skipped === null);
+  if (notes.length > 0) lines.push("", ...notes.map((c) => `- ${cell(c.label)}: ${cell(c.note as string)}`));
   lines.push("", "| target | measured | limit | met | CPU-seconds ratio |", "|---|---:|---:|---|---:|");
   for (const t of results.targets()) {
     const unit = t.kind === "ratio" ? "x" : t.kind === "seconds" ? " s" : " MB";

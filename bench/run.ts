@@ -1,4 +1,4 @@
-// `npm run bench -- [--scale N] [--reps N] [--quick] [--only full,incremental,restore,pgbackrest,base]`
+// `npm run bench -- [--scale N] [--reps N] [--quick] [--only full,incremental,restore,pgbackrest,base,pitr,wal]`
 // Builds the dataset in throwaway clusters, measures every case side by side, and writes
 // bench/results/<date>.json and .md. Clusters and temp dirs are removed however it ends.
 import { execFileSync } from "node:child_process";
@@ -15,13 +15,14 @@ import type { Context } from "./cases.js";
 import { fullGroup, incrementalGroup, pgbackrestGroup, restoreGroup } from "./cases.js";
 import { baseGroup } from "./base.js";
 import { pitrGroup } from "./pitr.js";
+import { walLagGroup } from "./walLag.js";
 import { buildMainDataset, SMALL_DATABASES } from "./dataset.js";
 import { ensureTimeBinary } from "./measure.js";
 import { ARCHIVE_SETTINGS, pgbackrestInstalled, setUpPgBackRest } from "./pgbackrest.js";
 import { Results, rerender, writeResults } from "./report.js";
 
 const DEFAULT_SCALE = 10;
-const GROUPS = ["full", "incremental", "restore", "pgbackrest", "base", "pitr"] as const;
+const GROUPS = ["full", "incremental", "restore", "pgbackrest", "base", "pitr", "wal"] as const;
 type Group = (typeof GROUPS)[number];
 
 const t0 = Date.now();
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
     if (only.has("full")) fullDir = await fullGroup(ctx, mainCluster);
     if (only.has("base")) await baseGroup(ctx, mainCluster);
     if (only.has("pitr")) await pitrGroup(ctx, mainCluster);
+    if (only.has("wal")) await walLagGroup(ctx, mainCluster);
     if (only.has("incremental")) await incrementalGroup(ctx, scale);
     if (only.has("restore")) {
       if (fullDir === "") throw new Error("--only restore needs the full group too (it restores the full written there); add full");
