@@ -67,8 +67,9 @@ export class Results {
   }
 
   record(c: CaseResult, run: Run, outputBytes: number | null = null): void {
-    c.seconds.push(+run.seconds.toFixed(3));
-    c.median = +median(c.seconds).toFixed(3);
+    // Microseconds: the receiver's lag is milliseconds, and its ratios need more than one digit of them.
+    c.seconds.push(+run.seconds.toFixed(6));
+    c.median = +median(c.seconds).toFixed(6);
     if (run.cpuSeconds !== null) {
       c.cpuSeconds.push(run.cpuSeconds);
       c.medianCpu = +median(c.cpuSeconds).toFixed(2);
@@ -107,7 +108,7 @@ export class Results {
 
 /** A table cell: the labels hold shell pipes. */
 const cell = (text: string) => text.replace(/\|/g, "\\|");
-const fmt = (n: number | null, digits = 2) => (n === null || Number.isNaN(n) ? "–" : n.toFixed(digits));
+const fmt = (n: number | null, digits = 2) => (n === null || Number.isNaN(n) ? "–" : n.toFixed(n !== 0 && Math.abs(n) < 0.1 ? digits + 2 : digits));
 const mb = (kb: number | null) => (kb === null ? "–" : (kb / 1024).toFixed(0));
 
 export function markdown(results: Results, meta: Record<string, unknown>): string {
@@ -131,7 +132,7 @@ export function markdown(results: Results, meta: Record<string, unknown>): strin
     const rss = c.peakRssKB === null ? "–" : `${mb(c.peakRssKB)} (${mb(c.ownHwmKB)})`;
     const cpu = `${fmt(c.medianCpu)}${c.medianOwnCpu === null ? "" : ` (${fmt(c.medianOwnCpu)})`}`;
     lines.push(
-      `| ${cell(c.label)} | ${fmt(c.median)} | ${c.seconds.map((s) => s.toFixed(2)).join(", ")} | ${ratio === null ? "" : `${fmt(ratio)}x`} | ${base && base.skipped === null ? cell(base.label) : ""} | ${cpu} | ${rss} | ${c.outputBytes === null ? "–" : (c.outputBytes / 1e6).toFixed(1)} |`,
+      `| ${cell(c.label)} | ${fmt(c.median)} | ${c.seconds.map((s) => fmt(s)).join(", ")} | ${ratio === null ? "" : `${fmt(ratio)}x`} | ${base && base.skipped === null ? cell(base.label) : ""} | ${cpu} | ${rss} | ${c.outputBytes === null ? "–" : (c.outputBytes / 1e6).toFixed(1)} |`,
     );
   }
   const notes = [...results.cases.values()].filter((c) => c.note !== null && c.skipped === null);

@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     postgres: version("pg_dump", ["--version"]),
     tools: [version("lbzip2", ["--version"]), version("zstd", ["-V"]), version("pgbackrest", ["version"])].join("; "),
     settings: "throwaway clusters: fsync=off, synchronous_commit=off, autovacuum=off, shared_buffers=256MB; unix socket, trust",
-    command: `npm run bench --${scale === DEFAULT_SCALE ? "" : ` --scale ${scale}`}${reps === 3 ? "" : ` --reps ${reps}`}${argv.quick ? " --quick" : ""}`.replace(/ --$/, ""),
+    command: `npm run bench --${scale === DEFAULT_SCALE ? "" : ` --scale ${scale}`}${reps === 3 ? "" : ` --reps ${reps}`}${argv.quick ? " --quick" : ""}${argv.only === undefined ? "" : ` --only ${argv.only}`}`.replace(/ --$/, ""),
   };
   try {
     say(`scale ${scale}, ${reps} repetition(s), ${cores} cores, groups: ${[...only].join(", ")}; temp root ${root}`);

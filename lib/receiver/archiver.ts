@@ -7,6 +7,7 @@
 import { lstat, mkdir } from "node:fs/promises";
 import type { Config } from "../config/config.js";
 import type { Deps } from "../core/deps.js";
+import { sleep } from "../core/concurrency.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Child } from "../core/proc.js";
@@ -23,6 +24,8 @@ import { clusterIdentity } from "./slot.js";
 import { switchChecks } from "./switchChecks.js";
 import { SwitchWatch } from "./switchWatch.js";
 import type { TickReason } from "./switchWatch.js";
+
+const LAST_ROUND_WAIT_MS = 1000;
 
 /** The spool is created private; one that exists must be a folder, not a symlink. */
 async function ensureSpool(dir: string): Promise<void> {
@@ -77,7 +80,8 @@ export class WalArchiver {
       await shipper.removeStaleTemps();
       // Registered before pg_receivewal's clean stop, so it runs after it: the last WAL it flushed is shipped.
       a.#unregister = shutdown.register("wal-receive: ship the spool's last WAL to wal/", async () => {
-        await a.#watch.stop();
+        // A round caught by the signal may wait on an age the shutdown stopped: it is not waited for long.
+        await Promise.race([a.#watch.stop(), sleep(LAST_ROUND_WAIT_MS)]);
         await shipper.ship(true);
       });
       log.info({ spool: mode.receiveDir, sign: mode.kind === "spool" && mode.sign, encrypt: mode.kind === "spool" && mode.encrypt }, `pg_receivewal writes into ${mode.receiveDir}; wal-receive ships to ${walDir(config.backupDir)}`);

@@ -5,7 +5,9 @@
 // 0/70000A0"). The segments of that timeline from the fork's segment on belong to the
 // abandoned history: they are set aside into a folder inside wal/ (readers of wal/ ignore
 // folders; nothing is deleted), and pg_receivewal resumes at the fork's segment, from where
-// the server streams the old timeline up to the fork and then the new one: no gap.
+// the server streams the old timeline up to the fork and then the new one: no gap. When
+// pg_receivewal writes into a spool, that is set aside too, and a resume point
+// (resumePoint.ts) takes the place of the segments wal/ keeps but the spool does not.
 import { mkdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/config.js";
@@ -15,6 +17,7 @@ import { withClient } from "../postgres/connection.js";
 import { WAL_SIGNATURE_SUFFIX, formatLsn, parseLsn, segmentNumber, segmentOfLsn, walDir } from "../physical/layout.js";
 import type { SegmentFile } from "../wal/archive.js";
 import { listWalFolder } from "../wal/archive.js";
+import { writeResumePoint } from "./resumePoint.js";
 
 export interface Fork {
   /** The timeline the receiver asked for, which the server left at `lsn`. */
@@ -65,6 +68,11 @@ export async function setAsideAbandoned(config: Config, deps: Deps, log: Logger,
   const stamp = deps.now().getTime();
   const archived = await setAsideIn(wal, fork, size, stamp, config.files.dir);
   const spooled = receiveDir === wal ? archived : await setAsideIn(receiveDir, fork, size, stamp, 0o700);
+  const forkSeg = segmentOfLsn(fork.lsn, size);
+  if (receiveDir !== wal && forkSeg > 0n && !(await listWalFolder(receiveDir)).segments.some((e) => segmentNumber(e.file.segment, size) < forkSeg)) {
+    const name = await writeResumePoint(receiveDir, fork.timeline, forkSeg - 1n, size, config.wal.compression);
+    log.info({ event: "fork", resumePoint: name }, `pg_receivewal resumes after ${name} in ${receiveDir}, a placeholder that is never shipped`);
+  }
   const { folder } = archived;
   const files = [...new Set([...archived.files, ...spooled.files])].sort();
   if (files.length === 0) return { folder, files: spooled.files };

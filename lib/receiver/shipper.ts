@@ -21,6 +21,7 @@ import { WAL_ENCRYPTED_SUFFIX, WAL_SIGNATURE_SUFFIX, parseWalName, walStem } fro
 import type { WalFile } from "../physical/layout.js";
 import { encryptWal } from "../wal/walAge.js";
 import { signWalStatement, walStatement } from "../wal/walSignature.js";
+import { isResumePoint } from "./resumePoint.js";
 
 export interface ShipperOptions {
   /** pg_receivewal's folder. */
@@ -96,6 +97,11 @@ export class WalShipper {
       if (this.#shipped.has(s.name)) continue;
       const bytes = await this.#read(s.name);
       if (bytes === null) continue;
+      // pg_receivewal's resume point after a fork (resumePoint.ts) is no WAL: it stays in the spool, unshipped.
+      if (await isResumePoint(bytes, s.compression)) {
+        this.#shipped.add(s.name);
+        continue;
+      }
       round.shipped.push(await this.#store(s.name, bytes, inShutdown));
       this.#shipped.add(s.name);
       for (const p of PARTIAL_NAMES) {

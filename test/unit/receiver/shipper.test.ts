@@ -2,7 +2,7 @@
 // spool into wal/ (history files, completed segments, a snapshot of the segment being
 // received), what it leaves in the spool (the newest complete segment, pg_receivewal's resume
 // point), what it removes from wal/ (snapshots of a segment that shipped complete), and that a
-// snapshot is refreshed only when the segment grew.
+// snapshot is refreshed only when the segment grew; a resume point after a fork is never shipped.
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
+import { isResumePoint, writeResumePoint } from "../../../lib/receiver/resumePoint.js";
 import { WalShipper } from "../../../lib/receiver/shipper.js";
 import { bytesProblem, checkWalSignature } from "../../../lib/wal/walSignature.js";
 import { tempDir } from "../../helpers.js";
@@ -89,5 +90,21 @@ describe("WalShipper", () => {
     writeFileSync(join(spool, "000000010000000000000003"), Buffer.alloc(10, 1));
     const shipper = new WalShipper({ spool, archive, recipients: null, signingKey: privateKey, fileMode: 0o640, env: process.env, log });
     await expect(shipper.ship()).rejects.toThrow(/system identifier is not known yet/);
+  });
+});
+
+describe("resume points", () => {
+  it.each(["gzip", "lz4", "none"] as const)("a %s resume point is recognised and never shipped; a real segment is not one", async (compression) => {
+    const { spool, archive } = folders();
+    const name = await writeResumePoint(spool, 1, 4n, 1 << 20, compression);
+    expect(name).toBe(`000000010000000000000004${{ gzip: ".gz", lz4: ".lz4", none: "" }[compression]}`);
+    expect(await isResumePoint(readFileSync(join(spool, name)), compression)).toBe(true);
+    const real = Buffer.concat([Buffer.from([0x10, 0xd1, 2, 0]), Buffer.alloc(8188, 1)]);
+    expect(await isResumePoint(compression === "gzip" ? gzipSync(real) : compression === "lz4" ? execFileSync("lz4", ["-c"], { input: real }) : real, compression)).toBe(false);
+    const shipper = new WalShipper({ spool, archive, recipients: null, signingKey: privateKey, fileMode: 0o640, env: process.env, log });
+    shipper.systemIdentifier = SYSID;
+    expect(await shipper.ship()).toEqual({ shipped: [], snapshots: [] });
+    expect(readdirSync(spool)).toEqual([name]);
+    expect(readdirSync(archive)).toEqual([]);
   });
 });
