@@ -82,6 +82,10 @@ describe("a mixed archive: plain WAL, then encrypted to key A, then to key B", (
     r = startWalReceive(env({ AGE_RECIPIENTS_FILE: keys.recipients("a"), WAL_SPOOL_DIR: tempDir("pgsb-walenc-spool-a-") }));
     await sql(src, "postgres", "INSERT INTO marks (label) VALUES ('under key A')");
     await switchAndShip(src, wal, ".gz.age");
+    // A receiver started again may stream the newest segment once more (the slot's position can still be in it),
+    // shipping it encrypted to the new key: the segment before it stays encrypted to key A.
+    await sql(src, "postgres", "INSERT INTO marks (label) VALUES ('under key A, 2')");
+    await switchAndShip(src, wal, ".gz.age");
     await stopWalReceive(r);
     // Key rotation, and the task moved to another node: a new, empty spool.
     r = startWalReceive(env({ AGE_RECIPIENTS_FILE: keys.recipients("b"), WAL_SPOOL_DIR: tempDir("pgsb-walenc-spool-b-") }));
@@ -119,7 +123,7 @@ describe("a mixed archive: plain WAL, then encrypted to key A, then to key B", (
     const r = await runCli(["restore-pitr", "--pgdata", t.dataDir, "--at", between], env({ AGE_IDENTITY_FILE: keys.identities("a", "b") }));
     expect(r.code, r.stderr).toBe(0);
     await promoted(t);
-    expect(await labels(t)).toEqual(["plain", "under key A", "under key B, first"]);
+    expect(await labels(t)).toEqual(["plain", "under key A", "under key A, 2", "under key B, first"]);
   });
 
   it("an identity file without the old key is refused, naming the file and AGE_IDENTITY_FILE", async () => {
