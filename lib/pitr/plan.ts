@@ -35,7 +35,7 @@ export interface PitrPlan {
   target: Date | null;
   /** Segment files to copy into the data directory, in segment order; the newest .partial under its full name. */
   segments: StagedSegment[];
-  /** Timeline history files as stored (maybe compressed); staged as NNNNNNNN.history. */
+  /** Timeline history files of the base backup's timeline and later, as stored (maybe compressed); staged as NNNNNNNN.history. */
   history: string[];
   /** First and last segment the recovery needs. */
   firstSegment: string;
@@ -66,6 +66,16 @@ function segmentsFrom(wal: WalInput, timeline: number): WalInput["segments"] {
     if (had === undefined || (had.file.partial && !s.file.partial) || (had.file.partial === s.file.partial && s.mtime > had.mtime)) best.set(key, s);
   }
   return [...best.values()];
+}
+
+/**
+ * The history files recovery reads: of the base backup's timeline and later ones (the newest
+ * names all its ancestors; older ones are never asked for). One file per timeline: a history
+ * stored two ways (compressed or not, encrypted or not) holds the same text.
+ */
+function stagedHistoryNames(names: readonly string[], baseTimeline: number): string[] {
+  const wanted = names.filter((n) => Number.parseInt(n.slice(0, 8), 16) >= baseTimeline);
+  return [...new Map([...wanted].sort().map((n) => [n.slice(0, 16), n])).values()];
 }
 
 /** The staged name of a segment: the 24 hex digits, without compression, .partial or .age. */
@@ -130,8 +140,7 @@ export function planPitr(bases: readonly BaseCandidate[], wal: WalInput, target:
     manifest: m,
     target,
     segments: used.map((s) => ({ source: s.file.name, target: fullName(s.file), compression: s.file.compression })),
-    // One file per timeline: a history stored two ways (compressed or not, encrypted or not) holds the same text.
-    history: [...new Map([...wal.historyNames].sort().map((n) => [n.slice(0, 16), n])).values()],
+    history: stagedHistoryNames(wal.historyNames, m.timeline),
     firstSegment: firstName,
     lastSegment: fullName((used.at(-1) as (typeof used)[number]).file),
     walEnd,

@@ -18,7 +18,7 @@ export async function checkPlannedWal(plan: PitrPlan, listing: WalListing, histo
     listing.dir,
     trust.verifyKey,
     { segments: plan.segments, baseTimeline: plan.manifest.timeline, systemIdentifier: plan.manifest.systemIdentifier },
-    histories.filter((h) => staged.has(h.entry.file.name)).map((h) => ({ name: h.entry.file.name, statement: h.statement })),
+    histories.filter((h) => staged.has(h.entry.file.name)).map((h) => ({ name: h.entry.file.name, statement: h.statement, untrusted: h.untrusted })),
   );
 }
 

@@ -1,6 +1,6 @@
 // verify's `wal-signatures` check (with BACKUP_VERIFY_KEY_FILE): every WAL file a restore of
-// the newest base backup could use — the segments of its timeline and later ones from its
-// start segment on, and every timeline history file — has a signature for the base backup's
+// the newest base backup could use — the segments and history files of its timeline and later
+// ones, the segments from its start on — has a signature for the base backup's
 // cluster that matches the file's bytes as stored. Each file is read once and hashed; nothing
 // is decrypted (the signature covers the stored bytes).
 import type { KeyObject } from "node:crypto";
@@ -18,11 +18,12 @@ import { fail, pass } from "./checks.js";
 /** Hashing is disk-bound: two files at a time. */
 const CONCURRENCY = 2;
 
-/** The files a restore from `base` may stage: its timeline and later, from its start segment on; all history files. Pure. */
+/** The files a restore from `base` may stage: its timeline and later, segments from its start segment on. Pure. */
 export function filesToCheck(listing: Pick<WalListing, "segments" | "histories">, base: Pick<BaseManifest, "timeline" | "startLsn" | "walSegmentSize">): { name: string; path: string }[] {
   const first = segmentOfLsn(parseLsn(base.startLsn) ?? 0n, base.walSegmentSize);
   const segments = listing.segments.filter((s) => s.file.timeline >= base.timeline && segmentNumber(s.file.segment, base.walSegmentSize) >= first);
-  return [...listing.histories, ...segments].map((e) => ({ name: e.file.name, path: e.path }));
+  const histories = listing.histories.filter((h) => h.file.timeline >= base.timeline);
+  return [...histories, ...segments].map((e) => ({ name: e.file.name, path: e.path }));
 }
 
 export async function walSignatureFindings(listing: WalListing, base: BaseManifest & { name?: string }, key: KeyObject): Promise<Finding[]> {

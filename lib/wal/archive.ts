@@ -114,19 +114,22 @@ export interface HistoryRead {
   history: TimelineHistory;
   /** The signed statement the file matched (with a verify key); its system identifier is checked against the base backup's. */
   statement: WalStatement | null;
+  /** With a verify key: why its signature does not vouch for it. Only a restore that stages the file is refused for it. */
+  untrusted: string | null;
 }
 
 /**
- * The listing's .history files, each read once: signature (with a verify key), decryption and
- * decompression on those bytes, then parsed. A malformed one is a storage problem naming the
- * file (exit 9); an unsigned, badly signed or undecryptable one a refusal (exit 4).
+ * The listing's .history files, each read once: signature (with a verify key: its verdict is
+ * kept, since only the files a restore stages must be signed), decryption and decompression on
+ * those bytes, then parsed. A malformed one is a storage problem naming the file (exit 9); an
+ * undecryptable one a refusal (exit 4).
  */
 export async function readHistoryFiles(listing: WalListing, trust: WalTrust = NO_TRUST): Promise<HistoryRead[]> {
   const out: HistoryRead[] = [];
   for (const h of listing.histories) {
-    const read = await readWalFile(h.path, h.file, trust, { maxBytes: MAX_HISTORY_BYTES, systemIdentifier: null, partial: false });
+    const read = await readWalFile(h.path, h.file, trust, { maxBytes: MAX_HISTORY_BYTES, systemIdentifier: null, partial: false, reportUntrusted: true });
     try {
-      out.push({ entry: h, text: read.data, history: parseTimelineHistory(read.data.toString("utf8")), statement: read.statement });
+      out.push({ entry: h, text: read.data, history: parseTimelineHistory(read.data.toString("utf8")), statement: read.statement, untrusted: read.untrusted });
     } catch (err) {
       throw new TaskError(ExitCode.storage, `timeline history file ${h.path} is malformed (${(err as Error).message}); copy ${h.file.name} from the server's pg_wal/`, { cause: err });
     }

@@ -27,8 +27,10 @@ export interface WalTrust {
 export interface WalRead {
   /** Decrypted and decompressed. */
   data: Buffer;
-  /** The signed statement the bytes matched; null without a verify key. */
+  /** The signed statement the bytes matched; null without a verify key, or when `untrusted` says why not. */
   statement: WalStatement | null;
+  /** With a verify key and `reportUntrusted`: why the signature does not vouch for the bytes (the read goes on). */
+  untrusted: string | null;
 }
 
 export const UNSIGNED_FIX =
@@ -68,7 +70,12 @@ function storedLimit(maxBytes: number): number {
  * is encrypted, and decompresses them to at most `maxBytes`.
  * `partial`: decode an unfinished stream as far as it goes (the newest segment).
  */
-export async function readWalFile(path: string, file: WalFile, trust: WalTrust, o: { maxBytes: number; systemIdentifier: string | null; partial: boolean }): Promise<WalRead> {
+export async function readWalFile(
+  path: string,
+  file: WalFile,
+  trust: WalTrust,
+  o: { maxBytes: number; systemIdentifier: string | null; partial: boolean; reportUntrusted?: boolean },
+): Promise<WalRead> {
   let bytes: Buffer;
   try {
     bytes = await readWholeFile(path, storedLimit(o.maxBytes));
@@ -76,16 +83,22 @@ export async function readWalFile(path: string, file: WalFile, trust: WalTrust, 
     throw new TaskError(ExitCode.storage, `WAL file ${path} cannot be read (${errnoCode(err) ?? (err as Error).message}); check the file and the storage mount`, { cause: err });
   }
   let statement: WalStatement | null = null;
+  let problem: string | null = null;
   if (trust.verifyKey !== null) {
-    statement = await readWalStatement(path, trust.verifyKey, o.systemIdentifier);
-    const problem = bytesProblem(statement, bytes);
-    if (problem !== null) throw untrusted(`WAL file ${problem}`);
+    try {
+      statement = await readWalStatement(path, trust.verifyKey, o.systemIdentifier);
+      const mismatch = bytesProblem(statement, bytes);
+      if (mismatch !== null) throw untrusted(`WAL file ${mismatch}`);
+    } catch (err) {
+      if (o.reportUntrusted !== true) throw err;
+      [statement, problem] = [null, (err as Error).message];
+    }
   }
   const encrypted = file.kind !== "backup-label" && file.encrypted === true;
   const plain = encrypted ? await decryptWal(file.name, bytes, trust.identity, trust.env) : bytes;
   const compression = file.kind === "backup-label" ? "none" : (file.compression ?? "none");
   try {
-    return { data: await decompressWal(plain, compression, { partial: o.partial, maxBytes: o.maxBytes }), statement };
+    return { data: await decompressWal(plain, compression, { partial: o.partial, maxBytes: o.maxBytes }), statement, untrusted: problem };
   } catch (err) {
     throw new TaskError(ExitCode.refused, `WAL file ${file.name} does not decompress (${(err as Error).message}): it is corrupt or truncated; restore it from a copy or choose a time before it`, { cause: err });
   }

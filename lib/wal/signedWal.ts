@@ -19,15 +19,15 @@ export interface SignedWalInput {
   systemIdentifier: string;
   /** The segment files the plan stages, each with its verified statement or why it has none. */
   segments: readonly { name: string; statement: WalStatement | null; problem: string | null }[];
-  /** The history files the plan stages, with the statement their read verified (null: unsigned). */
-  histories: readonly { name: string; statement: WalStatement | null }[];
+  /** The history files the plan stages, with the statement their read verified (null: unsigned, `untrusted` saying why). */
+  histories: readonly { name: string; statement: WalStatement | null; untrusted?: string | null }[];
 }
 
 /** The first reason the plan's WAL cannot be trusted, naming the file; null when all of it is signed. Pure. */
 export function signedWalProblem(input: SignedWalInput): string | null {
   const signedTimelines = new Set<number>();
   for (const h of input.histories) {
-    if (h.statement === null) return `timeline history file ${h.name} is not signed`;
+    if (h.statement === null) return h.untrusted ?? `timeline history file ${h.name} is not signed`;
     if (h.statement.systemIdentifier !== input.systemIdentifier) {
       return `timeline history file ${h.name} was signed for the cluster with system identifier ${h.statement.systemIdentifier}, not ${input.systemIdentifier} (the base backup's): WAL of another cluster`;
     }
@@ -54,7 +54,7 @@ export async function checkSignedWal(
   dir: string,
   key: KeyObject,
   plan: { segments: readonly { source: string }[]; baseTimeline: number; systemIdentifier: string },
-  histories: readonly { name: string; statement: WalStatement | null }[],
+  histories: readonly { name: string; statement: WalStatement | null; untrusted?: string | null }[],
 ): Promise<void> {
   const segments = [];
   for (const s of plan.segments) {
