@@ -4,13 +4,13 @@
 // cluster that matches the file's bytes as stored. Each file is read once and hashed; nothing
 // is decrypted (the signature covers the stored bytes).
 import type { KeyObject } from "node:crypto";
-import { TaskError, errnoCode } from "../core/errors.js";
+import { errnoCode } from "../core/errors.js";
 import { readWholeFile } from "../core/noFollow.js";
 import { mapLimit } from "../core/concurrency.js";
 import { parseLsn, segmentNumber, segmentOfLsn } from "../physical/layout.js";
 import type { BaseManifest } from "../physical/layout.js";
 import type { WalListing } from "../wal/archive.js";
-import { readWalStatement } from "../wal/readWalFile.js";
+import { UntrustedWal, readWalStatement } from "../wal/readWalFile.js";
 import { bytesProblem } from "../wal/walSignature.js";
 import type { Finding } from "./checks.js";
 import { fail, pass } from "./checks.js";
@@ -35,7 +35,7 @@ export async function walSignatureFindings(listing: WalListing, base: BaseManife
       const statement = await readWalStatement(f.path, key, base.systemIdentifier);
       return bytesProblem(statement, await readWholeFile(f.path, cap));
     } catch (err) {
-      if (err instanceof TaskError) return err.message.replace(/; with BACKUP_VERIFY_KEY_FILE set.*$/, "");
+      if (err instanceof UntrustedWal) return err.problem;
       return `${f.name} cannot be read (${errnoCode(err) ?? (err as Error).message})`;
     }
   });

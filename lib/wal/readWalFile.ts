@@ -29,7 +29,7 @@ export interface WalRead {
   data: Buffer;
   /** The signed statement the bytes matched; null without a verify key, or when `untrusted` says why not. */
   statement: WalStatement | null;
-  /** With a verify key and `reportUntrusted`: why the signature does not vouch for the bytes (the read goes on). */
+  /** With a verify key and `reportUntrusted`: why the signature does not vouch for the bytes (the read goes on; without the fix). */
   untrusted: string | null;
 }
 
@@ -37,8 +37,18 @@ export const UNSIGNED_FIX =
   "with BACKUP_VERIFY_KEY_FILE set, only WAL that wal-receive signed (BACKUP_SIGNING_KEY_FILE) is restored. If the file is genuine but unsigned " +
   "(archived before signing was switched on, or by basic_archive), check where it came from and run this one restore without BACKUP_VERIFY_KEY_FILE; otherwise remove it";
 
-export function untrusted(problem: string): TaskError {
-  return new TaskError(ExitCode.refused, `${problem}; ${UNSIGNED_FIX}`);
+/** A WAL file whose signature does not vouch for it (exit 4): the message adds the fix to `problem`. */
+export class UntrustedWal extends TaskError {
+  readonly problem: string;
+  constructor(problem: string) {
+    super(ExitCode.refused, `${problem}; ${UNSIGNED_FIX}`);
+    this.name = "UntrustedWal";
+    this.problem = problem;
+  }
+}
+
+export function untrusted(problem: string): UntrustedWal {
+  return new UntrustedWal(problem);
 }
 
 /**
@@ -90,8 +100,8 @@ export async function readWalFile(
       const mismatch = bytesProblem(statement, bytes);
       if (mismatch !== null) throw untrusted(`WAL file ${mismatch}`);
     } catch (err) {
-      if (o.reportUntrusted !== true) throw err;
-      [statement, problem] = [null, (err as Error).message];
+      if (o.reportUntrusted !== true || !(err instanceof UntrustedWal)) throw err;
+      [statement, problem] = [null, err.problem];
     }
   }
   const encrypted = file.kind !== "backup-label" && file.encrypted === true;

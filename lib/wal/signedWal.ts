@@ -7,10 +7,9 @@
 // checked against the signatures in the read that stages them (readWalFile.ts).
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
-import { ExitCode, TaskError } from "../core/errors.js";
 import { parseWalName, walStem } from "../physical/layout.js";
 import { historyName } from "./timelineHistory.js";
-import { readWalStatement, untrusted } from "./readWalFile.js";
+import { UntrustedWal, readWalStatement, untrusted } from "./readWalFile.js";
 import type { WalStatement } from "./walSignature.js";
 
 export interface SignedWalInput {
@@ -61,15 +60,13 @@ export async function checkSignedWal(
     try {
       segments.push({ name: s.source, statement: await readWalStatement(join(dir, s.source), key, plan.systemIdentifier), problem: null });
     } catch (err) {
-      if (!(err instanceof TaskError) || err.exitCode !== ExitCode.refused) throw err;
-      segments.push({ name: s.source, statement: null, problem: err.message });
+      if (!(err instanceof UntrustedWal)) throw err;
+      segments.push({ name: s.source, statement: null, problem: err.problem });
       break;
     }
   }
   const problem = signedWalProblem({ baseTimeline: plan.baseTimeline, systemIdentifier: plan.systemIdentifier, segments, histories });
-  if (problem === null) return;
-  // A problem from readWalStatement already carries the fix.
-  throw problem.includes("BACKUP_VERIFY_KEY_FILE") ? new TaskError(ExitCode.refused, problem) : untrusted(problem);
+  if (problem !== null) throw untrusted(problem);
 }
 
 /** The stems (24-hex segment or NNNNNNNN.history) of encrypted files among `names`. Pure. */
