@@ -2,6 +2,7 @@
 // Builds the dataset in throwaway clusters, measures every case side by side, and writes
 // bench/results/<date>.json and .md. Clusters and temp dirs are removed however it ends.
 import { execFileSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -66,7 +67,9 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "pgsb-bench-"));
   chmodSync(root, 0o755); // the server's OS user must reach its cluster dirs inside
   const clusters = new Set<BenchCluster>();
+  const children = new Set<ChildProcess>();
   const teardown = () => {
+    for (const child of children) child.kill("SIGTERM");
     for (const c of [...clusters].reverse()) destroyCluster(c);
     clusters.clear();
     rmSync(root, { recursive: true, force: true });
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
     say,
     own: (c) => (clusters.add(c), c),
     disown: (c) => clusters.delete(c),
+    track: (child) => (children.add(child), () => children.delete(child)),
   };
   const withBackRest = only.has("pgbackrest") && pgbackrestInstalled();
   const meta: Record<string, unknown> = {

@@ -91,10 +91,12 @@ async function window(ctx: Context, main: BenchCluster, mode: Mode, keys: string
   const client = new pg.Client({ host: main.socketDir, port: main.port, user: "postgres", database: "postgres" });
   await client.connect();
   let receiver: ChildProcess | null = null;
+  let untrack = () => false;
   let load: ChildProcess | null = null;
   try {
     await client.query("CREATE TABLE IF NOT EXISTS wal_bench_marks (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())");
     receiver = spawn("node", [ctx.cli, "wal-receive"], { env: baseEnv(env), stdio: ["ignore", "ignore", "pipe"] });
+    untrack = ctx.track(receiver);
     let stderr = "";
     receiver.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const slotLsn = async (): Promise<bigint | null> => {
@@ -145,6 +147,7 @@ async function window(ctx: Context, main: BenchCluster, mode: Mode, keys: string
       receiver.kill("SIGTERM");
       await new Promise((r) => receiver?.once("close", r));
     }
+    untrack();
     await client.query("ALTER SYSTEM RESET synchronous_standby_names").catch(() => undefined);
     await client.query("SELECT pg_reload_conf()").catch(() => undefined);
     await client.query("SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", [SLOT]).catch(() => undefined);
