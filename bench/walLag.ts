@@ -91,7 +91,7 @@ async function window(ctx: Context, main: BenchCluster, mode: Mode, keys: string
   const client = new pg.Client({ host: main.socketDir, port: main.port, user: "postgres", database: "postgres" });
   await client.connect();
   let receiver: ChildProcess | null = null;
-  let untrack = () => false;
+  let untrack: () => void = () => undefined;
   let load: ChildProcess | null = null;
   try {
     await client.query("CREATE TABLE IF NOT EXISTS wal_bench_marks (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())");
