@@ -1,6 +1,7 @@
 // The measured cases, one function per group. Within a group each repetition runs every
 // case once, side by side, so drift (page cache, CPU frequency) hits all of them alike.
 import { execFileSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync, rmSync, statSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +26,8 @@ export interface Context {
   /** Registers a cluster for teardown; returns it. */
   own: (c: BenchCluster) => BenchCluster;
   disown: (c: BenchCluster) => void;
+  /** Registers a long-running child (wal-receive) to be sent SIGTERM if the bench is stopped; returns its unregister. */
+  track: (child: ChildProcess) => () => void;
 }
 
 const RELAY = fileURLToPath(new URL("./relay.js", import.meta.url));

@@ -1,7 +1,8 @@
-// `npm run bench -- [--scale N] [--reps N] [--quick] [--only full,incremental,restore,pgbackrest,base]`
+// `npm run bench -- [--scale N] [--reps N] [--quick] [--only full,incremental,restore,pgbackrest,base,pitr,wal]`
 // Builds the dataset in throwaway clusters, measures every case side by side, and writes
 // bench/results/<date>.json and .md. Clusters and temp dirs are removed however it ends.
 import { execFileSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -16,13 +17,14 @@ import { fullGroup, incrementalGroup, pgbackrestGroup } from "./cases.js";
 import { restoreGroup } from "./restore.js";
 import { baseGroup } from "./base.js";
 import { pitrGroup } from "./pitr.js";
+import { walLagGroup } from "./walLag.js";
 import { buildMainDataset, SMALL_DATABASES } from "./dataset.js";
 import { ensureTimeBinary } from "./measure.js";
 import { ARCHIVE_SETTINGS, pgbackrestInstalled, setUpPgBackRest } from "./pgbackrest.js";
 import { Results, rerender, writeResults } from "./report.js";
 
 const DEFAULT_SCALE = 10;
-const GROUPS = ["full", "incremental", "restore", "pgbackrest", "base", "pitr"] as const;
+const GROUPS = ["full", "incremental", "restore", "pgbackrest", "base", "pitr", "wal"] as const;
 type Group = (typeof GROUPS)[number];
 
 const t0 = Date.now();
@@ -66,7 +68,9 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "pgsb-bench-"));
   chmodSync(root, 0o755); // the server's OS user must reach its cluster dirs inside
   const clusters = new Set<BenchCluster>();
+  const children = new Set<ChildProcess>();
   const teardown = () => {
+    for (const child of children) child.kill("SIGTERM");
     for (const c of [...clusters].reverse()) destroyCluster(c);
     clusters.clear();
     rmSync(root, { recursive: true, force: true });
@@ -91,6 +95,7 @@ async function main(): Promise<void> {
     say,
     own: (c) => (clusters.add(c), c),
     disown: (c) => clusters.delete(c),
+    track: (child) => (children.add(child), () => children.delete(child)),
   };
   const withBackRest = only.has("pgbackrest") && pgbackrestInstalled();
   const meta: Record<string, unknown> = {
@@ -103,7 +108,7 @@ async function main(): Promise<void> {
     postgres: version("pg_dump", ["--version"]),
     tools: [version("lbzip2", ["--version"]), version("zstd", ["-V"]), version("pgbackrest", ["version"])].join("; "),
     settings: "throwaway clusters: fsync=off, synchronous_commit=off, autovacuum=off, shared_buffers=256MB; unix socket, trust",
-    command: `npm run bench --${scale === DEFAULT_SCALE ? "" : ` --scale ${scale}`}${reps === 3 ? "" : ` --reps ${reps}`}${argv.quick ? " --quick" : ""}`.replace(/ --$/, ""),
+    command: `npm run bench --${scale === DEFAULT_SCALE ? "" : ` --scale ${scale}`}${reps === 3 ? "" : ` --reps ${reps}`}${argv.quick ? " --quick" : ""}${argv.only === undefined ? "" : ` --only ${argv.only}`}`.replace(/ --$/, ""),
   };
   try {
     say(`scale ${scale}, ${reps} repetition(s), ${cores} cores, groups: ${[...only].join(", ")}; temp root ${root}`);
@@ -119,6 +124,7 @@ async function main(): Promise<void> {
     if (only.has("full")) await fullGroup(ctx, mainCluster);
     if (only.has("base")) await baseGroup(ctx, mainCluster);
     if (only.has("pitr")) await pitrGroup(ctx, mainCluster);
+    if (only.has("wal")) await walLagGroup(ctx, mainCluster);
     if (only.has("incremental")) await incrementalGroup(ctx, scale);
     if (only.has("restore")) await restoreGroup(ctx, mainCluster);
     if (withBackRest) {

@@ -17,7 +17,9 @@ import { trustBase } from "../lib/pitr/trustedBase.js";
 import { assertBaseDecryptable } from "../lib/pitr/baseExtract.js";
 import type { PitrRestoreOptions, PitrRestoreOutcome } from "../lib/pitr/restore.js";
 import { scanBaseCatalog } from "../lib/base/catalog.js";
-import { listWalArchive, readTimelineHistories } from "../lib/wal/archive.js";
+import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../lib/wal/archive.js";
+import type { WalTrust } from "../lib/wal/readWalFile.js";
+import { checkPlannedWal, stagedHistories } from "../lib/pitr/plannedWal.js";
 
 export interface RestorePitrArgs {
   at?: string;
@@ -59,6 +61,11 @@ function refusalFor(dataDir: string, state: DataDirState, moveAside: boolean): T
   return null;
 }
 
+/** A refusal found before anything was written says so. */
+function nothingWritten(err: unknown): unknown {
+  return err instanceof TaskError && err.exitCode === ExitCode.refused ? new TaskError(ExitCode.refused, `restore-pitr refused, nothing was written: ${err.message}`, { cause: err }) : err;
+}
+
 export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Promise<RestorePitrResult> {
   const log = deps.log.child({ task: "restore-pitr" });
   const target = parseAt(args.at);
@@ -71,15 +78,22 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
   if (refusal !== null && !args.dryRun) throw refusal;
 
   const [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);
-  const histories = await readTimelineHistories(listing);
-  const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories }, target);
+  const trust: WalTrust = { verifyKey: config.signing.verifyKey, identity: config.encryption.identity, env: deps.env };
+  // Each history file is read once, checked (signature, decryption) and parsed; the plan follows what was checked.
+  const histories = await readHistoryFiles(listing, trust).catch((err: unknown) => {
+    throw nothingWritten(err);
+  });
+  const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: historiesByTimeline(histories) }, target);
   log.info({ backup: plan.base, target: target?.toISOString() ?? null, segments: plan.segments.length, first: plan.firstSegment, last: plan.lastSegment }, "point-in-time restore planned");
+  const walRefusal = await checkPlannedWal(plan, listing, histories, trust).then(() => null, (err: unknown) => err);
   if (args.dryRun) {
     const then = refusal !== null ? `would be refused now: ${refusal.message}` : state.kind === "non-empty" ? "its contents would be moved aside" : "would be created or filled";
-    deps.out(formatPitrPlan(plan) + `data directory: ${dataDir} (${state.kind}): ${then}\n`);
+    const wal = walRefusal === null ? `${config.signing.verifyKey === null ? "not checked (no BACKUP_VERIFY_KEY_FILE)" : "every planned file is signed"}` : `would be refused: ${(walRefusal as Error).message}`;
+    deps.out(formatPitrPlan(plan) + `signatures:   ${wal}\ndata directory: ${dataDir} (${state.kind}): ${then}\n`);
     return { status: "planned", plan };
   }
   if (refusal !== null) throw refusal;
+  if (walRefusal !== null) throw nothingWritten(walRefusal);
   const basePath = (bases.find((b) => b.name === plan.base) as (typeof bases)[number]).path;
   log.info({ backup: plan.base }, `checking ${plan.base}'s ${config.signing.verifyKey === null ? "checksum sidecar" : "signature"} and manifest; its chunks are checked as it is read`);
   const base = await trustBase(basePath, config.signing.verifyKey).catch((err: unknown) => {
@@ -101,6 +115,8 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
     env: deps.env,
     log,
     now: deps.now,
+    histories: stagedHistories(plan, histories),
+    wal: { verifyKey: trust.verifyKey, identity: trust.identity },
   });
   log.info({ backup: plan.base, dataDir, movedTo: outcome.movedTo, seconds: outcome.seconds }, "data directory prepared for point-in-time recovery");
   deps.out(

@@ -1,4 +1,5 @@
 // wal-receive's settings (WAL_*, issue 19): the pg_receivewal supervisor.
+import { isAbsolute, join, normalize } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import type { Env } from "./envValues.js";
 import { int, oneOf, str } from "./envValues.js";
@@ -9,8 +10,22 @@ export interface WalReceiveConfig {
   compression: "gzip" | "lz4" | "none";
   /** Alert (ping /fail, webhook) when the receiver is this far behind the server, or down this long. */
   lagAlertSeconds: number;
-  /** pg_receivewal --status-interval and the supervisor's poll of the slot. */
+  /**
+   * pg_receivewal --status-interval, the supervisor's poll of the slot, and (when wal-receive
+   * signs or encrypts) how often the segment being received is shipped to wal/ as a snapshot.
+   */
   statusIntervalSeconds: number;
+  /**
+   * WAL_SPOOL_DIR: where pg_receivewal writes when wal-receive signs or encrypts (the task's own
+   * disk or a named volume, never the share); wal-receive ships from there into wal/.
+   */
+  spoolDir: string;
+}
+
+function spoolDir(env: Env): string {
+  const dir = str(env, "WAL_SPOOL_DIR", join(str(env, "TMPDIR", "/tmp"), "pgsb-wal-spool"));
+  if (!isAbsolute(dir)) throw new ConfigError(`WAL_SPOOL_DIR=${JSON.stringify(dir)} is not an absolute path; use a folder on the task's own disk or a named volume, e.g. /var/lib/pgsb-wal-spool`);
+  return normalize(dir).replace(/(.)\/$/, "$1");
 }
 
 export function walReceiveConfig(env: Env): WalReceiveConfig {
@@ -22,5 +37,6 @@ export function walReceiveConfig(env: Env): WalReceiveConfig {
     compression: oneOf(env, "WAL_COMPRESSION", ["gzip", "lz4", "none"] as const, "gzip"),
     lagAlertSeconds: int(env, "WAL_LAG_ALERT_SECONDS", 300, 1, 604_800, "seconds the receiver may lag behind the server before an alert (300 by default)"),
     statusIntervalSeconds: int(env, "WAL_STATUS_INTERVAL_SECONDS", 5, 1, 3600, "seconds between the receiver's status reports (5 by default)"),
+    spoolDir: spoolDir(env),
   };
 }

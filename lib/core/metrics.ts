@@ -53,7 +53,7 @@ export interface MetricsState {
 /** What the wal-receive supervisor reports every status interval. */
 export interface WalReceiverMetrics {
   slot: string;
-  /** The position the server has from the receiver as flushed (the slot's restart_lsn), as PostgreSQL prints it. */
+  /** The position archived in wal/: flushed there (the slot's restart_lsn), or with a spool shipped there; as PostgreSQL prints it. */
   lsn: string | null;
   lsnBytes: number | null;
   /** Unix seconds when that position last advanced. */
@@ -180,10 +180,10 @@ function walReceiverFamilies(w: WalReceiverMetrics | undefined): Family[] {
   const one = (name: string, help: string, v: number | null, type?: "counter"): Family => ({ name, help, type, samples: v === null ? [] : [[l, v]] });
   return [
     one("pgsb_wal_receive_up", "1 while pg_receivewal runs under wal-receive, 0 while it is restarting or stopped.", w.running ? 1 : 0),
-    one("pgsb_wal_receive_lsn_bytes", "The WAL position the receiver has flushed (the slot's restart_lsn), in bytes.", w.lsnBytes),
-    one("pgsb_wal_receive_last_received_timestamp_seconds", "When the receiver's flushed position last advanced (Unix time).", w.lastReceivedAt),
-    one("pgsb_wal_receive_lag_seconds", "How long ago the server had the WAL the receiver has not flushed yet (0 when caught up).", w.lagSeconds),
-    one("pgsb_wal_receive_lag_bytes", "The server's flushed WAL position minus the receiver's.", w.lagBytes),
+    one("pgsb_wal_receive_lsn_bytes", "The WAL position archived in wal/ (flushed by pg_receivewal, the slot's restart_lsn; with signing or encryption, shipped from the spool), in bytes.", w.lsnBytes),
+    one("pgsb_wal_receive_last_received_timestamp_seconds", "When the archived position last advanced (Unix time).", w.lastReceivedAt),
+    one("pgsb_wal_receive_lag_seconds", "How long ago the server had the WAL not yet archived in wal/ (0 when caught up): the age of the recovery point.", w.lagSeconds),
+    one("pgsb_wal_receive_lag_bytes", "The server's flushed WAL position minus the archived one.", w.lagBytes),
     one("pgsb_wal_receive_restarts_total", "pg_receivewal restarts since wal-receive started.", w.restarts, "counter"),
     one("pgsb_wal_receive_updated_timestamp_seconds", "When wal-receive last reported (Unix time); stale when the service is gone.", w.updatedAt),
   ];

@@ -47,3 +47,28 @@ export async function readSmallBytes(path: string, maxBytes: number): Promise<Bu
 export async function readSmallFile(path: string, maxBytes: number): Promise<string> {
   return (await readSmallBytes(path, maxBytes)).toString("utf8");
 }
+
+/**
+ * A whole regular file, read in one open without following a symlink, refused (EFBIG) when it
+ * is larger than `maxBytes` rather than cut short: for files acted on whole (a WAL segment).
+ */
+export async function readWholeFile(path: string, maxBytes: number): Promise<Buffer> {
+  const fh = await open(path, READ_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: "EINVAL" });
+    // One byte beyond the cap tells a file that is too large from one that is exactly the cap.
+    const buf = Buffer.allocUnsafe(Math.min(maxBytes, st.size) + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, filled, buf.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+      if (filled > maxBytes) throw Object.assign(new Error(`${path} is larger than ${maxBytes} bytes`), { code: "EFBIG" });
+      if (filled === buf.length) break;
+    }
+    return buf.subarray(0, filled);
+  } finally {
+    await fh.close();
+  }
+}

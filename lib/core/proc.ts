@@ -69,6 +69,11 @@ export interface ChildOptions {
   stdout?: Out;
   cwd?: string;
   secrets?: readonly (Secret | null)[];
+  /**
+   * A shutdown releaser's own short child (wal-receive's last snapshot through age at SIGTERM):
+   * it may start after the signal, and its exit is reported, not abandoned.
+   */
+  inShutdown?: boolean;
 }
 
 export interface Child {
@@ -109,7 +114,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 /** Starts `program`; stderr is always captured (its tail goes into errors). Refused (Interrupted) after a signal. */
 export function start(program: string, args: readonly string[], opts: ChildOptions): Child {
-  shutdown.assertRunning(`${program} not started`);
+  if (opts.inShutdown !== true) shutdown.assertRunning(`${program} not started`);
   const child = spawn(program, args, { env: opts.env, cwd: opts.cwd, stdio: [opts.stdin ?? "ignore", opts.stdout ?? "ignore", "pipe"] });
   const unregister = shutdown.register(`${program} (pid ${child.pid ?? "?"})`, () => stopChild(child));
   let stderr = "";
@@ -131,7 +136,7 @@ export function start(program: string, args: readonly string[], opts: ChildOptio
       // likely signalled along with us (Ctrl-C reaches the whole process group), so our own
       // handler gets a moment to begin first.
       const settle = () => {
-        if (shutdown.signal === null) resolve({ started: true, code, signal, stderr: redact(stderr, opts.secrets ?? []) });
+        if (shutdown.signal === null || opts.inShutdown === true) resolve({ started: true, code, signal, stderr: redact(stderr, opts.secrets ?? []) });
       };
       if (signal === "SIGINT" || signal === "SIGTERM") setTimeout(settle, 100);
       else settle();
@@ -183,9 +188,9 @@ export function spawnFilter(program: string, args: readonly string[], env: NodeJ
 export async function runCommandBytes(
   program: string,
   args: readonly string[],
-  opts: { env: NodeJS.ProcessEnv; input?: string; secrets?: readonly (Secret | null)[]; cwd?: string },
+  opts: { env: NodeJS.ProcessEnv; input?: string | Uint8Array; secrets?: readonly (Secret | null)[]; cwd?: string; inShutdown?: boolean },
 ): Promise<Buffer> {
-  const child = start(program, args, { env: opts.env, cwd: opts.cwd, secrets: opts.secrets, stdin: opts.input === undefined ? "ignore" : "pipe", stdout: "pipe" });
+  const child = start(program, args, { env: opts.env, cwd: opts.cwd, secrets: opts.secrets, stdin: opts.input === undefined ? "ignore" : "pipe", stdout: "pipe", inShutdown: opts.inShutdown });
   const chunks: Buffer[] = [];
   child.stdout?.on("data", (d: Buffer) => chunks.push(d));
   child.stdin?.end(opts.input);

@@ -1,9 +1,11 @@
 // The physical tier's files (issue 19), the contract between `backup base`, `wal-receive`,
 // `restore-pitr`, verify, list and cleanup:
 //   $BACKUP_DIR/base/YYYYMMDD_HHMMSS_base.tar[.bz2|.zst|.gz][.age]  + .sha256 (+ .sha256.sig) + .json
-//   $BACKUP_DIR/wal/<24 hex>[.gz|.lz4][.partial]   segments as pg_receivewal (or basic_archive) writes them
-//   $BACKUP_DIR/wal/<8 hex>.history[.gz|.lz4]      timeline history files
-//   $BACKUP_DIR/wal/<24 hex>.<8 hex>.backup        backup history files (archive_command/basic_archive)
+//   $BACKUP_DIR/wal/<24 hex>[.gz|.lz4][.partial][.age]   segments as pg_receivewal (or basic_archive) writes
+//                                                        them; .age: shipped encrypted by wal-receive
+//   $BACKUP_DIR/wal/<8 hex>.history[.gz|.lz4][.age]       timeline history files
+//   $BACKUP_DIR/wal/<24 hex>.<8 hex>.backup               backup history files (archive_command/basic_archive)
+//   $BACKUP_DIR/wal/<any of the above but .backup>.sig    wal-receive's signature of that file (lib/wal/walSignature.ts)
 // Everything in these folders is untrusted input like the rest of BACKUP_DIR: names are
 // parsed strictly here, and anything that does not parse is ignored (never deleted).
 import { join } from "node:path";
@@ -56,15 +58,29 @@ export function parseBaseName(name: string): ParsedBaseName | null {
 /** How a WAL file in wal/ is compressed: pg_receivewal's gzip or lz4, or none (basic_archive, uncompressed receivewal). */
 export type WalCompression = "gzip" | "lz4" | "none";
 
+/**
+ * `encrypted`: age-encrypted by wal-receive after compression (AGE_RECIPIENTS_FILE), the
+ * logical tiers' order: `000000010000000000000003.gz.age`, `…03.gz.partial.age` (a snapshot
+ * of the segment being received), `00000002.history.gz.age`.
+ */
 export type WalFile =
-  | { kind: "segment"; name: string; timeline: number; segment: bigint; compression: WalCompression; partial: boolean }
+  | { kind: "segment"; name: string; timeline: number; segment: bigint; compression: WalCompression; partial: boolean; encrypted: boolean }
   /** pg_receivewal compresses history files like segments (00000002.history.gz); basic_archive does not. */
-  | { kind: "history"; name: string; timeline: number; compression?: WalCompression }
+  | { kind: "history"; name: string; timeline: number; compression?: WalCompression; encrypted?: boolean }
   | { kind: "backup-label"; name: string; timeline: number; segment: bigint };
 
-const SEGMENT_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.gz|\.lz4)?(\.partial)?$/;
-const HISTORY_RE = /^([0-9A-F]{8})\.history(\.gz|\.lz4)?$/;
+/** wal-receive's signature beside each file it archives: `<file name>.sig`. */
+export const WAL_SIGNATURE_SUFFIX = ".sig";
+/** The age extension of an encrypted WAL file. */
+export const WAL_ENCRYPTED_SUFFIX = ".age";
+
+const SEGMENT_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.gz|\.lz4)?(\.partial)?(\.age)?$/;
+const HISTORY_RE = /^([0-9A-F]{8})\.history(\.gz|\.lz4)?(\.age)?$/;
 const BACKUP_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})\.[0-9A-F]{8}\.backup$/;
+
+function compressionOf(ext: string | undefined): WalCompression {
+  return ext === ".gz" ? "gzip" : ext === ".lz4" ? "lz4" : "none";
+}
 
 /**
  * The segment number counts segments from LSN 0: for a segment size S (bytes), the segment
@@ -74,18 +90,30 @@ const BACKUP_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})\.[0-9A-F]{8}\.backup
 export function parseWalName(name: string): WalFile | null {
   let m = SEGMENT_RE.exec(name);
   if (m !== null) {
-    const [, tli, log, seg, ext, partial] = m as unknown as [string, string, string, string, string | undefined, string | undefined];
-    const compression: WalCompression = ext === ".gz" ? "gzip" : ext === ".lz4" ? "lz4" : "none";
-    return { kind: "segment", name, timeline: parseInt(tli, 16), segment: (BigInt(`0x${log}`) << 32n) | BigInt(`0x${seg}`), compression, partial: partial !== undefined };
+    const [, tli, log, seg, ext, partial, age] = m as unknown as [string, string, string, string, string | undefined, string | undefined, string | undefined];
+    const segment = (BigInt(`0x${log}`) << 32n) | BigInt(`0x${seg}`);
+    return { kind: "segment", name, timeline: parseInt(tli, 16), segment, compression: compressionOf(ext), partial: partial !== undefined, encrypted: age !== undefined };
   }
   m = HISTORY_RE.exec(name);
-  if (m !== null) return { kind: "history", name, timeline: parseInt(m[1] as string, 16), compression: m[2] === ".gz" ? "gzip" : m[2] === ".lz4" ? "lz4" : "none" };
+  if (m !== null) return { kind: "history", name, timeline: parseInt(m[1] as string, 16), compression: compressionOf(m[2]), encrypted: m[3] !== undefined };
   m = BACKUP_RE.exec(name);
   if (m !== null) {
     const [, tli, log, seg] = m as unknown as [string, string, string, string];
     return { kind: "backup-label", name, timeline: parseInt(tli, 16), segment: (BigInt(`0x${log}`) << 32n) | BigInt(`0x${seg}`) };
   }
   return null;
+}
+
+/** The WAL file a `<name>.sig` signature belongs to (a segment or history file), or null for any other name. */
+export function signedWalName(name: string): WalFile | null {
+  if (!name.endsWith(WAL_SIGNATURE_SUFFIX)) return null;
+  const file = parseWalName(name.slice(0, -WAL_SIGNATURE_SUFFIX.length));
+  return file === null || file.kind === "backup-label" ? null : file;
+}
+
+/** The 24-hex segment name or NNNNNNNN.history a stored file holds, whatever its compression, encryption or .partial. */
+export function walStem(f: WalFile): string {
+  return f.kind === "history" ? f.name.slice(0, 16) : f.name.slice(0, 24);
 }
 
 /** The (log, seg) pair packed as log<<32|seg, turned into a sequential segment number for a segment size in bytes. */

@@ -35,7 +35,7 @@ export interface PitrPlan {
   target: Date | null;
   /** Segment files to copy into the data directory, in segment order; the newest .partial under its full name. */
   segments: StagedSegment[];
-  /** Timeline history files as stored (maybe compressed); staged as NNNNNNNN.history. */
+  /** Timeline history files of the base backup's timeline and later, as stored (maybe compressed); staged as NNNNNNNN.history. */
   history: string[];
   /** First and last segment the recovery needs. */
   firstSegment: string;
@@ -52,16 +52,35 @@ function usable(bases: readonly BaseCandidate[]): (BaseCandidate & { manifest: B
     .sort((a, b) => Date.parse(a.manifest.finishedAt) - Date.parse(b.manifest.finishedAt) || a.name.localeCompare(b.name));
 }
 
-/** The segment files of timelines >= `timeline`: complete ones, and .partial ones without a complete twin. */
+/**
+ * The segment files of timelines >= `timeline`, one per segment: a complete file before a
+ * .partial, and of two alike (stored plain and encrypted after encryption was switched on, or
+ * compressed two ways) the one written last.
+ */
 function segmentsFrom(wal: WalInput, timeline: number): WalInput["segments"] {
-  const segs = wal.segments.filter((w) => w.file.timeline >= timeline);
-  const complete = new Set(segs.filter((s) => !s.file.partial).map((s) => `${s.file.timeline}/${s.file.segment}`));
-  return segs.filter((s) => !s.file.partial || !complete.has(`${s.file.timeline}/${s.file.segment}`));
+  const best = new Map<string, WalInput["segments"][number]>();
+  for (const s of wal.segments) {
+    if (s.file.timeline < timeline) continue;
+    const key = `${s.file.timeline}/${s.file.segment}`;
+    const had = best.get(key);
+    if (had === undefined || (had.file.partial && !s.file.partial) || (had.file.partial === s.file.partial && s.mtime > had.mtime)) best.set(key, s);
+  }
+  return [...best.values()];
 }
 
-/** The staged name of a segment: the .partial suffix and compression extension dropped. */
+/**
+ * The history files recovery reads: of the base backup's timeline and later ones (the newest
+ * names all its ancestors; older ones are never asked for). One file per timeline: a history
+ * stored two ways (compressed or not, encrypted or not) holds the same text.
+ */
+function stagedHistoryNames(names: readonly string[], baseTimeline: number): string[] {
+  const wanted = names.filter((n) => Number.parseInt(n.slice(0, 8), 16) >= baseTimeline);
+  return [...new Map([...wanted].sort().map((n) => [n.slice(0, 16), n])).values()];
+}
+
+/** The staged name of a segment: the 24 hex digits, without compression, .partial or .age. */
 function fullName(f: SegmentFile): string {
-  return f.name.replace(/(\.gz|\.lz4)?(\.partial)?$/, "");
+  return f.name.slice(0, 24);
 }
 
 /**
@@ -121,7 +140,7 @@ export function planPitr(bases: readonly BaseCandidate[], wal: WalInput, target:
     manifest: m,
     target,
     segments: used.map((s) => ({ source: s.file.name, target: fullName(s.file), compression: s.file.compression })),
-    history: [...wal.historyNames].sort(),
+    history: stagedHistoryNames(wal.historyNames, m.timeline),
     firstSegment: firstName,
     lastSegment: fullName((used.at(-1) as (typeof used)[number]).file),
     walEnd,

@@ -26,6 +26,8 @@ import { gateSettings } from "./settingsGate.js";
 import type { TrustedBase } from "./trustedBase.js";
 import { isMountPoint, moveAside, moveContentsAside, moveContentsIn } from "./dataDir.js";
 import { stageWal } from "./walStaging.js";
+import type { StagedHistory } from "./walStaging.js";
+import type { WalTrust } from "../wal/readWalFile.js";
 
 export interface PitrRestoreOptions {
   backupDir: string;
@@ -46,6 +48,10 @@ export interface PitrRestoreOptions {
   now: () => Date;
   /** Test hook: awaited after each verified chunk of the base backup was handed on. */
   afterChunk?: (index: number) => Promise<void>;
+  /** The plan's history files as the planning read checked and decoded them (readHistoryFiles). */
+  histories: readonly StagedHistory[];
+  /** The verify key and the age identity the WAL is read with (the env is `env`). */
+  wal: Omit<WalTrust, "env">;
 }
 
 export interface PitrRestoreOutcome {
@@ -57,6 +63,9 @@ export interface PitrRestoreOutcome {
 }
 
 async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Promise<{ rawBytes: number; walBytes: number }> {
+  // The WAL first: a file whose signature or decryption fails refuses the restore before the base backup is extracted.
+  const trust = { ...o.wal, env: o.env, systemIdentifier: plan.manifest.systemIdentifier };
+  const { bytes } = await stageWal(o.backupDir, partial, plan.segments, o.histories, plan.manifest.walSegmentSize, trust, o.log);
   o.log.info({ backup: plan.base, into: partial }, `extracting ${plan.base}`);
   const { rawBytes, members, backupManifest, verification } = await extractBase(o.base, partial, { identity: o.identity, threads: o.threads, env: o.env, log: o.log, afterChunk: o.afterChunk });
   const problem = backupManifestProblem(backupManifest, plan.manifest);
@@ -66,7 +75,6 @@ async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Pr
   // A standby.signal would keep the cluster a standby forever; a stale pid file would stop it starting.
   await rm(join(partial, "standby.signal"), { force: true });
   await rm(join(partial, "postmaster.pid"), { force: true });
-  const { bytes } = await stageWal(o.backupDir, partial, plan.segments, plan.history, plan.manifest.walSegmentSize, o.env, o.log);
   await appendFile(join(partial, "postgresql.auto.conf"), recoverySettings(plan.target, o.now()), { mode: 0o600 });
   await writeFile(join(partial, "recovery.signal"), "", { mode: 0o600 });
   await chmod(partial, 0o700);

@@ -1,80 +1,97 @@
 // The WAL a restore needs, copied into the data directory (pgsb_wal/) so restore_command is
-// a plain `cp` inside it and the postgres container needs no access to BACKUP_DIR. Segments
-// are decompressed on the way; a complete segment must come out at exactly the segment size,
-// and the newest .partial (pg_receivewal's segment in progress, its compressed stream not yet
-// ended) is decoded as far as it goes and padded with zeros to it,
-// because recovery refuses a restored file of the wrong size, and zeros read as the end of WAL.
-import { createWriteStream } from "node:fs";
-import { mkdir, stat, truncate } from "node:fs/promises";
+// a plain `cp` inside it and the postgres container needs no access to BACKUP_DIR. Each file
+// is read once into memory and everything is done on those bytes (lib/wal/readWalFile.ts):
+// with BACKUP_VERIFY_KEY_FILE its signature, then age with AGE_IDENTITY_FILE, then the
+// decompressor; a complete segment must come out at exactly the segment size, and the newest
+// .partial (the segment being received, its compressed stream not yet ended) is decoded as
+// far as it goes and padded with zeros to it, because recovery refuses a restored file of the
+// wrong size, and zeros read as the end of WAL. History files were read, checked and decoded
+// when the plan was made; their bytes from that read are what is staged.
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { createExclusive } from "../core/atomicWrite.js";
+import { sleep } from "../core/concurrency.js";
+import { ExitCode, TaskError } from "../core/errors.js";
 import { humanBytes } from "../core/format.js";
 import type { Logger } from "../core/log.js";
-import { readStreamNoFollow } from "../core/noFollow.js";
-import { createExclusive } from "../core/atomicWrite.js";
-import { spawnFilter } from "../core/proc.js";
-import { filterEnv } from "../backup/compression.js";
 import { parseWalName, walDir } from "../physical/layout.js";
+import { readWalFile } from "../wal/readWalFile.js";
+import type { WalRead, WalTrust } from "../wal/readWalFile.js";
 import type { StagedSegment } from "./plan.js";
 
 /** The folder in the data directory that restore_command reads from. */
 export const STAGED_WAL_DIR = "pgsb_wal";
 
-const DECOMPRESS: Record<Exclude<StagedSegment["compression"], "none">, [string, string[]]> = {
-  gzip: ["gzip", ["-d", "-c"]],
-  lz4: ["lz4", ["-d", "-c"]],
-};
+/** A history file as the planning read decoded it: `name` as stored, `text` what recovery reads. */
+export interface StagedHistory {
+  name: string;
+  text: Buffer;
+}
 
-/**
- * `partial`: the segment pg_receivewal is still writing. Its compressed stream has no end
- * yet, so the decompressor's complaint about that is expected: what it decoded up to the
- * receiver's last flush is kept (the decoders emit only whole, checked blocks).
- */
-async function copyOne(source: string, target: string, compression: StagedSegment["compression"], partial: boolean, env: NodeJS.ProcessEnv): Promise<void> {
-  const fh = await createExclusive(target, 0o600);
-  const out = createWriteStream("", { fd: fh.fd, autoClose: false });
+export interface StageTrust extends WalTrust {
+  /** The base backup's cluster: a signed file must have been signed for it. */
+  systemIdentifier: string;
+}
+
+/** wal-receive replaces a snapshot atomically, but its signature just after: one more read settles a race with it. */
+const SNAPSHOT_RETRY_MS = 500;
+
+async function writeStaged(path: string, data: Buffer, size: number): Promise<void> {
+  const fh = await createExclusive(path, 0o600);
   try {
-    if (compression === "none") {
-      await pipeline(readStreamNoFollow(source), out);
-    } else {
-      const [program, args] = DECOMPRESS[compression];
-      const child = spawnFilter(program, args, filterEnv(env));
-      // A decompressor that could not start at all decoded nothing: that is no unfinished stream.
-      const exited = partial ? child.exit.then((e) => (e.started ? undefined : child.done)) : child.done;
-      await Promise.all([pipeline(readStreamNoFollow(source), child.stdin as Writable), pipeline(child.stdout as Readable, out), exited]);
-    }
+    await fh.writeFile(data);
+    if (data.length < size) await fh.truncate(size);
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
 
+async function readSegment(path: string, s: StagedSegment, trust: StageTrust, segmentSize: number): Promise<WalRead> {
+  const file = parseWalName(s.source);
+  if (file?.kind !== "segment") throw new Error(`${s.source} in BACKUP_DIR/wal is not a WAL segment`);
+  const read = () => readWalFile(path, file, trust, { maxBytes: segmentSize, systemIdentifier: trust.systemIdentifier, partial: file.partial });
+  try {
+    return await read();
+  } catch (err) {
+    if (!(file.partial && trust.verifyKey !== null && err instanceof TaskError && err.exitCode === ExitCode.refused)) throw err;
+    await sleep(SNAPSHOT_RETRY_MS);
+    return read();
+  }
+}
+
 /**
- * Copies the plan's segments and history files (decompressed, under the names recovery asks
- * for, never through a symlink) from BACKUP_DIR/wal into `dataDir/pgsb_wal`.
- * Throws naming the segment that is corrupt (wrong size after decompression).
+ * Stages the plan's segments and history files (decrypted and decompressed, under the names
+ * recovery asks for, never through a symlink) from BACKUP_DIR/wal into `dataDir/pgsb_wal`.
+ * Throws a refusal (exit 4) naming the file whose signature or decryption fails, and an error
+ * naming the segment that is corrupt (wrong size after decompression).
  */
-export async function stageWal(backupDir: string, dataDir: string, segments: readonly StagedSegment[], history: readonly string[], segmentSize: number, env: NodeJS.ProcessEnv, log: Logger): Promise<{ bytes: number }> {
+export async function stageWal(
+  backupDir: string,
+  dataDir: string,
+  segments: readonly StagedSegment[],
+  histories: readonly StagedHistory[],
+  segmentSize: number,
+  trust: StageTrust,
+  log: Logger,
+): Promise<{ bytes: number }> {
   const from = walDir(backupDir);
   const into = join(dataDir, STAGED_WAL_DIR);
   await mkdir(into, { mode: 0o700 });
-  for (const name of history) {
+  for (const h of histories) {
     // pg_receivewal compresses history files too (00000002.history.gz); recovery looks for 00000002.history.
-    const parsed = parseWalName(name);
-    if (parsed?.kind !== "history") throw new Error(`${name} in BACKUP_DIR/wal is not a timeline history file`);
-    await copyOne(join(from, name), join(into, `${parsed.timeline.toString(16).toUpperCase().padStart(8, "0")}.history`), parsed.compression ?? "none", false, env);
+    if (parseWalName(h.name)?.kind !== "history") throw new Error(`${h.name} in BACKUP_DIR/wal is not a timeline history file`);
+    await writeStaged(join(into, h.name.slice(0, 16)), h.text, 0);
   }
   let bytes = 0;
   let last = Date.now();
   for (const [i, s] of segments.entries()) {
-    const target = join(into, s.target);
-    await copyOne(join(from, s.source), target, s.compression, s.source.endsWith(".partial"), env);
-    const size = (await stat(target)).size;
-    if (s.source.endsWith(".partial") && size < segmentSize) await truncate(target, segmentSize);
-    else if (size !== segmentSize) {
-      throw new Error(`WAL segment ${s.source} in BACKUP_DIR/wal holds ${size} bytes after decompression, not the segment size ${segmentSize}: it is corrupt or truncated; restore it from a copy or choose a time before it`);
+    const { data } = await readSegment(join(from, s.source), s, trust, segmentSize);
+    const partial = s.source.includes(".partial");
+    if (!partial && data.length !== segmentSize) {
+      throw new Error(`WAL segment ${s.source} in BACKUP_DIR/wal holds ${data.length} bytes after decompression, not the segment size ${segmentSize}: it is corrupt or truncated; restore it from a copy or choose a time before it`);
     }
+    await writeStaged(join(into, s.target), data, segmentSize);
     bytes += segmentSize;
     if (Date.now() - last >= 5000 || i === segments.length - 1) {
       last = Date.now();

@@ -66,9 +66,11 @@ async function receiveFirstFile(config: Config, deps: Deps, log: Logger, staging
 /** A few tries: the walsender of the pg_receivewal that just failed may hold the slot for a moment. */
 const ATTEMPTS = 5;
 
-/** Streams from the server's current position into a fresh folder and moves its first file into wal/; returns that file's name. */
-export async function restartAfterGap(config: Config, deps: Deps, log: Logger): Promise<string> {
-  const wal = walDir(config.backupDir);
+/**
+ * Streams from the server's current position into a fresh folder and moves its first file into
+ * `wal` (the folder pg_receivewal writes: wal/, or the spool it is shipped from); returns that file's name.
+ */
+export async function restartAfterGap(config: Config, deps: Deps, log: Logger, wal = walDir(config.backupDir)): Promise<string> {
   const staging = join(wal, `.restart-${deps.now().getTime()}`);
   await mkdir(staging, { mode: config.files.dir });
   for (let attempt = 1; ; attempt++) {

@@ -1,8 +1,11 @@
-// wal-receive's eyes: every status interval it polls the slot and the server's flushed WAL
-// position, turns them into the lag, writes the metrics, and raises or clears the alert
-// (the /fail ping and failure webhook when the receiver falls behind WAL_LAG_ALERT_SECONDS or
-// has been down that long; a success ping when it recovers, and as a heartbeat while healthy,
-// so a Healthchecks check with a short period notices a receiver that is gone altogether).
+// wal-receive's eyes: every status interval (switchWatch.ts drives it) it samples the slot and
+// the server's flushed WAL position, turns them into the lag, writes the metrics, and raises
+// or clears the alert (the /fail ping and failure webhook when the receiver falls behind
+// WAL_LAG_ALERT_SECONDS or has been down that long; a success ping when it recovers, and as a
+// heartbeat while healthy, so a Healthchecks check with a short period notices a receiver that
+// is gone altogether). When wal-receive ships from a spool (archiveMode.ts), the position that
+// counts is what has been shipped to wal/, not what pg_receivewal flushed into the spool: the
+// lag is then the age of the recovery point.
 import type { Config } from "../config/config.js";
 import type { Deps } from "../core/deps.js";
 import { ExitCode } from "../core/errors.js";
@@ -33,35 +36,35 @@ export class WalReceiverMonitor {
   #downSince: number | null;
   #alerting = false;
   #lastHeartbeat = 0;
-  #timer: NodeJS.Timeout | null = null;
-  #polling: Promise<void> = Promise.resolve();
-  #busy = false;
+  /** Spool mode: the position shipped to wal/ (null: nothing yet); undefined: direct mode, the slot's position counts. */
+  #archived: bigint | null | undefined;
+  #archivedAt: number | null = null;
+  #lagBytes: number | null = null;
   restarts = 0;
 
-  constructor(config: Config, deps: Deps, log: Logger) {
+  constructor(config: Config, deps: Deps, log: Logger, shipping: boolean) {
     this.#config = config;
     this.#deps = deps;
     this.#log = log;
     this.#downSince = deps.now().getTime();
-  }
-
-  start(): void {
-    this.#timer = setInterval(() => {
-      // A poll waiting on an unreachable server (up to the 15 s connect timeout) is not queued behind.
-      if (this.#busy) return;
-      this.#busy = true;
-      this.#polling = this.poll()
-        .catch((err: unknown) => this.#log.warn({ error: (err as Error).message }, "wal-receive status poll failed"))
-        .finally(() => (this.#busy = false));
-    }, this.#config.wal.statusIntervalSeconds * 1000);
-    this.#timer.unref();
+    this.#archived = shipping ? null : undefined;
   }
 
   async stop(): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    await this.#polling.catch(() => undefined);
     await this.#client?.end().catch(() => undefined);
     this.#client = null;
+  }
+
+  /** Spool mode: everything up to `lsn` (a position sampled before the ship round that succeeded) is in wal/. */
+  setArchived(lsn: bigint | null): void {
+    if (this.#archived === undefined || lsn === null || (this.#archived !== null && lsn <= this.#archived)) return;
+    this.#archived = lsn;
+    this.#archivedAt = this.#deps.now().getTime();
+  }
+
+  /** The position the lag and metrics are about: shipped (spool mode) or flushed (direct). */
+  #position(): { lsn: bigint | null; at: number | null } {
+    return this.#archived === undefined ? { lsn: this.#received, at: this.#receivedAt } : { lsn: this.#archived, at: this.#archivedAt };
   }
 
   /** pg_receivewal started (true) or exited (false). */
@@ -71,37 +74,53 @@ export class WalReceiverMonitor {
     this.#downSince = running ? null : this.#deps.now().getTime();
   }
 
-  async poll(): Promise<void> {
+  /** Samples the slot and the server; returns the slot's position (what pg_receivewal flushed), null when the server cannot be asked. */
+  async sample(): Promise<bigint | null> {
     const now = this.#deps.now().getTime();
-    let lagBytes: number | null = null;
+    this.#lagBytes = null;
     try {
       this.#client ??= await connect(this.#config.pg, this.#config.pg.database, undefined, 0);
       const [slot, server] = [await slotState(this.#client, this.#config.wal.slot), await serverFlushLsn(this.#client)];
       const received = slot?.restartLsn ?? null;
       if (received !== null && (this.#received === null || received > this.#received)) [this.#received, this.#receivedAt] = [received, now];
       if (server !== null) this.#samples.push({ at: now, lsn: server });
-      this.#samples = pruneSamples(this.#samples, this.#received ?? -1n);
-      if (this.#samples.length > MAX_SAMPLES) this.#samples = [this.#samples[0] as ServerSample, ...this.#samples.slice(-MAX_SAMPLES + 1)];
-      if (server !== null && this.#received !== null) lagBytes = Number(server > this.#received ? server - this.#received : 0n);
+      const position = this.#position().lsn;
+      if (server !== null && position !== null) this.#lagBytes = Number(server > position ? server - position : 0n);
+      return received;
     } catch (err) {
       // The server is away (restarting, failing over): the lag keeps growing from the last samples.
       await this.#client?.end().catch(() => undefined);
       this.#client = null;
       this.#log.warn({ error: redact((err as Error).message, [this.#config.pg.password]) }, "wal-receive cannot poll the server for the receiver's position; retrying");
+      return null;
     }
-    const lag = lagSeconds(this.#samples, this.#received, now);
-    await this.#record(now, lag, lagBytes);
+  }
+
+  /** Turns the last sample into the lag, writes the metrics, raises or clears the alert. */
+  async report(): Promise<void> {
+    const now = this.#deps.now().getTime();
+    const position = this.#position().lsn;
+    this.#samples = pruneSamples(this.#samples, position ?? -1n);
+    if (this.#samples.length > MAX_SAMPLES) this.#samples = [this.#samples[0] as ServerSample, ...this.#samples.slice(-MAX_SAMPLES + 1)];
+    const lag = lagSeconds(this.#samples, position, now);
+    await this.#record(now, lag, this.#lagBytes);
     await this.#alert(now, lag);
+  }
+
+  async poll(): Promise<void> {
+    await this.sample();
+    await this.report();
   }
 
   async #record(now: number, lag: number, lagBytes: number | null): Promise<void> {
     const file = this.#config.metricsFile;
     if (file === null) return;
+    const { lsn, at } = this.#position();
     await recordWalReceiver(file, {
       slot: this.#config.wal.slot,
-      lsn: this.#received === null ? null : formatLsn(this.#received),
-      lsnBytes: this.#received === null ? null : Number(this.#received),
-      lastReceivedAt: this.#receivedAt === null ? null : this.#receivedAt / 1000,
+      lsn: lsn === null ? null : formatLsn(lsn),
+      lsnBytes: lsn === null ? null : Number(lsn),
+      lastReceivedAt: at === null ? null : at / 1000,
       lagSeconds: Math.round(lag * 10) / 10,
       lagBytes,
       restarts: this.restarts,

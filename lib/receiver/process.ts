@@ -44,7 +44,7 @@ export async function stopCleanly(child: Child, log: Logger): Promise<void> {
   if (r === null) {
     log.warn({ event: "stop", pid: p.pid }, `pg_receivewal did not stop within ${CLEAN_STOP_MS} ms of SIGINT; terminating it`);
     child.kill();
-  } else log.info({ event: "stop", code: r[0], signal: r[1] }, "pg_receivewal stopped; its .partial file stays in wal/");
+  } else log.info({ event: "stop", code: r[0], signal: r[1] }, "pg_receivewal stopped; its .partial file stays, and the next start continues it");
 }
 
 export interface Receiver {

@@ -48,3 +48,13 @@ export async function recreateSlot(client: Client, slot: string): Promise<void> 
   await client.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
   await client.query("SELECT pg_create_physical_replication_slot($1)", [slot]);
 }
+
+/** The cluster wal-receive signs WAL for, and its segment size (a bound for reading the spool). */
+export async function clusterIdentity(client: Client): Promise<{ systemIdentifier: string; walSegmentSize: number }> {
+  const r = await client.query<{ id: string; size: string }>(
+    "SELECT system_identifier::text AS id, (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS size FROM pg_control_system()",
+  );
+  const row = r.rows[0];
+  if (row === undefined) throw new Error("pg_control_system() returned no row");
+  return { systemIdentifier: row.id, walSegmentSize: Number(row.size) };
+}

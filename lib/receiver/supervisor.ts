@@ -1,4 +1,5 @@
-// The wal-receive supervisor: pg_receivewal into $BACKUP_DIR/wal/ through a replication
+// The wal-receive supervisor: pg_receivewal into $BACKUP_DIR/wal/ (or, when wal-receive signs
+// or encrypts, into its private spool, shipped to wal/ by archiver.ts) through a replication
 // slot, run with --no-loop so that this code, not pg_receivewal, decides what an exit means
 // (fault.ts): restart with backoff, recreate a vanished slot (loudly: WAL may be
 // missing, and verify will name the gap), start the archive again after a gap the server can
@@ -22,7 +23,7 @@ import { parseFork, setAsideAbandoned } from "./fork.js";
 import { receiveArgs, receivewalBinary, startReceivewal } from "./process.js";
 import { HEALTHY_RUN_MS, classifyReceiverExit, restartDelayMs } from "./fault.js";
 import type { ReceiverFault } from "./fault.js";
-import { WalReceiverMonitor } from "./monitor.js";
+import { WalArchiver } from "./archiver.js";
 import { canReplicate, dropSlot, slotState } from "./slot.js";
 
 function permissionError(config: Config, detail: string): TaskError {
@@ -90,29 +91,30 @@ async function ensureSlot(config: Config, deps: Deps, log: Logger): Promise<void
 /** Runs until a fatal fault (thrown as a TaskError) or a signal (the process ends in tasks/cli.ts). */
 export async function superviseWalReceiver(config: Config, deps: Deps): Promise<never> {
   const log = deps.log.child({ task: "wal-receive", slot: config.wal.slot });
-  const dir = walDir(config.backupDir);
-  await ensureTierDir(config.backupDir, dir, config.files.dir);
+  await ensureTierDir(config.backupDir, walDir(config.backupDir), config.files.dir);
   await ensureSlot(config, deps, log);
-  const monitor = new WalReceiverMonitor(config, deps, log);
-  monitor.start();
-  const args = receiveArgs(config);
+  const archiver = await WalArchiver.open(config, deps, log);
+  const monitor = archiver.monitor;
+  const dir = archiver.mode.receiveDir;
+  const args = receiveArgs(config, dir);
   let failuresInARow = 0;
   try {
     for (;;) {
+      await archiver.beforeStart();
       const startedAt = Date.now();
       const { child, release } = startReceivewal(config, deps, log, args);
-      monitor.setRunning(true);
+      archiver.running(child);
       log.info({ event: "start", pid: child.process.pid, args, restarts: monitor.restarts }, `pg_receivewal started into ${dir}`);
       const exit: Exit = await child.exit;
       release();
-      monitor.setRunning(false);
+      await archiver.afterExit();
       const fault = exit.started ? classifyReceiverExit(exit.stderr) : "transient";
       const ranMs = Date.now() - startedAt;
       log.warn({ event: "stop", code: exit.code, signal: exit.signal, fault, ranSeconds: Math.round(ranMs / 1000), stderr: tail(exit.stderr, 4, 1000) }, `pg_receivewal stopped (${fault})`);
       if (!exit.started) throw new TaskError(ExitCode.failed, `${receivewalBinary()} cannot be started (${exit.stderr}); install the PostgreSQL client programs in the task image`);
       const fork = fault === "foreign-timeline" ? parseFork(exit.stderr) : null;
       // Nothing to set aside means the fork is not what blocks pg_receivewal: no loop, the error below.
-      if (fork !== null && (await setAsideAbandoned(config, deps, log, fork)).files.length > 0) continue;
+      if (fork !== null && (await setAsideAbandoned(config, deps, log, fork, dir)).files.length > 0) continue;
       const fatal = fatalError(config, fault, exit.stderr);
       if (fatal !== null) throw fatal;
       failuresInARow = ranMs >= HEALTHY_RUN_MS ? 1 : failuresInARow + 1;
@@ -120,7 +122,7 @@ export async function superviseWalReceiver(config: Config, deps: Deps): Promise<
       if (fault === "slot-missing") await ensureSlot(config, deps, log).catch((err: unknown) => log.warn({ error: (err as Error).message }, "replication slot not recreated yet; retrying"));
       if (fault === "wal-removed" || fault === "switch-point") {
         const before = walRange(await listWalArchive(config.backupDir))?.newest.file.name ?? null;
-        const after = await restartAfterGap(config, deps, log);
+        const after = await restartAfterGap(config, deps, log, dir);
         const why = fault === "switch-point" ? "pg_receivewal cannot resume at the timeline switch that follows" : "the server no longer had the WAL after";
         log.error(
           { event: "gap", newestBefore: before, firstAfter: after },
@@ -135,7 +137,6 @@ export async function superviseWalReceiver(config: Config, deps: Deps): Promise<
       await sleep(delay);
     }
   } finally {
-    await monitor.poll().catch(() => undefined);
-    await monitor.stop();
+    await archiver.close();
   }
 }

@@ -16,14 +16,14 @@ import { storageError } from "../store/storage.js";
 import { listBaseDir, scanBaseCatalog } from "../base/catalog.js";
 import type { BaseEntry } from "../base/catalog.js";
 import type { WalFile } from "../physical/layout.js";
-import { baseDir, parseBaseName, parseWalName, walDir } from "../physical/layout.js";
+import { WAL_SIGNATURE_SUFFIX, baseDir, parseBaseName, parseWalName, signedWalName, walDir } from "../physical/layout.js";
 import type { BaseDecision, WalPlan } from "./physicalPlan.js";
 import { planBaseRetention, planWalRetention } from "./physicalPlan.js";
 
 export interface PhysicalCleanupReport {
   bases: (Omit<BaseDecision, "time"> & { time: string; bytes: number })[];
   wal: WalPlan & { bytes: number };
-  /** Stale base/*.partial files and orphaned sidecars (both older than a day). */
+  /** Stale base/*.partial files, orphaned base sidecars and WAL signatures (all older than a day), relative to BACKUP_DIR. */
   removedPartials: string[];
   /** Why nothing of the physical tier may be deleted, or null. */
   refused: string | null;
@@ -39,16 +39,25 @@ async function sizeOf(path: string): Promise<number> {
   return lstat(path).then((s) => s.size, () => 0);
 }
 
-/** The WAL files in wal/ (regular files with a WAL name only); none when it is missing. Exit 4 when wal/ is a symlink. */
-async function walFiles(backupDir: string): Promise<WalFile[]> {
+/**
+ * The WAL files in wal/ (regular files with a WAL name only) and the names of its regular
+ * files (for the signatures beside them); none when it is missing. Exit 4 when wal/ is a symlink.
+ */
+async function walFiles(backupDir: string): Promise<{ files: WalFile[]; names: Set<string> }> {
   const dir = walDir(backupDir);
   const info = await lstat(dir).catch((err: unknown) => {
     if (errnoCode(err) === "ENOENT") return null;
     throw err;
   });
-  if (info === null) return [];
+  if (info === null) return { files: [], names: new Set() };
   if (info.isSymbolicLink()) throw symlinkRefusal(ExitCode.refused, `BACKUP_DIR=${backupDir}: WAL folder`, dir);
-  return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile()).flatMap((d) => parseWalName(d.name) ?? []);
+  const names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile()).map((d) => d.name);
+  return { files: names.flatMap((n) => parseWalName(n) ?? []), names: new Set(names) };
+}
+
+/** WAL signatures whose file is gone (deleted by hand, or a cleanup stopped between the two). Pure. */
+export function orphanWalSignatures(names: ReadonlySet<string>): string[] {
+  return [...names].filter((n) => signedWalName(n) !== null && !names.has(n.slice(0, -WAL_SIGNATURE_SUFFIX.length))).sort();
 }
 
 /**
@@ -81,7 +90,7 @@ async function refusal(config: Config, catalog: readonly BaseEntry[]): Promise<s
 /** The plan as of `now`; stale partials are judged by the clock (they are about crashed runs). Null when there is no physical tier. */
 export async function planPhysicalCleanup(config: Config, now: Date, clock: Date): Promise<PhysicalCleanupPlan | null> {
   const catalog = await scanBaseCatalog(config.backupDir);
-  const files = await walFiles(config.backupDir);
+  const { files, names } = await walFiles(config.backupDir);
   const listing = await listBaseDir(config.backupDir);
   if (catalog.length === 0 && files.length === 0 && listing.length === 0) return null;
   const decisions = planBaseRetention(catalog, config.retention, now);
@@ -99,7 +108,8 @@ export async function planPhysicalCleanup(config: Config, now: Date, clock: Date
     for (const suffix of ["", MANIFEST_SUFFIX, CHECKSUM_SUFFIX, SIGNATURE_SUFFIX]) bytes += await sizeOf(path + suffix);
     bases.push({ name: d.name, time: d.time.toISOString(), action: d.action, reason: d.reason, bytes });
   }
-  const walPaths = wal.delete.map((d) => join(walDir(config.backupDir), d.name));
+  // A WAL file's signature goes with it.
+  const walPaths = wal.delete.flatMap((d) => [d.name, ...(names.has(d.name + WAL_SIGNATURE_SUFFIX) ? [d.name + WAL_SIGNATURE_SUFFIX] : [])]).map((n) => join(walDir(config.backupDir), n));
   let walBytes = 0;
   for (const p of walPaths) walBytes += await sizeOf(p);
   const partials: string[] = [];
@@ -109,10 +119,15 @@ export async function planPhysicalCleanup(config: Config, now: Date, clock: Date
     if (info !== null && clock.getTime() - info.mtimeMs > DAY_MS) partials.push(path);
   }
   for (const name of orphanBaseSidecars(listing.map((d) => d.name), clock)) partials.push(join(baseDir(config.backupDir), name));
+  for (const name of orphanWalSignatures(names)) {
+    const path = join(walDir(config.backupDir), name);
+    const info = await lstat(path).catch(() => null);
+    if (info !== null && clock.getTime() - info.mtimeMs > DAY_MS) partials.push(path);
+  }
   const report: PhysicalCleanupReport = {
     bases,
     wal: { ...wal, bytes: walBytes },
-    removedPartials: partials.map((p) => `base/${p.slice(baseDir(config.backupDir).length + 1)}`),
+    removedPartials: partials.map((p) => p.slice(config.backupDir.length).replace(/^\/+/, "")),
     refused: await refusal(config, catalog),
     freedBytes: 0,
   };

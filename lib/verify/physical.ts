@@ -21,11 +21,16 @@ import { trustBase } from "../pitr/trustedBase.js";
 import type { TrustedBase } from "../pitr/trustedBase.js";
 import { parseLsn } from "../physical/layout.js";
 import { planPitr } from "../pitr/plan.js";
-import { listWalArchive, readTimelineHistories } from "../wal/archive.js";
+import { checkPlannedWal, stagedHistories } from "../pitr/plannedWal.js";
+import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../wal/archive.js";
 import { checkWalContinuity } from "../wal/continuity.js";
+import type { WalTrust } from "../wal/readWalFile.js";
+import { IdentityRefusal } from "../wal/walAge.js";
 import type { Finding } from "./checks.js";
 import { fail, pass } from "./checks.js";
 import { probePitrRestore } from "./physicalRestore.js";
+import { assertWalReadable, rethrowIdentity } from "./walIdentity.js";
+import { walSignatureFindings } from "./walSignatures.js";
 
 export type Step = (fn: () => Finding[] | Promise<Finding[]>) => Promise<Finding[]>;
 
@@ -93,25 +98,35 @@ export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, res
     return;
   }
   const [sum] = await step(() => readBase(newest, config, env, log));
-  const histories = await readTimelineHistories(listing).catch((err: unknown) => err as Error);
+  const identity = config.encryption.identity;
+  await assertWalReadable(listing, newest.manifest, identity, env);
+  const histories = await readHistoryFiles(listing, { verifyKey: null, identity, env }).catch(rethrowIdentity);
   await step(() => {
     if (histories instanceof Error) return [fail("wal-continuity", histories.message)];
-    const r = checkWalContinuity(listing.segments.map((s) => s.file), histories, { timeline: newest.manifest.timeline, lsn: parseLsn(newest.manifest.startLsn) as bigint }, newest.manifest.walSegmentSize);
+    const r = checkWalContinuity(listing.segments.map((s) => s.file), historiesByTimeline(histories), { timeline: newest.manifest.timeline, lsn: parseLsn(newest.manifest.startLsn) as bigint }, newest.manifest.walSegmentSize);
     return [
       r.ok
         ? pass("wal-continuity", `WAL from ${r.from} (start of ${newest.name}) to ${r.to} is complete: ${r.segments} segments${r.endsPartial ? ", the last one in progress" : ""}`, { segments: r.segments })
         : fail("wal-continuity", r.message, { firstMissing: r.firstMissing }, r.firstMissing === "" ? newest.name : r.firstMissing),
     ];
   });
+  const key = config.signing.verifyKey;
+  const [signed] = key === null ? [] : await step(() => walSignatureFindings(listing, newest.manifest, key));
   if (!restore) return;
   await step(async () => {
     if (sum?.ok !== true) return [fail("pitr-restore", "not attempted: the newest base backup failed its checksum (see base-checksum)", {}, newest.name)];
+    if (signed?.ok === false) return [fail("pitr-restore", "not attempted: WAL it would replay is not signed with the key BACKUP_VERIFY_KEY_FILE checks (see wal-signatures)", {}, newest.name)];
     try {
-      const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: histories instanceof Error ? new Map() : histories }, null);
+      // As restore-pitr does it: the history files read once and checked, the planned WAL checked before anything is written.
+      const trust: WalTrust = { verifyKey: key, identity, env };
+      const reads = await readHistoryFiles(listing, trust);
+      const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: historiesByTimeline(reads) }, null);
+      await checkPlannedWal(plan, listing, reads, trust);
       const base = await trustBase((bases.find((b) => b.name === plan.base) as UsableBaseEntry).path, config.signing.verifyKey);
-      const p = await probePitrRestore(plan, base, config, env, log, now);
+      const p = await probePitrRestore(plan, base, config, { histories: stagedHistories(plan, reads), wal: { verifyKey: key, identity } }, env, log, now);
       return [pass("pitr-restore", `restore-pitr of ${plan.base} to the end of the WAL (${plan.lastSegment}) reached a consistent state and promoted`, { restoreSeconds: p.restoreSeconds, replaySeconds: p.replaySeconds, segments: p.segments }, plan.base)];
     } catch (err) {
+      if (err instanceof IdentityRefusal) throw err;
       return [fail("pitr-restore", `restore-pitr into a scratch cluster failed: ${message(err)}`, {}, newest.name)];
     }
   });

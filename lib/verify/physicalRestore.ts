@@ -16,6 +16,7 @@ import type { Config } from "../config/config.js";
 import type { PitrPlan } from "../pitr/plan.js";
 import { restorePitr } from "../pitr/restore.js";
 import type { TrustedBase } from "../pitr/trustedBase.js";
+import type { PitrRestoreOptions } from "../pitr/restore.js";
 
 const SERVER_USER = "postgres";
 /** Replaying a day of WAL can take minutes; beyond this the check fails rather than hang verify. */
@@ -39,7 +40,15 @@ async function osUser(env: NodeJS.ProcessEnv): Promise<{ uid: number; gid: numbe
   return { uid: await id("-u"), gid: await id("-g") };
 }
 
-export async function probePitrRestore(plan: PitrPlan, trusted: TrustedBase, config: Config, env: NodeJS.ProcessEnv, log: Logger, now: () => Date): Promise<PitrProbe> {
+export async function probePitrRestore(
+  plan: PitrPlan,
+  trusted: TrustedBase,
+  config: Config,
+  wal: Pick<PitrRestoreOptions, "histories" | "wal">,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+  now: () => Date,
+): Promise<PitrProbe> {
   // LC_ALL=C: pg_controldata's output is parsed.
   const base: NodeJS.ProcessEnv = { PATH: env.PATH, TZ: env.TZ, LC_ALL: "C" };
   const pgCtl = program("pg_ctl", env);
@@ -70,6 +79,7 @@ export async function probePitrRestore(plan: PitrPlan, trusted: TrustedBase, con
       env,
       log,
       now,
+      ...wal,
     });
     await mkdir(socketDir);
     const port = await freePort();

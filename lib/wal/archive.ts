@@ -8,12 +8,14 @@ import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { mapLimit } from "../core/concurrency.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
-import { readSmallBytes, symlinkRefusal } from "../core/noFollow.js";
-import { decompressSmall } from "./decompress.js";
-import { parseWalName, walDir } from "../physical/layout.js";
+import { symlinkRefusal } from "../core/noFollow.js";
+import { parseWalName, signedWalName, walDir } from "../physical/layout.js";
 import type { WalFile } from "../physical/layout.js";
 import { parseTimelineHistory } from "./timelineHistory.js";
 import type { TimelineHistory } from "./timelineHistory.js";
+import { readWalFile } from "./readWalFile.js";
+import type { WalTrust } from "./readWalFile.js";
+import type { WalStatement } from "./walSignature.js";
 
 export type SegmentFile = Extract<WalFile, { kind: "segment" }>;
 export type HistoryFile = Extract<WalFile, { kind: "history" }>;
@@ -33,6 +35,8 @@ export interface WalListing {
   /** By timeline. */
   histories: WalEntry<HistoryFile>[];
   backupLabels: WalEntry<BackupLabelFile>[];
+  /** The `<name>.sig` signature files (regular files) in wal/, by name; whether they verify is for the reader to check. */
+  signatures: Set<string>;
   /** Names that do not parse, symlinks and anything not a regular file. */
   ignored: string[];
 }
@@ -46,9 +50,13 @@ function storageError(dir: string, err: unknown): TaskError {
 }
 
 /** Lists wal/; a missing folder is an empty listing (no WAL archived yet). */
-export async function listWalArchive(backupDir: string): Promise<WalListing> {
-  const dir = walDir(backupDir);
-  const out: WalListing = { dir, segments: [], histories: [], backupLabels: [], ignored: [] };
+export function listWalArchive(backupDir: string): Promise<WalListing> {
+  return listWalFolder(walDir(backupDir));
+}
+
+/** Lists a folder of WAL files (wal/, or wal-receive's spool) as listWalArchive does. */
+export async function listWalFolder(dir: string): Promise<WalListing> {
+  const out: WalListing = { dir, segments: [], histories: [], backupLabels: [], signatures: new Set(), ignored: [] };
   let dirents: Dirent[];
   try {
     const st = await lstat(dir);
@@ -61,6 +69,10 @@ export async function listWalArchive(backupDir: string): Promise<WalListing> {
   }
   const candidates: { name: string; file: WalFile }[] = [];
   for (const d of dirents) {
+    if (d.isFile() && signedWalName(d.name) !== null) {
+      out.signatures.add(d.name);
+      continue;
+    }
     const file = d.isFile() ? parseWalName(d.name) : null;
     if (file === null) out.ignored.push(d.name);
     else candidates.push({ name: d.name, file });
@@ -93,21 +105,44 @@ function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The listing's .history files parsed, by timeline. A malformed one is a storage problem naming the file. */
-export async function readTimelineHistories(listing: WalListing): Promise<Map<number, TimelineHistory>> {
-  const out = new Map<number, TimelineHistory>();
+const NO_TRUST: WalTrust = { verifyKey: null, identity: null, env: process.env };
+
+export interface HistoryRead {
+  entry: WalEntry<HistoryFile>;
+  /** The file's text as recovery reads it (decrypted, decompressed): staged from these bytes. */
+  text: Buffer;
+  history: TimelineHistory;
+  /** The signed statement the file matched (with a verify key); its system identifier is checked against the base backup's. */
+  statement: WalStatement | null;
+  /** With a verify key: why its signature does not vouch for it. Only a restore that stages the file is refused for it. */
+  untrusted: string | null;
+}
+
+/**
+ * The listing's .history files, each read once: signature (with a verify key: its verdict is
+ * kept, since only the files a restore stages must be signed), decryption and decompression on
+ * those bytes, then parsed. A malformed one is a storage problem naming the file (exit 9); an
+ * undecryptable one a refusal (exit 4).
+ */
+export async function readHistoryFiles(listing: WalListing, trust: WalTrust = NO_TRUST): Promise<HistoryRead[]> {
+  const out: HistoryRead[] = [];
   for (const h of listing.histories) {
-    let text: string;
+    const read = await readWalFile(h.path, h.file, trust, { maxBytes: MAX_HISTORY_BYTES, systemIdentifier: null, partial: false, reportUntrusted: true });
     try {
-      text = (await decompressSmall(await readSmallBytes(h.path, MAX_HISTORY_BYTES), h.file.compression ?? "none", MAX_HISTORY_BYTES)).toString("utf8");
-    } catch (err) {
-      throw new TaskError(ExitCode.storage, `timeline history file ${h.path} cannot be read (${errnoCode(err) ?? (err as Error).message}); check the file and the storage mount`, { cause: err });
-    }
-    try {
-      out.set(h.file.timeline, parseTimelineHistory(text));
+      out.push({ entry: h, text: read.data, history: parseTimelineHistory(read.data.toString("utf8")), statement: read.statement, untrusted: read.untrusted });
     } catch (err) {
       throw new TaskError(ExitCode.storage, `timeline history file ${h.path} is malformed (${(err as Error).message}); copy ${h.file.name} from the server's pg_wal/`, { cause: err });
     }
   }
   return out;
+}
+
+/** The listing's .history files parsed, by timeline (see readHistoryFiles). */
+export async function readTimelineHistories(listing: WalListing, trust: WalTrust = NO_TRUST): Promise<Map<number, TimelineHistory>> {
+  return historiesByTimeline(await readHistoryFiles(listing, trust));
+}
+
+/** By timeline; of two files for one timeline (compressed and not, plain and encrypted) the one listed last. Pure. */
+export function historiesByTimeline(reads: readonly HistoryRead[]): Map<number, TimelineHistory> {
+  return new Map(reads.map((r) => [r.entry.file.timeline, r.history]));
 }

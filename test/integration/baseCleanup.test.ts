@@ -1,8 +1,8 @@
 // cleanup of the physical tier on real files: base backups follow the fulls' policy, WAL
-// before the earliest kept base backup's start goes, --dry-run changes nothing, and a bad
-// newest base backup stops the whole cleanup.
+// before the earliest kept base backup's start goes (with its signatures), --dry-run changes
+// nothing, and a bad newest base backup stops the whole cleanup.
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { ExitCode } from "../../lib/core/errors.js";
@@ -83,6 +83,29 @@ describe("cleanup of base backups and WAL", () => {
     const wal = readdirSync(join(d, "wal")).sort();
     expect(wal[0]).toBe("00000001.history");
     expect(wal.slice(1)).toEqual(Array.from({ length: 12 }, (_, i) => segmentName(1, BigInt(i + 9), SEG)));
+  });
+
+  it("deletes encrypted WAL with its signatures, and a signature older than a day whose file is gone", async () => {
+    const d = dir();
+    // Both kept (RETENTION_MIN_FULL=2): WAL from segment 3 on stays, segments 1 and 2 go with their signatures.
+    plant(d, [
+      [100, 3],
+      [7, 9],
+    ]);
+    for (const n of readdirSync(join(d, "wal")).filter((x) => /^[0-9A-F]{24}$/.test(x))) {
+      renameSync(join(d, "wal", n), join(d, "wal", `${n}.gz.age`));
+      writeFileSync(join(d, "wal", `${n}.gz.age.sig`), "signature");
+    }
+    const orphan = `${segmentName(1, 30n, SEG)}.gz.partial.age.sig`;
+    writeFileSync(join(d, "wal", orphan), "signature");
+    const old = new Date(Date.now() - 3 * DAY);
+    utimesSync(join(d, "wal", orphan), old, old);
+    const r = await runCli(["cleanup", "--now", NOW.toISOString()], cliEnv(cluster, d, ENV));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`removed stale wal/${orphan}`);
+    expect(r.stdout).toContain(`kept from ${segmentName(1, 3n, SEG)}`);
+    const wal = readdirSync(join(d, "wal")).sort();
+    expect(wal).toEqual(["00000001.history", ...Array.from({ length: 18 }, (_, i) => segmentName(1, BigInt(i + 3), SEG)).flatMap((n) => [`${n}.gz.age`, `${n}.gz.age.sig`])].sort());
   });
 
   it("refuses (exit 4) and deletes nothing while the newest base backup is bad", async () => {

@@ -74,16 +74,6 @@ describe("a bad AGE_RECIPIENTS_FILE", () => {
   });
 });
 
-describe("wal-receive with AGE_RECIPIENTS_FILE", () => {
-  it("is refused (exit 2): it would write cleartext", async () => {
-    const empty = tempDir("pgsb-age-physical-");
-    const r = await runCli(["wal-receive"], cliEnv(src, empty, { AGE_RECIPIENTS_FILE: REC1 }));
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain(`wal-receive cannot encrypt (WAL is written in cleartext), but AGE_RECIPIENTS_FILE=${REC1} is set`);
-    expect(readdirSync(empty)).toEqual([]);
-  });
-});
-
 describe("an encrypted full and incremental", () => {
   let full: string;
   let incr: string;

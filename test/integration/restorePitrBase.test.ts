@@ -16,7 +16,8 @@ import type { BaseManifest } from "../../lib/physical/layout.js";
 import { planPitr } from "../../lib/pitr/plan.js";
 import { restorePitr } from "../../lib/pitr/restore.js";
 import { trustBase } from "../../lib/pitr/trustedBase.js";
-import { listWalArchive, readTimelineHistories } from "../../lib/wal/archive.js";
+import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../../lib/wal/archive.js";
+import { stagedHistories } from "../../lib/pitr/plannedWal.js";
 import type { ClusterInfo } from "../cluster.js";
 import { createCluster, destroyCluster, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir } from "../helpers.js";
@@ -208,10 +209,25 @@ describe("a signed base backup, damaged or swapped", () => {
   async function restoreWithHook(d: string, t: ClusterInfo, afterChunk: (i: number) => Promise<void>) {
     const bases = await scanBaseCatalog(d);
     const listing = await listWalArchive(d);
-    const histories = await readTimelineHistories(listing);
-    const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories }, null);
+    const reads = await readHistoryFiles(listing, { verifyKey: null, identity: null, env: process.env });
+    const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: historiesByTimeline(reads) }, null);
     const base = await trustBase(join(d, "base", plain.name), createPublicKey(readFileSync(keys.verify)));
-    return restorePitr(plan, { backupDir: d, base, dataDir: t.dataDir, existing: "absent", owner: null, trustUnsigned: false, identity: null, threads: 2, env: process.env, log: silentLogger(), now: () => new Date(), afterChunk });
+    return restorePitr(plan, {
+      backupDir: d,
+      base,
+      dataDir: t.dataDir,
+      existing: "absent",
+      owner: null,
+      trustUnsigned: false,
+      identity: null,
+      threads: 2,
+      env: process.env,
+      log: silentLogger(),
+      now: () => new Date(),
+      afterChunk,
+      histories: stagedHistories(plan, reads),
+      wal: { verifyKey: null, identity: null },
+    });
   }
 
   it("another file renamed over the path after the first chunk: the one descriptor keeps reading what it opened, and the other file never reaches the data directory", async () => {

@@ -2,48 +2,27 @@
 // process. WAL arrives within seconds, a killed pg_receivewal is restarted, a stopped and
 // restarted service leaves no gap (the slot), a dropped slot is recreated with an error line,
 // a role without REPLICATION gets a clear exit 8, and a timeline switch is followed.
-import { execFileSync, spawn } from "node:child_process";
-import { appendFileSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parseLsn, parseWalName, segmentNumber } from "../../lib/physical/layout.js";
+import { parseLsn, parseWalName, segmentName, segmentNumber } from "../../lib/physical/layout.js";
 import { listWalArchive, readTimelineHistories } from "../../lib/wal/archive.js";
 import { checkWalContinuity } from "../../lib/wal/continuity.js";
 import type { ClusterInfo } from "../cluster.js";
 import { clusterEnv, createCluster, destroyCluster, sql, startCluster, stopCluster } from "../cluster.js";
-import { CLI, cliEnv, runCli, tempDir } from "../helpers.js";
+import { cliEnv, runCli, tempDir } from "../helpers.js";
+import type { WalReceiveProcess } from "../walReceiver.js";
+import { childrenOf, startWalReceive, stopAllWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
 
 const SEG = 16 * 1024 * 1024;
 let c: ClusterInfo;
 let backupDir: string;
 
-interface Receiver {
-  pid: number;
-  logs: () => Record<string, unknown>[];
-  exited: Promise<{ code: number | null; stderr: string }>;
-}
-const running: Receiver[] = [];
-
-function startReceiver(extra: Record<string, string> = {}): Receiver {
-  const child = spawn(process.execPath, [CLI, "wal-receive"], {
-    env: { PATH: process.env.PATH ?? "", LOG_FILE: "", ...cliEnv(c, backupDir, { WAL_STATUS_INTERVAL_SECONDS: "1", ...extra }) },
-  });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on("close", (code) => resolve({ code, stderr })));
-  const r: Receiver = {
-    pid: child.pid as number,
-    exited,
-    logs: () =>
-      stderr
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-  running.push(r);
-  return r;
+function startReceiver(extra: Record<string, string> = {}): WalReceiveProcess {
+  return startWalReceive(cliEnv(c, backupDir, { WAL_STATUS_INTERVAL_SECONDS: "1", ...extra }));
 }
 
 /** Runs a program as the postgres OS user when we are root (the cluster's files are its). */
@@ -52,39 +31,7 @@ function asPostgres(program: string, args: string[]): void {
   execFileSync(cmd, argv, { stdio: "pipe" });
 }
 
-function childrenOf(pid: number): number[] {
-  try {
-    return execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)]).toString().split("\n").map((s) => Number(s.trim())).filter((n) => n > 0);
-  } catch {
-    return [];
-  }
-}
-
-async function stopReceiver(r: Receiver): Promise<{ code: number | null; stderr: string }> {
-  try {
-    process.kill(r.pid, "SIGTERM");
-  } catch {
-    // already gone
-  }
-  const timer = setTimeout(() => {
-    for (const p of childrenOf(r.pid)) process.kill(p, "SIGKILL");
-    process.kill(r.pid, "SIGKILL");
-  }, 10_000);
-  const out = await r.exited;
-  clearTimeout(timer);
-  running.splice(running.indexOf(r), 1);
-  return out;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const stopReceiver = stopWalReceive;
 
 async function slotLsn(): Promise<bigint | null> {
   const r = await sql(c, "postgres", "SELECT restart_lsn::text AS l FROM pg_replication_slots WHERE slot_name = 'pg_swarm_backup'");
@@ -117,9 +64,7 @@ beforeAll(async () => {
   await sql(c, "postgres", "CREATE TABLE marks (id serial PRIMARY KEY, label text, at timestamptz DEFAULT now())");
 });
 
-afterEach(async () => {
-  for (const r of [...running]) await stopReceiver(r);
-});
+afterEach(stopAllWalReceive);
 
 afterAll(() => {
   destroyCluster(c);
@@ -159,7 +104,7 @@ describe("wal-receive", () => {
     const stopped = await stopReceiver(r);
     expect(stopped.code).toBe(143);
     // SIGINT, not SIGTERM: pg_receivewal 15 closes its files on SIGINT only.
-    expect(r.logs().find((l) => typeof l.msg === "string" && l.msg.startsWith("pg_receivewal stopped; its .partial"))).toMatchObject({ code: 0, signal: null });
+    expect(r.logs().find((l) => typeof l.msg === "string" && l.msg.startsWith("pg_receivewal stopped; its .partial file stays"))).toMatchObject({ code: 0, signal: null });
     expect(readdirSync(join(backupDir, "wal")).some((n) => n.endsWith(".gz.partial"))).toBe(true);
   });
 
@@ -309,7 +254,11 @@ describe("wal-receive", () => {
     const gap = again.logs().find((l) => l.event === "gap");
     // No silent gap: the WAL continues across the fork, or (a fork on a segment boundary after a complete segment,
     // where pg_receivewal 15 cannot resume) an error line says where receiving started again.
-    if (gap === undefined) expect(await continuityFrom(from, tli)).toMatchObject({ ok: true });
+    if (gap === undefined) {
+      // Seen failing once under a full parallel run, never alone: the folder and the receiver's events say why next time.
+      const why = () => JSON.stringify({ wal: readdirSync(join(backupDir, "wal")), events: again.logs().filter((l) => l.event !== undefined).map((l) => [l.event, l.msg, l.stderr]) });
+      expect(await continuityFrom(from, tli), why()).toMatchObject({ ok: true });
+    }
     else expect(gap).toMatchObject({ level: "error", msg: expect.stringMatching(/verify will report the gap/) });
   });
 
@@ -333,6 +282,34 @@ describe("wal-receive", () => {
     } finally {
       writeFileSync(hba, original);
       await sql(c, "postgres", "SELECT pg_reload_conf()");
+    }
+  });
+
+  it("refuses to start while wal/ holds a symlink, and stops (exit 4) at the next check when one is planted at the next segment's name; the target is untouched", async () => {
+    const wal = join(backupDir, "wal");
+    const victim = join(tempDir("pgsb-outside-"), "victim");
+    writeFileSync(victim, "untouched");
+    mkdirSync(wal, { recursive: true });
+    symlinkSync(victim, join(wal, "planted"));
+    const refused = await runCli(["wal-receive"], cliEnv(c, backupDir), 30_000);
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr).toMatch(/wal\/planted is a symlink \(-> .*victim\); pg_receivewal would write WAL through it .*must be writable by the backup user only/);
+    rmSync(join(wal, "planted"));
+
+    const r = startReceiver();
+    await commitAndMeasure("before the plant");
+    const newest = (await listWalArchive(backupDir)).segments.at(-1)?.file;
+    if (newest?.kind !== "segment") throw new Error("no segment in wal/");
+    const next = `${segmentName(newest.timeline, segmentNumber(newest.segment, SEG) + 1n, SEG)}.gz.partial`;
+    symlinkSync(victim, join(wal, next));
+    try {
+      const exit = await r.exited;
+      expect(exit.code, exit.stderr).toBe(4);
+      expect(exit.stderr).toContain(`${join(wal, next)} is a symlink (-> ${victim})`);
+      expect(r.logs().find((l) => l.event === "check")).toMatchObject({ level: "error" });
+      expect(readFileSync(victim, "utf8")).toBe("untouched");
+    } finally {
+      rmSync(join(wal, next));
     }
   });
 

@@ -108,6 +108,29 @@ describe("planPitr", () => {
     expect(p.segments.map((s) => s.source)).toEqual(["000000010000000000000005", "000000020000000000000006", "000000020000000000000007.partial"]);
   });
 
+  it("takes one file per segment: complete before .partial, of two alike the one written last; history files once per timeline", () => {
+    const w = wal(
+      ["000000010000000000000005.gz", "2024-01-10T03:00:05Z"],
+      ["000000010000000000000005.gz.age", "2024-01-10T03:00:06Z"],
+      ["000000010000000000000006.gz.partial", "2024-01-10T04:00:00Z"],
+      ["000000010000000000000006.gz.partial.age", "2024-01-10T04:00:01Z"],
+      ["00000002.history.gz", "2024-01-10T03:00:00Z"],
+      ["00000002.history.gz.age", "2024-01-10T03:00:00Z"],
+    );
+    const p = planPitr(BASES, w, null);
+    expect(p.segments).toEqual([
+      { source: "000000010000000000000005.gz.age", target: "000000010000000000000005", compression: "gzip" },
+      { source: "000000010000000000000006.gz.partial.age", target: "000000010000000000000006", compression: "gzip" },
+    ]);
+    expect(p.history).toEqual(["00000002.history.gz.age"]);
+  });
+
+  it("stages the history files of the base backup's timeline and later ones only: recovery reads no older one", () => {
+    const onTl3 = { ...base(B2, "0/5000028", "0/5000100", "2024-01-10T03:00:05Z"), manifest: { ...(base(B2, "0/5000028", "0/5000100", "2024-01-10T03:00:05Z").manifest as BaseManifest), timeline: 3 } };
+    const w = wal(["000000030000000000000005", "2024-01-10T03:00:05Z"], ["00000002.history", "2024-01-01T00:00:00Z"], ["00000003.history.gz", "2024-01-02T00:00:00Z"], ["00000004.history", "2024-01-11T00:00:00Z"]);
+    expect(planPitr([onTl3], w, null).history).toEqual(["00000003.history.gz", "00000004.history"]);
+  });
+
   it("uncompressed basic_archive segments are staged as they are", () => {
     const w = wal(["000000010000000000000005", "2024-01-10T03:00:05Z"], ["000000010000000000000006", "2024-01-10T04:00:00Z"], ["000000010000000000000005.00000028.backup", "2024-01-10T03:00:05Z"]);
     const p = planPitr(BASES, w, null);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { orphanBaseSidecars } from "../../../lib/retention/physicalCleanup.js";
+import { orphanBaseSidecars, orphanWalSignatures } from "../../../lib/retention/physicalCleanup.js";
 
 const CLOCK = new Date("2024-01-10T12:00:00Z");
 const OLD = "20240106_020000_base.tar.zst";
@@ -14,5 +14,20 @@ describe("orphanBaseSidecars", () => {
     ["names that are not base backups", ["20240106_020000_full.sql.bz2.json", "notes.json", `${OLD}.txt`], []],
   ])("%s", (_what, names, orphans) => {
     expect(orphanBaseSidecars(names, CLOCK)).toEqual(orphans);
+  });
+});
+
+describe("orphanWalSignatures", () => {
+  it("names the signatures whose WAL file is gone, never another file", () => {
+    const names = new Set([
+      "000000010000000000000003.gz.age",
+      "000000010000000000000003.gz.age.sig",
+      "000000010000000000000002.gz.age.sig",
+      "00000002.history.gz.sig",
+      "000000010000000000000004.gz.partial.sig",
+      "notes.sig",
+      "000000010000000000000003.00000028.backup.sig",
+    ]);
+    expect(orphanWalSignatures(names)).toEqual(["000000010000000000000002.gz.age.sig", "000000010000000000000004.gz.partial.sig", "00000002.history.gz.sig"]);
   });
 });

@@ -58,6 +58,27 @@ describe("listWalArchive", () => {
     expect((await readTimelineHistories(l)).get(2)).toEqual([{ parentTimeline: 1, switchLsn: 0x5000a28n, reason: "no recovery target specified" }]);
   });
 
+  it("lists encrypted files and keeps signature files apart from junk", async () => {
+    const dir = backupDir({
+      "000000010000000000000003.gz.age": "x",
+      "000000010000000000000003.gz.age.sig": "x",
+      "000000010000000000000004.gz.partial.age": "x",
+      "000000010000000000000004.gz.partial.age.sig": "x",
+      "00000002.history.gz.age": "x",
+      "00000002.history.gz.age.sig": "x",
+      "000000010000000000000003.00000028.backup.sig": "x",
+      "README.sig": "x",
+    });
+    const l = await listWalArchive(dir);
+    expect(l.segments.map((e) => [e.file.name, e.file.kind === "segment" && e.file.encrypted, e.file.kind === "segment" && e.file.partial])).toEqual([
+      ["000000010000000000000003.gz.age", true, false],
+      ["000000010000000000000004.gz.partial.age", true, true],
+    ]);
+    expect(l.histories.map((e) => [e.file.name, e.file.encrypted, e.file.compression])).toEqual([["00000002.history.gz.age", true, "gzip"]]);
+    expect([...l.signatures].sort()).toEqual(["000000010000000000000003.gz.age.sig", "000000010000000000000004.gz.partial.age.sig", "00000002.history.gz.age.sig"]);
+    expect(l.ignored).toEqual(["000000010000000000000003.00000028.backup.sig", "README.sig"]);
+  });
+
   it("reads history files compressed as pg_receivewal stores them (gzip, lz4)", async () => {
     const h3 = "1\t0/5000A28\tx\n2\t0/7000000\ty\n";
     const dir = backupDir({ "00000002.history": "1\t0/5000A28\tx\n" });

@@ -1,0 +1,28 @@
+// The WAL a PitrPlan stages, checked before anything is written: AGE_IDENTITY_FILE for the
+// encrypted files, and with BACKUP_VERIFY_KEY_FILE every planned segment's signature and the
+// timelines it replays (lib/wal/signedWal.ts). Shared by restore-pitr and verify's pitr-restore.
+import type { HistoryRead, WalListing } from "../wal/archive.js";
+import type { WalTrust } from "../wal/readWalFile.js";
+import { checkSignedWal, encryptedAmong } from "../wal/signedWal.js";
+import { missingIdentity } from "../wal/walAge.js";
+import type { PitrPlan } from "./plan.js";
+import type { StagedHistory } from "./walStaging.js";
+
+/** Throws the refusal (exit 4) naming the file or AGE_IDENTITY_FILE; returns when the plan's WAL can be read and trusted. */
+export async function checkPlannedWal(plan: PitrPlan, listing: WalListing, histories: readonly HistoryRead[], trust: WalTrust): Promise<void> {
+  const [encrypted] = encryptedAmong(plan.segments.map((s) => s.source));
+  if (encrypted !== undefined && trust.identity === null) throw missingIdentity(encrypted);
+  if (trust.verifyKey === null) return;
+  const staged = new Set(plan.history);
+  await checkSignedWal(
+    listing.dir,
+    trust.verifyKey,
+    { segments: plan.segments, baseTimeline: plan.manifest.timeline, systemIdentifier: plan.manifest.systemIdentifier },
+    histories.filter((h) => staged.has(h.entry.file.name)).map((h) => ({ name: h.entry.file.name, statement: h.statement, untrusted: h.untrusted })),
+  );
+}
+
+/** The plan's history files with the bytes their planning read checked and decoded. Pure. */
+export function stagedHistories(plan: PitrPlan, histories: readonly HistoryRead[]): StagedHistory[] {
+  return histories.filter((h) => plan.history.includes(h.entry.file.name)).map((h) => ({ name: h.entry.file.name, text: h.text }));
+}

@@ -1,0 +1,148 @@
+// Everything wal-receive does beside pg_receivewal itself, on one clock (switchWatch.ts): at
+// every tick the switch checks (switchChecks.ts: one failure stops pg_receivewal and ends the
+// service), the monitor's sample of the slot, the shipper's round when pg_receivewal writes
+// into a spool (archiveMode.ts, shipper.ts), and the monitor's report. The last round runs
+// when pg_receivewal exits (a server that died leaves its newest WAL to ship) and, at SIGTERM,
+// after pg_receivewal has stopped.
+import { lstat, mkdir } from "node:fs/promises";
+import type { Config } from "../config/config.js";
+import type { Deps } from "../core/deps.js";
+import { sleep } from "../core/concurrency.js";
+import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import type { Child } from "../core/proc.js";
+import { shutdown } from "../core/shutdown.js";
+import { withClient } from "../postgres/connection.js";
+import { encryptorFor } from "../backup/encryption.js";
+import { walDir } from "../physical/layout.js";
+import type { ArchiveMode } from "./archiveMode.js";
+import { archiveMode } from "./archiveMode.js";
+import { WalReceiverMonitor } from "./monitor.js";
+import { stopCleanly } from "./process.js";
+import { WalShipper } from "./shipper.js";
+import { clusterIdentity } from "./slot.js";
+import { switchChecks } from "./switchChecks.js";
+import { SwitchWatch } from "./switchWatch.js";
+import type { TickReason } from "./switchWatch.js";
+
+const LAST_ROUND_WAIT_MS = 1000;
+
+/** The spool is created private; one that exists must be a folder, not a symlink. */
+async function ensureSpool(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!(await lstat(dir)).isDirectory()) throw Object.assign(new Error("not a folder"), { code: "ENOTDIR" });
+  } catch (err) {
+    throw new TaskError(ExitCode.storage, `WAL_SPOOL_DIR=${dir} cannot be used (${errnoCode(err) ?? (err as Error).message}); point it at a folder on the task's own disk or a named volume that wal-receive's user can write`, { cause: err });
+  }
+}
+
+export class WalArchiver {
+  readonly mode: ArchiveMode;
+  readonly monitor: WalReceiverMonitor;
+  readonly #config: Config;
+  readonly #log: Logger;
+  readonly #shipper: WalShipper | null;
+  readonly #watch: SwitchWatch;
+  #fatal: TaskError | null = null;
+  #child: Child | null = null;
+  #unregister: () => void = () => undefined;
+
+  private constructor(config: Config, deps: Deps, log: Logger, mode: ArchiveMode) {
+    this.#config = config;
+    this.#log = log;
+    this.mode = mode;
+    this.#shipper =
+      mode.kind === "direct"
+        ? null
+        : new WalShipper({
+            spool: mode.receiveDir,
+            archive: walDir(config.backupDir),
+            recipients: config.encryption.recipients,
+            signingKey: config.signing.key,
+            fileMode: config.files.file,
+            env: deps.env,
+            log,
+          });
+    this.monitor = new WalReceiverMonitor(config, deps, log, this.#shipper !== null);
+    this.#watch = new SwitchWatch({ dir: mode.receiveDir, intervalMs: config.wal.statusIntervalSeconds * 1000, tick: (r) => this.#tick(r), log });
+  }
+
+  /** Checks the settings and folders (wal-receive refuses to start on a failed switch check) and starts the clock. */
+  static async open(config: Config, deps: Deps, log: Logger): Promise<WalArchiver> {
+    const mode = archiveMode(config);
+    if (config.encryption.recipients !== null) encryptorFor(config.encryption.recipients, deps.env);
+    if (mode.kind === "spool") await ensureSpool(mode.receiveDir);
+    await switchChecks({ backupDir: config.backupDir, receiveDir: mode.receiveDir });
+    const a = new WalArchiver(config, deps, log, mode);
+    if (a.#shipper !== null) {
+      const shipper = a.#shipper;
+      await shipper.removeStaleTemps();
+      // Registered before pg_receivewal's clean stop, so it runs after it: the last WAL it flushed is shipped.
+      a.#unregister = shutdown.register("wal-receive: ship the spool's last WAL to wal/", async () => {
+        // A round caught by the signal may wait on an age the shutdown stopped: it is not waited for long.
+        await Promise.race([a.#watch.stop(), sleep(LAST_ROUND_WAIT_MS)]);
+        await shipper.ship(true);
+      });
+      log.info({ spool: mode.receiveDir, sign: mode.kind === "spool" && mode.sign, encrypt: mode.kind === "spool" && mode.encrypt }, `pg_receivewal writes into ${mode.receiveDir}; wal-receive ships to ${walDir(config.backupDir)}`);
+    }
+    a.#watch.start();
+    return a;
+  }
+
+  /** Before each pg_receivewal start: the cluster the signatures name (kept when the server cannot be asked at once). */
+  async beforeStart(): Promise<void> {
+    const shipper = this.#shipper;
+    if (shipper === null) return;
+    const known = shipper.systemIdentifier !== null;
+    await withClient({ ...this.#config.pg, connectTimeoutSeconds: known ? 0 : this.#config.pg.connectTimeoutSeconds }, this.#config.pg.database, async (c) => {
+      const id = await clusterIdentity(c);
+      shipper.systemIdentifier = id.systemIdentifier;
+      shipper.maxBytes = 2 * id.walSegmentSize + (1 << 20);
+    }, this.#log).catch((err: unknown) => {
+      if (!known) throw err;
+      this.#log.warn({ error: (err as Error).message }, "the server cannot be asked for its system identifier now; signing with the one it had");
+    });
+  }
+
+  running(child: Child | null): void {
+    this.#child = child;
+    this.monitor.setRunning(child !== null);
+  }
+
+  /** After pg_receivewal exited: one more round (its last WAL shipped), then the fatal switch-check error, if any. */
+  async afterExit(): Promise<void> {
+    this.running(null);
+    await this.#watch.run("exit");
+    if (this.#fatal !== null) throw this.#fatal;
+  }
+
+  async close(): Promise<void> {
+    await this.#watch.stop();
+    await this.monitor.poll().catch(() => undefined);
+    await this.monitor.stop();
+    this.#unregister();
+  }
+
+  async #tick(reason: TickReason): Promise<void> {
+    if (this.#fatal !== null) return;
+    try {
+      await switchChecks({ backupDir: this.#config.backupDir, receiveDir: this.mode.receiveDir });
+    } catch (err) {
+      this.#fatal = err instanceof TaskError ? err : new TaskError(ExitCode.failed, (err as Error).message, { cause: err });
+      this.#log.error({ event: "check", reason }, this.#fatal.message);
+      if (this.#child !== null) await stopCleanly(this.#child, this.#log);
+      return;
+    }
+    const received = await this.monitor.sample();
+    if (this.#shipper !== null) {
+      try {
+        await this.#shipper.ship();
+        this.monitor.setArchived(received);
+      } catch (err) {
+        this.#log.error({ event: "ship", reason, error: (err as Error).message }, `WAL could not be shipped from ${this.mode.receiveDir} to wal/ (${(err as Error).message}); retrying at the next tick`);
+      }
+    }
+    await this.monitor.report();
+  }
+}
