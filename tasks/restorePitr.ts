@@ -18,7 +18,7 @@ import { assertBaseDecryptable } from "../lib/pitr/baseExtract.js";
 import type { PitrRestoreOptions, PitrRestoreOutcome } from "../lib/pitr/restore.js";
 import { scanBaseCatalog } from "../lib/base/catalog.js";
 import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../lib/wal/archive.js";
-import type { WalTrust } from "../lib/wal/readWalFile.js";
+import type { WalTrust } from "../lib/wal/readFile.js";
 import { checkPlannedWal, stagedHistories } from "../lib/pitr/plannedWal.js";
 
 export interface RestorePitrArgs {

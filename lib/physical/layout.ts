@@ -5,7 +5,7 @@
 //                                                        them; .age: shipped encrypted by wal-receive
 //   $BACKUP_DIR/wal/<8 hex>.history[.gz|.lz4][.age]       timeline history files
 //   $BACKUP_DIR/wal/<24 hex>.<8 hex>.backup               backup history files (archive_command/basic_archive)
-//   $BACKUP_DIR/wal/<any of the above but .backup>.sig    wal-receive's signature of that file (lib/wal/walSignature.ts)
+//   $BACKUP_DIR/wal/<any of the above but .backup>.sig    wal-receive's signature of that file (lib/wal/signature.ts)
 // Everything in these folders is untrusted input like the rest of BACKUP_DIR: names are
 // parsed strictly here, and anything that does not parse is ignored (never deleted).
 import { join } from "node:path";

@@ -1,10 +1,10 @@
 // The WAL a PitrPlan stages, checked before anything is written: AGE_IDENTITY_FILE for the
 // encrypted files, and with BACKUP_VERIFY_KEY_FILE every planned segment's signature and the
-// timelines it replays (lib/wal/signedWal.ts). Shared by restore-pitr and verify's pitr-restore.
+// timelines it replays (lib/wal/signedRecord.ts). Shared by restore-pitr and verify's pitr-restore.
 import type { HistoryRead, WalListing } from "../wal/archive.js";
-import type { WalTrust } from "../wal/readWalFile.js";
-import { checkSignedWal, encryptedAmong } from "../wal/signedWal.js";
-import { missingIdentity } from "../wal/walAge.js";
+import type { WalTrust } from "../wal/readFile.js";
+import { checkSignedWal, encryptedAmong } from "../wal/signedRecord.js";
+import { missingIdentity } from "../wal/encryption.js";
 import type { PitrPlan } from "./plan.js";
 import type { StagedHistory } from "./walStaging.js";
 

@@ -27,7 +27,7 @@ import type { TrustedBase } from "./trustedBase.js";
 import { isMountPoint, moveAside, moveContentsAside, moveContentsIn } from "./dataDir.js";
 import { stageWal } from "./walStaging.js";
 import type { StagedHistory } from "./walStaging.js";
-import type { WalTrust } from "../wal/readWalFile.js";
+import type { WalTrust } from "../wal/readFile.js";
 
 export interface PitrRestoreOptions {
   backupDir: string;

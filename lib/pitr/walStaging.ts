@@ -1,6 +1,6 @@
 // The WAL a restore needs, copied into the data directory (pgsb_wal/) so restore_command is
 // a plain `cp` inside it and the postgres container needs no access to BACKUP_DIR. Each file
-// is read once into memory and everything is done on those bytes (lib/wal/readWalFile.ts):
+// is read once into memory and everything is done on those bytes (lib/wal/readFile.ts):
 // with BACKUP_VERIFY_KEY_FILE its signature, then age with AGE_IDENTITY_FILE, then the
 // decompressor; a complete segment must come out at exactly the segment size, and the newest
 // .partial (the segment being received, its compressed stream not yet ended) is decoded as
@@ -15,8 +15,8 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import { humanBytes } from "../core/format.js";
 import type { Logger } from "../core/log.js";
 import { parseWalName, walDir } from "../physical/layout.js";
-import { readWalFile } from "../wal/readWalFile.js";
-import type { WalRead, WalTrust } from "../wal/readWalFile.js";
+import { readWalFile } from "../wal/readFile.js";
+import type { WalRead, WalTrust } from "../wal/readFile.js";
 import type { StagedSegment } from "./plan.js";
 
 /** The folder in the data directory that restore_command reads from. */

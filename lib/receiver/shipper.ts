@@ -19,8 +19,8 @@ import { readWholeFile } from "../core/noFollow.js";
 import type { Logger } from "../core/log.js";
 import { WAL_ENCRYPTED_SUFFIX, WAL_SIGNATURE_SUFFIX, parseWalName, walStem } from "../physical/layout.js";
 import type { WalFile } from "../physical/layout.js";
-import { encryptWal } from "../wal/walAge.js";
-import { signWalStatement, walStatement } from "../wal/walSignature.js";
+import { encryptWal } from "../wal/encryption.js";
+import { signWalStatement, walStatement } from "../wal/signature.js";
 import { isResumePoint } from "./resumePoint.js";
 
 export interface ShipperOptions {

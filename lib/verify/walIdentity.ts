@@ -7,9 +7,9 @@ import type { AgeIdentity } from "../keys/ageIdentity.js";
 import type { BaseManifest, WalFile } from "../physical/layout.js";
 import { parseWalName } from "../physical/layout.js";
 import type { WalListing } from "../wal/archive.js";
-import { readWalFile } from "../wal/readWalFile.js";
-import { encryptedAmong } from "../wal/signedWal.js";
-import { IdentityRefusal, missingIdentity } from "../wal/walAge.js";
+import { readWalFile } from "../wal/readFile.js";
+import { encryptedAmong } from "../wal/signedRecord.js";
+import { IdentityRefusal, missingIdentity } from "../wal/encryption.js";
 import { filesToCheck } from "./walSignatures.js";
 
 /** An identity refusal ends verify; any other problem is returned for a check to report. */

@@ -10,8 +10,8 @@ import { mapLimit } from "../core/concurrency.js";
 import { parseLsn, segmentNumber, segmentOfLsn } from "../physical/layout.js";
 import type { BaseManifest } from "../physical/layout.js";
 import type { WalListing } from "../wal/archive.js";
-import { UntrustedWal, readWalStatement } from "../wal/readWalFile.js";
-import { bytesProblem } from "../wal/walSignature.js";
+import { UntrustedWal, readWalStatement } from "../wal/readFile.js";
+import { bytesProblem } from "../wal/signature.js";
 import type { Finding } from "./checks.js";
 import { fail, pass } from "./checks.js";
 

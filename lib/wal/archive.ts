@@ -13,9 +13,9 @@ import { parseWalName, signedWalName, walDir } from "../physical/layout.js";
 import type { WalFile } from "../physical/layout.js";
 import { parseTimelineHistory } from "./timelineHistory.js";
 import type { TimelineHistory } from "./timelineHistory.js";
-import { readWalFile } from "./readWalFile.js";
-import type { WalTrust } from "./readWalFile.js";
-import type { WalStatement } from "./walSignature.js";
+import { readWalFile } from "./readFile.js";
+import type { WalTrust } from "./readFile.js";
+import type { WalStatement } from "./signature.js";
 
 export type SegmentFile = Extract<WalFile, { kind: "segment" }>;
 export type HistoryFile = Extract<WalFile, { kind: "history" }>;

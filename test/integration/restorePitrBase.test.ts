@@ -18,6 +18,7 @@ import { restorePitr } from "../../lib/pitr/restore.js";
 import { trustBase } from "../../lib/pitr/trustedBase.js";
 import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../../lib/wal/archive.js";
 import { stagedHistories } from "../../lib/pitr/plannedWal.js";
+import { signWalStatement, walStatement } from "../../lib/wal/signature.js";
 import type { ClusterInfo } from "../cluster.js";
 import { createCluster, destroyCluster, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir } from "../helpers.js";
@@ -39,10 +40,16 @@ const cleanup: (() => void)[] = [];
 const SECRETS = ["secret_payroll", "alice_secret_role", "TOPSECRET-ROW-VALUE"];
 
 /** A BACKUP_DIR with a copy of the WAL received so far. */
+/** A BACKUP_DIR holding the test's WAL, every file signed as wal-receive signs it (restores here with a verify key need signed WAL). */
 function backupDirWithWal(prefix: string): string {
   const d = tempDir(prefix);
   cleanup.push(() => rmSync(d, { recursive: true, force: true }));
   cpSync(walMaster, join(d, "wal"), { recursive: true, preserveTimestamps: true });
+  const key = createPrivateKey(readFileSync(keys.sign));
+  for (const f of readdirSync(join(d, "wal")).filter((n) => !n.endsWith(".sig"))) {
+    const path = join(d, "wal", f);
+    writeFileSync(`${path}.sig`, signWalStatement(walStatement(f, readFileSync(path), plain.manifest.systemIdentifier), key));
+  }
   return d;
 }
 

@@ -15,7 +15,7 @@ import { ExitCode } from "../../../lib/core/errors.js";
 import { parseIdentity } from "../../../lib/keys/ageIdentity.js";
 import type { StageTrust } from "../../../lib/pitr/walStaging.js";
 import { STAGED_WAL_DIR, stageWal } from "../../../lib/pitr/walStaging.js";
-import { signWalStatement, walStatement } from "../../../lib/wal/walSignature.js";
+import { signWalStatement, walStatement } from "../../../lib/wal/signature.js";
 import { tempDir } from "../../helpers.js";
 
 const HISTORY = "1\t0/3000000\tno recovery target specified\n";

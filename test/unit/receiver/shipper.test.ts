@@ -12,7 +12,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { isResumePoint, writeResumePoint } from "../../../lib/receiver/resumePoint.js";
 import { WalShipper } from "../../../lib/receiver/shipper.js";
-import { bytesProblem, checkWalSignature } from "../../../lib/wal/walSignature.js";
+import { bytesProblem, checkWalSignature } from "../../../lib/wal/signature.js";
 import { tempDir } from "../../helpers.js";
 
 const SYSID = "7312345678901234567";

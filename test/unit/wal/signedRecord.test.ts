@@ -2,9 +2,9 @@
 // staged history file signed for the base backup's cluster, and every replayed timeline in the
 // signed record (its history file signed).
 import { describe, expect, it } from "vitest";
-import type { SignedWalInput } from "../../../lib/wal/signedWal.js";
-import { encryptedAmong, signedWalProblem } from "../../../lib/wal/signedWal.js";
-import type { WalStatement } from "../../../lib/wal/walSignature.js";
+import type { SignedWalInput } from "../../../lib/wal/signedRecord.js";
+import { encryptedAmong, signedWalProblem } from "../../../lib/wal/signedRecord.js";
+import type { WalStatement } from "../../../lib/wal/signature.js";
 
 const SYSID = "7312345678901234567";
 const st = (file: string, sysid = SYSID): WalStatement => ({ file, systemIdentifier: sysid, bytes: 1, sha256: "0".repeat(64) });

@@ -4,13 +4,13 @@
 // its signed history file, so WAL of a timeline someone made elsewhere (a copy of the base
 // backup recovered and promoted) is refused by name. The decision is pure (signedWalProblem);
 // checkSignedWal gathers the signature files' verdicts for it. The bytes themselves are
-// checked against the signatures in the read that stages them (readWalFile.ts).
+// checked against the signatures in the read that stages them (readFile.ts).
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { parseWalName, walStem } from "../physical/layout.js";
 import { historyName } from "./timelineHistory.js";
-import { UntrustedWal, readWalStatement, untrusted } from "./readWalFile.js";
-import type { WalStatement } from "./walSignature.js";
+import { UntrustedWal, readWalStatement, untrusted } from "./readFile.js";
+import type { WalStatement } from "./signature.js";
 
 export interface SignedWalInput {
   /** The base backup's timeline and cluster. */

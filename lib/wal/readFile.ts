@@ -1,6 +1,6 @@
 // Reading one archived WAL file to act on it (stage it for recovery, follow a timeline
 // history): one bounded O_NOFOLLOW read into memory, and from exactly those bytes the checks
-// and the decoding — with BACKUP_VERIFY_KEY_FILE its signature (walSignature.ts) against the
+// and the decoding — with BACKUP_VERIFY_KEY_FILE its signature (signature.ts) against the
 // bytes' size and sha256, then age with AGE_IDENTITY_FILE when it is encrypted, then the
 // decompressor. Nothing reads the file a second time, so what was checked is what is used.
 import type { KeyObject } from "node:crypto";
@@ -10,10 +10,10 @@ import { readSmallFile, readWholeFile } from "../core/noFollow.js";
 import type { AgeIdentity } from "../keys/ageIdentity.js";
 import type { WalFile } from "../physical/layout.js";
 import { WAL_SIGNATURE_SUFFIX } from "../physical/layout.js";
-import { decryptWal } from "./walAge.js";
+import { decryptWal } from "./encryption.js";
 import { decompressWal } from "./decompress.js";
-import type { WalStatement } from "./walSignature.js";
-import { WAL_SIGNATURE_MAX_BYTES, bytesProblem, checkWalSignature } from "./walSignature.js";
+import type { WalStatement } from "./signature.js";
+import { WAL_SIGNATURE_MAX_BYTES, bytesProblem, checkWalSignature } from "./signature.js";
 
 /** What a reader of wal/ trusts a file by. */
 export interface WalTrust {

@@ -2,7 +2,7 @@
 // a signature file can fail to vouch for a file, table-tested with a real Ed25519 pair.
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { bytesProblem, checkWalSignature, signWalStatement, walStatement } from "../../../lib/wal/walSignature.js";
+import { bytesProblem, checkWalSignature, signWalStatement, walStatement } from "../../../lib/wal/signature.js";
 
 const { privateKey, publicKey } = generateKeyPairSync("ed25519");
 const other = generateKeyPairSync("ed25519");
