@@ -16,6 +16,7 @@ import { TIERS } from "../lib/store/naming.js";
 import { redact } from "../lib/core/secret.js";
 import { onSignals, shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
+import { isServerGone, serverGoneMessage } from "../lib/postgres/vanished.js";
 
 /** What a handler reports back: an exit code other than 0, and what a backup wrote (for metrics and notifications). */
 interface Outcome {
@@ -102,7 +103,8 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
     // After a signal the handler above reports and exits; what the abandoned task throws meanwhile is its echo.
     if (shutdown.signal !== null) return;
     const exitCode = err instanceof TaskError ? err.exitCode : ExitCode.failed;
-    const message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
+    let message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
+    if (!(err instanceof TaskError) && isServerGone(err)) message = serverGoneMessage(task, config?.pg.host ?? "PGHOST", message);
     process.stderr.write(JSON.stringify({ level: "error", time: new Date().toISOString(), task, exitCode, msg: message }) + "\n");
     process.stderr.write(`pg-swarm-backup ${task}: ${message}\n`);
     process.exitCode = exitCode;

@@ -9,6 +9,7 @@ import { ExitCode, TaskError } from "../core/errors.js";
 import { ProcessError, start } from "../core/proc.js";
 import type { Secret } from "../core/secret.js";
 import { relay } from "../backup/sink.js";
+import { KEEPALIVE_CONNINFO } from "../postgres/connection.js";
 import { parseLsn } from "../physical/layout.js";
 import { TarMemberTap } from "./tarMemberTap.js";
 import type { TappedMember } from "./tarMemberTap.js";
@@ -24,7 +25,7 @@ export interface WalRange {
 }
 
 export function pgBasebackupArgs(checkpoint: "fast" | "spread"): string[] {
-  return ["-D", "-", "-Ft", "-X", "fetch", "-v", `--checkpoint=${checkpoint}`, "--no-sync"];
+  return ["-D", "-", "-Ft", "-X", "fetch", "-v", `--checkpoint=${checkpoint}`, "--no-sync", `--dbname=${KEEPALIVE_CONNINFO}`];
 }
 
 const RANGE_RE = /\{\s*"Timeline":\s*(\d+),\s*"Start-LSN":\s*"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)",\s*"End-LSN":\s*"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)"\s*\}/g;
