@@ -8,7 +8,9 @@
 # Environment (defaults in brackets):
 #   IMAGE                  task image [$REGISTRY/pg-swarm-backup-task:$VERSION]
 #   NETWORK                overlay network shared with postgres [backend-net]
-#   BACKUP_HOST_DIR        backup directory on the node [/mnt/storagebox/backups/postgresql]
+#   STORAGEBOX             the storage box's mount point on the node, bound with rslave like the
+#                          stack's [/mnt/storagebox]
+#   BACKUP_DIR             the backups' folder on the box, as the job sees it [/storagebox/backups/postgresql]
 #   PGHOST, PGUSER         [postgres, postgres]
 #   TZ, LOCK_MODE, LOG_LEVEL  [Europe/Berlin, wait, info]
 #   SIGNING                when non-empty, backup tasks get the backup_signing_key secret and
@@ -79,13 +81,14 @@ docker service create \
   --secret postgres_password \
   "${keys[@]}" \
   "${extra[@]}" \
-  --mount "type=bind,source=${BACKUP_HOST_DIR:-/mnt/storagebox/backups/postgresql},target=/backups,bind-propagation=rslave" \
+  --mount "type=bind,source=${STORAGEBOX:-/mnt/storagebox},target=/storagebox,bind-propagation=rslave" \
   --constraint 'node.labels.database==true' \
+  --sysctl net.ipv4.tcp_keepalive_intvl=5 --sysctl net.ipv4.tcp_keepalive_probes=3 \
   --restart-condition none \
   -e "PGHOST=${PGHOST:-postgres}" \
   -e "PGUSER=${PGUSER:-postgres}" \
   -e POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password \
-  -e BACKUP_DIR=/backups \
+  -e "BACKUP_DIR=${BACKUP_DIR:-/storagebox/backups/postgresql}" \
   -e "TZ=${TZ:-Europe/Berlin}" \
   -e "LOCK_MODE=${LOCK_MODE:-wait}" \
   -e "LOG_LEVEL=${LOG_LEVEL:-info}" \

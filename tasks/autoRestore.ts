@@ -5,7 +5,7 @@
 import { decideAutoRestore } from "../lib/restore/autoRestorePlan.js";
 import type { AutoRestoreDecision } from "../lib/restore/autoRestorePlan.js";
 import { scanCatalog } from "../lib/store/catalog.js";
-import { assertBackupDir } from "../lib/store/backupDir.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 import { catalogWithMirror, ensureLocal } from "../lib/s3/mirrorFallback.js";
 import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
@@ -48,6 +48,7 @@ async function withObjects(config: Config, client: Client, log: Logger): Promise
 export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Promise<AutoRestoreResult> {
   const log = deps.log.child({ task: "auto-restore" });
   await assertBackupDir(config.backupDir, "nothing was restored and the write gate stays as it is");
+  await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: false, fileMode: config.files.file });
   const client = await connect(config.pg, config.pg.database, log, args.waitSeconds);
   const releasers: (() => Promise<void>)[] = [() => client.end().catch(() => undefined)];
   try {

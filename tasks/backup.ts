@@ -34,6 +34,7 @@ import { updateLatestPointer } from "../lib/store/latestPointer.js";
 import { TOOL } from "../lib/core/version.js";
 import { mapLimit, sleep } from "../lib/core/concurrency.js";
 import { shutdown } from "../lib/core/shutdown.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 import { isServerGone, serverGoneError } from "../lib/postgres/vanished.js";
 
 export interface BackupArgs {
@@ -87,7 +88,12 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
   const log = deps.log.child({ task: "backup", tier: args.tier });
   const releasers: (() => Promise<void>)[] = [];
   try {
-    if (!args.dryRun) await assertWritable(config.backupDir, tierDir(config.backupDir, args.tier), config.files);
+    if (!args.dryRun) {
+      // The identity first: the write probe below would already write beside an unmounted box.
+      await assertBackupDir(config.backupDir, "nothing was written");
+      await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: true, fileMode: config.files.file });
+      await assertWritable(config.backupDir, tierDir(config.backupDir, args.tier), config.files);
+    }
     const client = await connect(config.pg, config.pg.database, log);
     releasers.push(() => client.end().catch(() => undefined));
     if (!args.dryRun) {

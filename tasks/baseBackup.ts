@@ -30,6 +30,7 @@ import { listDatabases, serverInfo } from "../lib/postgres/server.js";
 import { scanCatalog, usable } from "../lib/store/catalog.js";
 import { MANIFEST_SUFFIX } from "../lib/store/naming.js";
 import { abandonPartial, assertWritable, commitPartial, createPartial, discardPartial } from "../lib/store/storage.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 
 export interface BaseBackupArgs {
   dryRun: boolean;
@@ -89,7 +90,11 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
   const log = deps.log.child({ task: "backup", tier: "base" });
   const releasers: (() => Promise<void>)[] = [];
   try {
-    if (!args.dryRun) await assertWritable(config.backupDir, baseDir(config.backupDir), config.files);
+    if (!args.dryRun) {
+      await assertBackupDir(config.backupDir, "nothing was written");
+      await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: true, fileMode: config.files.file });
+      await assertWritable(config.backupDir, baseDir(config.backupDir), config.files);
+    }
     const client = await connect(config.pg, config.pg.database, log);
     releasers.push(() => client.end().catch(() => undefined));
     if (!args.dryRun) {

@@ -3,6 +3,7 @@
 // Task modules are imported when their command runs, so a no-change incremental does not
 // pay for loading the S3 SDK or the restore code.
 import { availableParallelism } from "node:os";
+import { dirname } from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import type { Config } from "../lib/config/config.js";
@@ -13,6 +14,7 @@ import { createLogger } from "../lib/core/log.js";
 import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/notify/notifier.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
+import { hasIdentityMarker } from "../lib/store/backupDirIdentity.js";
 import { redact } from "../lib/core/secret.js";
 import { onSignals, shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
@@ -77,7 +79,10 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
   const started = Date.now();
   try {
     const cfg = resolveConfig(process.env);
-    const log = createLogger(cfg.logLevel, cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file);
+    // The default LOG_FILE lives in BACKUP_DIR: appended only once the folder carries its identity
+    // marker, so a task beside an unmounted storage box writes nothing there (README "Identity").
+    const unmarked = process.env.LOG_FILE === undefined && cfg.logFile !== null && !hasIdentityMarker(dirname(cfg.logFile));
+    const log = createLogger(cfg.logLevel, unmarked ? null : cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file);
     const d: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
     const n = notify === undefined ? undefined : new Notifier(cfg.notify, { task: notify.task, tier: notify.tier ?? null, lockMode: cfg.lock.mode, log, metricsFile: cfg.metricsFile, startedAt: started });
     [config, deps, notifier] = [cfg, d, n];

@@ -6,6 +6,7 @@ import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { superviseWalReceiver } from "../lib/receiver/supervisor.js";
 import { receiveArgs } from "../lib/receiver/process.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 
 export interface WalReceiveArgs {
   dryRun: boolean;
@@ -21,5 +22,9 @@ export async function run(config: Config, deps: Deps, args: WalReceiveArgs): Pro
     );
     return;
   }
+  // The box's identity at start; the supervisor checks assertBackupDirMarker at every segment switch.
+  const log = deps.log.child({ task: "wal-receive" });
+  await assertBackupDir(config.backupDir, "wal-receive did not start");
+  await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: true, fileMode: config.files.file });
   await superviseWalReceiver(config, deps);
 }

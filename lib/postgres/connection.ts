@@ -20,6 +20,7 @@ export function childEnv(cfg: PgConfig, base: NodeJS.ProcessEnv = process.env): 
   env.PGUSER = cfg.user;
   env.PGAPPNAME = APPLICATION_NAME;
   env.PGCONNECT_TIMEOUT = "15";
+  env.PGOPTIONS = SERVER_KEEPALIVE_OPTIONS;
   if (cfg.password !== null) env.PGPASSWORD = cfg.password.reveal();
   if (cfg.passfile !== null) env.PGPASSFILE = cfg.passfile;
   return env;
@@ -39,6 +40,16 @@ export const KEEPALIVE = { idleSeconds: 10, intervalSeconds: 5, count: 3, userTi
 export const KEEPALIVE_CONNINFO =
   `keepalives=1 keepalives_idle=${KEEPALIVE.idleSeconds} keepalives_interval=${KEEPALIVE.intervalSeconds} ` +
   `keepalives_count=${KEEPALIVE.count} tcp_user_timeout=${KEEPALIVE.userTimeoutMs}`;
+
+/**
+ * The server's side of the same bound, for every session this tool opens: a task on a node that
+ * was lost leaves a session (and the cluster lock it held) behind until the server's TCP gives
+ * up, 15 minutes or more; with these settings (user-settable, sent at connection start) the
+ * server drops it within about 35 s, and the next scheduled run gets the lock.
+ */
+export const SERVER_KEEPALIVE_OPTIONS =
+  `-c tcp_keepalives_idle=${KEEPALIVE.idleSeconds} -c tcp_keepalives_interval=${KEEPALIVE.intervalSeconds} ` +
+  `-c tcp_keepalives_count=${KEEPALIVE.count} -c tcp_user_timeout=${KEEPALIVE.userTimeoutMs}`;
 
 /** A libpq connection string naming one database (quoted, so any name with = or spaces is taken literally), with KEEPALIVE_CONNINFO. */
 export function dbnameConninfo(database: string): string {
@@ -89,6 +100,7 @@ function newClient(cfg: PgConfig, database: string): pg.Client {
     // "Dead servers and stalled dumps"). Long dumps are pg_dump's, which carries KEEPALIVE_CONNINFO.
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE.idleSeconds * 1000,
+    options: SERVER_KEEPALIVE_OPTIONS,
   });
   // A server restart mid-task surfaces as an 'error' event; without a listener Node would crash.
   client.on("error", () => undefined);

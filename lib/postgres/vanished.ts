@@ -41,10 +41,12 @@ export function isServerGone(err: unknown): boolean {
   return LOST.test(texts(err));
 }
 
-/** The first line of what went wrong, without the password. */
+/** What failed (the error's first line) and, when another line says so, how the connection was lost; without the password. */
 function firstDetail(err: unknown, cfg: PgConfig): string {
-  const line = texts(err).split("\n").find((l) => LOST.test(l)) ?? texts(err).split("\n")[0] ?? "";
-  return redact(line.trim(), [cfg.password]).slice(0, 400);
+  const lines = texts(err).split("\n").map((l) => l.trim());
+  const first = (lines[0] ?? "").slice(0, 300);
+  const lost = lines.find((l) => LOST.test(l));
+  return redact(lost === undefined || first.includes(lost) ? first : `${first} … ${lost.slice(0, 300)}`, [cfg.password]);
 }
 
 /**

@@ -41,7 +41,7 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // A surrounding make (make test) or operator settings must not leak into these runs.
   for (const k of Object.keys(env)) {
-    if (/^(MAKE|MFLAGS|STUB_|VERSION$|REGISTRY$|STACK$|IMAGE$|TZ$|LOCK_MODE$|PGHOST$|PGUSER$|NETWORK$|BACKUP_HOST_DIR$)/.test(k)) {
+    if (/^(MAKE|MFLAGS|STUB_|VERSION$|REGISTRY$|STACK$|IMAGE$|TZ$|LOCK_MODE$|PGHOST$|PGUSER$|NETWORK$|STORAGEBOX$|BACKUP_DIR$)/.test(k)) {
       delete env[k];
     }
   }
@@ -218,16 +218,17 @@ describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
     expect(flagValues(create, "--network")).toEqual(["backend-net"]);
     expect(flagValues(create, "--secret")).toEqual(["postgres_password"]);
     expect(flagValues(create, "--mount")).toEqual([
-      "type=bind,source=/mnt/storagebox/backups/postgresql,target=/backups,bind-propagation=rslave",
+      "type=bind,source=/mnt/storagebox,target=/storagebox,bind-propagation=rslave",
     ]);
     expect(flagValues(create, "--constraint")).toEqual(["node.labels.database==true"]);
     expect(flagValues(create, "--restart-condition")).toEqual(["none"]);
+    expect(flagValues(create, "--sysctl")).toEqual(["net.ipv4.tcp_keepalive_intvl=5", "net.ipv4.tcp_keepalive_probes=3"]);
     expect(flagValues(create, "-e")).toEqual(
       expect.arrayContaining([
         "PGHOST=postgres",
         "PGUSER=postgres",
         "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password",
-        "BACKUP_DIR=/backups",
+        "BACKUP_DIR=/storagebox/backups/postgresql",
         "TZ=Europe/Berlin",
         "LOCK_MODE=wait",
       ]),
@@ -298,10 +299,10 @@ describe("stack/swarm-run-task.sh", () => {
   });
 
   it("passes the operator's image, directory and lock mode through", () => {
-    runner({ IMAGE: "other/img:7", BACKUP_HOST_DIR: "/srv/backups", LOCK_MODE: "skip" });
+    runner({ IMAGE: "other/img:7", STORAGEBOX: "/srv/box", LOCK_MODE: "skip" });
     const create = calls()[0]!.argv;
     expect(create).toContain("other/img:7");
-    expect(flagValues(create, "--mount")[0]).toContain("source=/srv/backups,");
+    expect(flagValues(create, "--mount")[0]).toContain("source=/srv/box,");
     expect(flagValues(create, "-e")).toContain("LOCK_MODE=skip");
   });
 
