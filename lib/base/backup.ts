@@ -25,7 +25,7 @@ export interface WalRange {
 }
 
 export function pgBasebackupArgs(checkpoint: "fast" | "spread"): string[] {
-  return ["-D", "-", "-Ft", "-X", "fetch", "-v", `--checkpoint=${checkpoint}`, "--no-sync", `--dbname=${KEEPALIVE_CONNINFO}`];
+  return ["-D", "-", "-Ft", "-X", "fetch", "-v", `--checkpoint=${checkpoint}`, "--no-sync"];
 }
 
 const RANGE_RE = /\{\s*"Timeline":\s*(\d+),\s*"Start-LSN":\s*"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)",\s*"End-LSN":\s*"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)"\s*\}/g;
@@ -95,7 +95,8 @@ export interface StreamOptions {
 export async function streamBaseBackup(sink: Writable, opts: StreamOptions): Promise<StreamedBase> {
   const tap = new TarMemberTap(BACKUP_MANIFEST_MEMBER, MANIFEST_TAIL_BYTES);
   let rawBytes = 0;
-  const child = start("pg_basebackup", pgBasebackupArgs(opts.checkpoint), { env: opts.env, stdout: "pipe", secrets: opts.secrets });
+  // Dead-peer detection (keepalives, tcp_user_timeout); the rest of the connection comes from the environment.
+  const child = start("pg_basebackup", [...pgBasebackupArgs(opts.checkpoint), `--dbname=${KEEPALIVE_CONNINFO}`], { env: opts.env, stdout: "pipe", secrets: opts.secrets });
   try {
     await Promise.all([
       relay(child.stdout as NonNullable<typeof child.stdout>, sink, (b) => {

@@ -2,7 +2,8 @@
 # Engine for the e2e: `engine.sh up STATE_DIR` makes sure a Docker engine answers and a swarm is
 # active, labels this node database=true and records in STATE_DIR what it started;
 # `engine.sh down STATE_DIR` undoes exactly that (leaves a swarm or an engine found running alone).
-# Addresses are private and explicit; the swarm listens on 127.0.0.1 only.
+# Addresses are private and explicit; the swarm listens on SWARM_ADDR only (127.0.0.1, or the
+# e2e's veth to its second node).
 set -euo pipefail
 
 cmd=${1:?usage: engine.sh up|down STATE_DIR}
@@ -46,8 +47,10 @@ up() {
   fi
 
   if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
-    echo "engine: docker swarm init on 127.0.0.1"
-    timeout 60 docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 \
+    # SWARM_ADDR: 127.0.0.1 for one node; the veth's address when a second node joins (node2.sh).
+    local addr=${SWARM_ADDR:-127.0.0.1}
+    echo "engine: docker swarm init on $addr"
+    timeout 60 docker swarm init --advertise-addr "$addr" --listen-addr "$addr:2377" \
       --default-addr-pool 172.31.128.0/17 --default-addr-pool-mask-length 24 >/dev/null
     touch "$state/swarm.started"
   fi

@@ -13,6 +13,9 @@ scenario_title() {
     g) echo "cleanup --dry-run job changes nothing" ;;
     h) echo "two backups at once: the cluster lock" ;;
     p) echo "PITR: wal-receive, backup base, make restore-pitr" ;;
+    k) echo "postgres killed mid-dump: exit 1 in bounded time" ;;
+    w) echo "two nodes: worker backup, restore, node lost, wal move" ;;
+    m) echo "box mounted late: exit 9, seen once mounted" ;;
   esac
 }
 
@@ -20,9 +23,11 @@ fail() { log "FAILED: $*"; return 1; }
 expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
 
 cron() { "$E2E_HERE/cronjob.sh" "${STACK}_$1" "${2:-600}"; }
-one_off() { IMAGE="$REGISTRY/pg-swarm-backup-task:$VERSION" BACKUP_HOST_DIR="$E2E_BACKUP_DIR" TASK_TIMEOUT_SECONDS=600 bash stack/swarm-run-task.sh "$@"; }
+one_off() { IMAGE="$REGISTRY/pg-swarm-backup-task:$VERSION" STORAGEBOX="$E2E_MNT" TASK_TIMEOUT_SECONDS=600 bash stack/swarm-run-task.sh "$@"; }
 # A file's state in the bind dir, for "nothing changed" checks.
 tree_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -name backup.log -printf '%P %s %T@ %l\n' | sort; }
+files_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -type d ! -name backup.log -printf '%P %s %T@ %l\n' | sort; }
+partials() { find "$E2E_BACKUP_DIR" -name '*.partial' ! -path '*/wal/*' | wc -l; }
 pointer() { readlink "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2" 2>/dev/null || cat "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2.txt" 2>/dev/null || true; }
 # pg_dumpall without pg_dump's random \restrict keys, and without the password of the role the
 # tasks connect as: a restore keeps that role's current password (README "Restore").
@@ -47,14 +52,16 @@ scenario_a() {
   # Swarm keeps a task "starting" until its container is healthy and records "running" a moment after.
   wait_until 30 "the postgres task running" postgres_task_running \
     || fail "postgres task not running: $(task_states "${STACK}_postgres" | tr '\n' ';')" || return 1
-  # A fresh cluster: the write gate, through the stand-in entrypoint's initdb.d run.
+  # A fresh cluster: the write gate, through the stand-in entrypoint's initdb.d run, and the
+  # empty application database POSTGRES_DB made, as the official image does.
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the new cluster" || return 1
+  expect_eq "$(pg -c "SELECT count(*) FROM pg_database WHERE datname = 'appdb'")" 1 "POSTGRES_DB=appdb created at initdb" || return 1
   # auto-restore with no backups at all opens it (the scheduled run, once a minute).
   expect_eq "$(cron auto-restore 300)" "complete|0|" "auto-restore with no backups" || return 1
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" off "write gate after auto-restore" || return 1
   pg <<'SQL'
 CREATE ROLE app LOGIN PASSWORD 'app-e2e';
-CREATE DATABASE appdb OWNER app;
+ALTER DATABASE appdb OWNER TO app;
 \c appdb
 SET ROLE app;
 CREATE TABLE items (id int PRIMARY KEY, label text);
@@ -78,7 +85,7 @@ scenario_b() {
 
 scenario_c() {
   local out name
-  export BACKUP_HOST_DIR=$E2E_BACKUP_DIR
+  export STORAGEBOX=$E2E_MNT
   out=$(make --no-print-directory backup-full 2>&1) || fail "make backup-full: $out" || return 1
   grep -q 'complete, exit code 0' <<<"$out" || fail "make backup-full printed no end state: $out" || return 1
   pg -d appdb -c "INSERT INTO items VALUES (1001, 'one more')" || return 1
@@ -110,6 +117,12 @@ scenario_e() {
   wait_until 240 "postgres healthy after the wipe" postgres_healthy || return 1
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the wiped cluster" || return 1
   if pg -c 'CREATE TABLE must_fail ()' 2>/dev/null; then fail "a write went through the closed gate" || return 1; fi
+  # The new cluster has POSTGRES_DB's empty appdb, as the official image makes it: still a wipe.
+  # The scheduled backup refuses (exit 4) and writes nothing, no empty full (issue 25).
+  local files
+  files=$(files_state)
+  expect_eq "$(cron backup-incremental)" "failed|4|task: non-zero exit (4)" "scheduled incremental on the wiped cluster with POSTGRES_DB" || return 1
+  expect_eq "$(files_state)" "$files" "BACKUP_DIR's files after the refused backup" || return 1
   expect_eq "$(cron auto-restore 600)" "complete|0|" "auto-restore of the wiped cluster" || return 1
   after=$(dumpall)
   [ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") | head -n 20 >&2; fail "pg_dumpall differs after the restore" || return 1; }
@@ -228,7 +241,7 @@ scenario_p() {
   sleep 3
   pg_uid=$(docker run --rm --network none --entrypoint sh "$REGISTRY/pg-swarm-backup-postgres:$VERSION" -c 'echo "$(id -u postgres):$(id -g postgres)"')
   log "restore-pitr to $at (postgres runs as $pg_uid)"
-  BACKUP_HOST_DIR=$E2E_BACKUP_DIR PG_UID=$pg_uid TASK_TIMEOUT_SECONDS=600 RECOVERY_TIMEOUT_SECONDS=300 \
+  STORAGEBOX=$E2E_MNT PG_UID=$pg_uid TASK_TIMEOUT_SECONDS=600 RECOVERY_TIMEOUT_SECONDS=300 \
     make --no-print-directory restore-pitr AT="$at" >"$E2E_STATE/p-restore.log" 2>&1 \
     || { tail -n 40 "$E2E_STATE/p-restore.log" >&2; fail "make restore-pitr"; return 1; }
   grep -q "recovery finished" "$E2E_STATE/p-restore.log" || fail "no promotion reported: $(tail -n 5 "$E2E_STATE/p-restore.log")" || return 1
