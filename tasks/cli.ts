@@ -3,7 +3,6 @@
 // Task modules are imported when their command runs, so a no-change incremental does not
 // pay for loading the S3 SDK or the restore code.
 import { availableParallelism } from "node:os";
-import { dirname } from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import type { Config } from "../lib/config/config.js";
@@ -79,10 +78,10 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
   const started = Date.now();
   try {
     const cfg = resolveConfig(process.env);
-    // The default LOG_FILE lives in BACKUP_DIR: appended only once the folder carries its identity
-    // marker, so a task beside an unmounted storage box writes nothing there (README "Identity").
-    const unmarked = process.env.LOG_FILE === undefined && cfg.logFile !== null && !hasIdentityMarker(dirname(cfg.logFile));
-    const log = createLogger(cfg.logLevel, unmarked ? null : cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file);
+    // The default LOG_FILE lives in BACKUP_DIR: opened only once the folder carries its identity
+    // marker, so a task beside an unmounted storage box writes nothing there (README "The storage box").
+    const marked = process.env.LOG_FILE === undefined && cfg.logFile !== null ? () => hasIdentityMarker(cfg.backupDir) : undefined;
+    const log = createLogger(cfg.logLevel, cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file, marked);
     const d: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
     const n = notify === undefined ? undefined : new Notifier(cfg.notify, { task: notify.task, tier: notify.tier ?? null, lockMode: cfg.lock.mode, log, metricsFile: cfg.metricsFile, startedAt: started });
     [config, deps, notifier] = [cfg, d, n];

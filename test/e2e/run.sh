@@ -77,7 +77,7 @@ run_step "make build (Dockerfile.postgres, Dockerfile.task)" step_build
 run_step "worker node (second dockerd, swarm join)" step_node2
 run_step "prerequisites (secret, config, network, dir)" step_prerequisites
 
-only=${E2E_ONLY:-b c e f g h d k w m p}
+only=${E2E_ONLY:-b c u e f g h d k w m p}
 failed=0
 run_step "a: deploy, health, placement label" scenario_a || failed=1
 if [ "$failed" -eq 0 ]; then

@@ -7,6 +7,7 @@ scenario_title() {
   case $1 in
     b) echo "scheduled full + no-change incremental" ;;
     c) echo "make one-offs (swarm-run-task.sh)" ;;
+    u) echo "SIGNING=0 deploy, then signed again (upgrade)" ;;
     d) echo "full stopped mid-dump; LOCK_MODE=skip -> 3" ;;
     e) echo "disaster: wipe, redeploy, auto-restore" ;;
     f) echo "verify --restore job; flipped byte -> 5" ;;
@@ -56,6 +57,11 @@ scenario_a() {
   # empty application database POSTGRES_DB made, as the official image does.
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the new cluster" || return 1
   expect_eq "$(pg -c "SELECT count(*) FROM pg_database WHERE datname = 'appdb'")" 1 "POSTGRES_DB=appdb created at initdb" || return 1
+  # Deployed signed, as make deploy does by default: the backups hold the private key, readers the public one.
+  docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_backup-full" | grep -q BACKUP_SIGNING_KEY_FILE \
+    || fail "backup-full deployed without BACKUP_SIGNING_KEY_FILE" || return 1
+  docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_auto-restore" | grep -q BACKUP_VERIFY_KEY_FILE \
+    || fail "auto-restore deployed without BACKUP_VERIFY_KEY_FILE" || return 1
   # auto-restore with no backups at all opens it (the scheduled run, once a minute).
   expect_eq "$(cron auto-restore 300)" "complete|0|" "auto-restore with no backups" || return 1
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" off "write gate after auto-restore" || return 1
@@ -77,6 +83,9 @@ scenario_b() {
   [ -n "$name" ] && [ "$name" != "$before" ] || fail "no new full in $E2E_BACKUP_DIR/full" || return 1
   expect_eq "$(stat -c %u:%g "$E2E_BACKUP_DIR/full/$name")" 1000:1000 "owner of $name (BACKUP_UID)" || return 1
   (cd "$E2E_BACKUP_DIR/full" && sha256sum -c --quiet "$name.sha256") || fail "sha256sum -c $name.sha256" || return 1
+  # Signed: checked with stock tools and the public key make deploy wrote (README "Signing").
+  openssl pkeyutl -verify -pubin -inkey "$E2E_STATE/keys/verify.pem" -rawin -in "$E2E_BACKUP_DIR/full/$name.sha256" \
+    -sigfile "$E2E_BACKUP_DIR/full/$name.sha256.sig" >/dev/null || fail "openssl pkeyutl -verify of $name.sha256.sig" || return 1
   expect_eq "$(pointer full)" "$name" "latest_full pointer" || return 1
   incr_before=$(backups_of incremental | wc -l)
   expect_eq "$(cron backup-incremental)" "complete|0|" "scheduled incremental, nothing changed" || return 1
@@ -103,6 +112,30 @@ scenario_c() {
     fail "a failing one-off made make exit 0: $out" || return 1
   fi
   no_one_offs || fail "one-off services left: $(docker service ls -f label=pgsb.one-off=true)" || return 1
+}
+
+# SIGNING=0 keeps working (an unsigned backup, restorable only when SIGNING=0 is given for that
+# one restore), and the way back is the README's upgrade path: deploy signed, a signed full at once.
+scenario_u() {
+  local name rc=0 out
+  SIGNING=0 deploy || return 1
+  docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_backup-incremental" | grep -q _KEY_FILE \
+    && { fail "SIGNING=0 deployed a key to backup-incremental"; return 1; }
+  pg -d appdb -c "INSERT INTO items VALUES (4001, 'unsigned')" || return 1
+  expect_eq "$(cron backup-incremental)" "complete|0|" "an unsigned scheduled incremental" || return 1
+  name=$(backups_of incremental | tail -n 1)
+  [ ! -e "$E2E_BACKUP_DIR/incremental/$name.sha256.sig" ] || fail "$name is signed although SIGNING=0" || return 1
+  export STORAGEBOX=$E2E_MNT
+  out=$(make --no-print-directory backup-restore ARGS="restore-database $name appdb --as appdb_u" 2>&1) || rc=$?
+  expect_eq "$rc" 4 "restore of the unsigned $name with the verify key ($out)" || return 1
+  out=$(make --no-print-directory backup-restore SIGNING=0 ARGS="restore-database $name appdb --as appdb_u" 2>&1) \
+    || fail "restore of the unsigned $name with SIGNING=0: $out" || return 1
+  expect_eq "$(pg -d appdb_u -c "SELECT count(*) FROM items WHERE id = 4001")" 1 "the unsigned backup's row restored" || return 1
+  pg -c 'DROP DATABASE appdb_u' || return 1
+  deploy || return 1
+  out=$(make --no-print-directory backup-full 2>&1) || fail "the first signed full after signing is back: $out" || return 1
+  name=$(backups_of full | tail -n 1)
+  [ -s "$E2E_BACKUP_DIR/full/$name.sha256.sig" ] || fail "$name has no signature" || return 1
 }
 
 scenario_e() {

@@ -47,6 +47,14 @@ step_prerequisites() {
   echo "config rm postgresql-conf" >>"$E2E_STATE/created"
   docker network create --driver overlay --attachable backend-net >/dev/null
   echo "network rm backend-net" >>"$E2E_STATE/created"
+  # Signed by default, as make deploy does it: the pair and both secrets made on first deploy.
+  for name in backup_signing_key backup_verify_key; do
+    if docker secret inspect "$name" >/dev/null 2>&1; then log "a secret $name exists already; not touching it"; return 1; fi
+  done
+  mkdir -p "$E2E_STATE/keys"
+  SIGNING_KEY_OUT=$E2E_STATE/keys/sign.pem VERIFY_KEY_OUT=$E2E_STATE/keys/verify.pem bash stack/signing-keys.sh 2>"$E2E_STATE/keys/out.log" \
+    || { cat "$E2E_STATE/keys/out.log" >&2; return 1; }
+  printf 'secret rm backup_signing_key\nsecret rm backup_verify_key\n' >>"$E2E_STATE/created"
 }
 
 # Before the worker's engine starts: its mount namespace copies this host's mounts as slaves, and
@@ -68,8 +76,11 @@ step_storagebox() {
 mount_box() { mount --bind "$E2E_BOX" "$E2E_MNT"; }
 unmount_box() { umount "$E2E_MNT"; }
 
+# As make deploy: signed (the signing file layered) unless SIGNING=0 (scenario u).
 deploy() {
-  docker stack deploy --resolve-image never -c stack/docker-compose.swarm.yml -c "$E2E_HERE/docker-compose.e2e.yml" "$STACK" \
+  local signing=()
+  [ "${SIGNING:-1}" = 0 ] || signing=(-c stack/docker-compose.signing.yml)
+  docker stack deploy --resolve-image never -c stack/docker-compose.swarm.yml "${signing[@]}" -c "$E2E_HERE/docker-compose.e2e.yml" "$STACK" \
     >"$E2E_STATE/deploy.log" 2>&1 || { cat "$E2E_STATE/deploy.log" >&2; return 1; }
 }
 

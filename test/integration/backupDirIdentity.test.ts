@@ -1,26 +1,29 @@
 // BACKUP_DIR is known by its identity marker (issue 25): written when the folder is first set
 // up, adopted by an installation from before it, and missing where METRICS_FILE says backups
-// existed means the storage box is not mounted: exit 9, and nothing written beside the box.
+// existed means the storage box is not mounted: exit 9, and nothing written beside the box (not
+// even the default backup.log).
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { IDENTITY_MARKER, assertBackupDirIdentity, assertBackupDirMarker } from "../../lib/store/backupDir.js";
 import { silentLogger } from "../../lib/core/log.js";
 import { cliEnv, runCli, snapshot, tempDir } from "../helpers.js";
+import { runCliUmask } from "../umaskCli.js";
 
 const cluster = inject("cluster");
 
 describe("the BACKUP_DIR identity marker", () => {
   it("is written by the first backup into a new, empty folder, and the log says so", async () => {
     const dir = tempDir();
-    const r = await runCli(["backup", "full"], cliEnv(cluster, dir));
+    // runCliUmask: LOG_FILE unset, so the default $BACKUP_DIR/backup.log applies.
+    const r = await runCliUmask(["backup", "full"], cliEnv(cluster, dir));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`BACKUP_DIR set up: identity marker ${IDENTITY_MARKER} written`);
     expect(JSON.parse(readFileSync(join(dir, IDENTITY_MARKER), "utf8"))).toMatchObject({ tool: "pg-swarm-backup", id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
-    // From the second run on, the default LOG_FILE in BACKUP_DIR is appended again.
-    const again = await runCli(["backup", "incremental"], cliEnv(cluster, dir));
-    expect(again.code, again.stderr).toBe(0);
-    expect(readFileSync(join(dir, "backup.log"), "utf8")).toContain('"task":"backup"');
+    // The default LOG_FILE in BACKUP_DIR is opened once the marker is there, with the lines logged before it.
+    const logged = readFileSync(join(dir, "backup.log"), "utf8");
+    expect(logged.indexOf('"task":"backup"')).toBeLessThan(logged.indexOf("BACKUP_DIR set up"));
+    expect(logged).toContain("full backup written");
   });
 
   it("is adopted by an installation from before it: backups there, no marker; the backup writes one and says so", async () => {
@@ -41,7 +44,7 @@ describe("the BACKUP_DIR identity marker", () => {
     const local = tempDir("pgsb-unmounted-");
     const before = snapshot(local);
     for (const args of [["backup", "incremental"], ["backup", "full"], ["restore-latest"], ["auto-restore", "--wait", "5"], ["cleanup"]]) {
-      const r = await runCli(args, cliEnv(cluster, local, { METRICS_FILE: metrics }));
+      const r = await runCliUmask(args, cliEnv(cluster, local, { METRICS_FILE: metrics }));
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(9);
       expect(r.stderr).toContain(`the storage box is not mounted at BACKUP_DIR=${local}: it holds neither the identity marker ${IDENTITY_MARKER} nor any backup, but METRICS_FILE=${metrics} records backups`);
     }
