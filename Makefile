@@ -30,7 +30,7 @@ export VERSION REGISTRY SIGNING ENCRYPTION
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
 	backup-full backup-diff backup-incr backup-base backup-list backup-restore \
-	test e2e lint demo bench typecheck
+	test test-pg17 e2e lint demo bench typecheck
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z0-9-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -118,8 +118,14 @@ test: ## Install what the tests need, then run every test
 	bash scripts/setup.sh
 	npm test
 
-e2e: ## As root: build both images and run the stack on a real single-node Swarm (test/e2e/run.sh)
+e2e: ## As root: build both images and run the stack on a real two-node Swarm (test/e2e/run.sh)
 	bash test/e2e/run.sh
+
+# The integration test files test-pg17 runs; empty: the restore, auto-restore, verify, encryption and signing tests.
+TEST_PG17_FILES ?=
+test-pg17: ## As root: integration tests (TEST_PG17_FILES) inside the e2e's Debian trixie image with PostgreSQL 17
+	bash scripts/setup.sh
+	bash scripts/test-pg17.sh $(TEST_PG17_FILES)
 
 lint: ## Lint the TypeScript and shellcheck every shell script
 	bash scripts/setup.sh

@@ -46,6 +46,8 @@ up() {
     wait_for 60 "answer from dockerd" docker info || { tail -n 20 "$state/dockerd.log" >&2; exit 1; }
   fi
 
+  # ENGINE_SWARM=0: the engine only (make test-pg17 runs containers, not services).
+  [ "${ENGINE_SWARM:-1}" = 0 ] && return 0
   if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
     # SWARM_ADDR: 127.0.0.1 for one node; the veth's address when a second node joins (node2.sh).
     local addr=${SWARM_ADDR:-127.0.0.1}

@@ -102,7 +102,7 @@ describe("make: images and stack", () => {
     const r = make([]);
     expect(r.status).toBe(0);
     for (const t of ["build", "push", "deploy", "update", "remove", "clean", "ps", "logs", "shell", "backup-full",
-      "backup-diff", "backup-incr", "backup-base", "backup-list", "backup-restore", "test", "e2e", "lint", "demo", "bench", "typecheck"]) {
+      "backup-diff", "backup-incr", "backup-base", "backup-list", "backup-restore", "test", "test-pg17", "e2e", "lint", "demo", "bench", "typecheck"]) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${t}\\s+\\S`, "m"));
     }
     expect(calls()).toEqual([]);
@@ -216,6 +216,11 @@ describe("make: images and stack", () => {
     const r = make(["-n", "clean"]);
     expect(r.stdout).toContain(`docker image rm ${PG_IMAGE} reg.test/pg-swarm-backup-postgres:latest`);
     expect(r.stdout).toContain("rm -rf dist node_modules");
+  });
+
+  it("test-pg17 runs setup, then the given integration files in the trixie image (scripts/test-pg17.sh)", () => {
+    expect(make(["-n", "test-pg17"]).stdout.trim().split("\n")).toEqual(["bash scripts/setup.sh", "bash scripts/test-pg17.sh"]);
+    expect(make(["-n", "test-pg17", "TEST_PG17_FILES=test/integration/verify.test.ts"]).stdout.trim().split("\n").at(-1)).toBe("bash scripts/test-pg17.sh test/integration/verify.test.ts");
   });
 
   it("the local targets run setup first and then the npm scripts", () => {
