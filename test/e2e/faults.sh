@@ -15,6 +15,8 @@ ensure_big() {
   [ "$(pg -d appdb -c "SELECT count(*) FROM pg_class WHERE relname = 'big'")" = 1 ] && return 0
   pg -d appdb -c "CREATE TABLE big AS SELECT g, md5(g::text) || md5((g + 1)::text) AS t FROM generate_series(1, 4000000) g"
 }
+# A write, so the next full has something to dump (a run with nothing changed skips, a full too).
+touch_appdb() { pg -d appdb -c "UPDATE items SET label = label || '' WHERE id = 1" >/dev/null && sleep 1; }
 # Sessions of this tool (dumps, the cluster lock) in postgres.
 our_sessions() { pg -c "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg-swarm-backup%' AND pid <> pg_backend_pid()"; }
 no_partials() { [ "$(partials)" = 0 ]; }
@@ -51,6 +53,7 @@ scenario_k() {
   ensure_big || return 1
   fulls=$(backups_of full)
   pointer_before=$(pointer full)
+  touch_appdb || return 1
   "$E2E_HERE/cronjob.sh" "${STACK}_backup-full" 240 >"$E2E_STATE/k.out" 2>&1 &
   bg=$!
   wait_until 90 "the scheduled full dumping table big" copying_big || return 1
@@ -92,6 +95,7 @@ scenario_w() {
   pg -c 'DROP DATABASE appdb_w' || return 1
 
   # The worker lost mid-dump (its link cut: no FIN, no RST, as a node that loses power).
+  touch_appdb || return 1
   "$E2E_HERE/cronjob.sh" "${STACK}_backup-full" 600 >"$E2E_STATE/w.out" 2>&1 &
   bg=$!
   wait_until 120 "the worker's full dumping table big" copying_big || { wait "$bg"; return 1; }
@@ -111,7 +115,9 @@ scenario_w() {
   expect_eq "${got%|*}" "failed|1" "the full on the worker whose link was cut" || return 1
   expect_eq "$(backups_of full | tail -n 1)" "$name" "newest full after the lost one" || return 1
   wait_until 60 "the worker ready again" sh -c "[ \"\$(docker node inspect -f '{{.Status.State}}' $(worker))\" = ready ]" || return 1
+  touch_appdb || return 1
   expect_eq "$(cron backup-full 600)" "complete|0|" "the next scheduled full on the worker" || return 1
+  [ "$(backups_of full | tail -n 1)" != "$name" ] || fail "the next full on the worker wrote no file" || return 1
   place backup-full manager
 
   # wal-receive moved to the other node: the slot holds the WAL between them, no segment is lost.
