@@ -22,7 +22,8 @@ export async function run(config: Config, deps: Deps, args: WalReceiveArgs): Pro
     );
     return;
   }
-  // The box's identity at start; the supervisor checks assertBackupDirMarker at every segment switch.
+  // The box's identity at start. At segment switches the check is assertBackupDirMarker (lib/store/backupDir.ts),
+  // for the receiver's per-switch hook.
   const log = deps.log.child({ task: "wal-receive" });
   await assertBackupDir(config.backupDir, "wal-receive did not start");
   await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: true, fileMode: config.files.file });

@@ -282,10 +282,10 @@ describe("signing (stack/docker-compose.signing.yml layered over the stack file)
     signed = parse(out);
   });
   const secretsOf = (s: Service): string[] => ((s.secrets ?? []) as { source: string }[]).map((x) => x.source).sort();
-  const BACKUPS = ["backup-full", "backup-differential", "backup-incremental", "backup-base"];
+  const BACKUPS = ["backup-full", "backup-differential", "backup-incremental", "backup-base", "wal-receive"];
   const READERS = ["cleanup", "verify", "auto-restore"];
 
-  it("is off in the stack file alone, so a first deploy needs no key secrets", () => {
+  it("is off in the stack file alone, so SIGNING=0 needs no key secrets (make deploy layers the signing file by default)", () => {
     expect(Object.keys(stack.secrets)).toEqual(["postgres_password"]);
     for (const t of TASKS) expect(Object.keys(service(t.name).environment).filter((k) => k.startsWith("BACKUP_") && k.endsWith("_KEY_FILE"))).toEqual([]);
   });
