@@ -68,6 +68,7 @@ scenario_k() {
   # cronjob.sh's 240 s is the bound here (README: about 35 s to see the dead peer, 30 s more at most
   # to learn whether it came back); the kernel's default would hold the job for two hours.
   expect_eq "${got%|*}" "failed|1" "the full whose server was killed" || return 1
+  log "its message: $(docker service logs --raw "${STACK}_backup-full" 2>&1 | grep -m 1 '^pg-swarm-backup .*PostgreSQL went away mid-dump' | cut -c1-700)"
   docker service logs --raw "${STACK}_backup-full" 2>&1 | grep -q 'PostgreSQL went away mid-dump.*it restarted at' \
     || fail "the task's log does not say 'PostgreSQL went away mid-dump … it restarted at': $(docker service logs --raw --tail 5 "${STACK}_backup-full" 2>&1)" || return 1
   expect_eq "$(partials)" 0 "partial files left" || return 1
