@@ -239,9 +239,15 @@ scenario_d() {
   docker service scale --detach "${STACK}_backup-full=0" >/dev/null
   wait "$bg" || true
   got=$(cat "$E2E_STATE/d.out")
-  # Swarm deletes the task of a service scaled down, so its exit code comes from the engine's events.
-  code=$(docker events --since "$t0" --until "$(date +%s)" --filter type=container --filter event=die \
-    --filter "label=com.docker.swarm.service.name=${STACK}_backup-full" --format '{{index .Actor.Attributes "exitCode"}}' | tail -n 1)
+  # Swarm deletes the task of a service scaled down, so its exit code comes from the engine's events;
+  # the task may be gone before its container has died (its cleanup runs): look again, bounded.
+  local tries
+  for tries in $(seq 1 30); do
+    code=$(docker events --since "$t0" --until "$(date +%s)" --filter type=container --filter event=die \
+      --filter "label=com.docker.swarm.service.name=${STACK}_backup-full" --format '{{index .Actor.Attributes "exitCode"}}' | tail -n 1)
+    [ -n "$code" ] && break
+    [ "$tries" -lt 30 ] && sleep 1
+  done
   log "the stopped full: $got; the container's exit code: $code"
   expect_eq "$code" 143 "exit code of the full stopped by SIGTERM" || return 1
   # pg_dump runs in the task container; what it leaves in the postgres container is its backend.
