@@ -40,9 +40,9 @@ async function lift(config: Config, log: Logger): Promise<void> {
 }
 
 /** Databases holding a user object, less the (marked) leftovers of an interrupted restore: the one definition of data (lib/postgres/wipedCluster.ts). */
-async function withObjects(config: Config, client: Client, log: Logger): Promise<string[]> {
+async function withObjects(config: Config, client: Client, log: Logger, limit?: number): Promise<string[]> {
   const leftovers = new Set(await markedTempDatabases(client));
-  return databasesWithObjects(config.pg, await listDatabases(client), leftovers, log);
+  return databasesWithObjects(config.pg, await listDatabases(client), leftovers, log, limit);
 }
 
 export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Promise<AutoRestoreResult> {
@@ -54,7 +54,8 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
   try {
     // This task runs every minute. A cluster with data cannot need restoring, so it is left
     // alone before the lock is even asked for: no "lock busy" exit while a backup runs.
-    const live = (await withObjects(config, client, log))[0];
+    // This runs every minute: the first database with an object is enough.
+    const live = (await withObjects(config, client, log, 1))[0];
     if (live !== undefined) {
       const decision: AutoRestoreDecision = { action: "skip", reason: `the cluster has user data (database ${JSON.stringify(live)}): it is not a wiped cluster` };
       const gateWasSet = await gateIsSet(client);

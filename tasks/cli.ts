@@ -79,7 +79,7 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
   try {
     const cfg = resolveConfig(process.env);
     // The default LOG_FILE lives in BACKUP_DIR: opened only once the folder carries its identity
-    // marker, so a task beside an unmounted storage box writes nothing there (README "The storage box").
+    // marker, so a task beside an unmounted storage box writes nothing there (README "The storage box's identity").
     const marked = process.env.LOG_FILE === undefined && cfg.logFile !== null ? () => hasIdentityMarker(cfg.backupDir) : undefined;
     const log = createLogger(cfg.logLevel, cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file, marked);
     const d: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };

@@ -24,21 +24,23 @@ export class DumpStalledError extends Error {
   }
 }
 
+/** `err` and its causes, at most five deep. */
+function causes(err: unknown): unknown[] {
+  const out: unknown[] = [];
+  for (let e: unknown = err; e !== undefined && e !== null && out.length < 5; e = (e as { cause?: unknown }).cause) out.push(e);
+  return out;
+}
+
 /** The text of an error and its causes, for matching. */
 function texts(err: unknown): string {
-  const out: string[] = [];
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    out.push(e instanceof ProcessError ? `${e.message}\n${e.stderrTail}` : e instanceof Error ? `${e.message} ${(e as { code?: string }).code ?? ""}` : String(e));
-  }
-  return out.join("\n");
+  return causes(err)
+    .map((e) => (e instanceof ProcessError ? `${e.message}\n${e.stderrTail}` : e instanceof Error ? `${e.message} ${(e as { code?: string }).code ?? ""}` : String(e)))
+    .join("\n");
 }
 
 /** Whether `err` (or a cause of it) says the server's end of the connection went away, or the dump stalled. Pure. */
 export function isServerGone(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof DumpStalledError) return true;
-  }
-  return LOST.test(texts(err));
+  return causes(err).some((e) => e instanceof DumpStalledError) || LOST.test(texts(err));
 }
 
 /** What failed (the error's first line) and, when another line says so, how the connection was lost; without the password. */

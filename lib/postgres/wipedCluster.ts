@@ -36,10 +36,16 @@ export async function isEmptyDatabase(client: Client): Promise<boolean> {
   return (await userObjectCount(client)) === 0;
 }
 
-/** The databases of `dbs` (template1 and postgres included) that hold a user object, leaving out `skip`. */
-export async function databasesWithObjects(cfg: PgConfig, dbs: readonly DatabaseInfo[], skip: ReadonlySet<string>, log?: Logger): Promise<string[]> {
+/**
+ * The databases of `dbs` (template1 and postgres included) that hold a user object, leaving out
+ * `skip`; one connection each, and no more once `limit` are found (1: is the cluster live?).
+ */
+export async function databasesWithObjects(cfg: PgConfig, dbs: readonly DatabaseInfo[], skip: ReadonlySet<string>, log?: Logger, limit = Infinity): Promise<string[]> {
   const out: string[] = [];
-  for (const d of dbs) if (!skip.has(d.name) && !(await withClient(cfg, d.name, isEmptyDatabase, log))) out.push(d.name);
+  for (const d of dbs) {
+    if (out.length >= limit) break;
+    if (!skip.has(d.name) && !(await withClient(cfg, d.name, isEmptyDatabase, log))) out.push(d.name);
+  }
   return out;
 }
 
