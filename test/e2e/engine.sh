@@ -10,18 +10,9 @@ cmd=${1:?usage: engine.sh up|down STATE_DIR}
 state=${2:?usage: engine.sh up|down STATE_DIR}
 mkdir -p "$state"
 
-wait_for() { # SECONDS DESCRIPTION COMMAND...
-  local seconds=$1 what=$2 deadline
-  shift 2
-  deadline=$(($(date +%s) + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "engine: no $what after ${seconds}s" >&2
-      return 1
-    fi
-    sleep 1
-  done
-}
+# shellcheck source=test/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+docker_answers() { docker info >/dev/null 2>&1; }
 
 up() {
   local missing=()
@@ -43,7 +34,7 @@ up() {
       --bip 172.31.250.1/24 --default-address-pool base=172.31.0.0/17,size=24 \
       --data-root /var/lib/docker --pidfile "$state/dockerd.pid" >"$state/dockerd.log" 2>&1 </dev/null &
     echo $! >"$state/dockerd.started"
-    wait_for 60 "answer from dockerd" docker info || { tail -n 20 "$state/dockerd.log" >&2; exit 1; }
+    wait_until 60 "an answer from dockerd" docker_answers || { tail -n 20 "$state/dockerd.log" >&2; exit 1; }
   fi
 
   # ENGINE_SWARM=0: the engine only (make test-pg17 runs containers, not services).

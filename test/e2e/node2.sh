@@ -29,18 +29,10 @@ sock=unix://$run/docker.sock
 
 d2() { docker -H "$sock" "$@"; }
 
-wait_for() { # SECONDS DESCRIPTION COMMAND...
-  local seconds=$1 what=$2 deadline
-  shift 2
-  deadline=$(($(date +%s) + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "node2: no $what after ${seconds}s" >&2
-      return 1
-    fi
-    sleep 1
-  done
-}
+# shellcheck source=test/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+d2_answers() { d2 info >/dev/null 2>&1; }
+worker_ready() { [ "$(docker node inspect -f '{{.Status.State}}' "$(cat "$state/node")" 2>/dev/null)" = ready ]; }
 
 # The namespace and the veth: before the swarm is initialised, which listens on $host_ip.
 net() {
@@ -81,12 +73,12 @@ up() {
       --bip 172.31.247.1/24 --default-address-pool base=172.31.96.0/19,size=24
   ' node2-dockerd "$sock" "$root" "$run" "$state/cgroups" >"$state/dockerd.log" 2>&1 </dev/null &
   echo $! >"$state/dockerd.started"
-  wait_for 60 "answer from the second dockerd" d2 info || { tail -n 20 "$state/dockerd.log" >&2; return 1; }
+  wait_until 60 "an answer from the second dockerd" d2_answers || { tail -n 20 "$state/dockerd.log" >&2; return 1; }
   local token
   token=$(docker swarm join-token -q worker)
   timeout 60 docker -H "$sock" swarm join --token "$token" --advertise-addr "$node_ip" --listen-addr "$node_ip:2377" "$host_ip:2377" >/dev/null
   d2 info --format '{{.Swarm.NodeID}}' >"$state/node"
-  wait_for 60 "worker ready in the swarm" sh -c "[ \"\$(docker node inspect -f '{{.Status.State}}' $(cat "$state/node"))\" = ready ]"
+  wait_until 60 "the worker ready in the swarm" worker_ready
   docker node update --label-add pgsb-e2e-worker=true "$(cat "$state/node")" >/dev/null
   echo "node2: joined as worker $(cat "$state/node") at $node_ip"
 }
