@@ -14,11 +14,14 @@ POSTGRES_IMAGE := $(REGISTRY)/pg-swarm-backup-postgres
 TASK_IMAGE := $(REGISTRY)/pg-swarm-backup-task
 TASK_SERVICES := backup-full backup-differential backup-incremental backup-base cleanup verify auto-restore wal-receive
 STACK_FILE := stack/docker-compose.swarm.yml
-# SIGNING=1: sign and check backups (needs the backup_signing_key and backup_verify_key secrets; README "Signing").
-SIGNING ?=
+# Signed by default: make deploy creates the key pair on first deploy (stack/signing-keys.sh) and
+# layers stack/docker-compose.signing.yml; SIGNING=0 opts out (README "Signing").
+SIGNING ?= 1
 # ENCRYPTION=1: encrypt backups with age (needs the age_recipients config and age_identity secret; README "Encryption at rest").
 ENCRYPTION ?=
-STACK_FILES := -c $(STACK_FILE)$(if $(SIGNING), -c stack/docker-compose.signing.yml)$(if $(ENCRYPTION), -c stack/docker-compose.encryption.yml)
+signed := $(filter-out 0,$(strip $(SIGNING)))
+encrypted := $(filter-out 0,$(strip $(ENCRYPTION)))
+STACK_FILES := -c $(STACK_FILE)$(if $(signed), -c stack/docker-compose.signing.yml)$(if $(encrypted), -c stack/docker-compose.encryption.yml)
 RUN_TASK := IMAGE=$(TASK_IMAGE):$(VERSION) bash stack/swarm-run-task.sh
 
 # The stack file reads ${REGISTRY} and ${VERSION} from the environment, swarm-run-task.sh SIGNING and ENCRYPTION.
@@ -27,7 +30,7 @@ export VERSION REGISTRY SIGNING ENCRYPTION
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
 	backup-full backup-diff backup-incr backup-base backup-list backup-restore \
-	test e2e lint demo bench typecheck
+	test test-pg17 e2e lint demo bench typecheck
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z0-9-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -44,7 +47,16 @@ push: ## Push both images (both tags) to REGISTRY
 	docker push $(TASK_IMAGE):$(VERSION)
 	docker push $(TASK_IMAGE):latest
 
-deploy: ## Deploy or update the stack STACK with images VERSION
+deploy: ## Deploy or update the stack STACK with images VERSION, signed (SIGNING=0 opts out)
+ifeq ($(signed),)
+ifneq ($(encrypted),)
+	@echo 'deploy: ENCRYPTION=1 with SIGNING=0 is refused: age keeps backups secret but anyone with the public key can make a valid encrypted file, and only a signature proves who wrote it (README "Encryption at rest"). Deploy with signing (the default).' >&2
+	@exit 2
+endif
+	@echo 'deploy: SIGNING=0: backups are neither signed nor checked. Anyone who can write the storage box or the bucket can then plant a backup whose SQL runs as the superuser when it is restored, by restore-latest or unattended by auto-restore (README "Threat model"); ENCRYPTION=1 is refused.' >&2
+else
+	bash stack/signing-keys.sh
+endif
 	docker stack deploy $(STACK_FILES) --with-registry-auth $(STACK)
 
 update: ## Build, push and roll out VERSION=... to postgres and every task service
@@ -106,8 +118,14 @@ test: ## Install what the tests need, then run every test
 	bash scripts/setup.sh
 	npm test
 
-e2e: ## As root: build both images and run the stack on a real single-node Swarm (test/e2e/run.sh)
+e2e: ## As root: build both images and run the stack on a real two-node Swarm (test/e2e/run.sh)
 	bash test/e2e/run.sh
+
+# The integration test files test-pg17 runs; empty: the restore, auto-restore, verify, encryption and signing tests.
+TEST_PG17_FILES ?=
+test-pg17: ## As root: integration tests (TEST_PG17_FILES) inside the e2e's Debian trixie image with PostgreSQL 17
+	bash scripts/setup.sh
+	bash scripts/test-pg17.sh $(TEST_PG17_FILES)
 
 lint: ## Lint the TypeScript and shellcheck every shell script
 	bash scripts/setup.sh

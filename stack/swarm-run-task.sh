@@ -8,12 +8,15 @@
 # Environment (defaults in brackets):
 #   IMAGE                  task image [$REGISTRY/pg-swarm-backup-task:$VERSION]
 #   NETWORK                overlay network shared with postgres [backend-net]
-#   BACKUP_HOST_DIR        backup directory on the node [/mnt/storagebox/backups/postgresql]
+#   STORAGEBOX             the storage box's mount point on the node, bound with rslave like the
+#                          stack's [/mnt/storagebox]
+#   BACKUP_DIR             the backups' folder on the box, as the job sees it [/storagebox/backups/postgresql]
 #   PGHOST, PGUSER         [postgres, postgres]
 #   TZ, LOCK_MODE, LOG_LEVEL  [Europe/Berlin, wait, info]
-#   SIGNING                when non-empty, backup tasks get the backup_signing_key secret and
-#                          every other task the backup_verify_key secret (README "Signing") []
-#   ENCRYPTION             when non-empty, backup tasks get the age_recipients config, and the
+#   SIGNING                unless 0, backup tasks get the backup_signing_key secret and every
+#                          other task the backup_verify_key secret (README "Signing"); SIGNING=0
+#                          runs a task without either, e.g. the restore of an older unsigned backup [1]
+#   ENCRYPTION             unless empty or 0, backup tasks get the age_recipients config, and the
 #                          tasks that read backups back (restore-*, verify, list-databases)
 #                          the age_identity secret (README "Encryption at rest") []
 #   TASK_MOUNT             one more --mount for the job, e.g. the postgres data volume (restore-pitr) []
@@ -49,7 +52,7 @@ trap 'exit 143' TERM
 
 # As in stack/docker-compose.signing.yml: only a backup may hold the private key.
 keys=()
-if [ -n "${SIGNING:-}" ]; then
+if [ "${SIGNING:-1}" != 0 ]; then
   if [ "${1:-}" = backup ]; then
     keys=(--secret backup_signing_key -e BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key)
   else
@@ -58,7 +61,7 @@ if [ -n "${SIGNING:-}" ]; then
 fi
 
 # As in stack/docker-compose.encryption.yml: backups get public keys, readers the identity.
-if [ -n "${ENCRYPTION:-}" ]; then
+if [ "${ENCRYPTION:-0}" != 0 ]; then
   case "${1:-}" in
     backup) keys+=(--config "source=age_recipients,target=/run/configs/age_recipients" -e AGE_RECIPIENTS_FILE=/run/configs/age_recipients) ;;
     restore-* | verify | list-databases) keys+=(--secret age_identity -e AGE_IDENTITY_FILE=/run/secrets/age_identity) ;;
@@ -79,13 +82,14 @@ docker service create \
   --secret postgres_password \
   "${keys[@]}" \
   "${extra[@]}" \
-  --mount "type=bind,source=${BACKUP_HOST_DIR:-/mnt/storagebox/backups/postgresql},target=/backups,bind-propagation=rslave" \
+  --mount "type=bind,source=${STORAGEBOX:-/mnt/storagebox},target=/storagebox,bind-propagation=rslave" \
   --constraint 'node.labels.database==true' \
+  --sysctl net.ipv4.tcp_keepalive_intvl=5 --sysctl net.ipv4.tcp_keepalive_probes=3 \
   --restart-condition none \
   -e "PGHOST=${PGHOST:-postgres}" \
   -e "PGUSER=${PGUSER:-postgres}" \
   -e POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password \
-  -e BACKUP_DIR=/backups \
+  -e "BACKUP_DIR=${BACKUP_DIR:-/storagebox/backups/postgresql}" \
   -e "TZ=${TZ:-Europe/Berlin}" \
   -e "LOCK_MODE=${LOCK_MODE:-wait}" \
   -e "LOG_LEVEL=${LOG_LEVEL:-info}" \

@@ -5,22 +5,23 @@
 import { decideAutoRestore } from "../lib/restore/autoRestorePlan.js";
 import type { AutoRestoreDecision } from "../lib/restore/autoRestorePlan.js";
 import { scanCatalog } from "../lib/store/catalog.js";
-import { assertBackupDir } from "../lib/store/backupDir.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 import { catalogWithMirror, ensureLocal } from "../lib/s3/mirrorFallback.js";
 import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ExitCode, TaskError } from "../lib/core/errors.js";
 import { acquireLock } from "../lib/postgres/lock.js";
 import type { Logger } from "../lib/core/log.js";
-import { connect, withClient } from "../lib/postgres/connection.js";
+import { connect } from "../lib/postgres/connection.js";
 import type { Client } from "../lib/postgres/connection.js";
 import { executeRestore } from "../lib/restore/exec.js";
 import { restoreContext } from "../lib/restore/context.js";
 import type { RestoreOutcome } from "../lib/restore/context.js";
 import { planRestore } from "../lib/restore/plan.js";
 import { latestRequest } from "../lib/restore/request.js";
-import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
-import { isEmptyDatabase, markedTempDatabases } from "../lib/restore/targetState.js";
+import { listDatabases, serverInfo } from "../lib/postgres/server.js";
+import { databasesWithObjects } from "../lib/postgres/wipedCluster.js";
+import { markedTempDatabases } from "../lib/restore/targetState.js";
 import { LIFT_BY_HAND, connectWritable, gateIsSet, liftGate } from "../lib/restore/writeGate.js";
 
 export interface AutoRestoreArgs {
@@ -39,42 +40,24 @@ async function lift(config: Config, log: Logger): Promise<void> {
   }
 }
 
-/** Whether a user database counts as data: not a (marked) leftover of an interrupted restore, and not empty. */
-async function holdsData(config: Config, name: string, leftovers: ReadonlySet<string>, log: Logger): Promise<boolean> {
-  return !leftovers.has(name) && !(await withClient(config.pg, name, isEmptyDatabase, log));
-}
-
-/**
- * userDatabases, less the leftovers of an interrupted restore and databases without a single
- * object (such as one the postgres image creates for POSTGRES_DB): replacing those loses nothing.
- */
-async function databasesWithData(config: Config, client: Client, log: Logger): Promise<string[]> {
-  const out: string[] = [];
+/** Databases holding a user object, less the (marked) leftovers of an interrupted restore: the one definition of data (lib/postgres/wipedCluster.ts). */
+async function withObjects(config: Config, client: Client, log: Logger, limit?: number): Promise<string[]> {
   const leftovers = new Set(await markedTempDatabases(client));
-  for (const name of await userDatabases(client, await listDatabases(client))) {
-    if (await holdsData(config, name, leftovers, log)) out.push(name);
-    else if (!leftovers.has(name)) log.info({ database: name }, `database ${JSON.stringify(name)} holds no objects; it does not count as user data`);
-  }
-  return out;
-}
-
-/** The first database holding data, or null: enough to know a cluster is live, without the lock. */
-async function firstDatabaseWithData(config: Config, client: Client, log: Logger): Promise<string | null> {
-  const leftovers = new Set(await markedTempDatabases(client));
-  for (const name of await userDatabases(client, await listDatabases(client))) if (await holdsData(config, name, leftovers, log)) return name;
-  return null;
+  return databasesWithObjects(config.pg, await listDatabases(client), leftovers, log, limit);
 }
 
 export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Promise<AutoRestoreResult> {
   const log = deps.log.child({ task: "auto-restore" });
   await assertBackupDir(config.backupDir, "nothing was restored and the write gate stays as it is");
+  await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: false, fileMode: config.files.file });
   const client = await connect(config.pg, config.pg.database, log, args.waitSeconds);
   const releasers: (() => Promise<void>)[] = [() => client.end().catch(() => undefined)];
   try {
     // This task runs every minute. A cluster with data cannot need restoring, so it is left
     // alone before the lock is even asked for: no "lock busy" exit while a backup runs.
-    const live = await firstDatabaseWithData(config, client, log);
-    if (live !== null) {
+    // This runs every minute: the first database with an object is enough.
+    const live = (await withObjects(config, client, log, 1))[0];
+    if (live !== undefined) {
       const decision: AutoRestoreDecision = { action: "skip", reason: `the cluster has user data (database ${JSON.stringify(live)}): it is not a wiped cluster` };
       const gateWasSet = await gateIsSet(client);
       log.info(`nothing to do: ${decision.reason}`);
@@ -85,13 +68,13 @@ export async function run(config: Config, deps: Deps, args: AutoRestoreArgs): Pr
     releasers.push(() => lock.release());
     // Decided under the lock: a second auto-restore that waited sees the first one's result.
     const info = await serverInfo(client);
-    const users = await databasesWithData(config, client, log);
+    const users = await withObjects(config, client, log);
     const gateWasSet = await gateIsSet(client);
     // The mirror is listed only for a cluster that may need restoring: this task runs every minute.
     // Trusted: with a verify key, no manifest steers the decision or the plan before its signature verified.
     const trust = { verifyKey: config.signing.verifyKey };
     let catalog = users.length === 0 ? await catalogWithMirror(config, log, trust) : await scanCatalog(config.backupDir, trust);
-    const decision = decideAutoRestore({ userDatabases: users, systemIdentifier: info.systemIdentifier, catalog });
+    const decision = decideAutoRestore({ databasesWithObjects: users, systemIdentifier: info.systemIdentifier, catalog });
     const result: AutoRestoreResult = { decision, gateWasSet, gateLifted: false, restore: null };
     if (decision.action === "skip") {
       log.info({ systemIdentifier: info.systemIdentifier }, `nothing to do: ${decision.reason}`);

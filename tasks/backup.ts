@@ -27,13 +27,15 @@ import { childEnv, connect, withClient } from "../lib/postgres/connection.js";
 import type { Client } from "../lib/postgres/connection.js";
 import { writeCompressed } from "../lib/backup/pipeline.js";
 import { runCommand } from "../lib/core/proc.js";
-import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
+import { listDatabases, serverInfo } from "../lib/postgres/server.js";
 import type { DatabaseInfo } from "../lib/postgres/server.js";
 import { abandonPartial, assertWritable, commitPartial, createPartial, discardPartial } from "../lib/store/storage.js";
 import { updateLatestPointer } from "../lib/store/latestPointer.js";
 import { TOOL } from "../lib/core/version.js";
 import { mapLimit, sleep } from "../lib/core/concurrency.js";
 import { shutdown } from "../lib/core/shutdown.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
+import { isServerGone, serverGoneError } from "../lib/postgres/vanished.js";
 
 export interface BackupArgs {
   tier: Tier;
@@ -86,7 +88,12 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
   const log = deps.log.child({ task: "backup", tier: args.tier });
   const releasers: (() => Promise<void>)[] = [];
   try {
-    if (!args.dryRun) await assertWritable(config.backupDir, tierDir(config.backupDir, args.tier), config.files);
+    if (!args.dryRun) {
+      // The identity first: the write probe below would already write beside an unmounted box.
+      await assertBackupDir(config.backupDir, "nothing was written");
+      await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: true, fileMode: config.files.file });
+      await assertWritable(config.backupDir, tierDir(config.backupDir, args.tier), config.files);
+    }
     const client = await connect(config.pg, config.pg.database, log);
     releasers.push(() => client.end().catch(() => undefined));
     if (!args.dryRun) {
@@ -103,7 +110,7 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
       catalog,
       systemIdentifier: info.systemIdentifier,
       fingerprint,
-      userDatabases: await userDatabases(client, dbs),
+      databasesWithObjects: Object.entries(fingerprint.databases).filter(([, d]) => (d.userObjects ?? 0) > 0).map(([name]) => name),
       force: args.force,
       allowNewCluster: args.allowNewCluster,
       signed,
@@ -196,12 +203,15 @@ async function execute(
       secrets,
       onDatabase: (d: string) => (current = d),
       databaseExists: async (d: string) => (await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [d])).rowCount !== 0,
+      stallSeconds: config.dumpStallSeconds,
     };
     written = await writeCompressed((sink) => dumpInto(sink, globals, opts, result), filters, partial, env, progress);
     if (recipients !== null) sealed = await sealRowCounts(result.rowCounts, recipients, env);
   } catch (err) {
-    const failure = await abandonPartial(config.backupDir, partial, err);
+    let failure = await abandonPartial(config.backupDir, partial, err);
     unregisterPartial();
+    // Judged on the error itself: abandonPartial reads any errno (ECONNRESET too) as the storage's.
+    if (isServerGone(err)) failure = await serverGoneError(config.pg, "mid-dump", `The partial file ${partial.path} was removed; older backups and the latest pointer are as they were`, err, started, log);
     log.error({ err: (failure as Error).message, removed: partial.path }, "backup failed; partial file removed, nothing else changed");
     throw failure;
   } finally {

@@ -8,7 +8,9 @@ import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { compressorFor } from "../lib/backup/compression.js";
 import { encryptorFor } from "../lib/backup/encryption.js";
-import { wipedClusterRefusal } from "../lib/backup/plan.js";
+import { backupFacts } from "../lib/backup/plan.js";
+import type { BackupFacts } from "../lib/postgres/wipedCluster.js";
+import { databasesWithObjects, judgeCluster, wipedClusterRefusal } from "../lib/postgres/wipedCluster.js";
 import type { Config } from "../lib/config/config.js";
 import { sleep } from "../lib/core/concurrency.js";
 import type { Deps } from "../lib/core/deps.js";
@@ -27,10 +29,11 @@ import { baseBackupName, baseDir } from "../lib/physical/layout.js";
 import { childEnv, connect } from "../lib/postgres/connection.js";
 import type { Client } from "../lib/postgres/connection.js";
 import { acquireLock } from "../lib/postgres/lock.js";
-import { listDatabases, serverInfo, userDatabases } from "../lib/postgres/server.js";
+import { listDatabases, serverInfo } from "../lib/postgres/server.js";
 import { scanCatalog, usable } from "../lib/store/catalog.js";
 import { MANIFEST_SUFFIX } from "../lib/store/naming.js";
 import { abandonPartial, assertWritable, commitPartial, createPartial, discardPartial } from "../lib/store/storage.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 
 export interface BaseBackupArgs {
   dryRun: boolean;
@@ -64,13 +67,13 @@ async function replication(client: Client, user: string): Promise<Replication> {
   return { walSegmentSize: Number(row.segsize), problem };
 }
 
-/** The newest backup of any kind (logical or base), for the wiped-cluster guard. */
-async function newestBackup(backupDir: string): Promise<{ name: string; systemIdentifier: string | null } | undefined> {
+/** Every backup of any kind (logical or base), newest first, for the wiped-cluster guard; a base backup counts as data. */
+async function backupsNewestFirst(backupDir: string): Promise<BackupFacts[]> {
   const all = [
-    ...usable(await scanCatalog(backupDir)).map((e) => ({ name: e.name, time: e.time, systemIdentifier: e.manifest?.systemIdentifier ?? null })),
-    ...usableBases(await scanBaseCatalog(backupDir)).map((e) => ({ name: e.name, time: e.time, systemIdentifier: e.manifest.systemIdentifier })),
+    ...usable(await scanCatalog(backupDir)).map((e) => ({ ...backupFacts(e), time: e.time })),
+    ...usableBases(await scanBaseCatalog(backupDir)).map((e) => ({ name: e.name, time: e.time, systemIdentifier: e.manifest.systemIdentifier, hadData: true })),
   ];
-  return all.sort((a, b) => b.time.getTime() - a.time.getTime() || b.name.localeCompare(a.name))[0];
+  return all.sort((a, b) => b.time.getTime() - a.time.getTime() || b.name.localeCompare(a.name));
 }
 
 /** A start time whose name no earlier backup holds (see freshName in tasks/backup.ts: names have one-second resolution). */
@@ -89,7 +92,11 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
   const log = deps.log.child({ task: "backup", tier: "base" });
   const releasers: (() => Promise<void>)[] = [];
   try {
-    if (!args.dryRun) await assertWritable(config.backupDir, baseDir(config.backupDir), config.files);
+    if (!args.dryRun) {
+      await assertBackupDir(config.backupDir, "nothing was written");
+      await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: true, fileMode: config.files.file });
+      await assertWritable(config.backupDir, baseDir(config.backupDir), config.files);
+    }
     const client = await connect(config.pg, config.pg.database, log);
     releasers.push(() => client.end().catch(() => undefined));
     if (!args.dryRun) {
@@ -101,11 +108,12 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
     const queries = async () => {
       const info = await serverInfo(client);
       const repl = await replication(client, config.pg.user);
-      return { info, repl, users: await userDatabases(client, await listDatabases(client)) };
+      return { info, repl, withObjects: await databasesWithObjects(config.pg, await listDatabases(client), new Set(), log) };
     };
-    const [{ info, repl, users }, newest] = await Promise.all([queries(), newestBackup(config.backupDir)]);
+    const [{ info, repl, withObjects }, backups] = await Promise.all([queries(), backupsNewestFirst(config.backupDir)]);
     const program = findServerBinary("pg_basebackup", deps.env) ?? "pg_basebackup";
-    const refused = wipedClusterRefusal(newest, { systemIdentifier: info.systemIdentifier, userDatabases: users, allowNewCluster: args.allowNewCluster });
+    const verdict = judgeCluster({ systemIdentifier: info.systemIdentifier, databasesWithObjects: withObjects }, backups, backups[0]);
+    const refused = wipedClusterRefusal(verdict, { systemIdentifier: info.systemIdentifier, allowNewCluster: args.allowNewCluster });
     const { codec, level, threads } = config.compression;
     const compressor = compressorFor(codec, level, threads, env);
     const recipients = config.encryption.recipients;

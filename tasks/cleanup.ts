@@ -9,7 +9,7 @@ import { lstat, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { CatalogEntry } from "../lib/store/catalog.js";
 import { listTierDir, scanCatalog, tierDir } from "../lib/store/catalog.js";
-import { assertBackupDir } from "../lib/store/backupDir.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 import { verifyBackupFile } from "../lib/store/signature.js";
 import type { CleanupDecision, CleanupReport, PointerChange, PointerState } from "../lib/retention/cleanup.js";
 import { DAY_MS, backupDirProblem, formatCleanupReport, isPartialName, orphanSidecars, parseNowOption, planPointers, withMirrorOnly } from "../lib/retention/cleanup.js";
@@ -222,6 +222,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
   const releasers: (() => Promise<void>)[] = [];
   try {
     await assertBackupDir(config.backupDir, "cleanup deleted nothing");
+    await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: false, fileMode: config.files.file });
     if (!args.dryRun) {
       const lock = await acquireLock(config, "cleanup", log);
       releasers.push(() => lock.release());

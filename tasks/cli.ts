@@ -13,9 +13,11 @@ import { createLogger } from "../lib/core/log.js";
 import { Notifier, STOP_NOTIFY_BUDGET_MS } from "../lib/notify/notifier.js";
 import type { Tier } from "../lib/store/naming.js";
 import { TIERS } from "../lib/store/naming.js";
+import { hasIdentityMarker } from "../lib/store/backupDirIdentity.js";
 import { redact } from "../lib/core/secret.js";
 import { onSignals, shutdown } from "../lib/core/shutdown.js";
 import { TOOL } from "../lib/core/version.js";
+import { isServerGone, serverGoneMessage } from "../lib/postgres/vanished.js";
 
 /** What a handler reports back: an exit code other than 0, and what a backup wrote (for metrics and notifications). */
 interface Outcome {
@@ -76,7 +78,10 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
   const started = Date.now();
   try {
     const cfg = resolveConfig(process.env);
-    const log = createLogger(cfg.logLevel, cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file);
+    // The default LOG_FILE lives in BACKUP_DIR: opened only once the folder carries its identity
+    // marker, so a task beside an unmounted storage box writes nothing there (README "The storage box's identity").
+    const marked = process.env.LOG_FILE === undefined && cfg.logFile !== null ? () => hasIdentityMarker(cfg.backupDir) : undefined;
+    const log = createLogger(cfg.logLevel, cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file, marked);
     const d: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
     const n = notify === undefined ? undefined : new Notifier(cfg.notify, { task: notify.task, tier: notify.tier ?? null, lockMode: cfg.lock.mode, log, metricsFile: cfg.metricsFile, startedAt: started });
     [config, deps, notifier] = [cfg, d, n];
@@ -102,7 +107,8 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
     // After a signal the handler above reports and exits; what the abandoned task throws meanwhile is its echo.
     if (shutdown.signal !== null) return;
     const exitCode = err instanceof TaskError ? err.exitCode : ExitCode.failed;
-    const message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
+    let message = redact(err instanceof Error ? err.message : String(err), [config?.pg.password, config?.s3?.secretAccessKey]);
+    if (!(err instanceof TaskError) && isServerGone(err)) message = serverGoneMessage(task, config?.pg.host ?? "PGHOST", message);
     process.stderr.write(JSON.stringify({ level: "error", time: new Date().toISOString(), task, exitCode, msg: message }) + "\n");
     process.stderr.write(`pg-swarm-backup ${task}: ${message}\n`);
     process.exitCode = exitCode;

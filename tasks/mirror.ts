@@ -2,7 +2,7 @@
 // by its upload, and `list --source s3`. A mirror failure never touches the local backups;
 // it ends the task with ExitCode.mirrorFailed so the operator sees it.
 import { scanCatalog } from "../lib/store/catalog.js";
-import { assertBackupDir } from "../lib/store/backupDir.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 import type { Config, S3Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
 import { ConfigError, ExitCode, TaskError } from "../lib/core/errors.js";
@@ -42,6 +42,7 @@ export async function run(config: Config, deps: Deps, args: MirrorArgs): Promise
   const log = deps.log.child({ task: "mirror" });
   // The lock keeps a concurrent cleanup from deleting a backup (locally and in S3) while it goes up.
   await assertBackupDir(config.backupDir, "nothing was uploaded");
+  await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: false, fileMode: config.files.file });
   const lock = args.dryRun ? null : await acquireLock(config, "mirror", log);
   try {
     const report = await mirrorAll(mirrorTarget(s3, log, args.options), await scanCatalog(config.backupDir), { dryRun: args.dryRun, thorough: true });

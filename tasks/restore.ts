@@ -10,7 +10,7 @@ import { childEnv, withClient } from "../lib/postgres/connection.js";
 import { catalogWithMirror, ensureLocal, mirrorFetcher } from "../lib/s3/mirrorFallback.js";
 import { scanCatalog } from "../lib/store/catalog.js";
 import { resolveFile } from "../lib/store/resolveFile.js";
-import { assertBackupDir } from "../lib/store/backupDir.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 import type { ResolvedFile } from "../lib/store/resolveFile.js";
 import { executeRestore } from "../lib/restore/exec.js";
 import { restoreContext } from "../lib/restore/context.js";
@@ -91,7 +91,10 @@ function report(deps: Deps, log: Logger, outcome: RestoreOutcome, from: string):
 export async function run(config: Config, deps: Deps, args: RestoreArgs): Promise<RestoreResult> {
   const log = deps.log.child({ task: args.command });
   // A FILE given as a path needs no BACKUP_DIR; everything else reads or downloads into it.
-  if (args.command === "restore-latest" || !args.file.includes("/")) await assertBackupDir(config.backupDir, "nothing was restored");
+  if (args.command === "restore-latest" || !args.file.includes("/")) {
+    await assertBackupDir(config.backupDir, "nothing was restored");
+    await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: false, fileMode: config.files.file });
+  }
   if (args.command === "restore-latest") {
     const at = parseAt(args.at);
     // Trusted: with a verify key, no manifest steers the plan before its signature verified.

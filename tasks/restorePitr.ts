@@ -2,6 +2,7 @@
 // cluster's data directory for point-in-time recovery from BACKUP_DIR/base and BACKUP_DIR/wal.
 // The result is started by postgres itself, which replays the staged WAL to the target and
 // promotes. The decisions are in lib/pitr/plan.ts; lib/pitr/restore.ts acts.
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 import { isAbsolute, resolve } from "node:path";
 import type { Config } from "../lib/config/config.js";
 import type { Deps } from "../lib/core/deps.js";
@@ -77,6 +78,8 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
   // A dry run shows the plan and what would stop the restore, so it can run while postgres still does.
   if (refusal !== null && !args.dryRun) throw refusal;
 
+  await assertBackupDir(config.backupDir, "nothing was restored");
+  await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: false, fileMode: config.files.file });
   const [bases, listing] = await Promise.all([scanBaseCatalog(config.backupDir), listWalArchive(config.backupDir)]);
   const trust: WalTrust = { verifyKey: config.signing.verifyKey, identity: config.encryption.identity, env: deps.env };
   // Each history file is read once, checked (signature, decryption) and parsed; the plan follows what was checked.

@@ -9,6 +9,7 @@ import { walDir } from "../lib/physical/layout.js";
 import { archiveMode } from "../lib/receiver/archiveMode.js";
 import { superviseWalReceiver } from "../lib/receiver/supervisor.js";
 import { receiveArgs } from "../lib/receiver/process.js";
+import { assertBackupDir, assertBackupDirIdentity } from "../lib/store/backupDir.js";
 
 export interface WalReceiveArgs {
   dryRun: boolean;
@@ -29,5 +30,9 @@ export async function run(config: Config, deps: Deps, args: WalReceiveArgs): Pro
     );
     return;
   }
+  // The box's identity at start; at every segment switch and status tick the receiver checks the marker is still there (lib/receiver/switchChecks.ts).
+  const log = deps.log.child({ task: "wal-receive" });
+  await assertBackupDir(config.backupDir, "wal-receive did not start");
+  await assertBackupDirIdentity(config.backupDir, { metricsFile: config.metricsFile, log, create: true, fileMode: config.files.file });
   await superviseWalReceiver(config, deps);
 }

@@ -14,6 +14,7 @@ import { put, relay, SinkClosedError } from "./sink.js";
 import { runCommandBytes, start } from "../core/proc.js";
 import { RowCounter } from "./rowCounter.js";
 import type { Secret } from "../core/secret.js";
+import { DumpStalledError } from "../postgres/vanished.js";
 
 export const CLUSTER_TRAILER = "--\n-- PostgreSQL database cluster dump complete\n--\n\n";
 const TAIL_BYTES = 512;
@@ -41,6 +42,11 @@ export interface DumpOptions {
    * dropped after the plan was made, and it is left out instead of failing the backup.
    */
   databaseExists?: (name: string) => Promise<boolean>;
+  /**
+   * DUMP_STALL_TIMEOUT_SECONDS: a pg_dump that delivers no byte for this long is stopped and the
+   * dump fails with DumpStalledError (a server that hangs without dropping the connection).
+   */
+  stallSeconds?: number;
 }
 
 export interface DumpResult {
@@ -79,8 +85,20 @@ async function dumpDatabase(sink: Writable, db: string, opts: DumpOptions, resul
   let last: Buffer | null = null;
   const what = `pg_dump of database "${db}"`;
   const header = Buffer.from(sectionHeader(db) + (isPreexisting(db) ? `\\connect ${db}\n\n` : ""));
+  let lastByteAt = Date.now();
+  let stalled = false;
+  const stallMs = (opts.stallSeconds ?? 0) * 1000;
+  const watchdog =
+    stallMs > 0
+      ? setInterval(() => {
+          if (Date.now() - lastByteAt < stallMs) return;
+          stalled = true;
+          child.kill();
+        }, Math.min(1000, stallMs))
+      : null;
   try {
     await relay(child.stdout as Readable, sink, (b) => {
+      lastByteAt = Date.now();
       if (last === null) {
         result.rawBytes += header.length;
         sink.write(header);
@@ -92,9 +110,11 @@ async function dumpDatabase(sink: Writable, db: string, opts: DumpOptions, resul
     await child.done;
   } catch (err) {
     if (err instanceof SinkClosedError) throw err;
+    if (stalled) throw new DumpStalledError(what, opts.stallSeconds ?? 0);
     if (last === null && opts.databaseExists !== undefined && !(await opts.databaseExists(db))) return false;
     throw dumpError(what, err);
   } finally {
+    if (watchdog !== null) clearInterval(watchdog);
     child.kill();
   }
   const tail = last === null ? "" : (last as Buffer).subarray(-TAIL_BYTES).toString("utf8");

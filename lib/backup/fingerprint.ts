@@ -16,6 +16,7 @@
 // fingerprint precedes the dump, a change not yet visible is caught by the next run.
 import type { DatabaseFingerprint, Fingerprint } from "../store/manifest.js";
 import type { Client } from "../postgres/connection.js";
+import { USER_OBJECTS_EXPR } from "../postgres/wipedCluster.js";
 
 export const GLOBALS_SQL = `
 SELECT md5(concat_ws('|',
@@ -39,7 +40,7 @@ SELECT md5(concat_ws('|',
     WHERE c.relkind IN ('r', 't', 'm', 'p') AND NOT c.relisshared AND c.oid NOT IN (SELECT oid FROM excluded)),
   (SELECT string_agg(concat_ws(',', schemaname, sequencename, last_value), ';' ORDER BY schemaname, sequencename) FROM pg_sequences),
   (SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database())
-)) AS hash`;
+)) AS hash, ${USER_OBJECTS_EXPR} AS user_objects`;
 
 export async function globalsFingerprint(client: Client): Promise<{ globals: string; statsEpoch: string }> {
   const r = await client.query<{ hash: string; epoch: string | null }>(GLOBALS_SQL);
@@ -47,9 +48,10 @@ export async function globalsFingerprint(client: Client): Promise<{ globals: str
   return { globals: row?.hash ?? "", statsEpoch: row?.epoch ?? "" };
 }
 
+/** With the database's count of user objects (lib/postgres/wipedCluster.ts): the wipe check reads it, change detection does not. */
 export async function databaseFingerprint(client: Client, oid: number): Promise<DatabaseFingerprint> {
-  const r = await client.query<{ hash: string }>(DATABASE_SQL);
-  return { oid, hash: r.rows[0]?.hash ?? "" };
+  const r = await client.query<{ hash: string; user_objects: string }>(DATABASE_SQL);
+  return { oid, hash: r.rows[0]?.hash ?? "", userObjects: Number(r.rows[0]?.user_objects ?? 0) };
 }
 
 export type ChangeReason = "new database" | "recreated (new oid)" | "written" | "statistics lost (crash restart or reset)" | "no reference" | "unchanged";

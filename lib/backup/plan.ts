@@ -4,6 +4,8 @@ import type { ChangeReport } from "./fingerprint.js";
 import { detectChanges, hasChanges } from "./fingerprint.js";
 import type { Fingerprint } from "../store/manifest.js";
 import type { Tier } from "../store/naming.js";
+import type { BackupFacts } from "../postgres/wipedCluster.js";
+import { backupHadData, judgeCluster, wipedClusterRefusal } from "../postgres/wipedCluster.js";
 
 export interface BackupPlanInput {
   requested: Tier;
@@ -11,8 +13,8 @@ export interface BackupPlanInput {
   catalog: readonly CatalogEntry[];
   systemIdentifier: string;
   fingerprint: Fingerprint;
-  /** Databases with user data; empty on a freshly initialised cluster. */
-  userDatabases: readonly string[];
+  /** Databases holding a user object (lib/postgres/wipedCluster.ts); empty on a freshly initialised cluster. */
+  databasesWithObjects: readonly string[];
   force: boolean;
   allowNewCluster: boolean;
   /**
@@ -42,22 +44,9 @@ function newest(entries: readonly CatalogEntry[]): CatalogEntry | undefined {
   return [...entries].sort((a, b) => b.time.getTime() - a.time.getTime() || b.name.localeCompare(a.name))[0];
 }
 
-/**
- * Invariant 3, for every kind of backup (logical and base): a freshly initialised cluster with
- * no user databases whose system_identifier differs from the newest backup's is a wiped data
- * volume, not a change. The refusal's text, or null. `newest`: the newest backup of any kind.
- */
-export function wipedClusterRefusal(
-  newest: { name: string; systemIdentifier: string | null } | undefined,
-  cluster: Pick<BackupPlanInput, "systemIdentifier" | "userDatabases" | "allowNewCluster">,
-): string | null {
-  if (newest === undefined || newest.systemIdentifier === cluster.systemIdentifier) return null;
-  if (cluster.userDatabases.length > 0 || cluster.allowNewCluster) return null;
-  return (
-    `this cluster (system_identifier ${cluster.systemIdentifier}) is freshly initialised and has no user databases, ` +
-    `but the newest backup ${newest.name} is of another cluster (${newest.systemIdentifier ?? "unknown"}): that looks like a wiped data volume, not a change. ` +
-    "Run `pg-swarm-backup auto-restore` to restore it, or pass --allow-new-cluster to start a new backup chain deliberately"
-  );
+/** What the wipe check needs of a catalog entry. */
+export function backupFacts(e: CatalogEntry): BackupFacts {
+  return { name: e.name, systemIdentifier: e.manifest?.systemIdentifier ?? null, hadData: e.manifest === null ? true : backupHadData(e.manifest) };
 }
 
 export function planBackup(input: BackupPlanInput): BackupPlan {
@@ -74,8 +63,10 @@ export function planBackup(input: BackupPlanInput): BackupPlan {
   }
   const latest = newest(input.catalog);
   const sameCluster = input.catalog.filter((e) => e.manifest?.systemIdentifier === input.systemIdentifier && (input.signed?.has(e.name) ?? true));
-  const latestOf = latest === undefined ? undefined : { name: latest.name, systemIdentifier: latest.manifest?.systemIdentifier ?? null };
-  const wiped = wipedClusterRefusal(latestOf, input);
+  const latestOf = latest === undefined ? undefined : backupFacts(latest);
+  // Invariant 3: every backup counts here, signed or not (README "Signing").
+  const verdict = judgeCluster(input, input.catalog.map(backupFacts), latestOf);
+  const wiped = wipedClusterRefusal(verdict, input);
   if (wiped !== null) return { action: "refuse", reason: wiped };
   if (latestOf !== undefined && latestOf.systemIdentifier !== input.systemIdentifier) {
     notes.push(`new cluster: system_identifier ${input.systemIdentifier}, newest backup ${latestOf.name} is of ${latestOf.systemIdentifier ?? "unknown"}; starting a new chain with a full`);

@@ -7,6 +7,7 @@
 import type { PgConfig } from "../config/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import { ProcessError } from "../core/proc.js";
+import { KEEPALIVE_CONNINFO } from "../postgres/connection.js";
 import { parseLsn } from "../physical/layout.js";
 
 export const BACKUP_MANIFEST_MEMBER = "backup_manifest";
@@ -20,7 +21,8 @@ export interface WalRange {
 }
 
 export function pgBasebackupArgs(checkpoint: "fast" | "spread"): string[] {
-  return ["-D", "-", "-Ft", "-X", "fetch", "-v", `--checkpoint=${checkpoint}`, "--no-sync"];
+  // Dead-peer detection (keepalives, tcp_user_timeout); the rest of the connection comes from the environment.
+  return ["-D", "-", "-Ft", "-X", "fetch", "-v", `--checkpoint=${checkpoint}`, "--no-sync", `--dbname=${KEEPALIVE_CONNINFO}`];
 }
 
 const START_RE = /write-ahead log start point: ([0-9A-Fa-f]+\/[0-9A-Fa-f]+) on timeline (\d+)/;

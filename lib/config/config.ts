@@ -50,6 +50,8 @@ export interface Config {
   backupDir: string;
   tz: string;
   compression: { codec: Codec; level: number | null; threads: number };
+  /** DUMP_STALL_TIMEOUT_SECONDS: a pg_dump that delivers nothing for this long fails the backup (0: never). */
+  dumpStallSeconds: number;
   /** BASE_BACKUP_CHECKPOINT: how `backup base` asks for its starting checkpoint (pg_basebackup --checkpoint). */
   baseBackup: { checkpoint: "fast" | "spread" };
   retention: { keepAllDays: number; keepDifferentialDays: number; minFull: number; keepFullDays: number };
@@ -216,6 +218,7 @@ export function resolveConfig(env: Env): Readonly<Config> {
       level,
       threads: int(env, "BACKUP_COMPRESSION_THREADS", availableParallelism(), 1, 1024, "threads for the compressor (default: all cores)"),
     }),
+    dumpStallSeconds: int(env, "DUMP_STALL_TIMEOUT_SECONDS", 600, 0, 86_400, "seconds a dump may deliver nothing before it fails (600 by default; 0 turns the check off)"),
     baseBackup: Object.freeze({ checkpoint: oneOf(env, "BASE_BACKUP_CHECKPOINT", ["fast", "spread"] as const, "fast") }),
     retention: Object.freeze({
       keepAllDays,

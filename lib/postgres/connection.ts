@@ -20,14 +20,40 @@ export function childEnv(cfg: PgConfig, base: NodeJS.ProcessEnv = process.env): 
   env.PGUSER = cfg.user;
   env.PGAPPNAME = APPLICATION_NAME;
   env.PGCONNECT_TIMEOUT = "15";
+  env.PGOPTIONS = SERVER_KEEPALIVE_OPTIONS;
   if (cfg.password !== null) env.PGPASSWORD = cfg.password.reveal();
   if (cfg.passfile !== null) env.PGPASSFILE = cfg.passfile;
   return env;
 }
 
-/** A libpq connection string naming one database; quotes so that any name (with = or spaces) is taken literally. */
+/**
+ * Dead-peer detection for every libpq child (pg_dump, pg_dumpall, psql, pg_basebackup,
+ * pg_receivewal). A server that vanished (container killed, node lost) sends no FIN or RST, and
+ * a client waiting for COPY data sends nothing either, so without keepalives the socket stays
+ * ESTABLISHED for the kernel's two hours. With these: the first probe after 10 s of silence,
+ * then every 5 s; tcp_user_timeout ends the connection once 30 s pass without an answer (it also
+ * bounds a send the dead peer never acknowledges). So a dead server is seen within about 35 s
+ * (README "Dead servers and stalled dumps"). libpq ignores them on Unix sockets.
+ */
+export const KEEPALIVE = { idleSeconds: 10, intervalSeconds: 5, count: 3, userTimeoutMs: 30_000 } as const;
+
+export const KEEPALIVE_CONNINFO =
+  `keepalives=1 keepalives_idle=${KEEPALIVE.idleSeconds} keepalives_interval=${KEEPALIVE.intervalSeconds} ` +
+  `keepalives_count=${KEEPALIVE.count} tcp_user_timeout=${KEEPALIVE.userTimeoutMs}`;
+
+/**
+ * The server's side of the same bound, for every session this tool opens: a task on a node that
+ * was lost leaves a session (and the cluster lock it held) behind until the server's TCP gives
+ * up, 15 minutes or more; with these settings (user-settable, sent at connection start) the
+ * server drops it within about 35 s, and the next scheduled run gets the lock.
+ */
+export const SERVER_KEEPALIVE_OPTIONS =
+  `-c tcp_keepalives_idle=${KEEPALIVE.idleSeconds} -c tcp_keepalives_interval=${KEEPALIVE.intervalSeconds} ` +
+  `-c tcp_keepalives_count=${KEEPALIVE.count} -c tcp_user_timeout=${KEEPALIVE.userTimeoutMs}`;
+
+/** A libpq connection string naming one database (quoted, so any name with = or spaces is taken literally), with KEEPALIVE_CONNINFO. */
 export function dbnameConninfo(database: string): string {
-  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}' ${KEEPALIVE_CONNINFO}`;
 }
 
 const TRANSIENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOENT"]);
@@ -69,6 +95,12 @@ function newClient(cfg: PgConfig, database: string): pg.Client {
     password: cfg.password?.reveal(),
     application_name: APPLICATION_NAME,
     connectionTimeoutMillis: 15_000,
+    // Node sets only the idle time; interval and count are the kernel's (net.ipv4.tcp_keepalive_intvl
+    // and _probes, per network namespace): the stack sets them for the task services (README
+    // "Dead servers and stalled dumps"). Long dumps are pg_dump's, which carries KEEPALIVE_CONNINFO.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE.idleSeconds * 1000,
+    options: SERVER_KEEPALIVE_OPTIONS,
   });
   // A server restart mid-task surfaces as an 'error' event; without a listener Node would crash.
   client.on("error", () => undefined);

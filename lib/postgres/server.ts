@@ -31,17 +31,3 @@ export async function serverInfo(client: Client): Promise<ServerInfo> {
   if (row === undefined) throw new Error("pg_control_system() returned no row");
   return { systemIdentifier: row.sysid, version: row.version, versionNum: Number(row.num) };
 }
-
-/** Databases that hold user data: everything but the templates, plus "postgres" when it has user relations. */
-export const USER_RELATIONS_SQL = `
-  SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'`;
-
-export async function userDatabases(client: Client, all: readonly DatabaseInfo[]): Promise<string[]> {
-  const users = all.map((d) => d.name).filter((n) => n !== "template1" && n !== "postgres");
-  if (all.some((d) => d.name === "postgres") && client.database === "postgres") {
-    const r = await client.query<{ n: number }>(USER_RELATIONS_SQL);
-    if ((r.rows[0]?.n ?? 0) > 0) users.unshift("postgres");
-  }
-  return users;
-}

@@ -9,7 +9,7 @@ import { findServerBinary } from "../core/bin.js";
 import { start } from "../core/proc.js";
 import type { Child } from "../core/proc.js";
 import { shutdown } from "../core/shutdown.js";
-import { childEnv } from "../postgres/connection.js";
+import { KEEPALIVE_CONNINFO, childEnv } from "../postgres/connection.js";
 import { walDir } from "../physical/layout.js";
 
 /** pg_receivewal's arguments for the receive loop, into `dir` (wal/ unless restarting after a gap). Pure. */
@@ -17,6 +17,8 @@ export function receiveArgs(config: Config, dir = walDir(config.backupDir)): str
   const w = config.wal;
   return [
     "-D", dir,
+    // Dead-peer detection (keepalives, tcp_user_timeout); the rest of the connection comes from childEnv.
+    `--dbname=${KEEPALIVE_CONNINFO}`,
     `--slot=${w.slot}`,
     "--no-loop",
     "--no-password",

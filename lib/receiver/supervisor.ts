@@ -13,7 +13,7 @@ import { ConfigError, ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { runCommand, tail } from "../core/proc.js";
 import type { Exit } from "../core/proc.js";
-import { childEnv, withClient } from "../postgres/connection.js";
+import { KEEPALIVE_CONNINFO, childEnv, withClient } from "../postgres/connection.js";
 import { ensureTierDir } from "../store/storage.js";
 import { formatLsn, walDir } from "../physical/layout.js";
 import { listWalArchive } from "../wal/archive.js";
@@ -81,7 +81,7 @@ async function ensureSlot(config: Config, deps: Deps, log: Logger): Promise<void
   }, log);
   const pgReceivewal = receivewalBinary();
   try {
-    await runCommand(pgReceivewal, ["-D", dir, `--slot=${slot}`, "--create-slot", "--if-not-exists", "--no-password"], { env: childEnv(config.pg, deps.env), secrets: [config.pg.password] });
+    await runCommand(pgReceivewal, ["-D", dir, `--dbname=${KEEPALIVE_CONNINFO}`, `--slot=${slot}`, "--create-slot", "--if-not-exists", "--no-password"], { env: childEnv(config.pg, deps.env), secrets: [config.pg.password] });
   } catch (err) {
     const stderr = (err as { stderrTail?: string }).stderrTail ?? (err as Error).message;
     throw fatalError(config, classifyReceiverExit(stderr), stderr) ?? new TaskError(ExitCode.database, `pg_receivewal could not create replication slot ${slot} (${tail(stderr, 3, 600)}); check the connection settings and max_replication_slots`, { cause: err });

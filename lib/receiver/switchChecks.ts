@@ -7,11 +7,16 @@
 // write the share would make it write WAL through it, to a file outside BACKUP_DIR. wal/ must
 // be writable by the backup user only (README "Streaming WAL"); these checks find a planted
 // link at the latest at the next switch and stop the receiver before more is written.
+//
+// The storage box is still the one it started on: BACKUP_DIR's identity marker must still be
+// there (lib/store/backupDirIdentity.ts); a box unmounted under the receiver leaves the empty
+// mount point, and WAL written there would be hidden when it comes back (exit 9).
 import { lstat, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
 import { walDir } from "../physical/layout.js";
+import { assertBackupDirMarker } from "../store/backupDir.js";
 
 export interface SwitchCheckContext {
   backupDir: string;
@@ -31,8 +36,9 @@ async function refuseSymlinkFolder(ctx: SwitchCheckContext, dir: string, what: s
   }
 }
 
-/** Throws a TaskError naming the symlink when wal/ (or the spool) is one, or holds one. */
+/** Throws a TaskError naming the symlink when wal/ (or the spool) is one, or holds one, or when BACKUP_DIR lost its identity marker. */
 export async function switchChecks(ctx: SwitchCheckContext): Promise<void> {
+  await assertBackupDirMarker(ctx.backupDir);
   const wal = walDir(ctx.backupDir);
   if (ctx.receiveDir !== wal) await refuseSymlinkFolder(ctx, ctx.receiveDir, "WAL_SPOOL_DIR folder");
   if (!(await refuseSymlinkFolder(ctx, wal, "WAL folder"))) return;

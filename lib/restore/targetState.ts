@@ -6,27 +6,7 @@ import type { Client } from "../postgres/connection.js";
 import { withClient } from "../postgres/connection.js";
 import type { TargetState } from "./target.js";
 import { TEMP_MARK } from "./target.js";
-
-/**
- * Objects a restore would collide with or overwrite: relations, routines, types, schemas
- * besides public, extensions besides plpgsql, large objects. "Empty" means pg_dump of the
- * database would print nothing to restore.
- */
-const USER_OBJECTS_SQL = `
-  WITH user_ns AS (
-    SELECT oid FROM pg_namespace
-    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%')
-  SELECT (SELECT count(*) FROM pg_class WHERE relnamespace IN (SELECT oid FROM user_ns))
-       + (SELECT count(*) FROM pg_proc WHERE pronamespace IN (SELECT oid FROM user_ns))
-       + (SELECT count(*) FROM pg_type WHERE typnamespace IN (SELECT oid FROM user_ns))
-       + (SELECT count(*) FROM pg_namespace WHERE oid IN (SELECT oid FROM user_ns) AND nspname <> 'public')
-       + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
-       + (SELECT count(*) FROM pg_largeobject_metadata) AS n`;
-
-export async function isEmptyDatabase(client: Client): Promise<boolean> {
-  const r = await client.query<{ n: string }>(USER_OBJECTS_SQL);
-  return Number(r.rows[0]?.n ?? 0) === 0;
-}
+import { isEmptyDatabase } from "../postgres/wipedCluster.js";
 
 /** Each name's state; a database that refuses connections counts as not empty. */
 export async function databaseStates(cfg: PgConfig, admin: Client, names: readonly string[], log: Logger): Promise<Map<string, TargetState>> {

@@ -32,3 +32,6 @@ export async function assertBackupDir(backupDir: string, outcome: string): Promi
   }
   throw new TaskError(ExitCode.storage, `BACKUP_DIR=${backupDir} ${why}; ${outcome}. ${MOUNT}`);
 }
+
+export { IDENTITY_MARKER, assertBackupDirIdentity, assertBackupDirMarker, hasIdentityMarker } from "./backupDirIdentity.js";
+export type { IdentityOptions, IdentityState } from "./backupDirIdentity.js";

@@ -15,6 +15,8 @@ export interface DatabaseFingerprint {
   oid: number;
   /** Hash over per-table write counters, sequence positions and the stats reset time. */
   hash: string;
+  /** User objects in the database (lib/postgres/wipedCluster.ts); absent in manifests written before it was recorded. */
+  userObjects?: number;
 }
 
 export interface Fingerprint {

@@ -95,6 +95,7 @@ function checkFingerprint(v: unknown): void {
     const d = object(fp, at);
     count(d.oid, `${at}.oid`);
     string(d.hash, `${at}.hash`);
+    if (d.userObjects !== undefined) count(d.userObjects, `${at}.userObjects`);
   }
 }
 

@@ -22,6 +22,8 @@ packages=(
   # the task image's build stage and runtime
   nodejs npm ca-certificates
   bzip2 lbzip2 zstd gzip tzdata tini
+  # make test-pg17 runs integration tests in the node base: what scripts/setup.sh installs for them
+  age lz4 openssh-client openssl time procps util-linux
 )
 
 root=

@@ -4,13 +4,18 @@
 # stack relies on, the way the official script does it:
 #   - started as root: create PGDATA (0700) and the socket directory, then re-exec as postgres;
 #   - POSTGRES_PASSWORD / POSTGRES_PASSWORD_FILE (one of them required on an empty volume);
-#   - initdb of an empty PGDATA with POSTGRES_INITDB_ARGS, `host all all all scram-sha-256`
-#     appended to pg_hba.conf;
+#   - POSTGRES_USER (default postgres): the bootstrap superuser initdb creates;
+#   - initdb of an empty PGDATA with POSTGRES_INITDB_ARGS, `host all all all $POSTGRES_HOST_AUTH_METHOD`
+#     (default scram-sha-256) appended to pg_hba.conf;
 #   - a temporary server on the local socket only (listen_addresses='', with the CMD's own
-#     arguments, e.g. config_file), running /docker-entrypoint-initdb.d/*: *.sh executed when
-#     executable, sourced otherwise; *.sql through psql; then a fast stop;
+#     arguments, e.g. config_file);
+#   - POSTGRES_DB (default: POSTGRES_USER): created with CREATE DATABASE unless it is "postgres",
+#     an empty database in the new cluster, exactly as the official script's docker_setup_db;
+#   - /docker-entrypoint-initdb.d/*, in name order: *.sh executed when executable, sourced
+#     otherwise; *.sql, *.sql.gz and *.sql.zst through psql as POSTGRES_USER into POSTGRES_DB
+#     (PGPASSWORD set); then a fast stop;
 #   - exec of the CMD as postgres (STOPSIGNAL SIGINT is set on the image).
-# Not reproduced: POSTGRES_DB/POSTGRES_USER other than postgres, *.sql.gz/xz/zst, POSTGRES_HOST_AUTH_METHOD.
+# Not reproduced: *.sql.xz, POSTGRES_INITDB_WALDIR.
 set -eu
 
 if [ "${1#-}" != "$1" ]; then
@@ -40,12 +45,20 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a list of words, as in the official script
   initdb --username="$user" --pwfile="$pwfile" --encoding=UTF8 --locale=C.UTF-8 ${POSTGRES_INITDB_ARGS:-} >/dev/null
   rm -f "$pwfile"
-  printf '\nhost all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
+  printf '\nhost all all all %s\n' "${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}" >>"$PGDATA/pg_hba.conf"
 
   shift
   pg_ctl -D "$PGDATA" -o "$* -c listen_addresses='' -p 5432" -w start >/dev/null
   set -- postgres "$@"
   export PGPASSWORD="$POSTGRES_PASSWORD"
+  db=${POSTGRES_DB:-$user}
+  export POSTGRES_USER="$user" POSTGRES_DB="$db"
+  sql() { psql -v ON_ERROR_STOP=1 --username "$user" --no-password --no-psqlrc --dbname "$db" "$@"; }
+  if [ "$db" != postgres ]; then
+    echo "stand-in entrypoint: CREATE DATABASE \"$db\" (POSTGRES_DB)"
+    # From stdin, as the official script does: psql interpolates :"db" (quoted as an identifier) there.
+    echo 'CREATE DATABASE :"db" ;' | psql -v ON_ERROR_STOP=1 --username "$user" --no-password --no-psqlrc --dbname postgres --set db="$db" >/dev/null
+  fi
   for f in /docker-entrypoint-initdb.d/*; do
     case $f in
       *.sh)
@@ -60,7 +73,15 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         ;;
       *.sql)
         echo "stand-in entrypoint: running $f"
-        psql -v ON_ERROR_STOP=1 --username "$user" --no-password --no-psqlrc --dbname postgres -f "$f"
+        sql -f "$f"
+        ;;
+      *.sql.gz)
+        echo "stand-in entrypoint: running $f"
+        gunzip -c "$f" | sql
+        ;;
+      *.sql.zst)
+        echo "stand-in entrypoint: running $f"
+        zstd -dc "$f" | sql
         ;;
       *) [ -e "$f" ] && echo "stand-in entrypoint: ignoring $f" ;;
     esac

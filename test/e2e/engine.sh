@@ -2,25 +2,17 @@
 # Engine for the e2e: `engine.sh up STATE_DIR` makes sure a Docker engine answers and a swarm is
 # active, labels this node database=true and records in STATE_DIR what it started;
 # `engine.sh down STATE_DIR` undoes exactly that (leaves a swarm or an engine found running alone).
-# Addresses are private and explicit; the swarm listens on 127.0.0.1 only.
+# Addresses are private and explicit; the swarm listens on SWARM_ADDR only (127.0.0.1, or the
+# e2e's veth to its second node).
 set -euo pipefail
 
 cmd=${1:?usage: engine.sh up|down STATE_DIR}
 state=${2:?usage: engine.sh up|down STATE_DIR}
 mkdir -p "$state"
 
-wait_for() { # SECONDS DESCRIPTION COMMAND...
-  local seconds=$1 what=$2 deadline
-  shift 2
-  deadline=$(($(date +%s) + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "engine: no $what after ${seconds}s" >&2
-      return 1
-    fi
-    sleep 1
-  done
-}
+# shellcheck source=test/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+docker_answers() { docker info >/dev/null 2>&1; }
 
 up() {
   local missing=()
@@ -42,12 +34,16 @@ up() {
       --bip 172.31.250.1/24 --default-address-pool base=172.31.0.0/17,size=24 \
       --data-root /var/lib/docker --pidfile "$state/dockerd.pid" >"$state/dockerd.log" 2>&1 </dev/null &
     echo $! >"$state/dockerd.started"
-    wait_for 60 "answer from dockerd" docker info || { tail -n 20 "$state/dockerd.log" >&2; exit 1; }
+    wait_until 60 "an answer from dockerd" docker_answers || { tail -n 20 "$state/dockerd.log" >&2; exit 1; }
   fi
 
+  # ENGINE_SWARM=0: the engine only (make test-pg17 runs containers, not services).
+  [ "${ENGINE_SWARM:-1}" = 0 ] && return 0
   if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
-    echo "engine: docker swarm init on 127.0.0.1"
-    timeout 60 docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 \
+    # SWARM_ADDR: 127.0.0.1 for one node; the veth's address when a second node joins (node2.sh).
+    local addr=${SWARM_ADDR:-127.0.0.1}
+    echo "engine: docker swarm init on $addr"
+    timeout 60 docker swarm init --advertise-addr "$addr" --listen-addr "$addr:2377" \
       --default-addr-pool 172.31.128.0/17 --default-addr-pool-mask-length 24 >/dev/null
     touch "$state/swarm.started"
   fi

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # teardown runs from the trap
-# make e2e: the Swarm layer on a real Docker engine (issue 16). Starts an engine and a single-node
-# swarm when none is there, builds the base images (cached) and both of the project's Dockerfiles
+# make e2e: the Swarm layer on real Docker engines (issues 16, 25). Starts an engine and a swarm
+# when none is there, and a second engine in a network namespace that joins it as a worker
+# (test/e2e/node2.sh), builds the base images (cached) and both of the project's Dockerfiles
 # through build args only, deploys stack/docker-compose.swarm.yml with test/e2e/docker-compose.e2e.yml
 # over it, and runs the scenarios, one PASS/FAIL line each. Everything it started is removed at the
-# end, also on failure or Ctrl-C. Needs root (dockerd, the shared bind mount).
+# end, also on failure or Ctrl-C: services, both engines' state, the namespace and veth, every mount.
+# Needs root (dockerd, network namespaces, the shared bind mounts).
 #   E2E_ONLY="a b c" runs only those scenarios (a always runs: it deploys); E2E_KEEP=1 leaves it all up.
 set -euo pipefail
 
@@ -16,8 +18,14 @@ cd "$repo"
 
 export STACK=pgsb REGISTRY=pgsb-e2e VERSION=e2e
 E2E_STATE=$(mktemp -d /tmp/pgsb-e2e.XXXXXX)
-E2E_BACKUP_DIR=$E2E_STATE/backups
-export E2E_STATE E2E_BACKUP_DIR
+# The storage box as the stack expects it: a mount point (E2E_MNT, /mnt/storagebox on a real
+# node) onto which the box (E2E_BOX, a host folder) is mounted; BACKUP_DIR is a folder on the box.
+E2E_MNT=$E2E_STATE/mnt
+E2E_BOX=$E2E_STATE/box
+E2E_BACKUP_DIR=$E2E_BOX/backups/postgresql
+# The swarm listens on the veth to the second node (test/e2e/node2.sh).
+E2E_SWARM_ADDR=10.231.249.1
+export E2E_STATE E2E_MNT E2E_BOX E2E_BACKUP_DIR E2E_SWARM_ADDR
 export E2E_HERE=$here
 # shellcheck source=test/e2e/lib.sh
 . "$here/lib.sh"
@@ -47,7 +55,10 @@ teardown() {
     # shellcheck disable=SC2086
     docker $what >/dev/null 2>&1 || true
   done < <(cat "$E2E_STATE/created" 2>/dev/null)
-  umount "$E2E_BACKUP_DIR" 2>/dev/null || true
+  # The box on the mount point, then the mount point's own bind (bounded: at most a few layers).
+
+  for _ in 1 2 3 4; do mountpoint -q "$E2E_MNT" 2>/dev/null && { umount "$E2E_MNT" 2>/dev/null || umount -l "$E2E_MNT" 2>/dev/null || true; }; done
+  "$here/node2.sh" down "$E2E_STATE/node2" || true
   "$here/engine.sh" down "$E2E_STATE/engine" || true
   [ -s "$E2E_STATE/results" ] && cat "$E2E_STATE/results"
   log "total $(($(date +%s) - started))s, exit $rc"
@@ -58,12 +69,15 @@ trap teardown EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+run_step "network namespace and veth for the worker" step_netns
+run_step "storage box: mount point (shared) and the box on it" step_storagebox
 run_step "engine (dockerd, swarm, node label)" step_engine
 run_step "base images (debootstrap trixie, cached)" step_bases
 run_step "make build (Dockerfile.postgres, Dockerfile.task)" step_build
+run_step "worker node (second dockerd, swarm join)" step_node2
 run_step "prerequisites (secret, config, network, dir)" step_prerequisites
 
-only=${E2E_ONLY:-b c e f g h d p}
+only=${E2E_ONLY:-b c u e f g h d k w m p}
 failed=0
 run_step "a: deploy, health, placement label" scenario_a || failed=1
 if [ "$failed" -eq 0 ]; then

@@ -7,12 +7,16 @@ scenario_title() {
   case $1 in
     b) echo "scheduled full + no-change incremental" ;;
     c) echo "make one-offs (swarm-run-task.sh)" ;;
+    u) echo "SIGNING=0 deploy, then signed again (upgrade)" ;;
     d) echo "full stopped mid-dump; LOCK_MODE=skip -> 3" ;;
     e) echo "disaster: wipe, redeploy, auto-restore" ;;
     f) echo "verify --restore job; flipped byte -> 5" ;;
     g) echo "cleanup --dry-run job changes nothing" ;;
     h) echo "two backups at once: the cluster lock" ;;
     p) echo "PITR: wal-receive, backup base, make restore-pitr" ;;
+    k) echo "postgres killed mid-dump: exit 1 in bounded time" ;;
+    w) echo "two nodes: worker backup, restore, node lost, wal move" ;;
+    m) echo "box mounted late: exit 9, seen once mounted" ;;
   esac
 }
 
@@ -20,9 +24,11 @@ fail() { log "FAILED: $*"; return 1; }
 expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
 
 cron() { "$E2E_HERE/cronjob.sh" "${STACK}_$1" "${2:-600}"; }
-one_off() { IMAGE="$REGISTRY/pg-swarm-backup-task:$VERSION" BACKUP_HOST_DIR="$E2E_BACKUP_DIR" TASK_TIMEOUT_SECONDS=600 bash stack/swarm-run-task.sh "$@"; }
+one_off() { IMAGE="$REGISTRY/pg-swarm-backup-task:$VERSION" STORAGEBOX="$E2E_MNT" TASK_TIMEOUT_SECONDS=600 bash stack/swarm-run-task.sh "$@"; }
 # A file's state in the bind dir, for "nothing changed" checks.
 tree_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -name backup.log -printf '%P %s %T@ %l\n' | sort; }
+files_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -type d ! -name backup.log -printf '%P %s %T@ %l\n' | sort; }
+partials() { find "$E2E_BACKUP_DIR" -name '*.partial' ! -path '*/wal/*' | wc -l; }
 pointer() { readlink "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2" 2>/dev/null || cat "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2.txt" 2>/dev/null || true; }
 # pg_dumpall without pg_dump's random \restrict keys, and without the password of the role the
 # tasks connect as: a restore keeps that role's current password (README "Restore").
@@ -47,14 +53,21 @@ scenario_a() {
   # Swarm keeps a task "starting" until its container is healthy and records "running" a moment after.
   wait_until 30 "the postgres task running" postgres_task_running \
     || fail "postgres task not running: $(task_states "${STACK}_postgres" | tr '\n' ';')" || return 1
-  # A fresh cluster: the write gate, through the stand-in entrypoint's initdb.d run.
+  # A fresh cluster: the write gate, through the stand-in entrypoint's initdb.d run, and the
+  # empty application database POSTGRES_DB made, as the official image does.
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the new cluster" || return 1
+  expect_eq "$(pg -c "SELECT count(*) FROM pg_database WHERE datname = 'appdb'")" 1 "POSTGRES_DB=appdb created at initdb" || return 1
+  # Deployed signed, as make deploy does by default: the backups hold the private key, readers the public one.
+  docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_backup-full" | grep -q BACKUP_SIGNING_KEY_FILE \
+    || fail "backup-full deployed without BACKUP_SIGNING_KEY_FILE" || return 1
+  docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_auto-restore" | grep -q BACKUP_VERIFY_KEY_FILE \
+    || fail "auto-restore deployed without BACKUP_VERIFY_KEY_FILE" || return 1
   # auto-restore with no backups at all opens it (the scheduled run, once a minute).
   expect_eq "$(cron auto-restore 300)" "complete|0|" "auto-restore with no backups" || return 1
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" off "write gate after auto-restore" || return 1
   pg <<'SQL'
 CREATE ROLE app LOGIN PASSWORD 'app-e2e';
-CREATE DATABASE appdb OWNER app;
+ALTER DATABASE appdb OWNER TO app;
 \c appdb
 SET ROLE app;
 CREATE TABLE items (id int PRIMARY KEY, label text);
@@ -70,6 +83,9 @@ scenario_b() {
   [ -n "$name" ] && [ "$name" != "$before" ] || fail "no new full in $E2E_BACKUP_DIR/full" || return 1
   expect_eq "$(stat -c %u:%g "$E2E_BACKUP_DIR/full/$name")" 1000:1000 "owner of $name (BACKUP_UID)" || return 1
   (cd "$E2E_BACKUP_DIR/full" && sha256sum -c --quiet "$name.sha256") || fail "sha256sum -c $name.sha256" || return 1
+  # Signed: checked with stock tools and the public key make deploy wrote (README "Signing").
+  openssl pkeyutl -verify -pubin -inkey "$E2E_STATE/keys/verify.pem" -rawin -in "$E2E_BACKUP_DIR/full/$name.sha256" \
+    -sigfile "$E2E_BACKUP_DIR/full/$name.sha256.sig" >/dev/null || fail "openssl pkeyutl -verify of $name.sha256.sig" || return 1
   expect_eq "$(pointer full)" "$name" "latest_full pointer" || return 1
   incr_before=$(backups_of incremental | wc -l)
   expect_eq "$(cron backup-incremental)" "complete|0|" "scheduled incremental, nothing changed" || return 1
@@ -78,7 +94,7 @@ scenario_b() {
 
 scenario_c() {
   local out name
-  export BACKUP_HOST_DIR=$E2E_BACKUP_DIR
+  export STORAGEBOX=$E2E_MNT
   out=$(make --no-print-directory backup-full 2>&1) || fail "make backup-full: $out" || return 1
   grep -q 'complete, exit code 0' <<<"$out" || fail "make backup-full printed no end state: $out" || return 1
   pg -d appdb -c "INSERT INTO items VALUES (1001, 'one more')" || return 1
@@ -98,6 +114,32 @@ scenario_c() {
   no_one_offs || fail "one-off services left: $(docker service ls -f label=pgsb.one-off=true)" || return 1
 }
 
+# SIGNING=0 keeps working (an unsigned backup, restorable only when SIGNING=0 is given for that
+# one restore), and the way back is the README's upgrade path: deploy signed, a signed full at once.
+scenario_u() {
+  local name rc=0 out
+  SIGNING=0 deploy || return 1
+  docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_backup-incremental" | grep -q _KEY_FILE \
+    && { fail "SIGNING=0 deployed a key to backup-incremental"; return 1; }
+  pg -d appdb -c "INSERT INTO items VALUES (4001, 'unsigned')" || return 1
+  expect_eq "$(cron backup-incremental)" "complete|0|" "an unsigned scheduled incremental" || return 1
+  name=$(backups_of incremental | tail -n 1)
+  [ ! -e "$E2E_BACKUP_DIR/incremental/$name.sha256.sig" ] || fail "$name is signed although SIGNING=0" || return 1
+  export STORAGEBOX=$E2E_MNT
+  # make itself exits 2 for any failed recipe; the runner names the task's own exit code.
+  out=$(make --no-print-directory backup-restore ARGS="restore-database $name appdb --as appdb_u" 2>&1) || rc=$?
+  [ "$rc" -ne 0 ] && grep -q 'exit code 4' <<<"$out" && grep -q 'signature .* is missing: the backup is unsigned' <<<"$out" \
+    || fail "restore of the unsigned $name with the verify key: not refused with exit 4: $out" || return 1
+  out=$(make --no-print-directory backup-restore SIGNING=0 ARGS="restore-database $name appdb --as appdb_u" 2>&1) \
+    || fail "restore of the unsigned $name with SIGNING=0: $out" || return 1
+  expect_eq "$(pg -d appdb_u -c "SELECT count(*) FROM items WHERE id = 4001")" 1 "the unsigned backup's row restored" || return 1
+  pg -c 'DROP DATABASE appdb_u' || return 1
+  deploy || return 1
+  out=$(make --no-print-directory backup-full 2>&1) || fail "the first signed full after signing is back: $out" || return 1
+  name=$(backups_of full | tail -n 1)
+  [ -s "$E2E_BACKUP_DIR/full/$name.sha256.sig" ] || fail "$name has no signature" || return 1
+}
+
 scenario_e() {
   local before after
   cron backup-incremental >/dev/null
@@ -110,6 +152,12 @@ scenario_e() {
   wait_until 240 "postgres healthy after the wipe" postgres_healthy || return 1
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" on "write gate of the wiped cluster" || return 1
   if pg -c 'CREATE TABLE must_fail ()' 2>/dev/null; then fail "a write went through the closed gate" || return 1; fi
+  # The new cluster has POSTGRES_DB's empty appdb, as the official image makes it: still a wipe.
+  # The scheduled backup refuses (exit 4) and writes nothing, no empty full (issue 25).
+  local files
+  files=$(files_state)
+  expect_eq "$(cron backup-incremental)" "failed|4|task: non-zero exit (4)" "scheduled incremental on the wiped cluster with POSTGRES_DB" || return 1
+  expect_eq "$(files_state)" "$files" "BACKUP_DIR's files after the refused backup" || return 1
   expect_eq "$(cron auto-restore 600)" "complete|0|" "auto-restore of the wiped cluster" || return 1
   after=$(dumpall)
   [ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") | head -n 20 >&2; fail "pg_dumpall differs after the restore" || return 1; }
@@ -191,9 +239,15 @@ scenario_d() {
   docker service scale --detach "${STACK}_backup-full=0" >/dev/null
   wait "$bg" || true
   got=$(cat "$E2E_STATE/d.out")
-  # Swarm deletes the task of a service scaled down, so its exit code comes from the engine's events.
-  code=$(docker events --since "$t0" --until "$(date +%s)" --filter type=container --filter event=die \
-    --filter "label=com.docker.swarm.service.name=${STACK}_backup-full" --format '{{index .Actor.Attributes "exitCode"}}' | tail -n 1)
+  # Swarm deletes the task of a service scaled down, so its exit code comes from the engine's events;
+  # the task may be gone before its container has died (its cleanup runs): look again, bounded.
+  local tries
+  for tries in $(seq 1 30); do
+    code=$(docker events --since "$t0" --until "$(date +%s)" --filter type=container --filter event=die \
+      --filter "label=com.docker.swarm.service.name=${STACK}_backup-full" --format '{{index .Actor.Attributes "exitCode"}}' | tail -n 1)
+    [ -n "$code" ] && break
+    [ "$tries" -lt 30 ] && sleep 1
+  done
   log "the stopped full: $got; the container's exit code: $code"
   expect_eq "$code" 143 "exit code of the full stopped by SIGTERM" || return 1
   # pg_dump runs in the task container; what it leaves in the postgres container is its backend.
@@ -228,7 +282,7 @@ scenario_p() {
   sleep 3
   pg_uid=$(docker run --rm --network none --entrypoint sh "$REGISTRY/pg-swarm-backup-postgres:$VERSION" -c 'echo "$(id -u postgres):$(id -g postgres)"')
   log "restore-pitr to $at (postgres runs as $pg_uid)"
-  BACKUP_HOST_DIR=$E2E_BACKUP_DIR PG_UID=$pg_uid TASK_TIMEOUT_SECONDS=600 RECOVERY_TIMEOUT_SECONDS=300 \
+  STORAGEBOX=$E2E_MNT PG_UID=$pg_uid TASK_TIMEOUT_SECONDS=600 RECOVERY_TIMEOUT_SECONDS=300 \
     make --no-print-directory restore-pitr AT="$at" >"$E2E_STATE/p-restore.log" 2>&1 \
     || { tail -n 40 "$E2E_STATE/p-restore.log" >&2; fail "make restore-pitr"; return 1; }
   grep -q "recovery finished" "$E2E_STATE/p-restore.log" || fail "no promotion reported: $(tail -n 5 "$E2E_STATE/p-restore.log")" || return 1

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # The set-up steps of test/e2e/run.sh (sourced into each step's own bash, see run_step in lib.sh).
 
-step_engine() { "$E2E_HERE/engine.sh" up "$E2E_STATE/engine"; }
+step_netns() { "$E2E_HERE/node2.sh" net "$E2E_STATE/node2"; }
+step_engine() { SWARM_ADDR=$E2E_SWARM_ADDR "$E2E_HERE/engine.sh" up "$E2E_STATE/engine"; }
+# The worker gets the task image only: postgres stays on the node labelled database=true.
+step_node2() {
+  "$E2E_HERE/node2.sh" up "$E2E_STATE/node2"
+  "$E2E_HERE/node2.sh" load "$E2E_STATE/node2" "$REGISTRY/pg-swarm-backup-task:$VERSION"
+}
 step_bases() { "$E2E_HERE/bases.sh"; }
 
 # The project's own Dockerfiles through `make build`, with build args only. Containers here
@@ -41,16 +47,40 @@ step_prerequisites() {
   echo "config rm postgresql-conf" >>"$E2E_STATE/created"
   docker network create --driver overlay --attachable backend-net >/dev/null
   echo "network rm backend-net" >>"$E2E_STATE/created"
-  # The storage box: owned by the task image's BACKUP_UID/GID (1000), as README asks. A mount point
-  # of its own with shared propagation, because the stack binds it with rslave, which Docker
-  # refuses on a private mount such as this machine's / (systemd hosts mount / shared).
-  install -d -o 1000 -g 1000 -m 0750 "$E2E_BACKUP_DIR"
-  mount --bind "$E2E_BACKUP_DIR" "$E2E_BACKUP_DIR"
-  mount --make-shared "$E2E_BACKUP_DIR"
+  # Signed by default, as make deploy does it: the pair and both secrets made on first deploy.
+  for name in backup_signing_key backup_verify_key; do
+    if docker secret inspect "$name" >/dev/null 2>&1; then log "a secret $name exists already; not touching it"; return 1; fi
+  done
+  mkdir -p "$E2E_STATE/keys"
+  SIGNING_KEY_OUT=$E2E_STATE/keys/sign.pem VERIFY_KEY_OUT=$E2E_STATE/keys/verify.pem bash stack/signing-keys.sh 2>"$E2E_STATE/keys/out.log" \
+    || { cat "$E2E_STATE/keys/out.log" >&2; return 1; }
+  printf 'secret rm backup_signing_key\nsecret rm backup_verify_key\n' >>"$E2E_STATE/created"
 }
 
+# Before the worker's engine starts: its mount namespace copies this host's mounts as slaves, and
+# only a mount that exists then (and is shared) passes later mounts on to it.
+step_storagebox() {
+  # The mount point: shared, because the stack binds it with rslave, which Docker refuses on a
+  # private mount such as this machine's / (systemd hosts mount / shared); a mount made on it later
+  # propagates into the containers of both nodes. Then the box mounted onto it, holding the
+  # backups folder owned by the task image's BACKUP_UID/GID (1000), as README asks.
+  install -d -m 0755 "$E2E_MNT"
+  mount --bind "$E2E_MNT" "$E2E_MNT"
+  mount --make-shared "$E2E_MNT"
+  install -d -m 0755 "$E2E_BOX" "$E2E_BOX/backups"
+  install -d -o 1000 -g 1000 -m 0750 "$E2E_BACKUP_DIR"
+  mount_box
+}
+
+# The storage box mounted onto its mount point, and taken off again (scenario m).
+mount_box() { mount --bind "$E2E_BOX" "$E2E_MNT"; }
+unmount_box() { umount "$E2E_MNT"; }
+
+# As make deploy: signed (the signing file layered) unless SIGNING=0 (scenario u).
 deploy() {
-  docker stack deploy --resolve-image never -c stack/docker-compose.swarm.yml -c "$E2E_HERE/docker-compose.e2e.yml" "$STACK" \
+  local signing=()
+  [ "${SIGNING:-1}" = 0 ] || signing=(-c stack/docker-compose.signing.yml)
+  docker stack deploy --resolve-image never -c stack/docker-compose.swarm.yml "${signing[@]}" -c "$E2E_HERE/docker-compose.e2e.yml" "$STACK" \
     >"$E2E_STATE/deploy.log" 2>&1 || { cat "$E2E_STATE/deploy.log" >&2; return 1; }
 }
 

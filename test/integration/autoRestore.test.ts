@@ -2,7 +2,8 @@
 // of a wiped one behind the write gate, which it then lifts; two runs at once restore once
 // (the lock); with no backups it only lifts the gate; the next backup of the restored
 // cluster starts a new chain instead of refusing.
-import { cpSync } from "node:fs";
+import { cpSync, existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCK_KEY } from "../../lib/postgres/lock.js";
@@ -78,6 +79,13 @@ describe("auto-restore", () => {
     cpSync(dir, own, { recursive: true });
     expect(await gate(dst)).toBe("on");
     await expect(sql(dst, "postgres", "CREATE TABLE app_write (x int)")).rejects.toThrow(/read-only transaction/);
+    // The scheduled backup meets it first: a wipe (exit 4), not a new cluster to start a chain with (issue 25).
+    const files = readdirSync(join(own, "full")).sort();
+    const refused = await runCli(["backup", "incremental"], cliEnv(dst, own));
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr).toMatch(/freshly initialised.*POSTGRES_DB does not count.*auto-restore/s);
+    expect(readdirSync(join(own, "full")).sort()).toEqual(files);
+    expect(existsSync(join(own, "incremental")) ? readdirSync(join(own, "incremental")).filter((f) => f.endsWith(".json")) : []).toHaveLength(1);
     const t0 = Date.now();
     const r = await runCli(["auto-restore"], cliEnv(dst, own));
     console.log(`auto-restore of a wiped cluster: ${Date.now() - t0} ms`);
@@ -97,7 +105,7 @@ describe("auto-restore", () => {
     const runs = await Promise.all([runCli(["auto-restore"], cliEnv(dst, dir)), runCli(["auto-restore"], cliEnv(dst, dir))]);
     expect(runs.map((r) => r.code)).toEqual([0, 0]);
     const restored = runs.filter((r) => /write gate lifted/.test(r.stdout));
-    const skipped = runs.filter((r) => /nothing to do: the cluster has user databases/.test(r.stderr));
+    const skipped = runs.filter((r) => /nothing to do: the cluster has user data/.test(r.stderr));
     expect([restored.length, skipped.length]).toEqual([1, 1]);
     expect(skipped[0]?.stderr).toContain("waiting for the cluster lock");
     expect(normalisedDumpall(dst)).toBe(normalisedDumpall(src));

@@ -118,6 +118,39 @@ describe("backup full", () => {
     }
   });
 
+  // A server that hangs without dropping the connection (SIGSTOP of the backend: the kernel still
+  // answers keepalives) is caught by DUMP_STALL_TIMEOUT_SECONDS (issue 25).
+  it("fails a dump that delivers nothing for DUMP_STALL_TIMEOUT_SECONDS: 'went away mid-dump', partial removed", async () => {
+    const dir = tempDir();
+    const config = { ...testConfig(src, dir), dumpStallSeconds: 2 };
+    await sql(src, "postgres", "CREATE DATABASE stall");
+    await sql(src, "stall", "CREATE TABLE b AS SELECT g, repeat(md5(g::text), 4) AS v FROM generate_series(1, 1500000) g");
+    let stopped: number | null = null;
+    try {
+      const stopper = (async () => {
+        for (let i = 0; i < 400 && stopped === null; i++) {
+          const r = await sql(src, "postgres", "SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY public.b %' AND datname = 'stall' AND pid <> pg_backend_pid()");
+          const pid = r.rows[0]?.pid as number | undefined;
+          if (pid !== undefined) {
+            process.kill(pid, "SIGSTOP");
+            stopped = pid;
+          } else await new Promise((res) => setTimeout(res, 25));
+        }
+      })();
+      const t0 = Date.now();
+      const failed = backup(config, testDeps(), { tier: "full", force: true, dryRun: false, allowNewCluster: false });
+      await expect(failed).rejects.toThrow(/^PostgreSQL went away mid-dump \(.*pg_dump of database "stall" made no progress for 2 s \(DUMP_STALL_TIMEOUT_SECONDS\).*\); it answers again .*it did not restart.*partial file .* was removed/s);
+      await stopper;
+      console.log(`stalled dump failed after ${Date.now() - t0} ms (stall timeout 2 s)`);
+      expect(stopped).not.toBeNull();
+      expect(readdirSync(join(dir, "full")).filter((f) => f.endsWith(".partial") || f.endsWith(".json"))).toEqual([]);
+    } finally {
+      if (stopped !== null) process.kill(stopped, "SIGCONT");
+      await sql(src, "postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'stall' AND pid <> pg_backend_pid()");
+      await sql(src, "postgres", "DROP DATABASE stall WITH (FORCE)");
+    }
+  });
+
   it("waits for a compressor that falls behind: the dump is paused, not buffered or lost", async () => {
     const dir = tempDir();
     const bin = tempDir("pgsb-slowbin-");

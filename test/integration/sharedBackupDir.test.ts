@@ -6,6 +6,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import { dirname, join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { backupName } from "../../lib/store/naming.js";
+import { IDENTITY_MARKER } from "../../lib/store/backupDir.js";
 import { run as backup } from "../../tasks/backup.js";
 import { sql } from "../cluster.js";
 import { cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
@@ -66,6 +67,8 @@ describe("backup into a BACKUP_DIR with planted symlinks", () => {
     const dir = tempDir();
     const outside = tempDir("pgsb-outside-");
     mkdirSync(join(dir, "full"));
+    // A BACKUP_DIR in use: the default log file is opened only in a folder with its identity marker.
+    writeFileSync(join(dir, IDENTITY_MARKER), "");
     const metrics = join(dir, "metrics.prom");
     const checks = [plant(join(dir, "backup.log"), outside), plant(`${metrics}.json`, outside)];
     const start = Date.now();

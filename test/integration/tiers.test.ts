@@ -177,13 +177,18 @@ describe("the cluster lock", () => {
 });
 
 describe("the fresh-cluster guard", () => {
-  it("refuses a wiped and re-initialised cluster, and starts a new chain on a non-empty new one", async () => {
+  it("refuses a wiped and re-initialised cluster, an empty POSTGRES_DB-like database included, and starts a new chain once a database holds an object", async () => {
     const fresh = await createCluster({ name: "wiped" });
     try {
       const r = await runCli(["backup", "incremental"], cliEnv(fresh, dir));
       expect(r.code).toBe(4);
       expect(r.stderr).toMatch(/freshly initialised.*auto-restore.*--allow-new-cluster/s);
+      // An empty database (the postgres image's POSTGRES_DB) is not data: still a wipe (issue 25).
       await sql(fresh, "postgres", "CREATE DATABASE newapp");
+      const again = await runCli(["backup", "incremental"], cliEnv(fresh, dir));
+      expect(again.code, again.stderr).toBe(4);
+      expect(again.stderr).toMatch(/POSTGRES_DB does not count/);
+      await sql(fresh, "newapp", "CREATE TABLE t (x int)");
       const deps = testDeps(now);
       const started = await backup(testConfig(fresh, dir), deps, { tier: "incremental", force: false, dryRun: false, allowNewCluster: false });
       expect(started.status === "written" && started.tier).toBe("full");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CatalogEntry } from "../../../lib/store/catalog.js";
-import { planBackup, wipedClusterRefusal } from "../../../lib/backup/plan.js";
+import { planBackup } from "../../../lib/backup/plan.js";
 import type { BackupPlanInput } from "../../../lib/backup/plan.js";
 import { detectChanges } from "../../../lib/backup/fingerprint.js";
 import type { Fingerprint, Manifest } from "../../../lib/store/manifest.js";
@@ -25,7 +25,7 @@ const input = (over: Partial<BackupPlanInput>): BackupPlanInput => ({
   catalog: [FULL],
   systemIdentifier: "111",
   fingerprint: BASE,
-  userDatabases: ["app", "crm"],
+  databasesWithObjects: ["app", "crm"],
   force: false,
   allowNewCluster: false,
   ...over,
@@ -84,13 +84,26 @@ describe("planBackup", () => {
   });
 
   it("refuses an empty cluster whose system_identifier is not the newest backup's", () => {
-    const p = planBackup(input({ systemIdentifier: "999", userDatabases: [] }));
+    const p = planBackup(input({ systemIdentifier: "999", databasesWithObjects: [] }));
     expect(p.action).toBe("refuse");
     expect(p.action === "refuse" && p.reason).toMatch(/wiped data volume.*auto-restore.*--allow-new-cluster/s);
   });
 
+  it("refuses a new cluster whose only database beside the templates is empty (the postgres image's POSTGRES_DB)", () => {
+    const fresh = fp({ template1: [1, "t"], postgres: [5, "p"], app: [16384, "a"] });
+    const p = planBackup(input({ systemIdentifier: "999", fingerprint: fresh, databasesWithObjects: [] }));
+    expect(p.action === "refuse" && p.reason).toMatch(/POSTGRES_DB does not count/);
+  });
+
+  it("backs up a new empty cluster when the newest backup held no user object either (nothing to lose)", () => {
+    const empty = entry("20261122_020000_full.sql.bz2", "full", "2026-11-22T02:00:00Z", fp({ template1: [1, "t"], postgres: [5, "p"] }));
+    (empty.manifest as unknown as { rowCounts: object }).rowCounts = { template1: {}, postgres: {} };
+    const p = planBackup(input({ systemIdentifier: "999", catalog: [empty], databasesWithObjects: [] }));
+    expect(p).toMatchObject({ action: "backup", tier: "full" });
+  });
+
   it("starts a new chain with a full on a non-empty new cluster, or an empty one with --allow-new-cluster", () => {
-    for (const over of [{ userDatabases: ["app"] }, { userDatabases: [], allowNewCluster: true }]) {
+    for (const over of [{ databasesWithObjects: ["app"] }, { databasesWithObjects: [], allowNewCluster: true }]) {
       const p = planBackup(input({ systemIdentifier: "999", ...over }));
       expect(p).toMatchObject({ action: "backup", tier: "full", parent: null });
     }
@@ -113,28 +126,12 @@ describe("planBackup", () => {
     });
 
     it("still refuses a wiped cluster by the newest backup of any signature (the check that protects the unsigned history)", () => {
-      expect(planBackup(input({ systemIdentifier: "999", userDatabases: [], signed: new Set() })).action).toBe("refuse");
+      expect(planBackup(input({ systemIdentifier: "999", databasesWithObjects: [], signed: new Set() })).action).toBe("refuse");
     });
   });
 
   it("refuses a database name with a line break (pg_dump cannot dump it)", () => {
     const p = planBackup(input({ fingerprint: fp({ "a\nb": [1, "x"] }), force: true }));
     expect(p.action).toBe("refuse");
-  });
-});
-
-describe("wipedClusterRefusal (logical and base backups alike)", () => {
-  const cluster = { systemIdentifier: "7", userDatabases: [] as string[], allowNewCluster: false };
-  it.each<[string, { name: string; systemIdentifier: string | null } | undefined, Partial<typeof cluster>, boolean]>([
-    ["no backups yet", undefined, {}, false],
-    ["the newest backup is of this cluster", { name: "b", systemIdentifier: "7" }, {}, false],
-    ["another cluster's newest backup, fresh empty cluster", { name: "b", systemIdentifier: "1" }, {}, true],
-    ["a newest backup of unknown origin, fresh empty cluster", { name: "b", systemIdentifier: null }, {}, true],
-    ["another cluster's, but this one has user data", { name: "b", systemIdentifier: "1" }, { userDatabases: ["app"] }, false],
-    ["another cluster's, --allow-new-cluster", { name: "b", systemIdentifier: "1" }, { allowNewCluster: true }, false],
-  ])("%s", (_what, newest, over, refused) => {
-    const r = wipedClusterRefusal(newest, { ...cluster, ...over });
-    expect(r !== null).toBe(refused);
-    if (refused) expect(r).toContain("Run `pg-swarm-backup auto-restore` to restore it, or pass --allow-new-cluster");
   });
 });

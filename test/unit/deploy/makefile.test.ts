@@ -1,8 +1,8 @@
 // The Makefile and stack/swarm-run-task.sh, run for real against a recording `docker`
 // stub first on PATH: each test asserts the docker commands an operator's target issues,
 // and how a one-off task's end state becomes make's exit status.
-import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ const STUB = `#!/bin/sh
   printf '\\n'
 } >>"$DOCKER_STUB_LOG"
 case "$1 $2" in
+  "secret inspect") [ -z "\${STUB_NO_SECRETS-}" ] || exit 1 ;;
   "service create") echo svc0001 ;;
   "service ps") [ -n "\${STUB_NO_TASK-}" ] || echo task0001 ;;
   "service logs") echo "task says: \${STUB_TASK_LOG-hello}" ;;
@@ -41,7 +42,7 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // A surrounding make (make test) or operator settings must not leak into these runs.
   for (const k of Object.keys(env)) {
-    if (/^(MAKE|MFLAGS|STUB_|VERSION$|REGISTRY$|STACK$|IMAGE$|TZ$|LOCK_MODE$|PGHOST$|PGUSER$|NETWORK$|BACKUP_HOST_DIR$)/.test(k)) {
+    if (/^(MAKE|MFLAGS|STUB_|VERSION$|REGISTRY$|STACK$|IMAGE$|TZ$|LOCK_MODE$|PGHOST$|PGUSER$|NETWORK$|STORAGEBOX$|BACKUP_DIR$|SIGNING|ENCRYPTION$|VERIFY_KEY_OUT$)/.test(k)) {
       delete env[k];
     }
   }
@@ -101,7 +102,7 @@ describe("make: images and stack", () => {
     const r = make([]);
     expect(r.status).toBe(0);
     for (const t of ["build", "push", "deploy", "update", "remove", "clean", "ps", "logs", "shell", "backup-full",
-      "backup-diff", "backup-incr", "backup-base", "backup-list", "backup-restore", "test", "e2e", "lint", "demo", "bench", "typecheck"]) {
+      "backup-diff", "backup-incr", "backup-base", "backup-list", "backup-restore", "test", "test-pg17", "e2e", "lint", "demo", "bench", "typecheck"]) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${t}\\s+\\S`, "m"));
     }
     expect(calls()).toEqual([]);
@@ -125,24 +126,56 @@ describe("make: images and stack", () => {
     ]);
   });
 
-  it("deploy deploys the stack file with VERSION and REGISTRY in docker's environment", () => {
-    expect(make(["deploy"]).status).toBe(0);
-    expect(calls()).toEqual([
-      {
-        env: "VERSION=1.2.3 REGISTRY=reg.test",
-        argv: ["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "--with-registry-auth", "pgsb"],
-      },
-    ]);
+  it("deploy deploys signed by default: the key secrets exist, the signing file layered, VERSION and REGISTRY in docker's environment", () => {
+    const r = make(["deploy"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(commands()).toEqual(["secret inspect backup_signing_key", "secret inspect backup_verify_key", expect.stringMatching(/^stack deploy/)]);
+    expect(calls()[2]).toEqual({
+      env: "VERSION=1.2.3 REGISTRY=reg.test",
+      argv: ["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "--with-registry-auth", "pgsb"],
+    });
+    expect(r.stderr).toContain("deploying signed");
   });
 
-  it("deploy SIGNING=1 layers the signing file over the stack file", () => {
-    expect(make(["deploy", "SIGNING=1"]).status).toBe(0);
-    expect(calls()[0]?.argv).toEqual(["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "--with-registry-auth", "pgsb"]);
+  it("the first deploy makes the Ed25519 pair, creates both secrets and says where the private key's offline copy must go", () => {
+    const out = mkdtempSync(join(tmpdir(), "pgsb-keys-"));
+    try {
+      const priv = join(out, "sign.pem");
+      const pub = join(out, "verify.pem");
+      const r = make(["deploy"], { STUB_NO_SECRETS: "1", SIGNING_KEY_OUT: priv, VERIFY_KEY_OUT: pub });
+      expect(r.status, r.stderr).toBe(0);
+      expect(commands().filter((c) => c.startsWith("secret create"))).toEqual([`secret create backup_signing_key ${priv}`, `secret create backup_verify_key ${pub}`]);
+      expect(commands().at(-1)).toMatch(/^stack deploy -c stack\/docker-compose.swarm.yml -c stack\/docker-compose.signing.yml /);
+      expect(statSync(priv).mode & 0o777).toBe(0o600);
+      expect(readFileSync(priv, "utf8")).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+      expect(execFileSync("openssl", ["pkey", "-in", priv, "-noout", "-text"], { encoding: "utf8" })).toMatch(/ED25519 Private-Key/);
+      expect(readFileSync(pub, "utf8")).toBe(execFileSync("openssl", ["pkey", "-in", priv, "-pubout"], { encoding: "utf8" }));
+      expect(r.stderr).toContain(`The private key's only copy outside the swarm is ${priv} (mode 0600).`);
+      expect(r.stderr).toMatch(/Put it offline NOW.*password manager.*shred -u/s);
+      // A second first deploy does not overwrite that copy.
+      const again = make(["deploy"], { STUB_NO_SECRETS: "1", SIGNING_KEY_OUT: priv, VERIFY_KEY_OUT: pub });
+      expect(again.status).not.toBe(0);
+      expect(again.stderr).toContain(`${priv} exists; not overwriting it`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
-  it("deploy ENCRYPTION=1 layers the encryption file too, after the signing file", () => {
-    expect(make(["deploy", "SIGNING=1", "ENCRYPTION=1"]).status).toBe(0);
-    expect(calls()[0]?.argv).toEqual(["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "-c", "stack/docker-compose.encryption.yml", "--with-registry-auth", "pgsb"]);
+  it("deploy SIGNING=0 deploys the stack file alone and says what that gives up", () => {
+    const r = make(["deploy", "SIGNING=0"]);
+    expect(r.status).toBe(0);
+    expect(commands()).toEqual(["stack deploy -c stack/docker-compose.swarm.yml --with-registry-auth pgsb"]);
+    expect(r.stderr).toMatch(/SIGNING=0: backups are neither signed nor checked.*plant a backup whose SQL runs as the superuser/);
+  });
+
+  it("deploy ENCRYPTION=1 layers the encryption file too, after the signing file; without signing it is refused", () => {
+    expect(make(["deploy", "ENCRYPTION=1"]).status).toBe(0);
+    expect(calls().at(-1)?.argv).toEqual(["stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "-c", "stack/docker-compose.encryption.yml", "--with-registry-auth", "pgsb"]);
+    log = join(dir, "refused.log");
+    const r = make(["deploy", "SIGNING=0", "ENCRYPTION=1"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("ENCRYPTION=1 with SIGNING=0 is refused");
+    expect(calls()).toEqual([]);
   });
 
   it("update builds, pushes, then points postgres and every task service at the new images", () => {
@@ -185,6 +218,11 @@ describe("make: images and stack", () => {
     expect(r.stdout).toContain("rm -rf dist node_modules");
   });
 
+  it("test-pg17 runs setup, then the given integration files in the trixie image (scripts/test-pg17.sh)", () => {
+    expect(make(["-n", "test-pg17"]).stdout.trim().split("\n")).toEqual(["bash scripts/setup.sh", "bash scripts/test-pg17.sh"]);
+    expect(make(["-n", "test-pg17", "TEST_PG17_FILES=test/integration/verify.test.ts"]).stdout.trim().split("\n").at(-1)).toBe("bash scripts/test-pg17.sh test/integration/verify.test.ts");
+  });
+
   it("the local targets run setup first and then the npm scripts", () => {
     const r = make(["-n", "test", "lint", "demo", "bench", "typecheck", "BENCH_ARGS=--quick"]);
     expect(r.stdout.trim().split("\n")).toEqual([
@@ -216,18 +254,20 @@ describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
     expect(flagValues(create, "--mode")).toEqual(["replicated-job"]);
     expect(create).toContain("--detach");
     expect(flagValues(create, "--network")).toEqual(["backend-net"]);
-    expect(flagValues(create, "--secret")).toEqual(["postgres_password"]);
+    // Signed by default: a backup holds the private key.
+    expect(flagValues(create, "--secret")).toEqual(["postgres_password", "backup_signing_key"]);
     expect(flagValues(create, "--mount")).toEqual([
-      "type=bind,source=/mnt/storagebox/backups/postgresql,target=/backups,bind-propagation=rslave",
+      "type=bind,source=/mnt/storagebox,target=/storagebox,bind-propagation=rslave",
     ]);
     expect(flagValues(create, "--constraint")).toEqual(["node.labels.database==true"]);
     expect(flagValues(create, "--restart-condition")).toEqual(["none"]);
+    expect(flagValues(create, "--sysctl")).toEqual(["net.ipv4.tcp_keepalive_intvl=5", "net.ipv4.tcp_keepalive_probes=3"]);
     expect(flagValues(create, "-e")).toEqual(
       expect.arrayContaining([
         "PGHOST=postgres",
         "PGUSER=postgres",
         "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password",
-        "BACKUP_DIR=/backups",
+        "BACKUP_DIR=/storagebox/backups/postgresql",
         "TZ=Europe/Berlin",
         "LOCK_MODE=wait",
       ]),
@@ -298,10 +338,10 @@ describe("stack/swarm-run-task.sh", () => {
   });
 
   it("passes the operator's image, directory and lock mode through", () => {
-    runner({ IMAGE: "other/img:7", BACKUP_HOST_DIR: "/srv/backups", LOCK_MODE: "skip" });
+    runner({ IMAGE: "other/img:7", STORAGEBOX: "/srv/box", LOCK_MODE: "skip" });
     const create = calls()[0]!.argv;
     expect(create).toContain("other/img:7");
-    expect(flagValues(create, "--mount")[0]).toContain("source=/srv/backups,");
+    expect(flagValues(create, "--mount")[0]).toContain("source=/srv/box,");
     expect(flagValues(create, "-e")).toContain("LOCK_MODE=skip");
   });
 
@@ -316,6 +356,23 @@ describe("stack/swarm-run-task.sh", () => {
     expect(flagValues(create, "-e")).toContain(env);
     const other = env.startsWith("AGE_IDENTITY") ? "AGE_RECIPIENTS_FILE" : "AGE_IDENTITY_FILE";
     expect(flagValues(create, "-e").some((e) => e.startsWith(other))).toBe(false);
+  });
+
+  it.each([
+    [{}, ["backup", "--", "backup", "full"], ["backup_signing_key"], "BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key"],
+    [{}, ["restore", "--", "restore-latest"], ["backup_verify_key"], "BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key"],
+    [{ SIGNING: "0" }, ["restore", "--", "restore-full", "old.sql.bz2"], [], undefined],
+    [{ SIGNING: "0" }, ["backup", "--", "backup", "full"], [], undefined],
+  ])("signed by default: with %j, %j gets the secrets %j", (env, args, secrets, variable) => {
+    runner(env, args);
+    const create = calls()[0]!.argv;
+    expect(flagValues(create, "--secret")).toEqual(["postgres_password", ...secrets]);
+    expect(flagValues(create, "-e").filter((e) => e.includes("_KEY_FILE="))).toEqual(variable === undefined ? [] : [variable]);
+  });
+
+  it("ENCRYPTION=0 is off, like an unset ENCRYPTION", () => {
+    runner({ ENCRYPTION: "0" }, ["backup-full", "--", "backup", "full"]);
+    expect(flagValues(calls()[0]!.argv, "-e").filter((e) => e.startsWith("AGE_"))).toEqual([]);
   });
 
   it("ENCRYPTION=1 gives cleanup neither key: it works on the encrypted files as they are", () => {

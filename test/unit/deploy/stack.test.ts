@@ -9,8 +9,8 @@ const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const STACK_FILE = "stack/docker-compose.swarm.yml";
 const BACKUP_MOUNT = {
   type: "bind",
-  source: "/mnt/storagebox/backups/postgresql",
-  target: "/backups",
+  source: "/mnt/storagebox",
+  target: "/storagebox",
   bind: { propagation: "rslave" },
 };
 const TASK_IMAGE = "reg.test:5000/pg-swarm-backup-task:9.8.7";
@@ -193,7 +193,7 @@ describe.each(TASKS)("task service $name", ({ name, command, schedule, lockMode 
         PGHOST: "postgres",
         PGUSER: "postgres",
         POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password",
-        BACKUP_DIR: "/backups",
+        BACKUP_DIR: "/storagebox/backups/postgresql",
         TZ: "Europe/Berlin",
         LOCK_MODE: lockMode,
       }),
@@ -201,6 +201,15 @@ describe.each(TASKS)("task service $name", ({ name, command, schedule, lockMode 
     expect(s.secrets).toEqual([{ source: "postgres_password" }]);
     expect(Object.keys(s.networks)).toEqual(["backend-net"]);
     expect(s.volumes).toEqual([BACKUP_MOUNT]);
+  });
+
+  it("sees a dead server within a bound: keepalive probes every 5 s, 3 unanswered end the connection", () => {
+    expect(service(name).sysctls).toEqual({ "net.ipv4.tcp_keepalive_intvl": "5", "net.ipv4.tcp_keepalive_probes": "3" });
+  });
+
+  it("keeps BACKUP_DIR on the box, below the bound mount point (a box mounted later is seen; unmounted, BACKUP_DIR is missing)", () => {
+    expect(BACKUP_MOUNT.source).toBe("/mnt/storagebox");
+    expect(service(name).environment.BACKUP_DIR.startsWith(`${BACKUP_MOUNT.target}/`)).toBe(true);
   });
 
   it("runs on the database node within a memory limit", () => {
@@ -259,7 +268,7 @@ describe("wal-receive service (issue 19)", () => {
     expect(s.secrets).toEqual([{ source: "postgres_password" }]);
     expect(Object.keys(s.networks)).toEqual(["backend-net"]);
     expect(s.volumes).toEqual([BACKUP_MOUNT]);
-    expect(s.environment).toEqual(expect.objectContaining({ PGHOST: "postgres", POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password", BACKUP_DIR: "/backups", WAL_SLOT: "pg_swarm_backup", WAL_COMPRESSION: "gzip" }));
+    expect(s.environment).toEqual(expect.objectContaining({ PGHOST: "postgres", POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password", BACKUP_DIR: "/storagebox/backups/postgresql", WAL_SLOT: "pg_swarm_backup", WAL_COMPRESSION: "gzip" }));
     expect(bytes(s.deploy.resources.limits.memory)).toBeLessThanOrEqual(bytes("512M"));
   });
 });
@@ -273,10 +282,10 @@ describe("signing (stack/docker-compose.signing.yml layered over the stack file)
     signed = parse(out);
   });
   const secretsOf = (s: Service): string[] => ((s.secrets ?? []) as { source: string }[]).map((x) => x.source).sort();
-  const BACKUPS = ["backup-full", "backup-differential", "backup-incremental", "backup-base"];
+  const BACKUPS = ["backup-full", "backup-differential", "backup-incremental", "backup-base", "wal-receive"];
   const READERS = ["cleanup", "verify", "auto-restore"];
 
-  it("is off in the stack file alone, so a first deploy needs no key secrets", () => {
+  it("is off in the stack file alone, so SIGNING=0 needs no key secrets (make deploy layers the signing file by default)", () => {
     expect(Object.keys(stack.secrets)).toEqual(["postgres_password"]);
     for (const t of TASKS) expect(Object.keys(service(t.name).environment).filter((k) => k.startsWith("BACKUP_") && k.endsWith("_KEY_FILE"))).toEqual([]);
   });

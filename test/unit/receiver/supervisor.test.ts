@@ -3,12 +3,13 @@ import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../../../lib/config/config.js";
 import { fatalError } from "../../../lib/receiver/supervisor.js";
 import { receiveArgs } from "../../../lib/receiver/process.js";
+import { KEEPALIVE_CONNINFO } from "../../../lib/postgres/connection.js";
 
 const config = (extra: Record<string, string> = {}) => resolveConfig({ BACKUP_DIR: "/backups", PGUSER: "backup", ...extra });
 
 describe("receiveArgs", () => {
-  it("streams into wal/ through the slot, without its own loop, flushing every write", () => {
-    expect(receiveArgs(config())).toEqual(["-D", "/backups/wal", "--slot=pg_swarm_backup", "--no-loop", "--no-password", "--synchronous", "--status-interval=5", "--compress=gzip"]);
+  it("streams into wal/ through the slot, without its own loop, flushing every write, seeing a dead server (keepalives)", () => {
+    expect(receiveArgs(config())).toEqual(["-D", "/backups/wal", `--dbname=${KEEPALIVE_CONNINFO}`, "--slot=pg_swarm_backup", "--no-loop", "--no-password", "--synchronous", "--status-interval=5", "--compress=gzip"]);
   });
   it.each([
     ["lz4", "--compress=lz4"],
