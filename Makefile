@@ -15,9 +15,9 @@ TASK_IMAGE := $(REGISTRY)/pg-swarm-backup-task
 TASK_SERVICES := backup-full backup-differential backup-incremental backup-base cleanup verify auto-restore wal-receive
 STACK_FILE := stack/docker-compose.swarm.yml
 # Signed by default: make deploy creates the key pair on first deploy (stack/signing-keys.sh) and
-# layers stack/docker-compose.signing.yml; SIGNING=0 opts out (README "Signing").
+# layers stack/docker-compose.signing.yml; SIGNING=0 opts out (docs/security.md "Signing").
 SIGNING ?= 1
-# ENCRYPTION=1: encrypt backups with age (needs the age_recipients config and age_identity secret; README "Encryption at rest").
+# ENCRYPTION=1: encrypt backups with age (needs the age_recipients config and age_identity secret; docs/security.md "Encryption at rest").
 ENCRYPTION ?=
 signed := $(filter-out 0,$(strip $(SIGNING)))
 encrypted := $(filter-out 0,$(strip $(ENCRYPTION)))
@@ -29,7 +29,7 @@ export VERSION REGISTRY SIGNING ENCRYPTION
 
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
-	backup-full backup-diff backup-incr backup-base backup-list backup-restore \
+	backup-full backup-diff backup-incr backup-base backup-list verify backup-restore \
 	test test-pg17 e2e lint demo bench typecheck
 
 help: ## List the targets
@@ -50,10 +50,10 @@ push: ## Push both images (both tags) to REGISTRY
 deploy: ## Deploy or update the stack STACK with images VERSION, signed (SIGNING=0 opts out)
 ifeq ($(signed),)
 ifneq ($(encrypted),)
-	@echo 'deploy: ENCRYPTION=1 with SIGNING=0 is refused: age keeps backups secret but anyone with the public key can make a valid encrypted file, and only a signature proves who wrote it (README "Encryption at rest"). Deploy with signing (the default).' >&2
+	@echo 'deploy: ENCRYPTION=1 with SIGNING=0 is refused: age keeps backups secret but anyone with the public key can make a valid encrypted file, and only a signature proves who wrote it (docs/security.md "Encryption at rest"). Deploy with signing (the default).' >&2
 	@exit 2
 endif
-	@echo 'deploy: SIGNING=0: backups are neither signed nor checked. Anyone who can write the storage box or the bucket can then plant a backup whose SQL runs as the superuser when it is restored, by restore-latest or unattended by auto-restore (README "Threat model"); ENCRYPTION=1 is refused.' >&2
+	@echo 'deploy: SIGNING=0: backups are neither signed nor checked. Anyone who can write the storage box or the bucket can then plant a backup whose SQL runs as the superuser when it is restored, by restore-latest or unattended by auto-restore (docs/security.md "Threat model"); ENCRYPTION=1 is refused.' >&2
 else
 	bash stack/signing-keys.sh
 endif
@@ -103,6 +103,9 @@ backup-base: ## Run a physical base backup now (point-in-time recovery)
 
 backup-list: ## List the backups
 	$(RUN_TASK) backup-list -- list
+
+verify: ## Prove the backups restore now: verify --restore as a one-off Swarm job (exit 5 on a problem)
+	$(RUN_TASK) verify -- verify --restore
 
 backup-restore: ## Run a restore: make backup-restore ARGS="restore-database FILE DB"
 ifeq ($(strip $(ARGS)),)

@@ -85,7 +85,7 @@ export async function fullGroup(ctx: Context, main: BenchCluster): Promise<void>
   const relayZst = R.add("relay_zstd", `pg_dumpall | node, rows counted | zstd -T0 -${ctx.zstdLevel} > file (the relay alone)`, "shell_zstd");
   const oursBz2 = R.add("ours_full_bz2", "ours: backup full (bzip2, default)", "shell_lbzip2");
   const oursZstd = R.add("ours_full_zstd", `ours: backup full (zstd -${ctx.zstdLevel})`, "shell_zstd");
-  // Encryption at rest: the same fulls through age (README "Encryption at rest"), each against its plain twin.
+  // Encryption at rest: the same fulls through age (docs/security.md "Encryption at rest"), each against its plain twin.
   const recipients = join(ctx.root, "age-recipients.txt");
   execFileSync("sh", ["-c", `age-keygen 2>/dev/null | age-keygen -y > ${sq(recipients)}`]);
   const oursBz2Age = R.add("ours_full_bz2_age", "ours: backup full (bzip2) encrypted with age", "ours_full_bz2");

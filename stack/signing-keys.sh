@@ -28,7 +28,7 @@ if $signing && $verify; then
 fi
 if $signing || $verify; then
   echo "signing: only one of the secrets backup_signing_key and backup_verify_key exists; a pair needs both." >&2
-  echo "  Create the missing one from your offline copy (docker secret create …, README \"Signing\"), or remove the other and deploy again to make a new pair." >&2
+  echo "  Create the missing one from your offline copy (docker secret create …, docs/security.md \"Signing\"), or remove the other and deploy again to make a new pair." >&2
   exit 2
 fi
 for f in "$private_out" "$public_out"; do
@@ -57,5 +57,5 @@ signing: made an Ed25519 key pair and the Swarm secrets backup_signing_key (priv
   Without that copy, a lost swarm means a new key (older backups still verify with the public key).
 
   The public key is $(realpath "$public_out"): keep a copy with your runbook; it checks backups
-  with stock tools (README "Signing").
+  with stock tools (docs/security.md "Signing").
 EOF

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Point-in-time recovery on the Swarm (README "Point-in-time recovery"): stops postgres,
+# Point-in-time recovery on the Swarm (docs/pitr.md "Point-in-time recovery"): stops postgres,
 # prepares its data volume with restore-pitr as a one-off job on the database node, starts
 # postgres again and waits until it has replayed the WAL and promoted.
 #

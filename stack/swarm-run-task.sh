@@ -14,11 +14,11 @@
 #   PGHOST, PGUSER         [postgres, postgres]
 #   TZ, LOCK_MODE, LOG_LEVEL  [Europe/Berlin, wait, info]
 #   SIGNING                unless 0, backup tasks get the backup_signing_key secret and every
-#                          other task the backup_verify_key secret (README "Signing"); SIGNING=0
+#                          other task the backup_verify_key secret (docs/security.md "Signing"); SIGNING=0
 #                          runs a task without either, e.g. the restore of an older unsigned backup [1]
 #   ENCRYPTION             unless empty or 0, backup tasks get the age_recipients config, and the
 #                          tasks that read backups back (restore-*, verify, list-databases)
-#                          the age_identity secret (README "Encryption at rest") []
+#                          the age_identity secret (docs/security.md "Encryption at rest") []
 #   TASK_MOUNT             one more --mount for the job, e.g. the postgres data volume (restore-pitr) []
 #   TASK_USER              run the job as this uid[:gid] instead of the image's user []
 #   TASK_TIMEOUT_SECONDS   give up waiting after this long [21600]

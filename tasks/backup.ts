@@ -137,8 +137,8 @@ export async function run(config: Config, deps: Deps, args: BackupArgs): Promise
  * cluster queued behind each other): renaming into its name would silently replace that backup,
  * and sidecars written before the data file would for a moment belong to the other one. So wait
  * for the next second (the manifest's startedAt must match the name, so the start moves with it).
- * Twice at most: an entry planted at the name must not block the backup (README "A shared
- * BACKUP_DIR"), and with a clock that stands still the rename replaces it, as it always did.
+ * Twice at most: an entry planted at the name must not block the backup (docs/security.md
+ * "A shared BACKUP_DIR"), and with a clock that stands still the rename replaces it, as it always did.
  */
 async function freshName(dir: string, tier: Tier, codec: Config["compression"]["codec"], encrypted: boolean, deps: Deps): Promise<{ started: Date; name: string }> {
   for (let attempt = 0; ; attempt++) {

@@ -79,7 +79,7 @@ async function execute(handler: Handler, task: string, metrics?: MetricsLabel, n
   try {
     const cfg = resolveConfig(process.env);
     // The default LOG_FILE lives in BACKUP_DIR: opened only once the folder carries its identity
-    // marker, so a task beside an unmounted storage box writes nothing there (README "The storage box's identity").
+    // marker, so a task beside an unmounted storage box writes nothing there (docs/backups.md "The storage box's identity").
     const marked = process.env.LOG_FILE === undefined && cfg.logFile !== null ? () => hasIdentityMarker(cfg.backupDir) : undefined;
     const log = createLogger(cfg.logLevel, cfg.logFile, { tool: TOOL.name, version: TOOL.version }, cfg.files.file, marked);
     const d: Deps = { log, now: () => new Date(), env: process.env, out: (t) => process.stdout.write(t) };
@@ -128,7 +128,7 @@ const CONTINUE_ON_ERROR = {
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName("pg-swarm-backup")
-    .usage("$0 <command> [options]\n\nTiered logical backups of a PostgreSQL cluster. Configuration comes from the environment (see README).")
+    .usage("$0 <command> [options]\n\nTiered logical backups of a PostgreSQL cluster. Configuration comes from the environment (see docs/configuration.md).")
     .command(
       "backup <tier>",
       "back up the cluster: full (all databases), differential (changed since the last full), incremental (changed since the last backup), base (a physical base backup for point-in-time recovery)",
@@ -353,7 +353,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .demandCommand(1, "name a command; see --help")
     .strict()
-    .epilogue(`${EXIT_TABLE}\n\nCores here: ${availableParallelism()}. Docs: README.md`)
+    .epilogue(`${EXIT_TABLE}\n\nCores here: ${availableParallelism()}. Docs: README.md and docs/cli.md`)
     .version(TOOL.version)
     .help()
     .wrap(Math.min(110, process.stdout.columns ?? 100))

@@ -28,7 +28,7 @@ export interface RestorePitrArgs {
   moveAside: boolean;
   /** "UID[:GID]": hand the restored files to this user (needs root). */
   owner?: string;
-  /** Restore an unsigned base backup whose configuration runs commands or loads code (README "Restoring to a point in time"). */
+  /** Restore an unsigned base backup whose configuration runs commands or loads code (docs/pitr.md "Restoring to a point in time"). */
   trustUnsigned?: boolean;
   dryRun: boolean;
 }

@@ -15,8 +15,8 @@ function sourceFiles(dir: string): string[] {
 }
 
 const NAME = "[A-Z][A-Z0-9_]*[A-Z0-9]";
-/** env.NAME, env?.NAME, process.env.NAME, someEnv.NAME */
-const DOTTED = new RegExp(String.raw`\b(?:env|[a-z]\w*Env|process\.env)\??\.(${NAME})\b`, "g");
+/** env.NAME, env?.NAME, process.env.NAME, someEnv.NAME — read, not assigned (a child's environment being built) */
+const DOTTED = new RegExp(String.raw`\b(?:env|[a-z]\w*Env|process\.env)\??\.(${NAME})\b(?!\s*=[^=])`, "g");
 /** env["NAME"] */
 const INDEXED = new RegExp(String.raw`\b(?:env|[a-z]\w*Env)\[\s*"(${NAME})"\s*\]`, "g");
 /** str(env, "NAME", …) and every helper that takes the environment first */
@@ -58,3 +58,31 @@ export function markdownPages(): string[] {
 }
 
 export { relative };
+
+/** The anchor GitHub gives a heading: lower case, punctuation but - and _ dropped, spaces as -; a repeated one gets -1, -2 … */
+export function anchors(markdown: string): Set<string> {
+  const out = new Set<string>();
+  let fence = false;
+  for (const line of markdown.split("\n")) {
+    if (line.startsWith("```")) fence = !fence;
+    const m = fence ? null : /^#{1,6} (.+)$/.exec(line);
+    if (m === null) continue;
+    const base = (m[1] as string).trim().toLowerCase().replace(/[^\p{L}\p{N}_\- ]/gu, "").replace(/ /g, "-");
+    let a = base;
+    for (let n = 1; out.has(a); n++) a = `${base}-${n}`;
+    out.add(a);
+  }
+  return out;
+}
+
+/** Every Markdown link of a page outside code: [text](target). */
+export function links(markdown: string): string[] {
+  const out: string[] = [];
+  let fence = false;
+  for (const line of markdown.split("\n")) {
+    if (line.startsWith("```")) fence = !fence;
+    if (fence) continue;
+    for (const m of line.replace(/`[^`]*`/g, "").matchAll(/\]\(([^)\s]+)\)/g)) out.push(m[1] as string);
+  }
+  return out;
+}

@@ -6,7 +6,7 @@
 // The hot path: each pg_dump chunk is counted (rows per COPY block, one native indexOf per
 // line) and handed straight to the compressor's stdin from the 'data' handler, with the
 // stream paused while the compressor is behind. No async iteration, no re-batching: per
-// chunk there is one handler call and one write (see README, Performance).
+// chunk there is one handler call and one write (see docs/performance.md).
 import type { Readable, Writable } from "node:stream";
 import { ExitCode, TaskError } from "../core/errors.js";
 import { dbnameConninfo } from "../postgres/connection.js";

@@ -1,6 +1,6 @@
 // The age CLI as one more filter in the pipeline: after the compressor when a backup is
 // written, before the decompressor when it is read. Chosen over the age-encryption npm
-// library by measurement (README "Encryption at rest"): the Go binary encrypts at ~950 MB/s
+// library by measurement (docs/security.md "Encryption at rest"): the Go binary encrypts at ~950 MB/s
 // in 5 MB on its own core, the library at ~95 MB/s in 270 MB on Node's.
 import { which } from "../core/bin.js";
 import { ConfigError, ExitCode, TaskError } from "../core/errors.js";

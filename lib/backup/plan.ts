@@ -64,7 +64,7 @@ export function planBackup(input: BackupPlanInput): BackupPlan {
   const latest = newest(input.catalog);
   const sameCluster = input.catalog.filter((e) => e.manifest?.systemIdentifier === input.systemIdentifier && (input.signed?.has(e.name) ?? true));
   const latestOf = latest === undefined ? undefined : backupFacts(latest);
-  // Invariant 3: every backup counts here, signed or not (README "Signing").
+  // Invariant 3: every backup counts here, signed or not (docs/security.md "Signing").
   const verdict = judgeCluster(input, input.catalog.map(backupFacts), latestOf);
   const wiped = wipedClusterRefusal(verdict, input);
   if (wiped !== null) return { action: "refuse", reason: wiped };

@@ -91,7 +91,7 @@ export function basebackupFailure(err: unknown, pg: Pick<PgConfig, "user" | "hos
   if (/can only write single tablespace to stdout/i.test(said)) {
     return fail(
       ExitCode.refused,
-      "the cluster has tablespaces besides pg_default and pg_global; backup base streams one tar, which cannot hold them (README \"Extra tablespaces\"): move their tables, indexes and databases into pg_default (ALTER TABLE … SET TABLESPACE pg_default, ALTER DATABASE … SET TABLESPACE pg_default) and drop the tablespaces, or rely on the logical tiers for this cluster",
+      "the cluster has tablespaces besides pg_default and pg_global; backup base streams one tar, which cannot hold them (docs/pitr.md \"Extra tablespaces\"): move their tables, indexes and databases into pg_default (ALTER TABLE … SET TABLESPACE pg_default, ALTER DATABASE … SET TABLESPACE pg_default) and drop the tablespaces, or rely on the logical tiers for this cluster",
     );
   }
   if (/wal_level|WAL level/i.test(said)) {

@@ -2,7 +2,7 @@
 // from there (through age, when the backup is encrypted) into this process, which hashes the
 // stored bytes whole and per chunk (StoredHash) and writes them to the partial file. Node sees
 // only the compressed (encrypted) output: relaying the raw tar through it cost a core's worth
-// of socket reads and writes (README "Performance"). The WAL range comes from pg_basebackup's
+// of socket reads and writes (docs/performance.md "Performance"). The WAL range comes from pg_basebackup's
 // own -v report. On a failure every program is stopped and the error that explains it is
 // thrown: a storage errno first, then pg_basebackup's (as the fix it needs), then a filter's.
 import type { Readable } from "node:stream";

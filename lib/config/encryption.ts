@@ -1,6 +1,6 @@
 // AGE_RECIPIENTS_FILE and AGE_IDENTITY_FILE, read at start like the signing keys: a bad line
 // in either is exit 2 before any work. The backup services get the recipients (public keys)
-// only; the restore and verify services the identity (README "Encryption at rest").
+// only; the restore and verify services the identity (docs/security.md "Encryption at rest").
 import type { AgeIdentity } from "../keys/ageIdentity.js";
 import { readIdentityFile } from "../keys/ageIdentity.js";
 import { readRecipientsFile } from "../keys/ageRecipients.js";

@@ -1,4 +1,4 @@
-// Exit codes are part of the interface (README "Exit codes"); every failure an operator
+// Exit codes are part of the interface (docs/cli.md "Exit codes"); every failure an operator
 // can meet is a TaskError carrying one of them, a message that names the setting or file
 // and the fix, and the original error as `cause`.
 

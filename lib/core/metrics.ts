@@ -23,7 +23,7 @@ export interface TaskResult {
   finishedAt: Date;
   /** verify only: per check name, whether all its checks passed; replaces the previous set. */
   checks?: Record<string, boolean>;
-  /** The task's exit code (README "Exit codes"): 6 tells a failed S3 mirror from a failed backup. */
+  /** The task's exit code (docs/cli.md "Exit codes"): 6 tells a failed S3 mirror from a failed backup. */
   exitCode?: number;
 }
 
@@ -144,7 +144,7 @@ export function formatMetrics(state: MetricsState): string {
     { name: "pgsb_last_result", help: "1 when the task's last run succeeded, 0 when it failed.", samples: state.series.map((s) => [task(s), s.lastOk ? 1 : 0]) },
     {
       name: "pgsb_last_exit_code",
-      help: "The exit code of the task's last run (README \"Exit codes\"; 6: the S3 mirror failed).",
+      help: "The exit code of the task's last run (docs/cli.md \"Exit codes\"; 6: the S3 mirror failed).",
       samples: state.series.filter((s) => typeof s.lastExitCode === "number").map((s) => [task(s), s.lastExitCode as number]),
     },
     {

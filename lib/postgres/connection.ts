@@ -33,7 +33,7 @@ export function childEnv(cfg: PgConfig, base: NodeJS.ProcessEnv = process.env): 
  * ESTABLISHED for the kernel's two hours. With these: the first probe after 10 s of silence,
  * then every 5 s; tcp_user_timeout ends the connection once 30 s pass without an answer (it also
  * bounds a send the dead peer never acknowledges). So a dead server is seen within about 35 s
- * (README "Dead servers and stalled dumps"). libpq ignores them on Unix sockets.
+ * (docs/backups.md "Dead servers and stalled dumps"). libpq ignores them on Unix sockets.
  */
 export const KEEPALIVE = { idleSeconds: 10, intervalSeconds: 5, count: 3, userTimeoutMs: 30_000 } as const;
 
@@ -96,7 +96,7 @@ function newClient(cfg: PgConfig, database: string): pg.Client {
     application_name: APPLICATION_NAME,
     connectionTimeoutMillis: 15_000,
     // Node sets only the idle time; interval and count are the kernel's (net.ipv4.tcp_keepalive_intvl
-    // and _probes, per network namespace): the stack sets them for the task services (README
+    // and _probes, per network namespace): the stack sets them for the task services (docs/backups.md
     // "Dead servers and stalled dumps"). Long dumps are pg_dump's, which carries KEEPALIVE_CONNINFO.
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE.idleSeconds * 1000,

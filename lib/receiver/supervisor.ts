@@ -31,7 +31,7 @@ function permissionError(config: Config, detail: string): TaskError {
   return new TaskError(
     ExitCode.database,
     `PGUSER=${u} may not stream WAL from ${config.pg.host}:${config.pg.port} (${detail}); give the role the REPLICATION attribute (ALTER ROLE "${u}" REPLICATION) ` +
-      `and pg_hba.conf a line such as "host replication ${u} 10.0.0.0/8 scram-sha-256" before any line that rejects it, then reload PostgreSQL (README "Point-in-time recovery")`,
+      `and pg_hba.conf a line such as "host replication ${u} 10.0.0.0/8 scram-sha-256" before any line that rejects it, then reload PostgreSQL (docs/pitr.md "Point-in-time recovery")`,
   );
 }
 

@@ -5,7 +5,7 @@
 // No symlinks in wal/: pg_receivewal creates each new segment with O_CREAT at a predictable
 // name (the next segment's `….gz.partial`), so a symlink planted there by someone who can
 // write the share would make it write WAL through it, to a file outside BACKUP_DIR. wal/ must
-// be writable by the backup user only (README "Streaming WAL"); these checks find a planted
+// be writable by the backup user only (docs/pitr.md "Streaming WAL"); these checks find a planted
 // link at the latest at the next switch and stop the receiver before more is written.
 //
 // The storage box is still the one it started on: BACKUP_DIR's identity marker must still be

@@ -20,7 +20,7 @@ export const IDENTITY_MARKER = ".pg-swarm-backup";
 /** Folders whose entries mean backups were written here: the logical tiers and the physical tier. */
 const BACKUP_FOLDERS = ["full", "differential", "incremental", "base", "wal"];
 
-const MOUNT_FIX = 'Mount the storage box (README "Deploy on Swarm": the stack binds the mount point /mnt/storagebox, so a box mounted later is seen) and run the task again';
+const MOUNT_FIX = 'Mount the storage box (docs/deploy.md "Deploy on Swarm": the stack binds the mount point /mnt/storagebox, so a box mounted later is seen) and run the task again';
 
 export type IdentityState = "present" | "created" | "unmarked" | "empty";
 

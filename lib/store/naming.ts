@@ -16,7 +16,7 @@ export const SIGNATURE_SUFFIX = CHECKSUM_SUFFIX + ".sig";
 /** Every file beside a backup that belongs to it. */
 export const SIDECAR_SUFFIXES = [CHECKSUM_SUFFIX, SIGNATURE_SUFFIX, MANIFEST_SUFFIX] as const;
 
-/** After the codec's extension: the file is age-encrypted (README "Encryption at rest"). */
+/** After the codec's extension: the file is age-encrypted (docs/security.md "Encryption at rest"). */
 export const ENCRYPTED_SUFFIX = ".age";
 
 const NAME_RE = /^(\d{8})_(\d{6})_(full|differential|incremental)\.sql(\.bz2|\.zst|\.gz)?(\.age)?$/;

@@ -22,7 +22,7 @@
 // 16 MiB segment in wal/.
 //
 // Check with stock tools: `sed '$d' F.sig > stmt; tail -n1 F.sig | cut -d' ' -f2 | base64 -d > sig;
-// openssl pkeyutl -verify -pubin -inkey verify.pem -rawin -in stmt -sigfile sig; sha256sum F` (README).
+// openssl pkeyutl -verify -pubin -inkey verify.pem -rawin -in stmt -sigfile sig; sha256sum F` (docs/security.md "Signing").
 import { createHash, sign, verify } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 

@@ -3,7 +3,7 @@
 # empty data directory. wal-receive and `backup base` open replication connections over
 # backend-net; the image's pg_hba.conf allows those from the local host only ("all" in the
 # database column does not match replication), so one line for the backup role is added.
-# Existing clusters: add the same line by hand and reload (README "Point-in-time recovery").
+# Existing clusters: add the same line by hand and reload (docs/pitr.md "Point-in-time recovery").
 #
 # The entrypoint may source this file instead of executing it, so it must not call `exit`.
 set -e

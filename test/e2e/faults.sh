@@ -65,7 +65,7 @@ scenario_k() {
   got=$(cat "$E2E_STATE/k.out")
   log "postgres killed mid-dump: the job ended ${took} s after the kill: $got"
   echo "$took" >"$E2E_STATE/k.seconds"
-  # cronjob.sh's 240 s is the bound here (README: about 35 s to see the dead peer, 30 s more at most
+  # cronjob.sh's 240 s is the bound here (docs/backups.md: about 35 s to see the dead peer, 30 s more at most
   # to learn whether it came back); the kernel's default would hold the job for two hours.
   expect_eq "${got%|*}" "failed|1" "the full whose server was killed" || return 1
   # Into a file first: grep -q ends early, and pipefail would count the log reader's SIGPIPE.
@@ -161,7 +161,7 @@ gapless() {
 scenario_m() {
   local rc=0 out
   unmount_box
-  # The mount point on the node's own disk holds nothing (the README creates only the mount point).
+  # The mount point on the node's own disk holds nothing (docs/deploy.md creates only the mount point).
   expect_eq "$(find "$E2E_MNT" -mindepth 1 | wc -l)" 0 "entries under the mount point without the box" || { mount_box; return 1; }
   out=$(one_off late-full -- backup full 2>&1) || rc=$?
   expect_eq "$rc" 9 "a backup started while the box is not mounted ($out)" || { mount_box; return 1; }

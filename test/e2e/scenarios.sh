@@ -31,7 +31,7 @@ files_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -type d ! -name backup.log 
 partials() { find "$E2E_BACKUP_DIR" -name '*.partial' ! -path '*/wal/*' | wc -l; }
 pointer() { readlink "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2" 2>/dev/null || cat "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2.txt" 2>/dev/null || true; }
 # pg_dumpall without pg_dump's random \restrict keys, and without the password of the role the
-# tasks connect as: a restore keeps that role's current password (README "Restore").
+# tasks connect as: a restore keeps that role's current password (docs/restore.md "Restore").
 dumpall() {
   docker exec "$(postgres_cid)" pg_dumpall -U postgres | grep -v -e '^\\restrict ' -e '^\\unrestrict ' \
     | sed -E "/^ALTER ROLE postgres /s/ PASSWORD '[^']*'//"
@@ -83,7 +83,7 @@ scenario_b() {
   [ -n "$name" ] && [ "$name" != "$before" ] || fail "no new full in $E2E_BACKUP_DIR/full" || return 1
   expect_eq "$(stat -c %u:%g "$E2E_BACKUP_DIR/full/$name")" 1000:1000 "owner of $name (BACKUP_UID)" || return 1
   (cd "$E2E_BACKUP_DIR/full" && sha256sum -c --quiet "$name.sha256") || fail "sha256sum -c $name.sha256" || return 1
-  # Signed: checked with stock tools and the public key make deploy wrote (README "Signing").
+  # Signed: checked with stock tools and the public key make deploy wrote (docs/security.md "Signing").
   openssl pkeyutl -verify -pubin -inkey "$E2E_STATE/keys/verify.pem" -rawin -in "$E2E_BACKUP_DIR/full/$name.sha256" \
     -sigfile "$E2E_BACKUP_DIR/full/$name.sha256.sig" >/dev/null || fail "openssl pkeyutl -verify of $name.sha256.sig" || return 1
   expect_eq "$(pointer full)" "$name" "latest_full pointer" || return 1
@@ -115,7 +115,7 @@ scenario_c() {
 }
 
 # SIGNING=0 keeps working (an unsigned backup, restorable only when SIGNING=0 is given for that
-# one restore), and the way back is the README's upgrade path: deploy signed, a signed full at once.
+# one restore), and the way back is docs/security.md's upgrade path: deploy signed, a signed full at once.
 scenario_u() {
   local name rc=0 out
   SIGNING=0 deploy || return 1

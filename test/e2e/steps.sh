@@ -30,7 +30,7 @@ step_build() {
     >"$E2E_STATE/build.log" 2>&1 || { tail -n 40 "$E2E_STATE/build.log" >&2; return 1; }
 }
 
-# What the README tells users to create once, outside the stack; refuses to touch existing ones.
+# What docs/deploy.md tells users to create once, outside the stack; refuses to touch existing ones.
 step_prerequisites() {
   local kind name
   for kind in "secret postgres_password" "config postgresql-conf" "network backend-net"; do
@@ -63,7 +63,7 @@ step_storagebox() {
   # The mount point: shared, because the stack binds it with rslave, which Docker refuses on a
   # private mount such as this machine's / (systemd hosts mount / shared); a mount made on it later
   # propagates into the containers of both nodes. Then the box mounted onto it, holding the
-  # backups folder owned by the task image's BACKUP_UID/GID (1000), as README asks.
+  # backups folder owned by the task image's BACKUP_UID/GID (1000), as docs/deploy.md asks.
   install -d -m 0755 "$E2E_MNT"
   mount --bind "$E2E_MNT" "$E2E_MNT"
   mount --make-shared "$E2E_MNT"

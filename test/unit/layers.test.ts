@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
-// The layers of README "Architecture", lowest first. A file may import its own wing and any
+// The layers of docs/architecture.md "Architecture", lowest first. A file may import its own wing and any
 // wing of a lower rank; wings of the same rank (keys and sql, postgres and s3, wal and restore …) stay out of each other.
 const RANKS: Record<string, number> = {
   core: 0,

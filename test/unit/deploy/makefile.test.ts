@@ -102,7 +102,7 @@ describe("make: images and stack", () => {
     const r = make([]);
     expect(r.status).toBe(0);
     for (const t of ["build", "push", "deploy", "update", "remove", "clean", "ps", "logs", "shell", "backup-full",
-      "backup-diff", "backup-incr", "backup-base", "backup-list", "backup-restore", "test", "test-pg17", "e2e", "lint", "demo", "bench", "typecheck"]) {
+      "backup-diff", "backup-incr", "backup-base", "backup-list", "verify", "backup-restore", "test", "test-pg17", "e2e", "lint", "demo", "bench", "typecheck"]) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${t}\\s+\\S`, "m"));
     }
     expect(calls()).toEqual([]);
@@ -298,6 +298,7 @@ describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
     [["backup-incr"], ["backup", "incremental"]],
     [["backup-base"], ["backup", "base"]],
     [["backup-list"], ["list"]],
+    [["verify"], ["verify", "--restore"]],
     [["backup-restore", "ARGS=restore-database x.sql.bz2 app"], ["restore-database", "x.sql.bz2", "app"]],
   ])("make %j runs the task image with %j", (args, taskArgs) => {
     expect(make(args).status).toBe(0);

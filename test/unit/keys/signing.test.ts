@@ -1,5 +1,5 @@
 // BACKUP_SIGNING_KEY_FILE / BACKUP_VERIFY_KEY_FILE, read by resolveConfig from key files made
-// the way the README tells operators to make them (openssl), and every wrong file refused
+// the way docs/security.md tells operators to make them (openssl), and every wrong file refused
 // with exit 2 naming the variable, the problem and the fix.
 import { execFileSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";

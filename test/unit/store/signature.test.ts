@@ -1,4 +1,4 @@
-// A backup committed with a signing key, checked with the stock tools the README names
+// A backup committed with a signing key, checked with the stock tools docs/security.md names
 // (openssl pkeyutl -rawin, sha256sum -c) and with ours; every tampering is caught by both.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createPrivateKey, createPublicKey } from "node:crypto";
@@ -39,7 +39,7 @@ async function commit(key: KeyObject | null, name = NAME): Promise<void> {
   await commitFile(partial, join(dir, name), backupSidecars(name, manifest, key), 0o640);
 }
 
-/** The README's stock check, run in the tier folder. */
+/** docs/security.md's stock check, run in the tier folder. */
 function stockVerify(): { openssl: number | null; sha256sum: number | null; output: string } {
   const o = spawnSync("openssl", ["pkeyutl", "-verify", "-pubin", "-inkey", join(keys, "verify.pem"), "-rawin", "-in", `${NAME}.sha256`, "-sigfile", `${NAME}.sha256.sig`], { cwd: dir, encoding: "utf8" });
   const s = spawnSync("sha256sum", ["-c", `${NAME}.sha256`], { cwd: dir, encoding: "utf8" });
