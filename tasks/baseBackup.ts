@@ -122,7 +122,7 @@ export async function run(config: Config, deps: Deps, args: BaseBackupArgs): Pro
       const filters = [compressor?.label ?? "no compression", ...(encryptor === null ? [] : [encryptor.label])];
       const text = [
         `base backup of cluster ${info.systemIdentifier} (PostgreSQL ${info.version}, wal_segment_size ${repl.walSegmentSize})`,
-        `  pg_basebackup ${pgBasebackupArgs(config.baseBackup.checkpoint).join(" ")} | ${filters.join(" | ")}`,
+        `  pg_basebackup ${pgBasebackupArgs(config.baseBackup.checkpoint).map(shown).join(" ")} | ${filters.join(" | ")}`,
         `  into ${join(baseDir(config.backupDir), baseBackupName(deps.now(), codec, encryptor !== null))} (+ .sha256${config.signing.key === null ? "" : ", .sha256.sig"}, .json)`,
         ...(refused !== null ? [`  refused: ${refused}`] : []),
         ...(repl.problem !== null ? [`  would fail: ${repl.problem}`] : []),
@@ -218,4 +218,9 @@ export function summarizeBase(r: BaseBackupResult): string {
   if (r.status === "planned") return "";
   const m = r.manifest;
   return `base backup written: ${r.path} (${m.compressedBytes} bytes, WAL ${m.startLsn}..${m.stopLsn} on timeline ${m.timeline}, ${r.seconds.toFixed(1)} s)\n`;
+}
+
+/** An argument as a shell would need it, for the --dry-run text only (nothing is run through a shell). */
+function shown(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }

@@ -125,7 +125,7 @@ describe("backup base", () => {
     const r = await runCli(["backup", "base", "--dry-run"], cliEnv(c, d, BASE_ENV));
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("pg_basebackup -D - -Ft -X fetch -v --checkpoint=fast --no-sync | zstd");
+    expect(r.stdout).toMatch(/pg_basebackup -D - -Ft -X fetch -v --checkpoint=fast --no-sync '--dbname=keepalives=1 [^']*' \| zstd/);
     expect(snapshot(d)).toEqual(before);
     expect(existsSync(join(d, "base"))).toBe(false);
     const spread = await runCli(["backup", "base", "--dry-run"], cliEnv(c, d, { ...BASE_ENV, BASE_BACKUP_CHECKPOINT: "spread" }));
