@@ -3,10 +3,14 @@
 # prepares its data volume with restore-pitr as a one-off job on the database node, starts
 # postgres again and waits until it has replayed the WAL and promoted.
 #
-#   stack/swarm-restore-pitr.sh [--at ISO-TIME] [--dry-run]
+#   stack/swarm-restore-pitr.sh [--at ISO-TIME] [--dry-run] [--source s3]
 #
 # Environment (defaults in brackets), besides swarm-run-task.sh's:
 #   STACK              the stack's name [pgsb]
+#   TRUST_UNSIGNED     1: pass --trust-unsigned, which restores an unsigned base backup although its
+#                      postgresql.conf/postgresql.auto.conf runs commands or loads code (archive_command,
+#                      shared_preload_libraries, ...: restore-pitr lists them when it refuses). Only
+#                      with SIGNING=0: with the verify key an unsigned base backup is refused anyway. []
 #   PG_VOLUME          the postgres data volume [${STACK}_postgres-data]
 #   PGDATA_MOUNT       where the job mounts it; PGDATA of the postgres service [/var/lib/postgresql/data]
 #   PG_UID             uid:gid postgres runs as in the postgres image (Alpine: 70) [70:70]
@@ -14,7 +18,8 @@
 # the backup user, and hand the restored files to postgres's uid (restore-pitr --owner).
 #   RECOVERY_TIMEOUT_SECONDS  give up waiting for the promotion after this long [3600]
 # The old data directory is kept in the volume as .pgsb-moved-<time>/ (never deleted): delete
-# it once the restored cluster is checked. Exit codes: restore-pitr's own; 124 timeout.
+# it once the restored cluster is checked. Exit codes: restore-pitr's own; 124 timeout; 2 TRUST_UNSIGNED
+# with signing on, or not 0 or 1 (nothing stopped).
 set -euo pipefail
 here=$(dirname "$0")
 stack=${STACK:-pgsb}
@@ -23,6 +28,23 @@ volume=${PG_VOLUME:-${stack}_postgres-data}
 pgdata=${PGDATA_MOUNT:-/var/lib/postgresql/data}
 dry=false
 for a in "$@"; do [ "$a" = --dry-run ] && dry=true; done
+
+trust=()
+case ${TRUST_UNSIGNED:-0} in
+  "" | 0) ;;
+  1)
+    if [ "${SIGNING:-1}" != 0 ]; then
+      echo "restore-pitr: TRUST_UNSIGNED=1 needs SIGNING=0: with the verify key (SIGNING=1, the default) an unsigned base backup is refused whatever its settings, and a signed one needs no trust. Check the base backup's settings that the refusal listed, then run again with SIGNING=0 TRUST_UNSIGNED=1; nothing was stopped" >&2
+      exit 2
+    fi
+    echo "restore-pitr: TRUST_UNSIGNED=1: an unsigned base backup's settings that run commands or load code are restored as they are (restore-pitr --trust-unsigned logs them)" >&2
+    trust=(--trust-unsigned)
+    ;;
+  *)
+    echo "restore-pitr: TRUST_UNSIGNED=${TRUST_UNSIGNED} is not 0 or 1; nothing was stopped" >&2
+    exit 2
+    ;;
+esac
 
 if ! $dry; then
   echo "restore-pitr: scaling $service to 0 (the database goes down now)" >&2
@@ -39,7 +61,7 @@ restart() {
 trap restart EXIT
 
 TASK_MOUNT="type=volume,source=${volume},target=${pgdata}" TASK_USER=0:0 \
-  bash "$here/swarm-run-task.sh" restore-pitr -- restore-pitr --pgdata "$pgdata" --move-aside --owner "${PG_UID:-70:70}" "$@"
+  bash "$here/swarm-run-task.sh" restore-pitr -- restore-pitr --pgdata "$pgdata" --move-aside --owner "${PG_UID:-70:70}" "${trust[@]}" "$@"
 $dry && exit 0
 
 trap - EXIT
