@@ -37,7 +37,7 @@ export VERSION REGISTRY SIGNING ENCRYPTION S3_BUCKET
 
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
-	backup-full backup-diff backup-incr backup-base backup-list backup-restore \
+	backup-full backup-diff backup-incr backup-base backup-list backup-restore restore-pitr restore-pitr-clean \
 	test test-pg17 e2e lint demo bench typecheck
 
 help: ## List the targets
@@ -124,6 +124,9 @@ endif
 TRUST_UNSIGNED ?=
 restore-pitr: ## Point-in-time recovery of the Swarm's postgres: make restore-pitr [AT=2024-01-10T12:00:00Z] [DRY_RUN=1] [TRUST_UNSIGNED=1] [SOURCE=s3]
 	STACK=$(STACK) IMAGE=$(TASK_IMAGE):$(VERSION) TRUST_UNSIGNED=$(TRUST_UNSIGNED) bash stack/swarm-restore-pitr.sh $(if $(AT),--at $(AT)) $(if $(DRY_RUN),--dry-run) $(if $(SOURCE),--source $(SOURCE))
+
+restore-pitr-clean: ## After make restore-pitr, once the restored cluster is checked: delete the old data directory it moved aside in the volume
+	STACK=$(STACK) PG_IMAGE=$(POSTGRES_IMAGE):$(VERSION) bash stack/swarm-restore-pitr.sh --remove-moved-aside
 
 test: ## Install what the tests need, then run every test
 	bash scripts/setup.sh

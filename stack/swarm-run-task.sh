@@ -89,6 +89,8 @@ if [ -n "${S3_BUCKET:-}" ]; then
   done
 fi
 extra=()
+# As the backup-base service: a base backup is data files, which zstd keeps pace with and bzip2 does not.
+if [ "${1:-} ${2:-}" = "backup base" ]; then extra+=(-e BACKUP_COMPRESSION=zstd); fi
 if [ -n "${TASK_MOUNT:-}" ]; then extra+=(--mount "$TASK_MOUNT"); fi
 if [ -n "${TASK_USER:-}" ]; then extra+=(--user "$TASK_USER"); fi
 

@@ -2,7 +2,7 @@
 // stub first on PATH: each test asserts the docker commands an operator's target issues,
 // and how a one-off task's end state becomes make's exit status.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -336,6 +336,14 @@ describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
     expect(commands().at(-1)).toMatch(/^service rm pgsb-/);
   });
 
+  it("backup-base compresses with zstd, as the backup-base service does; the logical backups keep the default", () => {
+    expect(make(["backup-base"]).status).toBe(0);
+    expect(flagValues(calls()[0]!.argv, "-e")).toContain("BACKUP_COMPRESSION=zstd");
+    log = join(dir, "full.log");
+    expect(make(["backup-full"]).status).toBe(0);
+    expect(flagValues(calls()[0]!.argv, "-e").some((e) => e.startsWith("BACKUP_COMPRESSION="))).toBe(false);
+  });
+
   it("backup-restore without ARGS prints usage and starts nothing", () => {
     const r = make(["backup-restore"]);
     expect(r.status).not.toBe(0);
@@ -510,6 +518,39 @@ describe("make restore-pitr (stack/swarm-restore-pitr.sh)", () => {
     log = join(dir, "direct-pitr.log");
     const direct = run("bash", ["stack/swarm-restore-pitr.sh"], { IMAGE: TASK_IMAGE, ...Object.fromEntries(args.map((a) => a.split("=") as [string, string])) });
     expect(direct.status).toBe(2);
+  });
+
+  it("says after the promotion where the old data directory is, and that base backups fail until restore-pitr-clean", () => {
+    const r = make(["restore-pitr"]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("kept in pgsb_postgres-data as .pgsb-moved-<time>/");
+    expect(r.stderr).toContain("make restore-pitr-clean (base backups fail while it is there)");
+  });
+
+  // The moved-aside folder sits inside PGDATA (the volume's root), which pg_basebackup reads whole.
+  it("restore-pitr-clean removes the moved-aside folders with a root job of the postgres image on the data volume, postgres left running", () => {
+    const r = make(["restore-pitr-clean"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(commands().filter((c) => c.startsWith("service scale"))).toEqual([]);
+    const create = calls()[0]!.argv;
+    expect(flagValues(create, "--name")[0]).toMatch(/^pgsb-restore-pitr-clean-\d{14}$/);
+    expect(flagValues(create, "--mount")).toContain("type=volume,source=pgsb_postgres-data,target=/var/lib/postgresql/data");
+    expect(flagValues(create, "--user")).toEqual(["0:0"]);
+    const args = create.slice(create.indexOf(PG_IMAGE) + 1);
+    expect(args[0]).toBe("sh");
+    expect(args[2]).toContain('rm -rf "$d"');
+    expect(args[3]).toBe("/var/lib/postgresql/data");
+    // The script itself, run on a folder like the volume: only .pgsb-moved-* goes.
+    const vol = mkdtempSync(join(tmpdir(), "pgsb-vol-"));
+    try {
+      for (const d of [".pgsb-moved-20240110_120000", "base", "pg_wal"]) execFileSync("mkdir", ["-p", join(vol, d, "x")]);
+      const out = execFileSync("sh", ["-c", args[2]!, vol], { encoding: "utf8" });
+      expect(out).toContain(`removing ${vol}/.pgsb-moved-20240110_120000`);
+      expect(readdirSync(vol).sort()).toEqual(["base", "pg_wal"]);
+      expect(execFileSync("sh", ["-c", args[2]!, vol], { encoding: "utf8" })).toContain("nothing to remove");
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
   });
 
   it("without TRUST_UNSIGNED no --trust-unsigned; SOURCE=s3 becomes --source s3 with the mirror's settings", () => {
