@@ -20,7 +20,7 @@ SIGNING ?= 1
 # ENCRYPTION=1: encrypt backups with age (needs the age_recipients config and age_identity secret; README "Encryption at rest").
 ENCRYPTION ?=
 # S3_BUCKET set (here or in the environment, with S3_ENDPOINT, S3_PREFIX, ...): the S3 mirror,
-# stack/docker-compose.s3.yml layered, and the one-off tasks get the same settings (README "S3 mirror").
+# stack/docker-compose.s3.yml layered, and the one-off tasks get the same settings (docs/s3.md).
 S3_BUCKET ?=
 # More compose files layered last, e.g. a site's own overrides (notification URLs, placement).
 EXTRA_STACK_FILES ?=
@@ -120,7 +120,7 @@ endif
 	$(RUN_TASK) backup-restore -- $(ARGS)
 
 # TRUST_UNSIGNED=1 (with SIGNING=0 only): restore an unsigned base backup whose configuration runs
-# commands or loads code (restore-pitr --trust-unsigned; README "Restoring to a point in time").
+# commands or loads code (restore-pitr --trust-unsigned; docs/pitr.md "Restoring to a point in time").
 TRUST_UNSIGNED ?=
 restore-pitr: ## Point-in-time recovery of the Swarm's postgres: make restore-pitr [AT=2024-01-10T12:00:00Z] [DRY_RUN=1] [TRUST_UNSIGNED=1] [SOURCE=s3]
 	STACK=$(STACK) IMAGE=$(TASK_IMAGE):$(VERSION) TRUST_UNSIGNED=$(TRUST_UNSIGNED) bash stack/swarm-restore-pitr.sh $(if $(AT),--at $(AT)) $(if $(DRY_RUN),--dry-run) $(if $(SOURCE),--source $(SOURCE))

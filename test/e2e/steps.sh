@@ -55,7 +55,7 @@ step_prerequisites() {
   SIGNING_KEY_OUT=$E2E_STATE/keys/sign.pem VERIFY_KEY_OUT=$E2E_STATE/keys/verify.pem bash stack/signing-keys.sh 2>"$E2E_STATE/keys/out.log" \
     || { cat "$E2E_STATE/keys/out.log" >&2; return 1; }
   printf 'secret rm backup_signing_key\nsecret rm backup_verify_key\n' >>"$E2E_STATE/created"
-  # Encrypted (ENCRYPTION=1, run.sh): the age key as README "Encryption at rest" makes it.
+  # Encrypted (ENCRYPTION=1, run.sh): the age key as docs/security.md "Encryption at rest" makes it.
   for name in age_recipients age_identity; do
     if docker secret inspect "$name" >/dev/null 2>&1 || docker config inspect "$name" >/dev/null 2>&1; then log "a secret or config $name exists already; not touching it"; return 1; fi
   done

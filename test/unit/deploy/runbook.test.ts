@@ -126,7 +126,7 @@ describe("docs/runbook.md and the e2e that runs it", () => {
   });
 
   it("links only to the docs pages and the README", () => {
-    const pages = ["architecture", "backups", "configuration", "deploy", "monitoring", "performance", "pitr", "restore", "s3", "security", "testing"];
+    const pages = ["architecture", "backups", "cli", "configuration", "deploy", "monitoring", "performance", "pitr", "restore", "s3", "security", "testing"];
     const links = [...text.matchAll(/\]\(([^)]+)\)/g)].map((m) => m[1]!).filter((l) => !/^https?:/.test(l));
     expect(links.length).toBeGreaterThan(0);
     for (const l of links) {

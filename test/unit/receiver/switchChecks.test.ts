@@ -26,13 +26,7 @@ describe("switchChecks", () => {
     const dir = backupDir();
     await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, "wal") })).resolves.toBeUndefined();
     await expect(switchChecks({ backupDir: marked(), receiveDir: "/nonexistent/wal" })).resolves.toBeUndefined();
-  
-  it("stops when BACKUP_DIR lost its identity marker: the storage box was unmounted under the receiver (exit 9)", async () => {
-    const dir = backupDir();
-    rmSync(join(dir, IDENTITY_MARKER));
-    await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, "wal") })).rejects.toMatchObject({ exitCode: 9, message: expect.stringMatching(/the storage box is not mounted at .*identity marker .* is gone/) });
   });
-});
 
   it("refuses a symlink in wal/ (exit 4), naming it and its target", async () => {
     const dir = backupDir();
@@ -40,40 +34,16 @@ describe("switchChecks", () => {
     await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, "wal") })).rejects.toMatchObject({
       exitCode: 4,
       message: expect.stringMatching(/wal\/000000010000000000000004\.gz\.partial is a symlink \(-> \/etc\/passwd\); pg_receivewal would write WAL through it/),
-    
-  it("stops when BACKUP_DIR lost its identity marker: the storage box was unmounted under the receiver (exit 9)", async () => {
-    const dir = backupDir();
-    rmSync(join(dir, IDENTITY_MARKER));
-    await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, "wal") })).rejects.toMatchObject({ exitCode: 9, message: expect.stringMatching(/the storage box is not mounted at .*identity marker .* is gone/) });
+    });
   });
-});
-  
-  it("stops when BACKUP_DIR lost its identity marker: the storage box was unmounted under the receiver (exit 9)", async () => {
-    const dir = backupDir();
-    rmSync(join(dir, IDENTITY_MARKER));
-    await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, "wal") })).rejects.toMatchObject({ exitCode: 9, message: expect.stringMatching(/the storage box is not mounted at .*identity marker .* is gone/) });
-  });
-});
 
   it.each(["wal", "spool"])("refuses %s/ that is a symlink (exit 9)", async (which) => {
     const dir = marked();
     const elsewhere = tempDir("pgsb-switch-elsewhere-");
     if (which === "wal") symlinkSync(elsewhere, join(dir, "wal"));
     else symlinkSync(elsewhere, join(dir, "spool"));
-    await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, which === "wal" ? "wal" : "spool") })).rejects.toMatchObject({ exitCode: 9, message: expect.stringMatching(/is a symlink/) 
-  it("stops when BACKUP_DIR lost its identity marker: the storage box was unmounted under the receiver (exit 9)", async () => {
-    const dir = backupDir();
-    rmSync(join(dir, IDENTITY_MARKER));
-    await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, "wal") })).rejects.toMatchObject({ exitCode: 9, message: expect.stringMatching(/the storage box is not mounted at .*identity marker .* is gone/) });
+    await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, which === "wal" ? "wal" : "spool") })).rejects.toMatchObject({ exitCode: 9, message: expect.stringMatching(/is a symlink/) });
   });
-});
-  
-  it("stops when BACKUP_DIR lost its identity marker: the storage box was unmounted under the receiver (exit 9)", async () => {
-    const dir = backupDir();
-    rmSync(join(dir, IDENTITY_MARKER));
-    await expect(switchChecks({ backupDir: dir, receiveDir: join(dir, "wal") })).rejects.toMatchObject({ exitCode: 9, message: expect.stringMatching(/the storage box is not mounted at .*identity marker .* is gone/) });
-  });
-});
 
   it("stops when BACKUP_DIR lost its identity marker: the storage box was unmounted under the receiver (exit 9)", async () => {
     const dir = backupDir();
