@@ -80,12 +80,20 @@ scenario_j() {
 
 # The data volume lost under a running stack: postgres stopped, its containers and volume removed,
 # started again on an empty volume (scenario e does it with docker stack rm and a new deploy).
+# Every container that has the volume mounted goes first: postgres's stopped ones, and the one-off
+# jobs of scenario p (restore-pitr, restore-pitr-clean), whose containers outlive their services.
+# postgres is started again whether or not the volume could be removed.
+volume_removed() {
+  docker ps -aq -f "volume=${STACK}_postgres-data" | xargs -r docker rm -f >/dev/null 2>&1
+  docker volume rm "${STACK}_postgres-data" >/dev/null 2>&1
+}
 wipe_volume() {
+  local rc=0
   docker service scale --detach=false "${STACK}_postgres=0" >/dev/null 2>&1 || return 1
-  docker ps -aq -f "name=${STACK}_postgres." | xargs -r docker rm -f >/dev/null
-  wait_until 30 "the data volume removed" docker volume rm "${STACK}_postgres-data" >/dev/null || return 1
-  docker service scale --detach=false "${STACK}_postgres=1" >/dev/null 2>&1 || return 1
-  wait_until 240 "postgres healthy on the empty volume" postgres_healthy
+  wait_until 30 "the data volume removed" volume_removed || rc=1
+  docker service scale --detach=false "${STACK}_postgres=1" >/dev/null 2>&1 || rc=1
+  wait_until 240 "postgres healthy on the empty volume" postgres_healthy || rc=1
+  return "$rc"
 }
 
 # Flips one byte in the middle of FILE (xor 1); FILE.orig keeps the original.
@@ -222,3 +230,4 @@ scenario_z() {
   expect_eq "$(pg -d appdb_before_rotation -c 'SELECT count(*) > 0 FROM items')" t "rows of appdb_before_rotation" || return 1
   pg -c 'DROP DATABASE appdb_before_rotation' || return 1
 }
+
