@@ -19,17 +19,25 @@ STACK_FILE := stack/docker-compose.swarm.yml
 SIGNING ?= 1
 # ENCRYPTION=1: encrypt backups with age (needs the age_recipients config and age_identity secret; docs/security.md "Encryption at rest").
 ENCRYPTION ?=
+# S3_BUCKET set (here or in the environment, with S3_ENDPOINT, S3_PREFIX, ...): the S3 mirror,
+# stack/docker-compose.s3.yml layered, and the one-off tasks get the same settings (docs/s3.md).
+S3_BUCKET ?=
+# More compose files layered last, e.g. a site's own overrides (notification URLs, placement).
+EXTRA_STACK_FILES ?=
+# More `docker stack deploy` arguments, e.g. --resolve-image never.
+DEPLOY_ARGS ?=
 signed := $(filter-out 0,$(strip $(SIGNING)))
 encrypted := $(filter-out 0,$(strip $(ENCRYPTION)))
-STACK_FILES := -c $(STACK_FILE)$(if $(signed), -c stack/docker-compose.signing.yml)$(if $(encrypted), -c stack/docker-compose.encryption.yml)
+STACK_FILES := -c $(STACK_FILE)$(if $(signed), -c stack/docker-compose.signing.yml)$(if $(encrypted), -c stack/docker-compose.encryption.yml)$(if $(strip $(S3_BUCKET)), -c stack/docker-compose.s3.yml)$(foreach f,$(EXTRA_STACK_FILES), -c $(f))
 RUN_TASK := IMAGE=$(TASK_IMAGE):$(VERSION) bash stack/swarm-run-task.sh
 
-# The stack file reads ${REGISTRY} and ${VERSION} from the environment, swarm-run-task.sh SIGNING and ENCRYPTION.
-export VERSION REGISTRY SIGNING ENCRYPTION
+# The stack files read ${REGISTRY}, ${VERSION} and the S3_* settings from the environment,
+# swarm-run-task.sh SIGNING, ENCRYPTION and S3_*.
+export VERSION REGISTRY SIGNING ENCRYPTION S3_BUCKET
 
 .DEFAULT_GOAL := help
 .PHONY: help build push deploy update remove clean ps logs shell \
-	backup-full backup-diff backup-incr backup-base backup-list verify backup-restore \
+	backup-full backup-diff backup-incr backup-base backup-list verify backup-restore restore-pitr restore-pitr-clean \
 	test test-pg17 e2e lint demo bench typecheck
 
 help: ## List the targets
@@ -57,7 +65,7 @@ endif
 else
 	bash stack/signing-keys.sh
 endif
-	docker stack deploy $(STACK_FILES) --with-registry-auth $(STACK)
+	docker stack deploy $(STACK_FILES) --with-registry-auth $(DEPLOY_ARGS) $(STACK)
 
 update: ## Build, push and roll out VERSION=... to postgres and every task service
 	$(MAKE) --no-print-directory build
@@ -114,8 +122,14 @@ ifeq ($(strip $(ARGS)),)
 endif
 	$(RUN_TASK) backup-restore -- $(ARGS)
 
-restore-pitr: ## Point-in-time recovery of the Swarm's postgres: make restore-pitr [AT=2024-01-10T12:00:00Z] [DRY_RUN=1]
-	STACK=$(STACK) IMAGE=$(TASK_IMAGE):$(VERSION) bash stack/swarm-restore-pitr.sh $(if $(AT),--at $(AT)) $(if $(DRY_RUN),--dry-run)
+# TRUST_UNSIGNED=1 (with SIGNING=0 only): restore an unsigned base backup whose configuration runs
+# commands or loads code (restore-pitr --trust-unsigned; docs/pitr.md "Restoring to a point in time").
+TRUST_UNSIGNED ?=
+restore-pitr: ## Point-in-time recovery of the Swarm's postgres: make restore-pitr [AT=2024-01-10T12:00:00Z] [DRY_RUN=1] [TRUST_UNSIGNED=1] [SOURCE=s3]
+	STACK=$(STACK) IMAGE=$(TASK_IMAGE):$(VERSION) TRUST_UNSIGNED=$(TRUST_UNSIGNED) bash stack/swarm-restore-pitr.sh $(if $(AT),--at $(AT)) $(if $(DRY_RUN),--dry-run) $(if $(SOURCE),--source $(SOURCE))
+
+restore-pitr-clean: ## After make restore-pitr, once the restored cluster is checked: delete the old data directory it moved aside in the volume
+	STACK=$(STACK) PG_IMAGE=$(POSTGRES_IMAGE):$(VERSION) bash stack/swarm-restore-pitr.sh --remove-moved-aside
 
 test: ## Install what the tests need, then run every test
 	bash scripts/setup.sh

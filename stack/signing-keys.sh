@@ -10,24 +10,28 @@
 # Environment (defaults in brackets):
 #   SIGNING_KEY_OUT   where the private key's one copy outside the swarm is written [./backup_signing_key.pem]
 #   VERIFY_KEY_OUT    where the public key is written, to keep beside the backups' records [./backup_verify_key.pem]
+#   BACKUP_SIGNING_KEY_SECRET, BACKUP_VERIFY_KEY_SECRET  the secrets' names, as stack/docker-compose.signing.yml
+#                     reads them (new names after a rotation) [backup_signing_key, backup_verify_key]
 # Exit codes: 0 ready (made or found); 2 a half pair, or SIGNING_KEY_OUT exists; 1 openssl or docker failed.
 set -euo pipefail
 
 private_out=${SIGNING_KEY_OUT:-./backup_signing_key.pem}
 public_out=${VERIFY_KEY_OUT:-./backup_verify_key.pem}
+signing_secret=${BACKUP_SIGNING_KEY_SECRET:-backup_signing_key}
+verify_secret=${BACKUP_VERIFY_KEY_SECRET:-backup_verify_key}
 
 has_secret() { docker secret inspect "$1" >/dev/null 2>&1; }
 
 signing=false
 verify=false
-has_secret backup_signing_key && signing=true
-has_secret backup_verify_key && verify=true
+has_secret "$signing_secret" && signing=true
+has_secret "$verify_secret" && verify=true
 if $signing && $verify; then
-  echo "signing: the secrets backup_signing_key and backup_verify_key exist; deploying signed" >&2
+  echo "signing: the secrets $signing_secret and $verify_secret exist; deploying signed" >&2
   exit 0
 fi
 if $signing || $verify; then
-  echo "signing: only one of the secrets backup_signing_key and backup_verify_key exists; a pair needs both." >&2
+  echo "signing: only one of the secrets $signing_secret and $verify_secret exists; a pair needs both." >&2
   echo "  Create the missing one from your offline copy (docker secret create …, docs/security.md \"Signing\"), or remove the other and deploy again to make a new pair." >&2
   exit 2
 fi
@@ -44,12 +48,12 @@ openssl genpkey -algorithm ed25519 -out "$private_out"
 openssl pkey -in "$private_out" -pubout -out "$public_out"
 chmod 0600 "$private_out"
 chmod 0644 "$public_out"
-docker secret create backup_signing_key "$private_out" >/dev/null
-docker secret create backup_verify_key "$public_out" >/dev/null
+docker secret create "$signing_secret" "$private_out" >/dev/null
+docker secret create "$verify_secret" "$public_out" >/dev/null
 
 cat >&2 <<EOF
-signing: made an Ed25519 key pair and the Swarm secrets backup_signing_key (private) and
-  backup_verify_key (public); from now on every backup is signed and every restore checks it.
+signing: made an Ed25519 key pair and the Swarm secrets $signing_secret (private) and
+  $verify_secret (public); from now on every backup is signed and every restore checks it.
 
   The private key's only copy outside the swarm is $(realpath "$private_out") (mode 0600).
   Put it offline NOW, where the backups are not: a password manager or an offline vault.

@@ -19,6 +19,15 @@
 #   ENCRYPTION             unless empty or 0, backup tasks get the age_recipients config, and the
 #                          tasks that read backups back (restore-*, verify, list-databases)
 #                          the age_identity secret (docs/security.md "Encryption at rest") []
+#   BACKUP_SIGNING_KEY_SECRET, BACKUP_VERIFY_KEY_SECRET, AGE_RECIPIENTS_CONFIG, AGE_IDENTITY_SECRET
+#                          the Swarm secrets and config those are, as in the stack's overlays (new names
+#                          after a key rotation, docs/runbook.md) [backup_signing_key, backup_verify_key,
+#                          age_recipients, age_identity]
+#   S3_BUCKET              set: the task gets the S3 mirror, as stack/docker-compose.s3.yml gives it to
+#                          the services: S3_BUCKET and whichever of S3_PREFIX, S3_ENDPOINT, S3_REGION,
+#                          S3_FORCE_PATH_STYLE, S3_SSE, S3_RETENTION are set, and the secrets
+#                          S3_ACCESS_KEY_ID_SECRET, S3_SECRET_ACCESS_KEY_SECRET [s3_access_key_id,
+#                          s3_secret_access_key] as AWS_ACCESS_KEY_ID_FILE, AWS_SECRET_ACCESS_KEY_FILE []
 #   TASK_MOUNT             one more --mount for the job, e.g. the postgres data volume (restore-pitr) []
 #   TASK_USER              run the job as this uid[:gid] instead of the image's user []
 #   TASK_TIMEOUT_SECONDS   give up waiting after this long [21600]
@@ -50,24 +59,38 @@ trap 'docker service rm "$service" >/dev/null 2>&1 || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# As in stack/docker-compose.signing.yml: only a backup may hold the private key.
+# As in stack/docker-compose.signing.yml: only a backup may hold the private key. The secrets are
+# mounted under their usual names whatever they are called in the swarm.
 keys=()
 if [ "${SIGNING:-1}" != 0 ]; then
   if [ "${1:-}" = backup ]; then
-    keys=(--secret backup_signing_key -e BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key)
+    keys=(--secret "source=${BACKUP_SIGNING_KEY_SECRET:-backup_signing_key},target=backup_signing_key" -e BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key)
   else
-    keys=(--secret backup_verify_key -e BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key)
+    keys=(--secret "source=${BACKUP_VERIFY_KEY_SECRET:-backup_verify_key},target=backup_verify_key" -e BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key)
   fi
 fi
 
 # As in stack/docker-compose.encryption.yml: backups get public keys, readers the identity.
 if [ "${ENCRYPTION:-0}" != 0 ]; then
   case "${1:-}" in
-    backup) keys+=(--config "source=age_recipients,target=/run/configs/age_recipients" -e AGE_RECIPIENTS_FILE=/run/configs/age_recipients) ;;
-    restore-* | verify | list-databases) keys+=(--secret age_identity -e AGE_IDENTITY_FILE=/run/secrets/age_identity) ;;
+    backup) keys+=(--config "source=${AGE_RECIPIENTS_CONFIG:-age_recipients},target=/run/configs/age_recipients" -e AGE_RECIPIENTS_FILE=/run/configs/age_recipients) ;;
+    restore-* | verify | list-databases) keys+=(--secret "source=${AGE_IDENTITY_SECRET:-age_identity},target=age_identity" -e AGE_IDENTITY_FILE=/run/secrets/age_identity) ;;
   esac
 fi
+
+# As in stack/docker-compose.s3.yml: the mirror's settings, credentials as secrets.
+s3=()
+if [ -n "${S3_BUCKET:-}" ]; then
+  s3=(-e "S3_BUCKET=$S3_BUCKET"
+    --secret "source=${S3_ACCESS_KEY_ID_SECRET:-s3_access_key_id},target=s3_access_key_id" -e AWS_ACCESS_KEY_ID_FILE=/run/secrets/s3_access_key_id
+    --secret "source=${S3_SECRET_ACCESS_KEY_SECRET:-s3_secret_access_key},target=s3_secret_access_key" -e AWS_SECRET_ACCESS_KEY_FILE=/run/secrets/s3_secret_access_key)
+  for v in S3_PREFIX S3_ENDPOINT S3_REGION S3_FORCE_PATH_STYLE S3_SSE S3_RETENTION; do
+    if [ -n "${!v:-}" ]; then s3+=(-e "$v=${!v}"); fi
+  done
+fi
 extra=()
+# As the backup-base service: a base backup is data files, which zstd keeps pace with and bzip2 does not.
+if [ "${1:-} ${2:-}" = "backup base" ]; then extra+=(-e BACKUP_COMPRESSION=zstd); fi
 if [ -n "${TASK_MOUNT:-}" ]; then extra+=(--mount "$TASK_MOUNT"); fi
 if [ -n "${TASK_USER:-}" ]; then extra+=(--user "$TASK_USER"); fi
 
@@ -81,6 +104,7 @@ docker service create \
   --network "${NETWORK:-backend-net}" \
   --secret postgres_password \
   "${keys[@]}" \
+  "${s3[@]}" \
   "${extra[@]}" \
   --mount "type=bind,source=${STORAGEBOX:-/mnt/storagebox},target=/storagebox,bind-propagation=rslave" \
   --constraint 'node.labels.database==true' \

@@ -19,6 +19,8 @@ up() {
   command -v docker >/dev/null || missing+=(docker.io)
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  # age-keygen: the e2e's age key (ENCRYPTION=1) and the runbook's key rotation.
+  command -v age-keygen >/dev/null || missing+=(age)
   if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || { echo "engine: ${missing[*]} missing and not root: install them or run make e2e as root" >&2; exit 1; }
     echo "engine: installing ${missing[*]}"

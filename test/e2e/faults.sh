@@ -21,8 +21,8 @@ touch_appdb() { pg -d appdb -c "UPDATE items SET label = label || '' WHERE id = 
 our_sessions() { pg -c "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg-swarm-backup%' AND pid <> pg_backend_pid()"; }
 no_partials() { [ "$(partials)" = 0 ]; }
 no_sessions() { [ "$(our_sessions)" = 0 ]; }
-# Completed WAL segments in wal/ (24 hex digits, compressed or not), sorted.
-wal_segments() { find "$E2E_BACKUP_DIR/wal" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}(\.gz|\.lz4)?' -printf '%f\n' | cut -c1-24 | sort -u; }
+# Completed WAL segments in wal/ (24 hex digits, compressed or not, encrypted or not), sorted.
+wal_segments() { find "$E2E_BACKUP_DIR/wal" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}(\.gz|\.lz4)?(\.age)?' -printf '%f\n' | cut -c1-24 | sort -u; }
 enough_segments() { [ "$(wal_segments | wc -l)" -ge "$1" ]; }
 receiver_on_worker() {
   [ "$(newest_task_node "${STACK}_wal-receive")" = "$(worker)" ] || return 1
@@ -127,7 +127,8 @@ scenario_w() {
   # wal-receive moved to the other node: the slot holds the WAL between them, no segment is lost.
   rm -rf "${E2E_BACKUP_DIR:?}/wal"
   docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
-  wait_until 120 "wal-receive writing a .partial into wal/" sh -c "ls '$E2E_BACKUP_DIR/wal' 2>/dev/null | grep -q '\.partial$'" || return 1
+  # pg_receivewal's .partial, or (signed or encrypted: the stack's default) the spool's snapshot of it.
+  wait_until 120 "wal-receive writing a .partial into wal/" sh -c "ls '$E2E_BACKUP_DIR/wal' 2>/dev/null | grep -qE '\.partial(\.age)?$'" || return 1
   switch_wal && switch_wal
   place wal-receive worker --detach=false
   # Written while the receiver moves: the slot keeps it on the server until the new one streams it.

@@ -61,7 +61,7 @@ run_step() {
   shift
   start=$(date +%s)
   log "--- $name"
-  bash -euo pipefail -c '. "$E2E_HERE/lib.sh"; . "$E2E_HERE/steps.sh"; . "$E2E_HERE/scenarios.sh"; . "$E2E_HERE/faults.sh"; "$@"' run_step "$@" || rc=$?
+  bash -euo pipefail -c '. "$E2E_HERE/lib.sh"; . "$E2E_HERE/steps.sh"; . "$E2E_HERE/scenarios.sh"; . "$E2E_HERE/faults.sh"; . "$E2E_HERE/runbook.sh"; . "$E2E_HERE/situations.sh"; "$@"' run_step "$@" || rc=$?
   local took=$(($(date +%s) - start))
   if [ "$rc" -eq 0 ]; then
     printf 'PASS %-44s %4ss\n' "$name" "$took" | tee -a "$E2E_STATE/results"

@@ -27,6 +27,11 @@ E2E_BACKUP_DIR=$E2E_BOX/backups/postgresql
 E2E_SWARM_ADDR=10.231.249.1
 export E2E_STATE E2E_MNT E2E_BOX E2E_BACKUP_DIR E2E_SWARM_ADDR
 export E2E_HERE=$here
+# What an operator has in the environment of `make` (docs/runbook.md "Before you start"): the stack
+# deployed signed (the default) and encrypted, the box's mount point; make deploy layers the e2e's
+# overrides last and does not ask a registry for the images' digests.
+export ENCRYPTION=1 STORAGEBOX=$E2E_MNT
+export EXTRA_STACK_FILES=test/e2e/docker-compose.e2e.yml DEPLOY_ARGS="--resolve-image never"
 # shellcheck source=test/e2e/lib.sh
 . "$here/lib.sh"
 # shellcheck source=test/e2e/scenarios.sh
@@ -48,7 +53,11 @@ teardown() {
   # removed services, and the restore-pitr job of scenario p holds the data volume: remove them too.
   docker ps -a --format '{{.ID}} {{.Label "com.docker.swarm.service.name"}}' 2>/dev/null \
     | awk '$2 ~ /^pgsb-/ { print $1 }' | xargs -r docker rm -f >/dev/null 2>&1 || true
-  wait_until 30 "the stack's volume to be free" sh -c "docker volume rm ${STACK}_postgres-data >/dev/null 2>&1 || ! docker volume inspect ${STACK}_postgres-data >/dev/null 2>&1" || true
+  local volume
+  # The data volume, and wal-receive's spool (the worker's goes with its engine's state).
+  for volume in "${STACK}_postgres-data" "${STACK}_wal-spool"; do
+    wait_until 30 "the volume $volume to be free" sh -c "docker volume rm $volume >/dev/null 2>&1 || ! docker volume inspect $volume >/dev/null 2>&1" || true
+  done
   local what
   # What step_prerequisites created, one "KIND rm NAME" a line.
   while read -r what; do
@@ -58,6 +67,8 @@ teardown() {
   # The box on the mount point, then the mount point's own bind (bounded: at most a few layers).
 
   for _ in 1 2 3 4; do mountpoint -q "$E2E_MNT" 2>/dev/null && { umount "$E2E_MNT" 2>/dev/null || umount -l "$E2E_MNT" 2>/dev/null || true; }; done
+  # s3rver of scenario s, when that scenario could not stop it (it runs in a session of its own).
+  [ -s "$E2E_STATE/s3/pid" ] && kill "$(cat "$E2E_STATE/s3/pid")" 2>/dev/null
   "$here/node2.sh" down "$E2E_STATE/node2" || true
   "$here/engine.sh" down "$E2E_STATE/engine" || true
   [ -s "$E2E_STATE/results" ] && cat "$E2E_STATE/results"
@@ -77,7 +88,7 @@ run_step "make build (Dockerfile.postgres, Dockerfile.task)" step_build
 run_step "worker node (second dockerd, swarm join)" step_node2
 run_step "prerequisites (secret, config, network, dir)" step_prerequisites
 
-only=${E2E_ONLY:-b c u e f g h d k w m p}
+only=${E2E_ONLY:-b c u e f g h d k w m p r l j x s z}
 failed=0
 run_step "a: deploy, health, placement label" scenario_a || failed=1
 if [ "$failed" -eq 0 ]; then

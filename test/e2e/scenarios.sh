@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The scenarios of issue 16 (sourced by run.sh). Each asserts on the host: files in the bind
 # dir, task states and exit codes, psql in the postgres container. Each returns non-zero on the
-# first failed check and says which.
+# first failed check and says which. The stack runs signed and encrypted (ENCRYPTION=1, run.sh).
 
 scenario_title() {
   case $1 in
@@ -13,10 +13,16 @@ scenario_title() {
     f) echo "verify --restore job; flipped byte -> 5" ;;
     g) echo "cleanup --dry-run job changes nothing" ;;
     h) echo "two backups at once: the cluster lock" ;;
-    p) echo "PITR: wal-receive, backup base, make restore-pitr" ;;
+    p) echo "PITR, encrypted and signed: runbook:pitr" ;;
     k) echo "postgres killed mid-dump: exit 1 in bounded time" ;;
     w) echo "two nodes: worker backup, restore, node lost, wal move" ;;
     m) echo "box mounted late: exit 9, seen once mounted" ;;
+    r) echo "runbook: db dropped, db damaged, restore-at" ;;
+    l) echo "runbook: a lock held" ;;
+    j) echo "runbook: a backup job failing" ;;
+    x) echo "runbook: wiped, auto-restore refused" ;;
+    s) echo "runbook: storage box lost, S3 mirror" ;;
+    z) echo "runbook: keys rotated" ;;
   esac
 }
 
@@ -29,7 +35,12 @@ one_off() { IMAGE="$REGISTRY/pg-swarm-backup-task:$VERSION" STORAGEBOX="$E2E_MNT
 tree_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -name backup.log -printf '%P %s %T@ %l\n' | sort; }
 files_state() { find "$E2E_BACKUP_DIR" -mindepth 1 ! -type d ! -name backup.log -printf '%P %s %T@ %l\n' | sort; }
 partials() { find "$E2E_BACKUP_DIR" -name '*.partial' ! -path '*/wal/*' | wc -l; }
-pointer() { readlink "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2" 2>/dev/null || cat "$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2.txt" 2>/dev/null || true; }
+# The latest pointer of a tier (an encrypted backup has its own, latest_<tier>.sql.bz2.age).
+pointer() {
+  local f=$E2E_BACKUP_DIR/$1/latest_$1.sql.bz2
+  [ "${ENCRYPTION:-0}" = 0 ] || f=$f.age
+  readlink "$f" 2>/dev/null || cat "$f.txt" 2>/dev/null || true
+}
 # pg_dumpall without pg_dump's random \restrict keys, and without the password of the role the
 # tasks connect as: a restore keeps that role's current password (docs/restore.md "Restore").
 dumpall() {
@@ -62,6 +73,14 @@ scenario_a() {
     || fail "backup-full deployed without BACKUP_SIGNING_KEY_FILE" || return 1
   docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_auto-restore" | grep -q BACKUP_VERIFY_KEY_FILE \
     || fail "auto-restore deployed without BACKUP_VERIFY_KEY_FILE" || return 1
+  # Encrypted (ENCRYPTION=1): the physical tier gets the recipients too, wal-receive its spool volume.
+  local svc
+  for svc in backup-full backup-base wal-receive; do
+    docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_$svc" | grep -q AGE_RECIPIENTS_FILE \
+      || fail "$svc deployed without AGE_RECIPIENTS_FILE" || return 1
+  done
+  docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec}}' "${STACK}_wal-receive" | grep -q '"Target":"/var/lib/pgsb-wal-spool"' \
+    || fail "wal-receive deployed without its spool volume" || return 1
   # auto-restore with no backups at all opens it (the scheduled run, once a minute).
   expect_eq "$(cron auto-restore 300)" "complete|0|" "auto-restore with no backups" || return 1
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" off "write gate after auto-restore" || return 1
@@ -118,7 +137,8 @@ scenario_c() {
 # one restore), and the way back is docs/security.md's upgrade path: deploy signed, a signed full at once.
 scenario_u() {
   local name rc=0 out
-  SIGNING=0 deploy || return 1
+  # make deploy refuses ENCRYPTION=1 without signing.
+  SIGNING=0 ENCRYPTION=0 deploy || return 1
   docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' "${STACK}_backup-incremental" | grep -q _KEY_FILE \
     && { fail "SIGNING=0 deployed a key to backup-incremental"; return 1; }
   pg -d appdb -c "INSERT INTO items VALUES (4001, 'unsigned')" || return 1
@@ -162,6 +182,8 @@ scenario_e() {
   after=$(dumpall)
   [ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") | head -n 20 >&2; fail "pg_dumpall differs after the restore" || return 1; }
   expect_eq "$(pg -c 'SHOW default_transaction_read_only')" off "write gate after the restore" || return 1
+  # What the runbook has the operator check after a wipe.
+  runbook_run wiped-check || return 1
   docker exec "$(postgres_cid)" psql -X -q -U app -d appdb -c "INSERT INTO items VALUES (1002, 'after restore')" \
     || fail "the application role cannot write after the restore" || return 1
 }
@@ -259,18 +281,24 @@ scenario_d() {
   expect_eq "$(cron backup-full 600)" "complete|0|" "the next full" || return 1
 }
 
-# Point-in-time recovery on the Swarm (issue 19): wal-receive streams into the bind dir, a base
-# backup as a one-off, two marked rows with a time between them, then `make restore-pitr AT=…`
-# (postgres scaled to 0, the restore job on the data volume, postgres scaled to 1, wait for the
-# promotion): the first row is there, the second is not.
+# Point-in-time recovery on the Swarm (issues 19, 24, 27), signed and encrypted: wal-receive streams
+# through its spool volume into the bind dir (each file encrypted and signed), a base backup as a
+# one-off (encrypted, signed), two marked rows with a time between them, then the runbook's commands
+# (runbook:pitr: the plan, make restore-pitr AT=…; runbook:pitr-done: the old data directory removed,
+# a new base backup); the restore job reads the base
+# backup and the WAL with the identity and checks them with the verify key. The first row is there,
+# the second is not.
 scenario_p() {
-  local at pg_uid rows
+  local at pg_uid rows spool
   # The big table of scenario d would only make the base backup slow.
   pg -d appdb -c "DROP TABLE IF EXISTS big" || return 1
-  # A physical tier of this cluster only (scenario e replaced the one wal-receive could have seen).
+  # A physical tier of this cluster only (scenario e replaced the one wal-receive could have seen),
+  # with no receiver running while wal/ goes.
+  docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
   rm -rf "${E2E_BACKUP_DIR:?}/wal" "${E2E_BACKUP_DIR:?}/base"
   docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
-  wait_until 120 "wal-receive writing a .partial into wal/" sh -c "ls '$E2E_BACKUP_DIR/wal' 2>/dev/null | grep -q '\.partial$'" \
+  # The snapshot of the segment being received, encrypted (….gz.partial.age).
+  wait_until 120 "wal-receive shipping a .partial.age into wal/" sh -c "ls '$E2E_BACKUP_DIR/wal' 2>/dev/null | grep -q '\.partial\.age$'" \
     || { docker service logs --tail 30 "${STACK}_wal-receive" >&2; return 1; }
   one_off base -- backup base >"$E2E_STATE/p-base.log" 2>&1 || { tail -n 20 "$E2E_STATE/p-base.log" >&2; fail "backup base"; return 1; }
   pg -c "CREATE TABLE pitr_marks (id int PRIMARY KEY)" -c "INSERT INTO pitr_marks VALUES (1)" || return 1
@@ -278,17 +306,35 @@ scenario_p() {
   at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   sleep 2
   pg -c "INSERT INTO pitr_marks VALUES (2)" || return 1
-  # pg_receivewal --synchronous has it within milliseconds; the .partial's mtime moves past `at`.
-  sleep 3
+  # A segment switch: the WAL holding both rows completes and ships at once (the snapshot of a
+  # segment still being received ships every status interval too).
+  pg -c "SELECT pg_switch_wal()" >/dev/null || return 1
+  wait_until 60 "the switched segment shipped (two complete segments in wal/)" sh -c "[ \$(ls '$E2E_BACKUP_DIR/wal' | grep -cE '^[0-9A-F]{24}\.gz\.age$') -ge 2 ]" || return 1
+  # Stored encrypted and signed only: no plaintext WAL or base backup, a signature beside each file,
+  # and no table name readable in any of them.
+  [ -z "$(find "$E2E_BACKUP_DIR/wal" "$E2E_BACKUP_DIR/base" -maxdepth 1 -type f \( -name '*.gz' -o -name '*.gz.partial' -o -name '*.tar.zst' \))" ] \
+    || fail "plaintext WAL or base backup in the box: $(find "$E2E_BACKUP_DIR/wal" "$E2E_BACKUP_DIR/base" -maxdepth 1 -type f \( -name '*.gz' -o -name '*.tar.zst' \) | head -n 3)" || return 1
+  local f
+  # Completed segments only: a snapshot (….partial.age) is replaced while it grows.
+  for f in "$E2E_BACKUP_DIR"/wal/*.gz.age "$E2E_BACKUP_DIR"/base/*.tar.zst.age; do
+    [ -e "$f" ] || fail "no encrypted file in $(dirname "$f")" || return 1
+    case $f in */base/*) [ -s "$f.sha256.sig" ] ;; *) [ -s "$f.sig" ] ;; esac || fail "$f has no signature" || return 1
+  done
+  ! grep -rlq pitr_marks "$E2E_BACKUP_DIR/wal" "$E2E_BACKUP_DIR/base" || fail "the table name pitr_marks is readable in wal/ or base/" || return 1
+  # The spool: a named volume, private to the backup user (Dockerfile.task's folder, copied into it).
+  spool=$(docker volume inspect -f '{{.Mountpoint}}' "${STACK}_wal-spool") || fail "no volume ${STACK}_wal-spool" || return 1
+  expect_eq "$(stat -c '%u %a' "$spool")" "1000 700" "owner and mode of the spool volume" || return 1
   pg_uid=$(docker run --rm --network none --entrypoint sh "$REGISTRY/pg-swarm-backup-postgres:$VERSION" -c 'echo "$(id -u postgres):$(id -g postgres)"')
-  log "restore-pitr to $at (postgres runs as $pg_uid)"
-  STORAGEBOX=$E2E_MNT PG_UID=$pg_uid TASK_TIMEOUT_SECONDS=600 RECOVERY_TIMEOUT_SECONDS=300 \
-    make --no-print-directory restore-pitr AT="$at" >"$E2E_STATE/p-restore.log" 2>&1 \
-    || { tail -n 40 "$E2E_STATE/p-restore.log" >&2; fail "make restore-pitr"; return 1; }
-  grep -q "recovery finished" "$E2E_STATE/p-restore.log" || fail "no promotion reported: $(tail -n 5 "$E2E_STATE/p-restore.log")" || return 1
+  log "runbook:pitr to $at (postgres runs as $pg_uid)"
+  runbook_run pitr AT="$at" PG_UID="$pg_uid" TASK_TIMEOUT_SECONDS=600 RECOVERY_TIMEOUT_SECONDS=300 || return 1
   wait_until 240 "postgres healthy after restore-pitr" postgres_healthy || return 1
   rows=$(pg -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM pitr_marks") || return 1
   expect_eq "$rows" 1 "rows of pitr_marks after restore-pitr to a time between them" || return 1
   expect_eq "$(pg -c 'SELECT pg_is_in_recovery()')" f "recovery state" || return 1
+  runbook_run pitr-done || return 1
+  [ -z "$(docker exec "$(postgres_cid)" sh -c 'ls -d /var/lib/postgresql/data/.pgsb-moved-* 2>/dev/null')" ] \
+    || fail "the moved-aside data directory is still in the volume after runbook:pitr-done" || return 1
   no_one_offs || fail "one-off services left: $(docker service ls -f label=pgsb.one-off=true)" || return 1
+  # The next scenarios run without a receiver, as the ones before did.
+  docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
 }

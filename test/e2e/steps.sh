@@ -55,6 +55,15 @@ step_prerequisites() {
   SIGNING_KEY_OUT=$E2E_STATE/keys/sign.pem VERIFY_KEY_OUT=$E2E_STATE/keys/verify.pem bash stack/signing-keys.sh 2>"$E2E_STATE/keys/out.log" \
     || { cat "$E2E_STATE/keys/out.log" >&2; return 1; }
   printf 'secret rm backup_signing_key\nsecret rm backup_verify_key\n' >>"$E2E_STATE/created"
+  # Encrypted (ENCRYPTION=1, run.sh): the age key as docs/security.md "Encryption at rest" makes it.
+  for name in age_recipients age_identity; do
+    if docker secret inspect "$name" >/dev/null 2>&1 || docker config inspect "$name" >/dev/null 2>&1; then log "a secret or config $name exists already; not touching it"; return 1; fi
+  done
+  age-keygen -o "$E2E_STATE/keys/identity.txt" 2>/dev/null
+  age-keygen -y "$E2E_STATE/keys/identity.txt" | docker config create age_recipients - >/dev/null
+  echo "config rm age_recipients" >>"$E2E_STATE/created"
+  docker secret create age_identity "$E2E_STATE/keys/identity.txt" >/dev/null
+  echo "secret rm age_identity" >>"$E2E_STATE/created"
 }
 
 # Before the worker's engine starts: its mount namespace copies this host's mounts as slaves, and
@@ -76,11 +85,9 @@ step_storagebox() {
 mount_box() { mount --bind "$E2E_BOX" "$E2E_MNT"; }
 unmount_box() { umount "$E2E_MNT"; }
 
-# As make deploy: signed (the signing file layered) unless SIGNING=0 (scenario u).
+# make deploy itself: signed unless SIGNING=0 (scenario u), encrypted with ENCRYPTION=1 (run.sh), the
+# S3 mirror with S3_BUCKET (scenario s), test/e2e/docker-compose.e2e.yml last (EXTRA_STACK_FILES).
 deploy() {
-  local signing=()
-  [ "${SIGNING:-1}" = 0 ] || signing=(-c stack/docker-compose.signing.yml)
-  docker stack deploy --resolve-image never -c stack/docker-compose.swarm.yml "${signing[@]}" -c "$E2E_HERE/docker-compose.e2e.yml" "$STACK" \
-    >"$E2E_STATE/deploy.log" 2>&1 || { cat "$E2E_STATE/deploy.log" >&2; return 1; }
+  make --no-print-directory deploy >"$E2E_STATE/deploy.log" 2>&1 || { cat "$E2E_STATE/deploy.log" >&2; return 1; }
 }
 

@@ -152,6 +152,15 @@ describe("Dockerfile.task", () => {
     expect(() => execFileSync("sh", ["-c", command], { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 })).not.toThrow();
   });
 
+  // A new named volume takes the owner and mode of the image's folder it is mounted on: without
+  // the folder, the stack's wal-spool volume would be root's and wal-receive (uid 1000) could not write it.
+  it("makes the stack's WAL_SPOOL_DIR a private folder of the backup user, for the wal-spool volume", () => {
+    const spool = /^\s+WAL_SPOOL_DIR: (\S+)$/m.exec(readFileSync(join(ROOT, "stack/docker-compose.swarm.yml"), "utf8"))?.[1];
+    expect(spool).toBe("/var/lib/pgsb-wal-spool");
+    const run = runtime.find((i) => i.op === "RUN" && i.args.includes("useradd"))!.args;
+    expect(run).toContain(`install -d -o backup -g backup -m 0700 ${spool}`);
+  });
+
   it("has no HEALTHCHECK: its tasks are one-shot", () => {
     expect(task.some((i) => i.op === "HEALTHCHECK")).toBe(false);
   });

@@ -2,7 +2,7 @@
 // stub first on PATH: each test asserts the docker commands an operator's target issues,
 // and how a one-off task's end state becomes make's exit status.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,7 +42,7 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // A surrounding make (make test) or operator settings must not leak into these runs.
   for (const k of Object.keys(env)) {
-    if (/^(MAKE|MFLAGS|STUB_|VERSION$|REGISTRY$|STACK$|IMAGE$|TZ$|LOCK_MODE$|PGHOST$|PGUSER$|NETWORK$|STORAGEBOX$|BACKUP_DIR$|SIGNING|ENCRYPTION$|VERIFY_KEY_OUT$)/.test(k)) {
+    if (/^(MAKE|MFLAGS|STUB_|VERSION$|REGISTRY$|STACK$|IMAGE$|TZ$|LOCK_MODE$|PGHOST$|PGUSER$|NETWORK$|STORAGEBOX$|BACKUP_DIR$|SIGNING|ENCRYPTION$|VERIFY_KEY_OUT$|S3_|AGE_|BACKUP_\w+_SECRET$|TRUST_UNSIGNED$|EXTRA_STACK_FILES$|DEPLOY_ARGS$|AT$|DRY_RUN$|SOURCE$|PG_UID$)/.test(k)) {
       delete env[k];
     }
   }
@@ -178,6 +178,35 @@ describe("make: images and stack", () => {
     expect(calls()).toEqual([]);
   });
 
+  it("deploy with S3_BUCKET layers the S3 file; EXTRA_STACK_FILES come last and DEPLOY_ARGS before the stack's name", () => {
+    const r = make(["deploy", "S3_BUCKET=pg-backups", "EXTRA_STACK_FILES=site.yml more.yml", "DEPLOY_ARGS=--resolve-image never"]);
+    expect(r.status, r.stderr).toBe(0);
+    const deploy = calls().at(-1)!;
+    expect(deploy.argv).toEqual([
+      "stack", "deploy", "-c", "stack/docker-compose.swarm.yml", "-c", "stack/docker-compose.signing.yml", "-c", "stack/docker-compose.s3.yml",
+      "-c", "site.yml", "-c", "more.yml", "--with-registry-auth", "--resolve-image", "never", "pgsb",
+    ]);
+    // docker stack deploy interpolates the S3 file from its environment.
+    expect(deploy.env).toBe("VERSION=1.2.3 REGISTRY=reg.test");
+  });
+
+  it("deploy with the key pair's secrets renamed (a rotation) checks and makes those", () => {
+    const out = mkdtempSync(join(tmpdir(), "pgsb-keys-"));
+    try {
+      const r = make(["deploy", "BACKUP_SIGNING_KEY_SECRET=backup_signing_key_2", "BACKUP_VERIFY_KEY_SECRET=backup_verify_key_2"], {
+        STUB_NO_SECRETS: "1", SIGNING_KEY_OUT: join(out, "s.pem"), VERIFY_KEY_OUT: join(out, "v.pem"),
+      });
+      expect(r.status, r.stderr).toBe(0);
+      expect(commands().filter((c) => c.startsWith("secret"))).toEqual([
+        "secret inspect backup_signing_key_2", "secret inspect backup_verify_key_2",
+        `secret create backup_signing_key_2 ${join(out, "s.pem")}`, `secret create backup_verify_key_2 ${join(out, "v.pem")}`,
+      ]);
+      expect(r.stderr).toContain("the Swarm secrets backup_signing_key_2 (private) and\n  backup_verify_key_2 (public)");
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   it("update builds, pushes, then points postgres and every task service at the new images", () => {
     expect(make(["update"]).status).toBe(0);
     const updates = commands().filter((c) => c.startsWith("service update"));
@@ -255,7 +284,7 @@ describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
     expect(create).toContain("--detach");
     expect(flagValues(create, "--network")).toEqual(["backend-net"]);
     // Signed by default: a backup holds the private key.
-    expect(flagValues(create, "--secret")).toEqual(["postgres_password", "backup_signing_key"]);
+    expect(flagValues(create, "--secret")).toEqual(["postgres_password", "source=backup_signing_key,target=backup_signing_key"]);
     expect(flagValues(create, "--mount")).toEqual([
       "type=bind,source=/mnt/storagebox,target=/storagebox,bind-propagation=rslave",
     ]);
@@ -308,6 +337,14 @@ describe("make: one-off tasks through stack/swarm-run-task.sh", () => {
     expect(commands().at(-1)).toMatch(/^service rm pgsb-/);
   });
 
+  it("backup-base compresses with zstd, as the backup-base service does; the logical backups keep the default", () => {
+    expect(make(["backup-base"]).status).toBe(0);
+    expect(flagValues(calls()[0]!.argv, "-e")).toContain("BACKUP_COMPRESSION=zstd");
+    log = join(dir, "full.log");
+    expect(make(["backup-full"]).status).toBe(0);
+    expect(flagValues(calls()[0]!.argv, "-e").some((e) => e.startsWith("BACKUP_COMPRESSION="))).toBe(false);
+  });
+
   it("backup-restore without ARGS prints usage and starts nothing", () => {
     const r = make(["backup-restore"]);
     expect(r.status).not.toBe(0);
@@ -348,8 +385,8 @@ describe("stack/swarm-run-task.sh", () => {
 
   it.each([
     [["backup-full", "--", "backup", "full"], ["--config", "source=age_recipients,target=/run/configs/age_recipients"], "AGE_RECIPIENTS_FILE=/run/configs/age_recipients"],
-    [["restore", "--", "restore-latest"], ["--secret", "age_identity"], "AGE_IDENTITY_FILE=/run/secrets/age_identity"],
-    [["verify", "--", "verify"], ["--secret", "age_identity"], "AGE_IDENTITY_FILE=/run/secrets/age_identity"],
+    [["restore", "--", "restore-latest"], ["--secret", "source=age_identity,target=age_identity"], "AGE_IDENTITY_FILE=/run/secrets/age_identity"],
+    [["verify", "--", "verify"], ["--secret", "source=age_identity,target=age_identity"], "AGE_IDENTITY_FILE=/run/secrets/age_identity"],
   ])("ENCRYPTION=1: %j gets %j and %s, and nothing of the other side", (args, flag, env) => {
     runner({ ENCRYPTION: "1" }, args);
     const create = calls()[0]!.argv;
@@ -360,8 +397,11 @@ describe("stack/swarm-run-task.sh", () => {
   });
 
   it.each([
-    [{}, ["backup", "--", "backup", "full"], ["backup_signing_key"], "BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key"],
-    [{}, ["restore", "--", "restore-latest"], ["backup_verify_key"], "BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key"],
+    [{}, ["backup", "--", "backup", "full"], ["source=backup_signing_key,target=backup_signing_key"], "BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key"],
+    [{}, ["restore", "--", "restore-latest"], ["source=backup_verify_key,target=backup_verify_key"], "BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key"],
+    // After a rotation (docs/runbook.md): the new secrets, mounted where the tasks look.
+    [{ BACKUP_SIGNING_KEY_SECRET: "backup_signing_key_2" }, ["backup", "--", "backup", "full"], ["source=backup_signing_key_2,target=backup_signing_key"], "BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_signing_key"],
+    [{ BACKUP_VERIFY_KEY_SECRET: "backup_verify_key_2" }, ["restore", "--", "restore-latest"], ["source=backup_verify_key_2,target=backup_verify_key"], "BACKUP_VERIFY_KEY_FILE=/run/secrets/backup_verify_key"],
     [{ SIGNING: "0" }, ["restore", "--", "restore-full", "old.sql.bz2"], [], undefined],
     [{ SIGNING: "0" }, ["backup", "--", "backup", "full"], [], undefined],
   ])("signed by default: with %j, %j gets the secrets %j", (env, args, secrets, variable) => {
@@ -369,6 +409,30 @@ describe("stack/swarm-run-task.sh", () => {
     const create = calls()[0]!.argv;
     expect(flagValues(create, "--secret")).toEqual(["postgres_password", ...secrets]);
     expect(flagValues(create, "-e").filter((e) => e.includes("_KEY_FILE="))).toEqual(variable === undefined ? [] : [variable]);
+  });
+
+  it("ENCRYPTION=1 after a rotation: the renamed recipients config and identity secret, mounted where the tasks look", () => {
+    runner({ ENCRYPTION: "1", AGE_RECIPIENTS_CONFIG: "age_recipients_2" }, ["backup-full", "--", "backup", "full"]);
+    expect(flagValues(calls()[0]!.argv, "--config")).toEqual(["source=age_recipients_2,target=/run/configs/age_recipients"]);
+    log = join(dir, "identity.log");
+    runner({ ENCRYPTION: "1", AGE_IDENTITY_SECRET: "age_identity_2" }, ["restore", "--", "restore-latest"]);
+    expect(flagValues(calls()[0]!.argv, "--secret")).toContain("source=age_identity_2,target=age_identity");
+  });
+
+  it("S3_BUCKET set: the task gets the mirror's settings that are set and the credentials as secrets, never their values", () => {
+    runner({ S3_BUCKET: "pg-backups", S3_ENDPOINT: "http://10.0.0.5:9000", S3_PREFIX: "prod", S3_REGION: "" }, ["restore", "--", "restore-latest"]);
+    const create = calls()[0]!.argv;
+    expect(flagValues(create, "-e").filter((e) => /^(S3_|AWS_)/.test(e))).toEqual([
+      "S3_BUCKET=pg-backups",
+      "AWS_ACCESS_KEY_ID_FILE=/run/secrets/s3_access_key_id",
+      "AWS_SECRET_ACCESS_KEY_FILE=/run/secrets/s3_secret_access_key",
+      "S3_PREFIX=prod",
+      "S3_ENDPOINT=http://10.0.0.5:9000",
+    ]);
+    expect(flagValues(create, "--secret")).toEqual(expect.arrayContaining(["source=s3_access_key_id,target=s3_access_key_id", "source=s3_secret_access_key,target=s3_secret_access_key"]));
+    log = join(dir, "s3-off.log");
+    runner({}, ["restore", "--", "restore-latest"]);
+    expect(flagValues(calls()[0]!.argv, "-e").filter((e) => /^(S3_|AWS_)/.test(e))).toEqual([]);
   });
 
   it("ENCRYPTION=0 is off, like an unset ENCRYPTION", () => {
@@ -402,5 +466,99 @@ describe("stack/swarm-run-task.sh", () => {
     child.kill("SIGINT");
     expect(await exited).toBe(130);
     expect(commands().at(-1)).toMatch(/^service rm pgsb-verify-/);
+  });
+});
+
+describe("make restore-pitr (stack/swarm-restore-pitr.sh)", () => {
+  /** The restore-pitr job's task arguments: what follows the task image in its service create. */
+  const restoreJob = () => {
+    const create = calls().find((c) => c.argv[0] === "service" && c.argv[1] === "create" && flagValues(c.argv, "--name")[0]!.startsWith("pgsb-restore-pitr-"))!.argv;
+    return { create, args: create.slice(create.indexOf(TASK_IMAGE) + 1) };
+  };
+
+  it("stops postgres, runs restore-pitr on its data volume as root, starts postgres and waits for the promotion", () => {
+    const r = make(["restore-pitr", "AT=2024-01-10T12:00:00Z"]);
+    expect(r.status, r.stderr).toBe(0);
+    const scales = commands().filter((c) => c.startsWith("service scale"));
+    expect(scales).toEqual(["service scale --detach=false pgsb_postgres=0", "service scale --detach=false pgsb_postgres=1"]);
+    const { create, args } = restoreJob();
+    expect(args).toEqual(["restore-pitr", "--pgdata", "/var/lib/postgresql/data", "--move-aside", "--owner", "70:70", "--at", "2024-01-10T12:00:00Z"]);
+    expect(flagValues(create, "--mount")).toContain("type=volume,source=pgsb_postgres-data,target=/var/lib/postgresql/data");
+    expect(flagValues(create, "--user")).toEqual(["0:0"]);
+    // Signed by default: the job checks base backup and WAL with the public key.
+    expect(flagValues(create, "--secret")).toContain("source=backup_verify_key,target=backup_verify_key");
+    expect(commands().filter((c) => / pgsb-pitr-wait-\d+ /.test(` ${c} `) && c.startsWith("service create"))).toHaveLength(1);
+  });
+
+  it("ENCRYPTION=1 gives the job the identity; DRY_RUN=1 only plans and never stops postgres", () => {
+    expect(make(["restore-pitr", "ENCRYPTION=1", "DRY_RUN=1"]).status).toBe(0);
+    const { create, args } = restoreJob();
+    expect(args.slice(-1)).toEqual(["--dry-run"]);
+    expect(flagValues(create, "--secret")).toContain("source=age_identity,target=age_identity");
+    expect(commands().filter((c) => c.startsWith("service scale"))).toEqual([]);
+  });
+
+  it("SIGNING=0 TRUST_UNSIGNED=1 passes --trust-unsigned and says what it restores", () => {
+    const r = make(["restore-pitr", "SIGNING=0", "TRUST_UNSIGNED=1"]);
+    expect(r.status, r.stderr).toBe(0);
+    const { create, args } = restoreJob();
+    expect(args).toContain("--trust-unsigned");
+    expect(flagValues(create, "--secret")).toEqual(["postgres_password"]);
+    expect(r.stderr).toContain("TRUST_UNSIGNED=1: an unsigned base backup's settings that run commands or load code are restored as they are");
+  });
+
+  it.each([
+    [["TRUST_UNSIGNED=1"], "TRUST_UNSIGNED=1 needs SIGNING=0"],
+    [["SIGNING=0", "TRUST_UNSIGNED=yes"], "TRUST_UNSIGNED=yes is not 0 or 1"],
+  ])("%j is refused with exit 2 before postgres is stopped", (args, message) => {
+    const r = make(["restore-pitr", ...args]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).toContain("nothing was stopped");
+    expect(calls()).toEqual([]);
+    log = join(dir, "direct-pitr.log");
+    const direct = run("bash", ["stack/swarm-restore-pitr.sh"], { IMAGE: TASK_IMAGE, ...Object.fromEntries(args.map((a) => a.split("=") as [string, string])) });
+    expect(direct.status).toBe(2);
+  });
+
+  it("says after the promotion where the old data directory is, and that base backups fail until restore-pitr-clean", () => {
+    const r = make(["restore-pitr"]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("kept in pgsb_postgres-data as .pgsb-moved-<time>/");
+    expect(r.stderr).toContain("make restore-pitr-clean (base backups fail while it is there)");
+  });
+
+  // The moved-aside folder sits inside PGDATA (the volume's root), which pg_basebackup reads whole.
+  it("restore-pitr-clean removes the moved-aside folders with a root job of the postgres image on the data volume, postgres left running", () => {
+    const r = make(["restore-pitr-clean"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(commands().filter((c) => c.startsWith("service scale"))).toEqual([]);
+    const create = calls()[0]!.argv;
+    expect(flagValues(create, "--name")[0]).toMatch(/^pgsb-restore-pitr-clean-\d{14}$/);
+    expect(flagValues(create, "--mount")).toContain("type=volume,source=pgsb_postgres-data,target=/var/lib/postgresql/data");
+    expect(flagValues(create, "--user")).toEqual(["0:0"]);
+    const args = create.slice(create.indexOf(PG_IMAGE) + 1);
+    expect(args[0]).toBe("sh");
+    expect(args[2]).toContain('rm -rf "$d"');
+    expect(args[3]).toBe("/var/lib/postgresql/data");
+    // The script itself, run on a folder like the volume: only .pgsb-moved-* goes.
+    const vol = mkdtempSync(join(tmpdir(), "pgsb-vol-"));
+    try {
+      for (const d of [".pgsb-moved-20240110_120000", "base", "pg_wal"]) execFileSync("mkdir", ["-p", join(vol, d, "x")]);
+      const out = execFileSync("sh", ["-c", args[2]!, vol], { encoding: "utf8" });
+      expect(out).toContain(`removing ${vol}/.pgsb-moved-20240110_120000`);
+      expect(readdirSync(vol).sort()).toEqual(["base", "pg_wal"]);
+      expect(execFileSync("sh", ["-c", args[2]!, vol], { encoding: "utf8" })).toContain("nothing to remove");
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
+  });
+
+  it("without TRUST_UNSIGNED no --trust-unsigned; SOURCE=s3 becomes --source s3 with the mirror's settings", () => {
+    expect(make(["restore-pitr", "SOURCE=s3", "S3_BUCKET=pg-backups"]).status).toBe(0);
+    const { create, args } = restoreJob();
+    expect(args).not.toContain("--trust-unsigned");
+    expect(args.slice(-2)).toEqual(["--source", "s3"]);
+    expect(flagValues(create, "-e")).toContain("S3_BUCKET=pg-backups");
   });
 });

@@ -225,11 +225,13 @@ describe("encryption (stack/docker-compose.encryption.yml layered over the stack
   let enc: Record<string, any>;
   beforeAll(() => {
     const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000" };
+    delete env.AGE_RECIPIENTS_CONFIG;
+    delete env.AGE_IDENTITY_SECRET;
     enc = parse(execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.encryption.yml"], { cwd: ROOT, env, encoding: "utf8" }));
   });
   const names = (list: unknown): string[] => ((list ?? []) as { source: string }[]).map((x) => x.source).sort();
 
-  it.each(["backup-full", "backup-differential", "backup-incremental"])("gives %s the public keys (a config) and no identity", (name) => {
+  it.each(["backup-full", "backup-differential", "backup-incremental", "backup-base", "wal-receive"])("gives %s the public keys (a config) and no identity", (name) => {
     const s = enc.services[name] as Service;
     expect(names(s.configs)).toEqual(["age_recipients"]);
     expect(s.environment.AGE_RECIPIENTS_FILE).toBe("/run/configs/age_recipients");
@@ -249,6 +251,58 @@ describe("encryption (stack/docker-compose.encryption.yml layered over the stack
     expect(enc.configs.age_recipients).toMatchObject({ external: true, name: "age_recipients" });
     expect(enc.secrets.age_identity).toMatchObject({ external: true, name: "age_identity" });
   });
+
+  it("keeps wal-receive's spool volume and every other setting of wal-receive", () => {
+    const s = enc.services["wal-receive"] as Service;
+    expect(s.environment).toMatchObject({ ...service("wal-receive").environment });
+    expect(s.volumes).toEqual(service("wal-receive").volumes);
+    expect(s.deploy).toEqual(service("wal-receive").deploy);
+  });
+
+  // Swarm configs and secrets cannot change: a rotation deploys new ones under new names (docs/runbook.md).
+  it("takes the names of the recipients config and the identity secret from AGE_RECIPIENTS_CONFIG and AGE_IDENTITY_SECRET", () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000", AGE_RECIPIENTS_CONFIG: "age_recipients_2", AGE_IDENTITY_SECRET: "age_identity_2" };
+    const rotated = parse(execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.encryption.yml"], { cwd: ROOT, env, encoding: "utf8" }));
+    expect(rotated.configs.age_recipients).toMatchObject({ external: true, name: "age_recipients_2" });
+    expect(rotated.secrets.age_identity).toMatchObject({ external: true, name: "age_identity_2" });
+    expect(names(rotated.services["backup-full"].configs)).toEqual(["age_recipients"]);
+  });
+});
+
+describe("S3 mirror (stack/docker-compose.s3.yml layered over the stack file)", () => {
+  const config = (extra: Record<string, string>) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000", ...extra };
+    for (const k of Object.keys(env)) if (k.startsWith("S3_") && !(k in extra)) delete env[k];
+    return execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.s3.yml"], { cwd: ROOT, env, encoding: "utf8", stdio: "pipe" });
+  };
+  const MIRRORED = ["backup-full", "backup-differential", "backup-incremental", "cleanup", "auto-restore"];
+
+  it.each(MIRRORED)("gives %s the bucket's settings and the credentials as secrets", (name) => {
+    const s3 = parse(config({ S3_BUCKET: "pg-backups", S3_ENDPOINT: "https://s3.example.com", S3_PREFIX: "prod" }));
+    const s = s3.services[name] as Service;
+    expect(s.environment).toMatchObject({
+      S3_BUCKET: "pg-backups",
+      S3_ENDPOINT: "https://s3.example.com",
+      S3_PREFIX: "prod",
+      AWS_ACCESS_KEY_ID_FILE: "/run/secrets/s3_access_key_id",
+      AWS_SECRET_ACCESS_KEY_FILE: "/run/secrets/s3_secret_access_key",
+    });
+    // Unset settings are empty, which the tasks read as unset (lib/config/envValues.ts).
+    expect(s.environment.S3_REGION).toBe("");
+    expect(((s.secrets ?? []) as { source: string }[]).map((x) => x.source).sort()).toEqual(["postgres_password", "s3_access_key_id", "s3_secret_access_key"]);
+    expect(s.environment).toMatchObject({ ...service(name).environment });
+  });
+
+  it("leaves postgres, verify and the physical tier without the mirror", () => {
+    const s3 = parse(config({ S3_BUCKET: "pg-backups" }));
+    for (const name of ["postgres", "verify", "backup-base", "wal-receive"]) expect(Object.keys((s3.services[name] as Service).environment ?? {}).filter((k) => k.startsWith("S3_") || k.startsWith("AWS_"))).toEqual([]);
+    expect(s3.secrets.s3_access_key_id).toMatchObject({ external: true, name: "s3_access_key_id" });
+    expect(parse(config({ S3_BUCKET: "b-1", S3_ACCESS_KEY_ID_SECRET: "s3_key_2" })).secrets.s3_access_key_id).toMatchObject({ external: true, name: "s3_key_2" });
+  });
+
+  it("is refused without S3_BUCKET, naming it", () => {
+    expect(() => config({})).toThrow(/S3_BUCKET is the bucket the backups are mirrored to/);
+  });
 });
 
 describe("wal-receive service (issue 19)", () => {
@@ -267,9 +321,22 @@ describe("wal-receive service (issue 19)", () => {
     expect(s.deploy.placement.constraints).toEqual(["node.labels.database == true"]);
     expect(s.secrets).toEqual([{ source: "postgres_password" }]);
     expect(Object.keys(s.networks)).toEqual(["backend-net"]);
-    expect(s.volumes).toEqual([BACKUP_MOUNT]);
+    expect(s.volumes).toContainEqual(BACKUP_MOUNT);
     expect(s.environment).toEqual(expect.objectContaining({ PGHOST: "postgres", POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password", BACKUP_DIR: "/storagebox/backups/postgresql", WAL_SLOT: "pg_swarm_backup", WAL_COMPRESSION: "gzip" }));
     expect(bytes(s.deploy.resources.limits.memory)).toBeLessThanOrEqual(bytes("512M"));
+  });
+
+  // Signed (the default) or encrypted, pg_receivewal writes into a spool from which wal-receive ships:
+  // on a named volume, a task restarted on the same node ships what it had completed but not shipped.
+  it("spools into a named volume at WAL_SPOOL_DIR, outside BACKUP_DIR, with the default stop grace", () => {
+    const s = service("wal-receive");
+    const spool = s.environment.WAL_SPOOL_DIR as string;
+    expect(spool).toBe("/var/lib/pgsb-wal-spool");
+    expect(s.volumes).toEqual([BACKUP_MOUNT, { type: "volume", source: "wal-spool", target: spool }]);
+    expect(stack.volumes).toHaveProperty("wal-spool");
+    expect(spool.startsWith(`${BACKUP_MOUNT.target}/`)).toBe(false);
+    // Its last ship at SIGTERM takes < 3 s: Docker's default 10 s grace.
+    expect(s.stop_grace_period).toBeUndefined();
   });
 });
 
@@ -278,6 +345,8 @@ describe("signing (stack/docker-compose.signing.yml layered over the stack file)
   let signed: Record<string, any>;
   beforeAll(() => {
     const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000" };
+    delete env.BACKUP_SIGNING_KEY_SECRET;
+    delete env.BACKUP_VERIFY_KEY_SECRET;
     const out = execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.signing.yml"], { cwd: ROOT, env, encoding: "utf8" });
     signed = parse(out);
   });
@@ -307,6 +376,14 @@ describe("signing (stack/docker-compose.signing.yml layered over the stack file)
     expect(secretsOf(s)).toEqual(["backup_verify_key", "postgres_password"]);
     expect(s.environment.BACKUP_VERIFY_KEY_FILE).toBe("/run/secrets/backup_verify_key");
     expect(s.environment).not.toHaveProperty("BACKUP_SIGNING_KEY_FILE");
+  });
+
+  it("takes the secrets' names from BACKUP_SIGNING_KEY_SECRET and BACKUP_VERIFY_KEY_SECRET (a rotation's new pair)", () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, VERSION: "9.8.7", REGISTRY: "reg.test:5000", BACKUP_SIGNING_KEY_SECRET: "backup_signing_key_2", BACKUP_VERIFY_KEY_SECRET: "backup_verify_key_2" };
+    const rotated = parse(execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.signing.yml"], { cwd: ROOT, env, encoding: "utf8" }));
+    expect(rotated.secrets.backup_signing_key).toMatchObject({ external: true, name: "backup_signing_key_2" });
+    expect(rotated.secrets.backup_verify_key).toMatchObject({ external: true, name: "backup_verify_key_2" });
+    expect(secretsOf(rotated.services["wal-receive"] as Service)).toEqual(["backup_signing_key", "postgres_password"]);
   });
 
   it("keeps every other setting of the task services and leaves postgres without either key", () => {
