@@ -20,6 +20,7 @@ import { scanBaseCatalog } from "../lib/base/catalog.js";
 import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../lib/wal/archive.js";
 import type { WalTrust } from "../lib/wal/readFile.js";
 import { checkPlannedWal, stagedHistories } from "../lib/pitr/plannedWal.js";
+import { statementsIn } from "../lib/wal/signedRecord.js";
 
 export interface RestorePitrArgs {
   at?: string;
@@ -85,7 +86,7 @@ export async function run(config: Config, deps: Deps, args: RestorePitrArgs): Pr
   });
   const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: historiesByTimeline(histories) }, target);
   log.info({ backup: plan.base, target: target?.toISOString() ?? null, segments: plan.segments.length, first: plan.firstSegment, last: plan.lastSegment }, "point-in-time restore planned");
-  const walRefusal = await checkPlannedWal(plan, listing, histories, trust).then(() => null, (err: unknown) => err);
+  const walRefusal = await checkPlannedWal(plan, statementsIn(listing.dir), histories, trust).then(() => null, (err: unknown) => err);
   if (args.dryRun) {
     const then = refusal !== null ? `would be refused now: ${refusal.message}` : state.kind === "non-empty" ? "its contents would be moved aside" : "would be created or filled";
     const wal = walRefusal === null ? `${config.signing.verifyKey === null ? "not checked (no BACKUP_VERIFY_KEY_FILE)" : "every planned file is signed"}` : `would be refused: ${(walRefusal as Error).message}`;
