@@ -40,7 +40,25 @@ export interface BaseSidecars {
 /** A sidecar as read: its bytes, null when it does not exist, or why it could not be read. */
 export type SidecarRead = Buffer | null | { problem: string };
 
-const refuse = (text: string, cause?: unknown) => new TaskError(ExitCode.refused, text, { cause });
+/**
+ * A base backup refused for its sidecars (exit 4). `untrusted`: its signature or checksums say
+ * they are not the ones written (unsigned with a verify key, forged, changed after the backup) —
+ * a restore never passes over such a one quietly; otherwise it is merely unusable (a missing or
+ * malformed sidecar, a manifest that breaks the schema).
+ */
+export class BaseRefusal extends TaskError {
+  constructor(
+    message: string,
+    readonly untrusted: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(ExitCode.refused, message, options);
+    this.name = "BaseRefusal";
+  }
+}
+
+const refuse = (text: string, cause?: unknown) => new BaseRefusal(text, false, { cause });
+const distrust = (text: string) => new BaseRefusal(text, true);
 
 async function readBounded(path: string, max: number): Promise<Buffer> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -83,19 +101,19 @@ const why = (r: SidecarRead): string => (r === null ? "ENOENT" : isBytes(r) ? ""
 export function trustBaseBytes(name: string, read: { checksum: SidecarRead; signature: SidecarRead; manifest: SidecarRead }, verifyKey: KeyObject | null, where: string): Omit<TrustedBase, "path"> {
   const { checksum, signature, manifest: manifestRead } = read;
   if (!isBytes(checksum)) {
-    if (verifyKey !== null) throw refuse(unsignedProblem(name, "checksum", why(checksum)));
+    if (verifyKey !== null) throw distrust(unsignedProblem(name, "checksum", why(checksum)));
     throw refuse(`${name}: checksum file ${name}${CHECKSUM_SUFFIX} is missing or unreadable in ${where} (${why(checksum)}); use another base backup`);
   }
   if (verifyKey !== null) {
-    if (!isBytes(signature)) throw refuse(unsignedProblem(name, "signature", signature === null ? UNSIGNED : `cannot be read (${why(signature)})`));
+    if (!isBytes(signature)) throw distrust(unsignedProblem(name, "signature", signature === null ? UNSIGNED : `cannot be read (${why(signature)})`));
     const signed = checkSignatureBytes(name, checksum, signature, verifyKey);
-    if (!signed.ok) throw refuse(signed.problem);
+    if (!signed.ok) throw distrust(signed.problem);
   }
   const recorded = parseChecksumFile(checksum.toString("utf8"), name);
   if (typeof recorded === "string") throw refuse(recorded);
   if (!isBytes(manifestRead)) throw refuse(`${name}: manifest ${name}${MANIFEST_SUFFIX} cannot be read in ${where} (${why(manifestRead)}); use another base backup`);
   if (recorded.manifest !== null && createHash("sha256").update(manifestRead).digest("hex") !== recorded.manifest) {
-    throw refuse(`${name}: manifest ${name}${MANIFEST_SUFFIX} was changed after the backup (it does not match ${name}${CHECKSUM_SUFFIX}); use another base backup`);
+    throw distrust(`${name}: manifest ${name}${MANIFEST_SUFFIX} was changed after the backup (it does not match ${name}${CHECKSUM_SUFFIX}); use another base backup`);
   }
   let manifest: BaseManifest;
   try {
@@ -103,7 +121,7 @@ export function trustBaseBytes(name: string, read: { checksum: SidecarRead; sign
   } catch (err) {
     throw refuse(`${name}: ${(err as Error).message}`, err);
   }
-  if (manifest.sha256 !== recorded.data) throw refuse(`${name}: the .sha256 sidecar and the manifest disagree about the file's sha256; use another base backup`);
+  if (manifest.sha256 !== recorded.data) throw distrust(`${name}: the .sha256 sidecar and the manifest disagree about the file's sha256; use another base backup`);
   return {
     name,
     manifest,
