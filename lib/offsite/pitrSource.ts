@@ -56,7 +56,7 @@ function timedSegments(objects: readonly RemoteWalObject[], m: BaseManifest): Bu
     const file = parseWalName(o.name);
     if (file?.kind !== "segment") return [];
     const n = segmentNumber(file.segment, m.walSegmentSize);
-    return [{ key: o.key, file, timeline: file.timeline, n, upper: o.lastModified, exact: null, onPath: file.timeline >= m.timeline && n >= start }];
+    return [{ key: o.key, file, timeline: file.timeline, n, upper: o.lastModified, exact: null, onPath: file.timeline >= m.timeline && n >= start, partial: file.partial }];
   });
 }
 
@@ -97,7 +97,7 @@ export async function bucketSource(config: Config, target: Date | null, trust: W
   });
   let plan;
   try {
-    const segments = timed.map((s) => ({ file: s.file, mtime: timeOf(s) }));
+    const segments = timed.map((s) => ({ file: s.file, mtime: timeOf(s, timed) }));
     plan = planPitr(entries, { segments, historyNames: histories.map((h) => h.entry.file.name), histories: historiesByTimeline(histories) }, target);
   } catch (err) {
     if (err instanceof TaskError) throw new TaskError(err.exitCode, `${err.message} (planned from ${where}: its base/, wal/ and wal-partial/)`, { cause: err });

@@ -4,10 +4,11 @@
 // which is never earlier than the file's mtime (it was uploaded after it was written) but can be
 // much later (a segment uploaded when S3 came back after an outage). So LastModified is an
 // upper bound, and the exact time (one HEAD) is needed only where an upper bound could change
-// the plan: for the newest restorable time, the objects whose upper bound exceeds every exact
-// time known; for a target, the objects on the restore's path, in the order the plan reads
-// them, from the first whose upper bound is not before the target up to the first whose exact
-// time is at or after it (and the others at that position). Normally that is one or two HEADs.
+// the plan: the newest restorable time is the exact time of the newest segment by position
+// (WAL is written in order; a later timeline after an earlier one), and no other segment is
+// taken as newer than it; for a target, the objects on the restore's path, in the order the plan
+// reads them, from the first whose upper bound is not before the target up to the first whose
+// exact time is at or after it (and the others at that position). Normally that is one or two HEADs.
 
 export interface TimedSegment {
   /** Object key: what the caller HEADs. */
@@ -21,21 +22,35 @@ export interface TimedSegment {
   exact: Date | null;
   /** On the restore's path: the base backup's timeline or later, from its start segment on. */
   onPath: boolean;
+  /** A snapshot of the segment being received (after a complete one at the same position). */
+  partial?: boolean;
 }
 
-/** The time the plan uses: the exact one once known, else the upper bound. */
-export function timeOf(s: TimedSegment): Date {
-  return s.exact ?? s.upper;
+/** The newest segment by position: highest timeline, then segment, a snapshot after a complete one. */
+function newest(segments: readonly TimedSegment[]): TimedSegment | undefined {
+  const key = (s: TimedSegment): [number, bigint, number] => [s.timeline, s.n, s.partial === true ? 1 : 0];
+  return segments.reduce<TimedSegment | undefined>((best, s) => {
+    if (best === undefined) return s;
+    const [a, b] = [key(s), key(best)];
+    return a[0] > b[0] || (a[0] === b[0] && (a[1] > b[1] || (a[1] === b[1] && a[2] > b[2]))) ? s : best;
+  }, undefined);
+}
+
+/**
+ * The time the plan uses for `s`: the exact one once known, else the upper bound — but never
+ * later than the newest segment's time (`segments`: all of them), which is the newest restorable time.
+ */
+export function timeOf(s: TimedSegment, segments: readonly TimedSegment[]): Date {
+  if (s.exact !== null) return s.exact;
+  const ceiling = newest(segments)?.exact ?? null;
+  return ceiling !== null && ceiling < s.upper ? ceiling : s.upper;
 }
 
 const BATCH = 8;
 
 function forNewest(segments: readonly TimedSegment[]): TimedSegment[] {
-  const best = Math.max(-Infinity, ...segments.flatMap((s) => (s.exact === null ? [] : [s.exact.getTime()])));
-  return segments
-    .filter((s) => s.exact === null && s.upper.getTime() > best)
-    .sort((a, b) => b.upper.getTime() - a.upper.getTime())
-    .slice(0, 1);
+  const n = newest(segments);
+  return n === undefined || n.exact !== null ? [] : [n];
 }
 
 function forTarget(segments: readonly TimedSegment[], target: Date): TimedSegment[] {

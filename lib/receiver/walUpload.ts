@@ -14,6 +14,7 @@ import { WAL_SIGNATURE_SUFFIX, parseWalName } from "../physical/layout.js";
 import type { MirrorTarget, PhysicalFolder } from "../s3/client.js";
 import { keyPrefix, physicalKey } from "../s3/client.js";
 import { listObjects, putBytes } from "../s3/objects.js";
+import type { ListedObject } from "../s3/objects.js";
 import { UntrustedWal, walStatementOf } from "../wal/readFile.js";
 import { WAL_SIGNATURE_MAX_BYTES, bytesProblem } from "../wal/signature.js";
 
@@ -78,17 +79,25 @@ export interface RemoteWalObject {
   lastModified: Date;
 }
 
+/**
+ * The objects of one listed folder that are WAL files (or their signatures) of that folder:
+ * anything else — another name, a snapshot in wal/, a complete segment in wal-partial/ — is not
+ * what the uploader put there and is ignored. Pure.
+ */
+export function walObjectsIn(folder: "wal" | "wal-partial", prefix: string, listed: readonly ListedObject[]): RemoteWalObject[] {
+  return listed.flatMap((o) => {
+    const name = o.key.slice(prefix.length);
+    const file = parseWalName(name.endsWith(WAL_SIGNATURE_SUFFIX) ? name.slice(0, -WAL_SIGNATURE_SUFFIX.length) : name);
+    return o.key.startsWith(prefix) && file !== null && file.kind !== "backup-label" && walFolder(file) === folder ? [{ name, folder, key: o.key, size: o.size, lastModified: o.lastModified }] : [];
+  });
+}
+
 /** The WAL files and signatures in S3_PREFIX/wal/ and S3_PREFIX/wal-partial/ (two paginated LISTs, no GETs); S3 errors are thrown. */
 export async function listRemoteWal(t: MirrorTarget): Promise<RemoteWalObject[]> {
   const out: RemoteWalObject[] = [];
   for (const folder of ["wal", "wal-partial"] as const) {
     const prefix = `${keyPrefix(t.s3)}${folder}/`;
-    for (const o of await listObjects(t, prefix)) {
-      const name = o.key.slice(prefix.length);
-      // Only WAL names (and their signatures) in the folder they belong in: anything else is not ours and is ignored.
-      const file = parseWalName(name.endsWith(WAL_SIGNATURE_SUFFIX) ? name.slice(0, -WAL_SIGNATURE_SUFFIX.length) : name);
-      if (file !== null && file.kind !== "backup-label" && walFolder(file) === folder) out.push({ name, folder, key: o.key, size: o.size, lastModified: o.lastModified });
-    }
+    out.push(...walObjectsIn(folder, prefix, await listObjects(t, prefix)));
   }
   return out;
 }

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parseWalName } from "../../../lib/physical/layout.js";
 import type { LocalWal } from "../../../lib/receiver/walUploads.js";
 import { fileState, planWalUploads } from "../../../lib/receiver/walUploads.js";
+import { walObjectKey, walObjectsIn } from "../../../lib/receiver/walUpload.js";
 
 const T = (s: number) => new Date(Date.UTC(2026, 2, 1, 12, 0, s));
 
@@ -66,5 +67,21 @@ describe("planWalUploads", () => {
   it("with BACKUP_DIR lost (nothing local), nothing goes up and only snapshots with a complete segment in the bucket are stale", () => {
     const r = remote({ "000000010000000000000003.gz": 400, "000000010000000000000004.gz.partial": 300 });
     expect(planWalUploads([], r, ON)).toEqual({ upload: [], staleSnapshots: [] });
+  });
+});
+
+describe("the bucket's WAL folders", () => {
+  const s3 = { s3: { prefix: "p" } } as Parameters<typeof walObjectKey>[0];
+  it("a completed file goes to wal/, a snapshot to wal-partial/", () => {
+    expect(walObjectKey(s3, wal("000000010000000000000003.gz.age").file)).toBe("p/wal/000000010000000000000003.gz.age");
+    expect(walObjectKey(s3, wal("00000002.history.gz").file)).toBe("p/wal/00000002.history.gz");
+    expect(walObjectKey(s3, wal("000000010000000000000004.gz.partial.age").file)).toBe("p/wal-partial/000000010000000000000004.gz.partial.age");
+  });
+  it("a listing keeps only WAL files and their signatures in the folder they belong in", () => {
+    const at = new Date(0);
+    const listed = ["p/wal/000000010000000000000003.gz", "p/wal/000000010000000000000003.gz.sig", "p/wal/000000010000000000000004.gz.partial", "p/wal/README", "p/wal/sub/000000010000000000000005.gz", "p/wal/000000010000000000000003.00000028.backup"].map((key) => ({ key, size: 1, lastModified: at }));
+    expect(walObjectsIn("wal", "p/wal/", listed).map((o) => o.name)).toEqual(["000000010000000000000003.gz", "000000010000000000000003.gz.sig"]);
+    const partial = ["p/wal-partial/000000010000000000000004.gz.partial", "p/wal-partial/000000010000000000000004.gz.partial.sig", "p/wal-partial/000000010000000000000003.gz"].map((key) => ({ key, size: 1, lastModified: at }));
+    expect(walObjectsIn("wal-partial", "p/wal-partial/", partial).map((o) => o.name)).toEqual(["000000010000000000000004.gz.partial", "000000010000000000000004.gz.partial.sig"]);
   });
 });
