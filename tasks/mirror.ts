@@ -49,6 +49,7 @@ function formatPhysical(p: PhysicalMirrorReport, dryRun: boolean): string {
   const lines = [`base backups: ${verb} ${p.bases.planned.length}; ${p.bases.inSync.length} already in S3`];
   for (const b of p.bases.planned) lines.push(`  ${dryRun ? "upload" : "uploaded"} ${b.name}: ${b.reason}`);
   for (const b of p.bases.skipped) lines.push(`  not uploaded ${b.name}: unusable locally (${b.reason})`);
+  for (const b of p.bases.refused) lines.push(`  not uploaded ${b.name}: ${b.problem}`);
   const w = p.wal;
   lines.push(`WAL: ${verb} ${dryRun ? w.planned.length : w.uploaded.length} file(s)${w.planned.length > 0 ? ` (${w.planned[0]?.name} .. ${w.planned.at(-1)?.name})` : ""}${w.staleSnapshots.length > 0 ? `; ${dryRun ? "would delete" : "deleted"} ${w.staleSnapshots.length} stale snapshot(s)` : ""}`);
   for (const r of w.refused) lines.push(`  not uploaded ${r.name}: ${r.problem}`);
@@ -78,6 +79,10 @@ export async function run(config: Config, deps: Deps, args: MirrorArgs): Promise
     deps.out(formatReport(s3, report, args.dryRun));
     const physical = await mirrorPhysical(config, t, { dryRun: args.dryRun, thorough: true, upload: true, now: deps.now() }, log);
     if (physical !== null) deps.out(formatPhysical(physical, args.dryRun));
+    const [refused, ...more] = physical?.bases.refused ?? [];
+    if (refused !== undefined) {
+      throw new TaskError(ExitCode.refused, `${refused.problem}${more.length > 0 ? ` (and ${more.length} more base backup(s): ${more.map((b) => b.name).join(", ")})` : ""}; everything else was mirrored`);
+    }
     return { ...report, physical };
   } finally {
     await lock?.release();
@@ -123,6 +128,8 @@ export async function baseBackupAndMirror(config: Config, deps: Deps, args: Base
     await mirrorPhysical(config, t, { dryRun: false, thorough: false, upload: true, now: deps.now() }, log);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
+    // The base backup just written does not read back as written: not a mirror problem, and not "intact".
+    if (err instanceof TaskError && err.exitCode === ExitCode.refused) throw err;
     log.error({ err: why }, `S3 mirror failed; the base backup ${result.path} is written and intact`);
     throw new TaskError(ExitCode.mirrorFailed, `the base backup ${result.path} is written and intact, but the S3 mirror failed: ${why}. The next \`backup base\` or \`pg-swarm-backup mirror\` uploads what is missing`, { cause: err });
   }

@@ -9,7 +9,7 @@ import { createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import type { Config } from "../config/config.js";
 import { mapLimit } from "../core/concurrency.js";
-import { ExitCode } from "../core/errors.js";
+import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { listBaseDir, scanBaseCatalog, usableBases } from "../base/catalog.js";
 import { WAL_SIGNATURE_SUFFIX, parseWalName, walDir } from "../physical/layout.js";
@@ -31,7 +31,14 @@ import { listRemoteBases, readRemoteBases } from "./remoteBases.js";
 import { planBaseUploads } from "./uploadPlan.js";
 
 export interface PhysicalMirrorReport {
-  bases: { planned: { name: string; reason: string }[]; uploaded: string[]; inSync: string[]; skipped: { name: string; reason: string }[] };
+  bases: {
+    planned: { name: string; reason: string }[];
+    uploaded: string[];
+    inSync: string[];
+    skipped: { name: string; reason: string }[];
+    /** Found not to match their manifest as they were read for the upload: not uploaded (the others were). */
+    refused: { name: string; problem: string }[];
+  };
   wal: { planned: { name: string; reason: string }[]; uploaded: string[]; refused: { name: string; problem: string }[]; staleSnapshots: string[] };
   /** The bucket's pruning; null with S3_RETENTION=keep. */
   prune: PrunePlan | null;
@@ -72,12 +79,19 @@ async function uploadBases(config: Config, t: MirrorTarget, remote: readonly Rem
       plan.upload.push({ name, reason: head?.metadata.sha256 === undefined ? "no sha256 metadata in S3" : `sha256 in S3 differs (${head.metadata.sha256.slice(0, 12)}…)` });
     }
   }
-  const report = { planned: plan.upload, uploaded: [] as string[], inSync: plan.inSync, skipped: plan.skipped };
+  const report = { planned: plan.upload, uploaded: [] as string[], inSync: plan.inSync, skipped: plan.skipped, refused: [] as { name: string; problem: string }[] };
   if (o.dryRun || !o.upload) return report;
   for (const u of plan.upload) {
     log.info({ backup: u.name, reason: u.reason }, `uploading base backup ${u.name}: ${u.reason}`);
     const path = (catalog.find((e) => e.name === u.name) as (typeof catalog)[number]).path;
-    report.uploaded.push((await uploadBase(t, path, config.signing.verifyKey)).name);
+    try {
+      report.uploaded.push((await uploadBase(t, path, config.signing.verifyKey)).name);
+    } catch (err) {
+      // A base backup that does not verify is not uploaded; the others still are.
+      if (!(err instanceof TaskError && err.exitCode === ExitCode.refused)) throw err;
+      log.error({ backup: u.name, problem: err.message }, `base backup ${u.name} is not uploaded to the S3 mirror: ${err.message}`);
+      report.refused.push({ name: u.name, problem: err.message });
+    }
   }
   return report;
 }

@@ -64,7 +64,10 @@ export function planBucketPrune(input: PruneInput): PrunePlan {
   const walLocal = planWalRetention(input.remoteWal, starts(input.local, local.keep));
   const deletedLocally = new Set(walLocal.delete.map((d) => d.name));
   const wal = walAll.delete.filter((d) => deletedLocally.has(d.name));
-  const walReason = walLocal.keepFrom === null ? `BACKUP_DIR keeps every WAL file (${walLocal.reason}), so the bucket keeps its WAL too` : walAll.reason;
+  const walReason =
+    walLocal.keepFrom === null ? `BACKUP_DIR keeps every WAL file (${walLocal.reason}), so the bucket keeps its WAL too`
+    : wal.length < walAll.delete.length ? `${walLocal.reason} in BACKUP_DIR, which the bucket keeps too (by its own base backups alone, from ${walAll.keepFrom ?? "its start"})`
+    : walAll.reason;
   return { bases, wal, walReason };
 }
 

@@ -54,6 +54,7 @@ describe("planBucketPrune", () => {
     // The newer of the two only in the bucket is no longer needed either (cleanup would delete it, had BACKUP_DIR it).
     expect(names(one).bases).toEqual([newer[0]?.name, old1.name]);
     expect(names(one).wal).toEqual(wal(0x10, 0x1f).map((f) => f.name));
+    expect(one.walReason).toMatch(/^kept from 000000010000000000000020: the start of .* in BACKUP_DIR, which the bucket keeps too \(by its own base backups alone, from 000000010000000000000060\)$/);
   });
 
   it("with BACKUP_DIR lost (no local base backup), no WAL is deleted from the bucket", () => {
