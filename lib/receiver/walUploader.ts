@@ -54,6 +54,8 @@ const CONCURRENCY = 4;
 const MAX_BACKOFF_MS = 60_000;
 /** The bucket is listed again this often (and after a failure), in case someone deleted from it. */
 const RELIST_MS = 10 * 60_000;
+/** A snapshot counts as due this much early: the receiver's ticks that wake the loop are not exactly an interval apart. */
+const SNAPSHOT_SLACK_MS = 500;
 /** While failing, an error line at most this often. */
 const ERROR_EVERY_MS = 5 * 60_000;
 
@@ -164,9 +166,10 @@ export class WalUploader {
         (u) => this.#upload(u, remote),
       );
       const snapshot = todo.find((u) => u.kind === "snapshot");
-      if (snapshot !== undefined && o.now() - this.#lastSnapshotAt >= o.snapshotSeconds * 1000) {
+      const at = o.now();
+      if (snapshot !== undefined && at - this.#lastSnapshotAt >= o.snapshotSeconds * 1000 - SNAPSHOT_SLACK_MS) {
         await this.#upload(snapshot, remote);
-        [this.#lastSnapshot, this.#lastSnapshotAt] = [fileState(snapshot), o.now()];
+        [this.#lastSnapshot, this.#lastSnapshotAt] = [fileState(snapshot), at];
       }
       const stale = plan(remote).staleSnapshots;
       if (stale.length > 0) {
