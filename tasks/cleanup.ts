@@ -281,7 +281,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       // Unlisted means unreachable: the next cleanup retries these deletions as S3-only backups.
       if (remote.failure === null) await mirrorCleanup(config, decisions, log);
     }
-    const bucket = physical === null || config.s3?.retention !== "mirror" ? { plan: null, failure: null } : await (await import("../lib/offsite/cleanup.js")).pruneBucket(config, args.dryRun, now, log);
+    const bucket = physical === null || config.s3?.retention !== "mirror" ? { plan: null, failure: null } : await (await import("../lib/offsite/pruneBucket.js")).pruneBucket(config, args.dryRun, now, log);
     const deleted = decisions.filter((d) => d.action === "delete").length;
     log.info(
       { dryRun: args.dryRun, now: report.now, kept: decisions.length - deleted, deleted, freedBytes: report.freedBytes, partials: report.removedPartials.length, orphans: report.removedOrphans.length },

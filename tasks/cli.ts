@@ -173,7 +173,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       "mirror",
-      "upload every local backup that the S3 mirror lacks or holds differently (idempotent; checks each object's sha256)",
+      "upload every local backup, base backup and WAL file that the S3 mirror lacks or holds differently (idempotent; checks each backup's sha256), and prune the physical tier there by cleanup's plan",
       (y) => y.option("dry-run", { type: "boolean", default: false, describe: "print what would be uploaded and why; upload nothing" }),
       (a) =>
         execute(

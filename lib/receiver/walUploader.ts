@@ -71,7 +71,8 @@ export class WalUploader {
   readonly #startedAt: number;
   #lastSnapshot: string | null = null;
   #lastSnapshotAt = 0;
-  #refused = new Map<string, string>();
+  /** Files that do not verify, by name: the state refused (a file that changes is tried again) and why. */
+  #refused = new Map<string, { state: string; problem: string }>();
   #pendingSince: number | null = null;
   #pending = 0;
   #ok = true;
@@ -151,6 +152,9 @@ export class WalUploader {
       o.log.warn({ event: "s3-skip", err: (err as Error).message }, "wal/ cannot be listed; nothing uploaded to the S3 mirror this round");
       return;
     }
+    // What is gone from wal/ (cleanup, a snapshot completed) needs no memory of its refusal.
+    const names = new Set(local.map((w) => w.file.name));
+    for (const name of this.#refused.keys()) if (!names.has(name)) this.#refused.delete(name);
     const plan = (remote: ReadonlyMap<string, number>) => planWalUploads(local, remote, { snapshots: o.snapshotSeconds > 0, lastSnapshot: this.#lastSnapshot });
     try {
       if (this.#remote === null || this.#needList || o.now() - this.#listedAt > RELIST_MS) {
@@ -158,7 +162,7 @@ export class WalUploader {
         [this.#needList, this.#listedAt] = [false, o.now()];
       }
       const remote = this.#remote;
-      const todo = plan(remote).upload.filter((u) => !this.#refused.has(fileState(u)));
+      const todo = plan(remote).upload.filter((u) => !this.#isRefused(u));
       this.#track(todo);
       await mapLimit(
         todo.filter((u) => u.kind !== "snapshot"),
@@ -180,16 +184,20 @@ export class WalUploader {
         await deleteKeys(o.t, keys);
         for (const n of stale) [n, n + WAL_SIGNATURE_SUFFIX].forEach((x) => remote.delete(x));
       }
-      this.#track(plan(remote).upload.filter((u) => !this.#refused.has(fileState(u))));
+      this.#track(plan(remote).upload.filter((u) => !this.#isRefused(u)));
       if (!this.#ok) o.log.info({ event: "s3-caught-up", failedForSeconds: Math.round((o.now() - (this.#failingSince ?? o.now())) / 1000) }, "WAL reaches the S3 mirror again; what it missed meanwhile was uploaded");
       [this.#ok, this.#failingSince] = [true, null];
     } catch (err) {
       // The lag goes on growing from what the bucket was last known to hold (from the start, when it never answered).
-      if (this.#remote !== null) this.#track(plan(this.#remote).upload.filter((u) => !this.#refused.has(fileState(u))));
+      if (this.#remote !== null) this.#track(plan(this.#remote).upload.filter((u) => !this.#isRefused(u)));
       else this.#pendingSince ??= this.#startedAt;
       this.#failed(err);
       throw err;
     }
+  }
+
+  #isRefused(u: WalUpload): boolean {
+    return this.#refused.get(u.name)?.state === fileState(u);
   }
 
   /** What waits for the bucket: the lag counts from the oldest of it (for a snapshot that changed, from its last upload). */
@@ -204,8 +212,9 @@ export class WalUploader {
     const r = await uploadWalFile(o.t, walDir(o.backupDir), u.name, o.verifyKey, o.maxBytes());
     if (!r.uploaded) {
       if (r.problem === "gone") return;
-      this.#refused.set(fileState(u), r.problem);
-      o.log.error({ event: "s3-refused", file: u.name, problem: r.problem }, `${u.name} in wal/ is not uploaded to the S3 mirror: ${r.problem}`);
+      // Logged once per file: a snapshot that keeps changing and keeps failing is one problem.
+      if (!this.#refused.has(u.name)) o.log.error({ event: "s3-refused", file: u.name, problem: r.problem }, `${u.name} in wal/ is not uploaded to the S3 mirror: ${r.problem}`);
+      this.#refused.set(u.name, { state: fileState(u), problem: r.problem });
       return;
     }
     remote.set(u.name, r.bytes);

@@ -15,9 +15,10 @@ import { listObjects } from "../../lib/s3/objects.js";
 import type { ClusterInfo } from "../cluster.js";
 import { createCluster, destroyCluster, sql } from "../cluster.js";
 import { cliEnv, runCli, tempDir, testConfig } from "../helpers.js";
+import { restoreTarget } from "../pitrFixtures.js";
 import type { Server } from "../s3Server.js";
 import { s3Env, startS3 } from "../s3Server.js";
-import { startWalReceive, stopAllWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
+import { makeKeys, startWalReceive, stopAllWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
 
 const PREFIX = "mirrored";
 const cleanup: (() => void)[] = [];
@@ -26,6 +27,8 @@ let src: ClusterInfo;
 let backupDir: string;
 let t: MirrorTarget;
 const bases: string[] = [];
+/** A time after the second base backup and before the third. */
+let afterSecond = "";
 
 const env = (extra: Record<string, string> = {}) => cliEnv(src, backupDir, { BACKUP_COMPRESSION: "zstd", WAL_STATUS_INTERVAL_SECONDS: "1", ...extra });
 const withS3 = (extra: Record<string, string> = {}) => env({ ...s3Env(server.port, PREFIX), ...extra });
@@ -56,6 +59,7 @@ beforeAll(async () => {
     if (b.code !== 0) throw new Error(`backup base failed: ${b.stderr}`);
     bases.push(local("base").filter((n) => n.endsWith(".tar.zst")).at(-1) as string);
     await switchWal();
+    if (i === 1) afterSecond = new Date().toISOString();
     await switchWal();
   }
   await stopWalReceive(r);
@@ -88,6 +92,20 @@ describe("mirror catches up the physical tier", () => {
     expect(again.stdout).toMatch(/^WAL: uploaded 0 file\(s\)/m);
   });
 
+  it("restore-pitr --source s3 --at fetches only the base backup the plan restores and the WAL from its start to the target", async () => {
+    const c = await restoreTarget("s3mirror-at");
+    cleanup.push(() => destroyCluster(c));
+    const r = await runCli(["restore-pitr", "--source", "s3", "--pgdata", c.dataDir, "--at", afterSecond], env({ ...s3Env(server.port, PREFIX), BACKUP_DIR: tempDir("pgsb-s3mirror-empty-") }));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`from ${bases[1]} `);
+    const [, got, of] = /"fetchedBytes":(\d+),"bucketBytes":(\d+)/.exec(r.stderr) ?? [];
+    const size = (name: string) => readFileSync(join(backupDir, "base", name)).length;
+    const wal = (await listObjects(t, `${PREFIX}/wal/`)).filter((o) => !o.key.endsWith(".sig"));
+    expect(Number(got)).toBeGreaterThan(size(bases[1] as string));
+    expect(Number(got)).toBeLessThan(size(bases[1] as string) + wal.reduce((n, o) => n + o.size, 0));
+    console.log(`restore-pitr --source s3 --at (second of three base backups): fetched ${got} of the ${of} bytes in the bucket (base backup ${size(bases[1] as string)}, ${wal.length} WAL files)`);
+  });
+
   it("a base backup changed on the share after it was written is not uploaded (exit 4), the others are", async () => {
     const base = join(backupDir, "base", bases[0] as string);
     const data = readFileSync(base);
@@ -105,6 +123,15 @@ describe("mirror catches up the physical tier", () => {
       data[data.length - 10] = (data[data.length - 10] as number) ^ 0xff;
       writeFileSync(base, data);
     }
+  });
+
+  it("with BACKUP_VERIFY_KEY_FILE, unsigned base backups and WAL (archived before signing was on) stay out of the bucket, each named", async () => {
+    const keys = makeKeys();
+    const r = await runCli(["mirror"], withS3({ S3_PREFIX: "verified", BACKUP_VERIFY_KEY_FILE: keys.verify }));
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/signature \S+_base\.tar\.zst\.sha256\.sig is missing: the backup is unsigned .*\(and 2 more base backup\(s\): .*; everything else was mirrored/);
+    expect(r.stdout).toMatch(/^ {2}not uploaded ([0-9A-F]{24}\.gz): WAL file \1: its signature \1\.sig is missing: the file is unsigned$/m);
+    expect(await listObjects(t, "verified/")).toEqual([]);
   });
 
   it("wal-receive without a spool uploads pg_receivewal's WAL straight from wal/, the segment being received too", async () => {
