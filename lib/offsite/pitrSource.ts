@@ -60,6 +60,14 @@ function timedSegments(objects: readonly RemoteWalObject[], m: BaseManifest): Bu
   });
 }
 
+/** The history files a restore from a base backup on `timeline` reads: its own timeline's and later ones (recovery asks for no older one). Pure. */
+export function historiesToFetch<O extends Pick<RemoteWalObject, "name">>(objects: readonly O[], timeline: number): O[] {
+  return objects.filter((o) => {
+    const f = parseWalName(o.name);
+    return f?.kind === "history" && f.timeline >= timeline;
+  });
+}
+
 /** The refusal when the bucket holds a newer base backup that does not verify (see the top of this file), or null. */
 function untrustedNewer(entries: readonly RemoteBaseEntry[], chosen: { name: string; manifest: { startedAt: string } }, target: Date | null): string | null {
   const newer = entries.find((e) => e.untrusted && e.time > new Date(chosen.manifest.startedAt) && (target === null || e.time < target));
@@ -84,13 +92,7 @@ export async function bucketSource(config: Config, target: Date | null, trust: W
   const refusal = untrustedNewer(entries, chosen, target);
   if (refusal !== null) throw new TaskError(ExitCode.refused, refusal);
   const bucketWal = new BucketWal(t, log);
-  const histories = await bucketWal.histories(
-    wal.filter((o) => {
-      const f = parseWalName(o.name);
-      return f?.kind === "history" && f.timeline >= chosen.manifest.timeline;
-    }),
-    trust,
-  );
+  const histories = await bucketWal.histories(historiesToFetch(wal, chosen.manifest.timeline), trust);
   const timed = timedSegments(wal, chosen.manifest);
   const heads = await settleTimes(t, timed, target).catch(async (err: unknown) => {
     throw await s3Failure(t.s3, t.client, `reading WAL times in ${where}`, err, ExitCode.failed);

@@ -62,3 +62,11 @@ describe("timesToAsk", () => {
     expect(timesToAsk(many, T(50)).length).toBeLessThanOrEqual(9);
   });
 });
+
+describe("historiesToFetch", () => {
+  it("only the history files of the base backup's timeline and later ones, never their signatures or segments", async () => {
+    const { historiesToFetch } = await import("../../../lib/offsite/pitrSource.js");
+    const names = ["00000002.history.gz", "00000002.history.gz.sig", "00000003.history.gz.age", "00000004.history", "000000030000000000000005.gz", "00000003.history.gz.age.sig"];
+    expect(historiesToFetch(names.map((name) => ({ name })), 3).map((o) => o.name)).toEqual(["00000003.history.gz.age", "00000004.history"]);
+  });
+});
