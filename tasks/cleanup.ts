@@ -26,6 +26,7 @@ import { planRetention } from "../lib/retention/plan.js";
 import { storageError } from "../lib/store/storage.js";
 import { pointerFileName, readLatestPointer, updateLatestPointer } from "../lib/store/latestPointer.js";
 import { executePhysicalCleanup, formatPhysicalCleanup, planPhysicalCleanup } from "../lib/retention/physicalCleanup.js";
+import { formatBucketPrune } from "../lib/offsite/prunePlan.js";
 
 export interface CleanupArgs {
   dryRun: boolean;
@@ -281,6 +282,7 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
       // Unlisted means unreachable: the next cleanup retries these deletions as S3-only backups.
       if (remote.failure === null) await mirrorCleanup(config, decisions, log);
     }
+    const bucket = physical === null || config.s3?.retention !== "mirror" ? { plan: null, failure: null } : await (await import("../lib/offsite/pruneBucket.js")).pruneBucket(config, args.dryRun, now, log);
     const deleted = decisions.filter((d) => d.action === "delete").length;
     log.info(
       { dryRun: args.dryRun, now: report.now, kept: decisions.length - deleted, deleted, freedBytes: report.freedBytes, partials: report.removedPartials.length, orphans: report.removedOrphans.length },
@@ -288,13 +290,18 @@ export async function run(config: Config, deps: Deps, args: CleanupArgs): Promis
     );
     deps.out(
       args.json
-        ? JSON.stringify({ ...report, refused, physical: physical?.report ?? null }, null, 2) + "\n"
-        : formatCleanupReport(report, config.tz, refused) + (physical === null ? "" : formatPhysicalCleanup(physical.report, config.tz, args.dryRun)),
+        ? JSON.stringify({ ...report, refused, physical: physical === null ? null : { ...physical.report, s3: bucket.plan } }, null, 2) + "\n"
+        : formatCleanupReport(report, config.tz, refused) +
+            (physical === null ? "" : formatPhysicalCleanup(physical.report, config.tz, args.dryRun)) +
+            (bucket.plan === null ? "" : formatBucketPrune(bucket.plan, args.dryRun)),
     );
     if (refused !== null) throw new TaskError(ExitCode.refused, `cleanup would refuse: ${refused}`);
     if (remote.failure !== null) {
       const done = args.dryRun ? "planned from BACKUP_DIR only" : "deleted from BACKUP_DIR only, nothing in S3";
       throw new TaskError(ExitCode.mirrorFailed, `the S3 mirror cannot be listed (${(remote.failure as Error).message}); cleanup ${done}. The next cleanup deletes in S3 what it misses now`, { cause: remote.failure });
+    }
+    if (bucket.failure !== null) {
+      throw new TaskError(ExitCode.mirrorFailed, `the physical tier in the S3 mirror was not pruned (${(bucket.failure as Error).message}); BACKUP_DIR was cleaned up. The next cleanup or mirror prunes it`, { cause: bucket.failure });
     }
     return report;
   } finally {

@@ -143,7 +143,9 @@ export async function main(argv: string[]): Promise<void> {
           async (config, deps) => {
             if (a.tier === "base") {
               const base = await import("./baseBackup.js");
-              const r = await base.run(config, deps, { dryRun: a.dryRun, allowNewCluster: a.allowNewCluster });
+              const baseArgs = { dryRun: a.dryRun, allowNewCluster: a.allowNewCluster };
+              // With S3_BUCKET set the base backup is mirrored after the local write succeeded (exit 6 if only the mirror failed).
+              const r = config.s3 !== null && !a.dryRun ? await (await import("./mirror.js")).baseBackupAndMirror(config, deps, baseArgs) : await base.run(config, deps, baseArgs);
               const summary = base.summarizeBase(r);
               deps.out(summary);
               return r.status === "written" ? { bytes: r.manifest.compressedBytes, backup: r.name, summary: summary.trim() } : {};
@@ -171,14 +173,13 @@ export async function main(argv: string[]): Promise<void> {
           .option("source", { choices: ["local", "s3"] as const, default: "local" as const, describe: "list BACKUP_DIR or the S3 mirror (S3_BUCKET/S3_PREFIX)" }),
       (a) =>
         execute(async (config, deps) => {
-          if (a.source === "s3" && a.tier === "base") throw new TaskError(ExitCode.usage, "--tier base with --source s3: the S3 mirror holds no base backups; list them with --source local");
-          if (a.source === "s3") await (await import("./mirror.js")).listS3(config, deps, { json: a.json, tier: a.tier as Tier | undefined });
+          if (a.source === "s3") await (await import("./mirror.js")).listS3(config, deps, { json: a.json, tier: a.tier });
           else await (await import("./list.js")).run(config, deps, { json: a.json, tier: a.tier });
         }, "list"),
     )
     .command(
       "mirror",
-      "upload every local backup that the S3 mirror lacks or holds differently (idempotent; checks each object's sha256)",
+      "upload every local backup, base backup and WAL file that the S3 mirror lacks or holds differently (idempotent; checks each backup's sha256), and prune the physical tier there by cleanup's plan",
       (y) => y.option("dry-run", { type: "boolean", default: false, describe: "print what would be uploaded and why; upload nothing" }),
       (a) =>
         execute(
@@ -262,11 +263,12 @@ export async function main(argv: string[]): Promise<void> {
           .option("move-aside", { type: "boolean", default: false, describe: "rename a non-empty --pgdata to DIR.pgsb-moved-<time> first (never deleted)" })
           .option("owner", { type: "string", describe: "UID[:GID] to own the restored files (as root: e.g. 70:70 for the Alpine postgres image); default: this task's user" })
           .option("trust-unsigned", { type: "boolean", default: false, describe: "without BACKUP_VERIFY_KEY_FILE: restore even when the base backup's configuration runs commands or loads code (listed in the refusal)" })
+          .option("source", { choices: ["local", "s3"] as const, default: "local" as const, describe: "read the base backups and WAL from BACKUP_DIR, or from the S3 mirror (S3_BUCKET/S3_PREFIX; BACKUP_DIR may be empty)" })
           .option("dry-run", { type: "boolean", default: false, describe: "print the plan; write nothing" }),
       (a) =>
         execute(
           async (config, deps) => {
-            await (await import("./restorePitr.js")).run(config, deps, { at: a.at, pgdata: a.pgdata, moveAside: a.moveAside, owner: a.owner, trustUnsigned: a.trustUnsigned, dryRun: a.dryRun });
+            await (await import("./restorePitr.js")).run(config, deps, { at: a.at, pgdata: a.pgdata, moveAside: a.moveAside, owner: a.owner, trustUnsigned: a.trustUnsigned, dryRun: a.dryRun, source: a.source });
           },
           "restore-pitr",
           restoreLabel("restore-pitr", a.dryRun),

@@ -1,7 +1,7 @@
 // The S3 mirror's settings (S3_*, AWS_*_FILE): null when S3_BUCKET is unset.
 import { ConfigError } from "../core/errors.js";
 import type { Env } from "./envValues.js";
-import { bool, oneOf, readSecretFile, str } from "./envValues.js";
+import { bool, int, oneOf, readSecretFile, str } from "./envValues.js";
 import type { Secret } from "../core/secret.js";
 
 export interface S3Config {
@@ -14,6 +14,12 @@ export interface S3Config {
   accessKeyId: Secret | null;
   secretAccessKey: Secret | null;
   retention: "mirror" | "keep";
+  /**
+   * S3_WAL_SNAPSHOT_SECONDS: how often wal-receive uploads the segment being received (its
+   * snapshot in wal/) to the bucket, at most; 0: only completed segments go up. The recovery
+   * point with the storage box lost is about this old while a segment fills.
+   */
+  walSnapshotSeconds: number;
 }
 
 
@@ -65,5 +71,6 @@ export function s3Config(env: Env): S3Config | null {
     accessKeyId,
     secretAccessKey,
     retention: oneOf(env, "S3_RETENTION", ["mirror", "keep"] as const, "mirror"),
+    walSnapshotSeconds: int(env, "S3_WAL_SNAPSHOT_SECONDS", 5, 0, 86_400, "seconds between uploads of the WAL segment being received (5 by default; 0: completed segments only)"),
   };
 }

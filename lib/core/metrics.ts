@@ -65,6 +65,22 @@ export interface WalReceiverMetrics {
   running: boolean;
   /** Unix seconds of this report: a stale one means the service itself is gone. */
   updatedAt: number;
+  /** With S3_BUCKET: how far the bucket's copy of wal/ is behind (lib/receiver/walUploader.ts). */
+  s3?: WalS3Metrics;
+}
+
+export interface WalS3Metrics {
+  /** The last upload round succeeded. */
+  ok: boolean;
+  /** Age of the oldest WAL in wal/ that the bucket lacks: the recovery point with the storage box lost. */
+  lagSeconds: number;
+  pendingFiles: number;
+  /** Failed upload rounds since wal-receive started. */
+  failures: number;
+  /** Files in wal/ not uploaded because their signature does not verify. */
+  refusedFiles: number;
+  /** Unix seconds of the last upload, or null. */
+  lastUploadAt: number | null;
 }
 
 export const STATE_SUFFIX = ".json";
@@ -174,10 +190,15 @@ export function formatMetrics(state: MetricsState): string {
   return lines.length === 0 ? "" : lines.join("\n") + "\n";
 }
 
+/** A family with one sample labelled `l`, or none when the value is unknown. */
+function single(l: string): (name: string, help: string, v: number | null, type?: "counter") => Family {
+  return (name, help, v, type) => ({ name, help, type, samples: v === null ? [] : [[l, v]] });
+}
+
 function walReceiverFamilies(w: WalReceiverMetrics | undefined): Family[] {
   if (w === undefined) return [];
   const l = labels({ slot: w.slot });
-  const one = (name: string, help: string, v: number | null, type?: "counter"): Family => ({ name, help, type, samples: v === null ? [] : [[l, v]] });
+  const one = single(l);
   return [
     one("pgsb_wal_receive_up", "1 while pg_receivewal runs under wal-receive, 0 while it is restarting or stopped.", w.running ? 1 : 0),
     one("pgsb_wal_receive_lsn_bytes", "The WAL position archived in wal/ (flushed by pg_receivewal, the slot's restart_lsn; with signing or encryption, shipped from the spool), in bytes.", w.lsnBytes),
@@ -186,6 +207,20 @@ function walReceiverFamilies(w: WalReceiverMetrics | undefined): Family[] {
     one("pgsb_wal_receive_lag_bytes", "The server's flushed WAL position minus the archived one.", w.lagBytes),
     one("pgsb_wal_receive_restarts_total", "pg_receivewal restarts since wal-receive started.", w.restarts, "counter"),
     one("pgsb_wal_receive_updated_timestamp_seconds", "When wal-receive last reported (Unix time); stale when the service is gone.", w.updatedAt),
+    ...walS3Families(w.s3, l),
+  ];
+}
+
+function walS3Families(s: WalS3Metrics | undefined, l: string): Family[] {
+  if (s === undefined) return [];
+  const one = single(l);
+  return [
+    one("pgsb_wal_receive_s3_up", "1 when wal-receive's last upload round to the S3 mirror succeeded, 0 while S3 fails.", s.ok ? 1 : 0),
+    one("pgsb_wal_receive_s3_lag_seconds", "Age of the oldest WAL in wal/ not yet in the S3 mirror (0 when it has everything): the recovery point with the storage box lost.", s.lagSeconds),
+    one("pgsb_wal_receive_s3_pending_files", "WAL files in wal/ waiting to be uploaded to the S3 mirror.", s.pendingFiles),
+    one("pgsb_wal_receive_s3_failures_total", "Upload rounds to the S3 mirror that failed since wal-receive started.", s.failures, "counter"),
+    one("pgsb_wal_receive_s3_refused_files", "WAL files in wal/ not uploaded because their signature does not verify.", s.refusedFiles),
+    one("pgsb_wal_receive_s3_last_upload_timestamp_seconds", "When wal-receive last uploaded a WAL file to the S3 mirror (Unix time).", s.lastUploadAt),
   ];
 }
 

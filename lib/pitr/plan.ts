@@ -84,6 +84,16 @@ function fullName(f: SegmentFile): string {
 }
 
 /**
+ * The base backup a restore to `target` starts from: the newest usable one that finished
+ * before it (the newest of all without a target; the oldest when none finished before it,
+ * which planPitr then refuses), or null when none is usable. Pure.
+ */
+export function baseFor(bases: readonly BaseCandidate[], target: Date | null): (BaseCandidate & { manifest: BaseManifest }) | null {
+  const good = usable(bases);
+  return good.filter((b) => target === null || Date.parse(b.manifest.finishedAt) < target.getTime()).at(-1) ?? good[0] ?? null;
+}
+
+/**
  * Chooses the newest usable base backup that finished before `target` (or the newest of all
  * without one) and the WAL from its start segment to what the target needs. Throws a
  * TaskError (exit 4) naming the restorable range when the target is outside it, or the first
@@ -104,7 +114,7 @@ export function planPitr(bases: readonly BaseCandidate[], wal: WalInput, target:
   if (target !== null && (walEnd === null || target > walEnd)) {
     throw new TaskError(ExitCode.refused, `--at ${iso(target)} is after the newest archived WAL, so recovery would stop short of it; ${range}. Choose a time inside the range, or leave out --at to recover to the end of the WAL`);
   }
-  const chosen = good.filter((b) => target === null || Date.parse(b.manifest.finishedAt) < target.getTime()).at(-1) ?? oldest;
+  const chosen = baseFor(good, target) ?? oldest;
   const m = chosen.manifest;
   const size = m.walSegmentSize;
   const start = parseLsn(m.startLsn);

@@ -25,12 +25,14 @@ import { recoverySettings } from "./recoveryConf.js";
 import { gateSettings } from "./settingsGate.js";
 import type { TrustedBase } from "./trustedBase.js";
 import { isMountPoint, moveAside, moveContentsAside, moveContentsIn } from "./dataDir.js";
-import { stageWal } from "./walStaging.js";
-import type { StagedHistory } from "./walStaging.js";
+import { localWalSource, stageWal } from "./walStaging.js";
+import type { StagedHistory, WalSource } from "./walStaging.js";
 import type { WalTrust } from "../wal/readFile.js";
 
 export interface PitrRestoreOptions {
   backupDir: string;
+  /** Where the WAL is read: BACKUP_DIR/wal unless given (the S3 mirror: lib/offsite/). */
+  walSource?: WalSource;
   /** The plan's base backup, its sidecars checked (trustBase). */
   base: TrustedBase;
   dataDir: string;
@@ -65,7 +67,7 @@ export interface PitrRestoreOutcome {
 async function build(plan: PitrPlan, o: PitrRestoreOptions, partial: string): Promise<{ rawBytes: number; walBytes: number }> {
   // The WAL first: a file whose signature or decryption fails refuses the restore before the base backup is extracted.
   const trust = { ...o.wal, env: o.env, systemIdentifier: plan.manifest.systemIdentifier };
-  const { bytes } = await stageWal(o.backupDir, partial, plan.segments, o.histories, plan.manifest.walSegmentSize, trust, o.log);
+  const { bytes } = await stageWal(o.walSource ?? localWalSource(o.backupDir), partial, plan.segments, o.histories, plan.manifest.walSegmentSize, trust, o.log);
   o.log.info({ backup: plan.base, into: partial }, `extracting ${plan.base}`);
   const { rawBytes, members, backupManifest, verification } = await extractBase(o.base, partial, { identity: o.identity, threads: o.threads, env: o.env, log: o.log, afterChunk: o.afterChunk });
   const problem = backupManifestProblem(backupManifest, plan.manifest);

@@ -47,27 +47,45 @@ async function writeStaged(path: string, data: Buffer, size: number): Promise<vo
   }
 }
 
-async function readSegment(path: string, s: StagedSegment, trust: StageTrust, segmentSize: number): Promise<WalRead> {
-  const file = parseWalName(s.source);
-  if (file?.kind !== "segment") throw new Error(`${s.source} in BACKUP_DIR/wal is not a WAL segment`);
-  const read = () => readWalFile(path, file, trust, { maxBytes: segmentSize, systemIdentifier: trust.systemIdentifier, partial: file.partial });
+/** Where staged segments are read from: BACKUP_DIR/wal (localWalSource) or the S3 mirror (lib/offsite/). */
+export interface WalSource {
+  /** For messages: "BACKUP_DIR/wal", "s3://bucket/prefix/wal". */
+  where: string;
+  /** One segment file, read once and checked and decoded from those bytes (readWalFile, decodeWal). */
+  read(s: StagedSegment, trust: StageTrust, segmentSize: number): Promise<WalRead>;
+}
+
+/** Reads a segment with `read`; a snapshot of the segment being received that fails its signature is read once more, after a pause (see SNAPSHOT_RETRY_MS). */
+export async function readSegmentOnce(s: StagedSegment, trust: StageTrust, read: () => Promise<WalRead>): Promise<WalRead> {
   try {
     return await read();
   } catch (err) {
-    if (!(file.partial && trust.verifyKey !== null && err instanceof TaskError && err.exitCode === ExitCode.refused)) throw err;
+    if (!(s.source.includes(".partial") && trust.verifyKey !== null && err instanceof TaskError && err.exitCode === ExitCode.refused)) throw err;
     await sleep(SNAPSHOT_RETRY_MS);
     return read();
   }
 }
 
+export function localWalSource(backupDir: string): WalSource {
+  const from = walDir(backupDir);
+  return {
+    where: "BACKUP_DIR/wal",
+    read(s, trust, segmentSize) {
+      const file = parseWalName(s.source);
+      if (file?.kind !== "segment") throw new Error(`${s.source} in BACKUP_DIR/wal is not a WAL segment`);
+      return readSegmentOnce(s, trust, () => readWalFile(join(from, s.source), file, trust, { maxBytes: segmentSize, systemIdentifier: trust.systemIdentifier, partial: file.partial }));
+    },
+  };
+}
+
 /**
  * Stages the plan's segments and history files (decrypted and decompressed, under the names
- * recovery asks for, never through a symlink) from BACKUP_DIR/wal into `dataDir/pgsb_wal`.
+ * recovery asks for, never through a symlink) from `source` into `dataDir/pgsb_wal`.
  * Throws a refusal (exit 4) naming the file whose signature or decryption fails, and an error
  * naming the segment that is corrupt (wrong size after decompression).
  */
 export async function stageWal(
-  backupDir: string,
+  source: WalSource,
   dataDir: string,
   segments: readonly StagedSegment[],
   histories: readonly StagedHistory[],
@@ -75,7 +93,6 @@ export async function stageWal(
   trust: StageTrust,
   log: Logger,
 ): Promise<{ bytes: number }> {
-  const from = walDir(backupDir);
   const into = join(dataDir, STAGED_WAL_DIR);
   await mkdir(into, { mode: 0o700 });
   for (const h of histories) {
@@ -86,10 +103,10 @@ export async function stageWal(
   let bytes = 0;
   let last = Date.now();
   for (const [i, s] of segments.entries()) {
-    const { data } = await readSegment(join(from, s.source), s, trust, segmentSize);
+    const { data } = await source.read(s, trust, segmentSize);
     const partial = s.source.includes(".partial");
     if (!partial && data.length !== segmentSize) {
-      throw new Error(`WAL segment ${s.source} in BACKUP_DIR/wal holds ${data.length} bytes after decompression, not the segment size ${segmentSize}: it is corrupt or truncated; restore it from a copy or choose a time before it`);
+      throw new Error(`WAL segment ${s.source} in ${source.where} holds ${data.length} bytes after decompression, not the segment size ${segmentSize}: it is corrupt or truncated; restore it from a copy or choose a time before it`);
     }
     await writeStaged(join(into, s.target), data, segmentSize);
     bytes += segmentSize;

@@ -4,6 +4,7 @@
 // into a spool (archiveMode.ts, shipper.ts), and the monitor's report. The last round runs
 // when pg_receivewal exits (a server that died leaves its newest WAL to ship) and, at SIGTERM,
 // after pg_receivewal has stopped.
+import { createPublicKey } from "node:crypto";
 import { lstat, mkdir } from "node:fs/promises";
 import type { Config } from "../config/config.js";
 import type { Deps } from "../core/deps.js";
@@ -15,6 +16,7 @@ import { shutdown } from "../core/shutdown.js";
 import { withClient } from "../postgres/connection.js";
 import { encryptorFor } from "../backup/encryption.js";
 import { walDir } from "../physical/layout.js";
+import { storedLimit } from "../wal/readFile.js";
 import type { ArchiveMode } from "./archiveMode.js";
 import { archiveMode } from "./archiveMode.js";
 import { WalReceiverMonitor } from "./monitor.js";
@@ -24,8 +26,13 @@ import { clusterIdentity } from "./slot.js";
 import { switchChecks } from "./switchChecks.js";
 import { SwitchWatch } from "./switchWatch.js";
 import type { TickReason } from "./switchWatch.js";
+import type { WalUploader } from "./walUploader.js";
 
 const LAST_ROUND_WAIT_MS = 1000;
+/** At SIGTERM, the last upload to S3 may take this long (the shutdown gives each step 3 s). */
+const LAST_UPLOAD_MS = 2500;
+/** The largest WAL segment initdb allows, until the server said its wal_segment_size. */
+const MAX_SEGMENT_BYTES = 1 << 30;
 
 /** The spool is created private; one that exists must be a folder, not a symlink. */
 async function ensureSpool(dir: string): Promise<void> {
@@ -44,6 +51,8 @@ export class WalArchiver {
   readonly #log: Logger;
   readonly #shipper: WalShipper | null;
   readonly #watch: SwitchWatch;
+  #uploader: WalUploader | null = null;
+  #walSegmentSize = MAX_SEGMENT_BYTES;
   #fatal: TaskError | null = null;
   #child: Child | null = null;
   #unregister: () => void = () => undefined;
@@ -75,6 +84,8 @@ export class WalArchiver {
     if (mode.kind === "spool") await ensureSpool(mode.receiveDir);
     await switchChecks({ backupDir: config.backupDir, receiveDir: mode.receiveDir });
     const a = new WalArchiver(config, deps, log, mode);
+    // Registered first, so that at SIGTERM it runs last: after the last WAL was shipped to wal/.
+    if (config.s3 !== null) a.#uploader = await a.#startUploader(config, deps, log);
     if (a.#shipper !== null) {
       const shipper = a.#shipper;
       await shipper.removeStaleTemps();
@@ -87,21 +98,46 @@ export class WalArchiver {
       log.info({ spool: mode.receiveDir, sign: mode.kind === "spool" && mode.sign, encrypt: mode.kind === "spool" && mode.encrypt }, `pg_receivewal writes into ${mode.receiveDir}; wal-receive ships to ${walDir(config.backupDir)}`);
     }
     a.#watch.start();
+    a.#uploader?.start();
     return a;
   }
 
-  /** Before each pg_receivewal start: the cluster the signatures name (kept when the server cannot be asked at once). */
+  /** With S3_BUCKET: WAL goes on from wal/ to the bucket (walUploader.ts); the SDK is loaded only then. */
+  async #startUploader(config: Config, deps: Deps, log: Logger): Promise<WalUploader> {
+    const s3 = config.s3 as NonNullable<Config["s3"]>;
+    const [{ WalUploader }, { mirrorTarget }] = await Promise.all([import("./walUploader.js"), import("../s3/client.js")]);
+    const signing = config.signing;
+    const uploader = new WalUploader({
+      t: mirrorTarget(s3, log.child({ mirror: "s3" })),
+      backupDir: config.backupDir,
+      // What wal-receive signed verifies with the signing key's public half: no other key is needed to refuse a file someone else put into wal/.
+      verifyKey: signing.verifyKey ?? (signing.key === null ? null : createPublicKey(signing.key)),
+      snapshotSeconds: s3.walSnapshotSeconds,
+      intervalMs: config.wal.statusIntervalSeconds * 1000,
+      maxBytes: () => storedLimit(this.#walSegmentSize),
+      log,
+      now: () => deps.now().getTime(),
+    });
+    this.monitor.watchS3(() => uploader.status());
+    shutdown.register("wal-receive: upload the last WAL to the S3 mirror", () => uploader.stop(LAST_UPLOAD_MS));
+    log.info({ bucket: s3.bucket, snapshotSeconds: s3.walSnapshotSeconds, verify: uploader !== null && (signing.verifyKey ?? signing.key) !== null }, `WAL in ${walDir(config.backupDir)} goes on to the S3 mirror`);
+    return uploader;
+  }
+
+  /** Before each pg_receivewal start: the cluster the signatures name and its segment size (kept when the server cannot be asked at once). */
   async beforeStart(): Promise<void> {
     const shipper = this.#shipper;
-    if (shipper === null) return;
-    const known = shipper.systemIdentifier !== null;
+    if (shipper === null && this.#uploader === null) return;
+    const known = shipper === null || shipper.systemIdentifier !== null;
     await withClient({ ...this.#config.pg, connectTimeoutSeconds: known ? 0 : this.#config.pg.connectTimeoutSeconds }, this.#config.pg.database, async (c) => {
       const id = await clusterIdentity(c);
+      this.#walSegmentSize = id.walSegmentSize;
+      if (shipper === null) return;
       shipper.systemIdentifier = id.systemIdentifier;
       shipper.maxBytes = 2 * id.walSegmentSize + (1 << 20);
     }, this.#log).catch((err: unknown) => {
       if (!known) throw err;
-      this.#log.warn({ error: (err as Error).message }, "the server cannot be asked for its system identifier now; signing with the one it had");
+      this.#log.warn({ error: (err as Error).message }, "the server cannot be asked for its system identifier and segment size now; going on with what it said before");
     });
   }
 
@@ -119,6 +155,7 @@ export class WalArchiver {
 
   async close(): Promise<void> {
     await this.#watch.stop();
+    await this.#uploader?.stop(LAST_UPLOAD_MS);
     await this.monitor.poll().catch(() => undefined);
     await this.monitor.stop();
     this.#unregister();
@@ -143,6 +180,8 @@ export class WalArchiver {
         this.#log.error({ event: "ship", reason, error: (err as Error).message }, `WAL could not be shipped from ${this.mode.receiveDir} to wal/ (${(err as Error).message}); retrying at the next tick`);
       }
     }
+    // Never awaited: the bucket is the second copy, and a slow one must not hold up the first.
+    this.#uploader?.nudge();
     await this.monitor.report();
   }
 }

@@ -19,6 +19,7 @@ import { formatLsn } from "../physical/layout.js";
 import { lagSeconds, pruneSamples } from "./lag.js";
 import type { ServerSample } from "./lag.js";
 import { serverFlushLsn, slotState } from "./slot.js";
+import type { WalUploaderStatus } from "./walUploader.js";
 
 const HEARTBEAT_MS = 60_000;
 /** Bounds the samples kept while the receiver is far behind (a day at 5 s is 17 280). */
@@ -40,6 +41,8 @@ export class WalReceiverMonitor {
   #archived: bigint | null | undefined;
   #archivedAt: number | null = null;
   #lagBytes: number | null = null;
+  /** With S3_BUCKET: the uploader's status (walUploader.ts). */
+  #s3: (() => WalUploaderStatus) | null = null;
   restarts = 0;
 
   constructor(config: Config, deps: Deps, log: Logger, shipping: boolean) {
@@ -65,6 +68,11 @@ export class WalReceiverMonitor {
   /** The position the lag and metrics are about: shipped (spool mode) or flushed (direct). */
   #position(): { lsn: bigint | null; at: number | null } {
     return this.#archived === undefined ? { lsn: this.#received, at: this.#receivedAt } : { lsn: this.#archived, at: this.#archivedAt };
+  }
+
+  /** With S3_BUCKET: report the uploader's status in the metrics, and alert when the bucket falls behind like the receiver. */
+  watchS3(status: () => WalUploaderStatus): void {
+    this.#s3 = status;
   }
 
   /** pg_receivewal started (true) or exited (false). */
@@ -116,6 +124,7 @@ export class WalReceiverMonitor {
     const file = this.#config.metricsFile;
     if (file === null) return;
     const { lsn, at } = this.#position();
+    const s3 = this.#s3?.();
     await recordWalReceiver(file, {
       slot: this.#config.wal.slot,
       lsn: lsn === null ? null : formatLsn(lsn),
@@ -126,18 +135,22 @@ export class WalReceiverMonitor {
       restarts: this.restarts,
       running: this.#running,
       updatedAt: now / 1000,
+      ...(s3 === undefined ? {} : { s3: { ok: s3.ok, lagSeconds: s3.lagSeconds, pendingFiles: s3.pending, failures: s3.failures, refusedFiles: s3.refused, lastUploadAt: s3.lastUploadAt === null ? null : s3.lastUploadAt / 1000 } }),
     }).catch((err: unknown) => this.#log.warn({ err: (err as Error).message, metricsFile: file }, "metrics not recorded"));
   }
 
   async #alert(now: number, lag: number): Promise<void> {
     const limit = this.#config.wal.lagAlertSeconds;
     const downFor = this.#downSince === null ? 0 : (now - this.#downSince) / 1000;
-    const behind = lag > limit || downFor > limit;
-    const fields = { slot: this.#config.wal.slot, lagSeconds: Math.round(lag), downSeconds: Math.round(downFor), restarts: this.restarts, alertSeconds: limit };
+    const s3Lag = this.#s3?.().lagSeconds ?? 0;
+    const behind = lag > limit || downFor > limit || s3Lag > limit;
+    const fields = { slot: this.#config.wal.slot, lagSeconds: Math.round(lag), downSeconds: Math.round(downFor), s3LagSeconds: Math.round(s3Lag), restarts: this.restarts, alertSeconds: limit };
     if (behind && !this.#alerting) {
       this.#alerting = true;
-      const what = downFor > limit ? `pg_receivewal has been down for ${Math.round(downFor)} s` : `the WAL receiver is ${Math.round(lag)} s behind the server`;
-      const message = `${what} (WAL_LAG_ALERT_SECONDS=${limit}); the recovery point is that old. Check the wal-receive service's log and the connection to PostgreSQL`;
+      const message =
+        lag <= limit && downFor <= limit
+          ? `WAL has not reached the S3 mirror for ${Math.round(s3Lag)} s (WAL_LAG_ALERT_SECONDS=${limit}); with the storage box lost, the recovery point is that old (wal/ itself is current). Check the wal-receive service's log (event s3-failed) and the S3 settings`
+          : `${downFor > limit ? `pg_receivewal has been down for ${Math.round(downFor)} s` : `the WAL receiver is ${Math.round(lag)} s behind the server`} (WAL_LAG_ALERT_SECONDS=${limit}); the recovery point is that old. Check the wal-receive service's log and the connection to PostgreSQL`;
       this.#log.error(fields, message);
       await this.#notifier(true).failure(ExitCode.failed, message);
     } else if (!behind && this.#alerting) {

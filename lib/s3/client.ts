@@ -72,6 +72,19 @@ export function objectKey(s3: S3Config, tier: Tier, file: string): string {
   return `${keyPrefix(s3)}${tier}/${file}`;
 }
 
+/**
+ * The physical tier's folders in the bucket: base backups (with their sidecars), completed WAL
+ * files (segments and timeline histories, each with its .sig), and the snapshots of the segment
+ * being received, kept apart because they are replaced every few seconds: a lifecycle rule on
+ * that folder alone can expire their old versions within a day (docs/s3.md "The physical tier in the bucket").
+ */
+export type PhysicalFolder = "base" | "wal" | "wal-partial";
+
+/** Where a base backup or WAL file (or its sidecar: pass `name + suffix`) lives: S3_PREFIX/<folder>/<file>. */
+export function physicalKey(s3: S3Config, folder: PhysicalFolder, file: string): string {
+  return `${keyPrefix(s3)}${folder}/${file}`;
+}
+
 export function s3Url(s3: S3Config, key: string): string {
   return `s3://${s3.bucket}/${key}`;
 }

@@ -8,12 +8,10 @@ import type { ReadStream } from "node:fs";
 import { access, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { PutObjectCommandInput } from "@aws-sdk/client-s3";
-import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import type { CatalogEntry } from "../store/catalog.js";
 import { tierDir } from "../store/catalog.js";
-import type { Config, S3Config } from "../config/config.js";
+import type { Config } from "../config/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Manifest } from "../store/manifest.js";
@@ -24,16 +22,13 @@ import type { Tier } from "../store/naming.js";
 import { listRemote, planMirror } from "./remoteCatalog.js";
 import type { MirrorTarget } from "./client.js";
 import { ObjectTooLarge, getBytes, getText, mirrorTarget, objectKey, s3Failure, s3Url } from "./client.js";
+import { deleteKeys, putBytes, uploadStream } from "./objects.js";
 import { commitFile, ensureTierDir, storageError } from "../store/storage.js";
 import { isStorageErrno } from "../store/backupDir.js";
 import { shutdown } from "../core/shutdown.js";
 import { createExclusive, tempPath } from "../core/atomicWrite.js";
 import type { FileModes } from "../core/fileModes.js";
 import { DEFAULT_FILE_MODES } from "../core/fileModes.js";
-
-/** S3 allows at most 10 000 parts; larger files get larger parts. */
-const MAX_PARTS = 10_000;
-const PROGRESS_MS = 5000;
 
 /** A local backup to upload: a usable CatalogEntry or a written BackupResult both fit. */
 export interface LocalBackup {
@@ -51,13 +46,6 @@ export interface UploadResult {
   seconds: number;
 }
 
-/** S3_SSE: AES256, aws:kms, or aws:kms:<key id> for a customer-managed key. */
-function sseParams(s3: S3Config): Partial<PutObjectCommandInput> {
-  if (s3.sse === null) return {};
-  const kms = /^aws:kms:(.+)$/.exec(s3.sse);
-  return kms !== null ? { ServerSideEncryption: "aws:kms", SSEKMSKeyId: kms[1] } : { ServerSideEncryption: s3.sse as PutObjectCommandInput["ServerSideEncryption"] };
-}
-
 /** The backup's .sha256.sig, or null for an unsigned backup. */
 async function readSignature(path: string): Promise<Buffer | null> {
   return readFile(path + SIGNATURE_SUFFIX).catch((err: unknown) => {
@@ -73,10 +61,9 @@ async function isSigned(path: string): Promise<boolean> {
   );
 }
 
-/** Passes bytes through while hashing them, so a transfer proves what it moved without a second read. */
 async function putSmall(t: MirrorTarget, key: string, body: string | Buffer): Promise<void> {
   const type = key.endsWith(MANIFEST_SUFFIX) ? "application/json" : key.endsWith(SIGNATURE_SUFFIX) ? "application/octet-stream" : "text/plain";
-  await t.client.send(new PutObjectCommand({ Bucket: t.s3.bucket, Key: key, Body: body, ContentType: type, ...sseParams(t.s3) }));
+  await putBytes(t, key, body, {}, type);
 }
 
 /**
@@ -97,30 +84,7 @@ export async function uploadBackup(t: MirrorTarget, b: LocalBackup): Promise<Upl
     body = createReadStream(b.path, { highWaterMark: 1 << 20 });
     const tap = hashTap(hash);
     body.once("error", (err) => tap.destroy(err));
-    const upload = new Upload({
-      client: t.client,
-      params: { Bucket: t.s3.bucket, Key: key, Body: body.pipe(tap), Metadata: { sha256: b.manifest.sha256 }, ContentType: "application/octet-stream", ...sseParams(t.s3) },
-      partSize: Math.max(t.partSize, Math.ceil(bytes / MAX_PARTS)),
-      queueSize: t.queueSize,
-      leavePartsOnError: false,
-    });
-    let parts = 1;
-    let lastLog = Date.now();
-    upload.on("httpUploadProgress", (p) => {
-      parts = Math.max(parts, p.part ?? 1);
-      if (Date.now() - lastLog < PROGRESS_MS) return;
-      lastLog = Date.now();
-      log.info({ key, uploadedBytes: p.loaded, bytes }, `upload progress: ${((p.loaded ?? 0) / 1e6).toFixed(0)} of ${(bytes / 1e6).toFixed(0)} MB`);
-    });
-    await upload.done();
-    const sent = hash.digest("hex");
-    if (sent !== b.manifest.sha256) {
-      throw new TaskError(ExitCode.mirrorFailed, `${b.path} does not match its manifest's sha256 (read ${sent.slice(0, 12)}…, recorded ${b.manifest.sha256.slice(0, 12)}…); the local file is corrupt, run verify`);
-    }
-    const head = await t.client.send(new HeadObjectCommand({ Bucket: t.s3.bucket, Key: key }));
-    if (head.ContentLength !== bytes || head.Metadata?.sha256 !== b.manifest.sha256) {
-      throw new TaskError(ExitCode.mirrorFailed, `${s3Url(t.s3, key)} does not match after upload (size ${head.ContentLength} vs ${bytes}, sha256 metadata ${head.Metadata?.sha256 ?? "missing"}); the server lost or changed data`);
-    }
+    const parts = await uploadStream(t, key, body.pipe(tap), { bytes, sha256: b.manifest.sha256, hashed: () => hash.digest("hex"), label: b.path });
     await putSmall(t, key + CHECKSUM_SUFFIX, checksum);
     if (signature !== null) await putSmall(t, key + SIGNATURE_SUFFIX, signature);
     await putSmall(t, key + MANIFEST_SUFFIX, manifestText);
@@ -257,20 +221,10 @@ export async function deleteRemote(t: MirrorTarget, names: readonly string[]): P
     });
   const deleted: string[] = [];
   for (const keys of [keysOf([MANIFEST_SUFFIX]), keysOf(["", CHECKSUM_SUFFIX, SIGNATURE_SUFFIX])]) {
-    // DeleteObjects takes at most 1000 keys per request.
-    for (let i = 0; i < keys.length; i += 1000) {
-      const batch = keys.slice(i, i + 1000);
-      try {
-        const r = await t.client.send(new DeleteObjectsCommand({ Bucket: t.s3.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }));
-        const failed = r.Errors ?? [];
-        if (failed.length > 0) {
-          const first = failed[0];
-          throw new TaskError(ExitCode.mirrorFailed, `S3 refused to delete ${failed.length} object(s), e.g. ${s3Url(t.s3, first?.Key ?? "?")} (${first?.Code ?? "error"}: ${first?.Message ?? ""})`);
-        }
-        deleted.push(...(r.Deleted ?? []).map((d) => d.Key ?? ""));
-      } catch (err) {
-        throw await s3Failure(t.s3, t.client, `deletion of ${batch.length} object(s) in S3_BUCKET=${t.s3.bucket}`, err, ExitCode.mirrorFailed);
-      }
+    try {
+      deleted.push(...(await deleteKeys(t, keys)));
+    } catch (err) {
+      throw await s3Failure(t.s3, t.client, `deletion of ${keys.length} object(s) in S3_BUCKET=${t.s3.bucket}`, err, ExitCode.mirrorFailed);
     }
   }
   if (names.length > 0) t.log.info({ backups: names, objects: deleted.length }, `deleted ${names.length} backup(s) from S3`);

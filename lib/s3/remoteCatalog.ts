@@ -9,7 +9,7 @@ import { ExitCode } from "../core/errors.js";
 import type { Manifest } from "../store/manifest.js";
 import { MANIFEST_MAX_BYTES, ManifestInvalid, manifestSizeProblem, parseManifest } from "../store/manifest.js";
 import type { Tier } from "../store/naming.js";
-import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIDECAR_SUFFIXES, SIGNATURE_SUFFIX, parseBackupName } from "../store/naming.js";
+import { CHECKSUM_SUFFIX, MANIFEST_SUFFIX, SIDECAR_SUFFIXES, SIGNATURE_SUFFIX, TIERS, parseBackupName } from "../store/naming.js";
 import type { MirrorTarget } from "./client.js";
 import { ObjectTooLarge, getText, keyPrefix, objectKey, s3Failure, s3Url } from "./client.js";
 import { mapLimit } from "../core/concurrency.js";
@@ -56,17 +56,23 @@ export function groupRemote(prefix: string, objects: readonly Pick<_Object, "Key
   return [...byName.values()].sort((a, b) => a.time.getTime() - b.time.getTime() || a.name.localeCompare(b.name));
 }
 
-/** Every backup under S3_PREFIX, oldest first, from one paginated LIST (no GETs). */
+/**
+ * Every backup under S3_PREFIX, oldest first, from a paginated LIST of each tier's folder (no
+ * GETs): the physical tier's base/, wal/ and wal-partial/ beside them can hold thousands of keys
+ * that a listing of the whole prefix would page through.
+ */
 export async function listRemote(t: MirrorTarget): Promise<RemoteBackup[]> {
   const prefix = keyPrefix(t.s3);
   const objects: _Object[] = [];
-  let token: string | undefined;
   try {
-    do {
-      const r = await t.client.send(new ListObjectsV2Command({ Bucket: t.s3.bucket, Prefix: prefix, ContinuationToken: token }));
-      objects.push(...(r.Contents ?? []));
-      token = r.IsTruncated === true ? r.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    for (const tier of TIERS) {
+      let token: string | undefined;
+      do {
+        const r = await t.client.send(new ListObjectsV2Command({ Bucket: t.s3.bucket, Prefix: `${prefix}${tier}/`, ContinuationToken: token }));
+        objects.push(...(r.Contents ?? []));
+        token = r.IsTruncated === true ? r.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    }
   } catch (err) {
     throw await s3Failure(t.s3, t.client, `listing of ${s3Url(t.s3, prefix)}`, err, ExitCode.mirrorFailed);
   }

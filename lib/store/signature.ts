@@ -16,6 +16,9 @@ export function signChecksumFile(checksumText: string, key: KeyObject): Buffer {
   return sign(null, Buffer.from(checksumText, "utf8"), key);
 }
 
+/** Why a signature is missing: the backup was written without a signing key, or by someone else. */
+export const UNSIGNED = "is missing: the backup is unsigned (written without BACKUP_SIGNING_KEY_FILE) or forged";
+
 export type SignatureVerdict = { ok: true; sidecar: Buffer } | { ok: false; missing: boolean; problem: string };
 
 const FIX = "restore only backups signed with the key whose public half BACKUP_VERIFY_KEY_FILE holds; if this backup is yours and predates signing, take a new signed full (`backup full`) or unset BACKUP_VERIFY_KEY_FILE for this one run";
@@ -31,15 +34,23 @@ export async function checkSignature(path: string, key: KeyObject): Promise<Sign
   try {
     sidecar = await readSmallBytes(path + CHECKSUM_SUFFIX, SIDECAR_MAX_BYTES);
   } catch (err) {
-    return { ok: false, missing: true, problem: `${name}: checksum file ${name}${CHECKSUM_SUFFIX} is missing (${errnoCode(err) ?? "unreadable"}), so nothing is signed; ${FIX}` };
+    return { ok: false, missing: true, problem: unsignedProblem(name, "checksum", errnoCode(err) ?? "unreadable") };
   }
   let signature: Buffer;
   try {
     signature = await readSmallBytes(path + SIGNATURE_SUFFIX, SIDECAR_MAX_BYTES);
   } catch (err) {
-    const why = errnoCode(err) === "ENOENT" ? "is missing: the backup is unsigned (written without BACKUP_SIGNING_KEY_FILE) or forged" : `cannot be read (${errnoCode(err) ?? "error"})`;
-    return { ok: false, missing: true, problem: `${name}: signature ${name}${SIGNATURE_SUFFIX} ${why}; ${FIX}` };
+    const why = errnoCode(err) === "ENOENT" ? UNSIGNED : `cannot be read (${errnoCode(err) ?? "error"})`;
+    return { ok: false, missing: true, problem: unsignedProblem(name, "signature", why) };
   }
+  return checkSignatureBytes(name, sidecar, signature, key);
+}
+
+/**
+ * The signature verdict over a .sha256's bytes already read (from BACKUP_DIR or the bucket):
+ * whether `signature` is the verify key's over exactly `sidecar`, which must list the manifest. Pure.
+ */
+export function checkSignatureBytes(name: string, sidecar: Buffer, signature: Buffer, key: KeyObject): SignatureVerdict {
   // verify() throws on some malformed signatures instead of returning false; either way it does not match.
   let valid = false;
   try {
@@ -59,6 +70,13 @@ export async function checkSignature(path: string, key: KeyObject): Promise<Sign
     return { ok: false, missing: false, problem: `${name}: the signed ${name}${CHECKSUM_SUFFIX} does not cover the manifest; ${FIX}` };
   }
   return { ok: true, sidecar };
+}
+
+/** Why a backup whose sidecars are missing is not signed: the problem text checkSignature gives. */
+export function unsignedProblem(name: string, what: "checksum" | "signature", why: string): string {
+  return what === "checksum"
+    ? `${name}: checksum file ${name}${CHECKSUM_SUFFIX} is missing (${why}), so nothing is signed; ${FIX}`
+    : `${name}: signature ${name}${SIGNATURE_SUFFIX} ${why}; ${FIX}`;
 }
 
 /**

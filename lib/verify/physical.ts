@@ -22,6 +22,7 @@ import type { TrustedBase } from "../pitr/trustedBase.js";
 import { parseLsn } from "../physical/layout.js";
 import { planPitr } from "../pitr/plan.js";
 import { checkPlannedWal, stagedHistories } from "../pitr/plannedWal.js";
+import { statementsIn } from "../wal/signedRecord.js";
 import { historiesByTimeline, listWalArchive, readHistoryFiles } from "../wal/archive.js";
 import { checkWalContinuity } from "../wal/continuity.js";
 import type { WalTrust } from "../wal/readFile.js";
@@ -121,7 +122,7 @@ export async function physicalChecks(config: Config, env: NodeJS.ProcessEnv, res
       const trust: WalTrust = { verifyKey: key, identity, env };
       const reads = await readHistoryFiles(listing, trust);
       const plan = planPitr(bases, { segments: listing.segments, historyNames: listing.histories.map((h) => h.file.name), histories: historiesByTimeline(reads) }, null);
-      await checkPlannedWal(plan, listing, reads, trust);
+      await checkPlannedWal(plan, statementsIn(listing.dir), reads, trust);
       const base = await trustBase((bases.find((b) => b.name === plan.base) as UsableBaseEntry).path, config.signing.verifyKey);
       const p = await probePitrRestore(plan, base, config, { histories: stagedHistories(plan, reads), wal: { verifyKey: key, identity } }, env, log, now);
       return [pass("pitr-restore", `restore-pitr of ${plan.base} to the end of the WAL (${plan.lastSegment}) reached a consistent state and promoted`, { restoreSeconds: p.restoreSeconds, replaySeconds: p.replaySeconds, segments: p.segments }, plan.base)];

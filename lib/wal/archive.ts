@@ -42,7 +42,7 @@ export interface WalListing {
 }
 
 /** History files are a few lines per timeline switch. */
-const MAX_HISTORY_BYTES = 1 << 20;
+export const MAX_HISTORY_BYTES = 1 << 20;
 const STAT_CONCURRENCY = 16;
 
 function storageError(dir: string, err: unknown): TaskError {

@@ -1,6 +1,6 @@
 // Reading one archived WAL file to act on it (stage it for recovery, follow a timeline
-// history): one bounded O_NOFOLLOW read into memory, and from exactly those bytes the checks
-// and the decoding — with BACKUP_VERIFY_KEY_FILE its signature (signature.ts) against the
+// history): one bounded O_NOFOLLOW read into memory (or one bounded GET from the S3 mirror,
+// lib/offsite/), and from exactly those bytes the checks and the decoding — with BACKUP_VERIFY_KEY_FILE its signature (signature.ts) against the
 // bytes' size and sha256, then age with AGE_IDENTITY_FILE when it is encrypted, then the
 // decompressor. Nothing reads the file a second time, so what was checked is what is used.
 import type { KeyObject } from "node:crypto";
@@ -52,51 +52,56 @@ export function untrusted(problem: string): UntrustedWal {
 }
 
 /**
- * The signature of `path` checked against `key` (and the cluster, when known): the statement,
- * or a refusal (exit 4) naming the file. Reads only the small .sig file.
+ * The statement a signature file's text vouches for, checked against `key` (and the cluster,
+ * when known), or a refusal (exit 4) naming the file. `text` null: there is no signature.
  */
-export async function readWalStatement(path: string, key: KeyObject, systemIdentifier: string | null): Promise<WalStatement> {
-  const name = basename(path);
-  let text: string;
-  try {
-    text = await readSmallFile(path + WAL_SIGNATURE_SUFFIX, WAL_SIGNATURE_MAX_BYTES);
-  } catch (err) {
-    const why = errnoCode(err) === "ENOENT" ? "is missing: the file is unsigned" : `cannot be read (${errnoCode(err) ?? (err as Error).message})`;
-    throw untrusted(`WAL file ${name}: its signature ${name}${WAL_SIGNATURE_SUFFIX} ${why}`);
-  }
+export function walStatementOf(name: string, text: string | null, key: KeyObject, systemIdentifier: string | null, why = "is missing: the file is unsigned"): WalStatement {
+  if (text === null) throw untrusted(`WAL file ${name}: its signature ${name}${WAL_SIGNATURE_SUFFIX} ${why}`);
   const v = checkWalSignature(text, key, name, systemIdentifier);
   if (!v.ok) throw untrusted(`WAL file ${name}: ${v.problem}`);
   return v.statement;
 }
 
+/**
+ * The signature of `path` checked against `key` (and the cluster, when known): the statement,
+ * or a refusal (exit 4) naming the file. Reads only the small .sig file.
+ */
+export async function readWalStatement(path: string, key: KeyObject, systemIdentifier: string | null): Promise<WalStatement> {
+  const name = basename(path);
+  try {
+    return walStatementOf(name, await readSmallFile(path + WAL_SIGNATURE_SUFFIX, WAL_SIGNATURE_MAX_BYTES), key, systemIdentifier);
+  } catch (err) {
+    if (err instanceof UntrustedWal) throw err;
+    const why = errnoCode(err) === "ENOENT" ? "is missing: the file is unsigned" : `cannot be read (${errnoCode(err) ?? (err as Error).message})`;
+    return walStatementOf(name, null, key, systemIdentifier, why);
+  }
+}
+
 /** What a stored file may take beyond its decoded size: gzip/lz4 of incompressible data, age's header and tags. */
-function storedLimit(maxBytes: number): number {
+export function storedLimit(maxBytes: number): number {
   return maxBytes + Math.ceil(maxBytes / 8) + 65_536;
 }
 
+export interface WalReadOptions {
+  maxBytes: number;
+  systemIdentifier: string | null;
+  /** Decode an unfinished stream as far as it goes (the newest segment). */
+  partial: boolean;
+  /** With a verify key: report why the signature does not vouch for the bytes instead of refusing (history files). */
+  reportUntrusted?: boolean;
+}
+
 /**
- * Reads `path` once (bounded by what `maxBytes` of WAL can take stored), checks its
- * signature against those bytes when the trust has a verify key, decrypts them when the file
- * is encrypted, and decompresses them to at most `maxBytes`.
- * `partial`: decode an unfinished stream as far as it goes (the newest segment).
+ * One stored WAL file's bytes, as read once (from wal/ or the bucket), checked and decoded:
+ * with a verify key its signature (`statement` fetches it; it is the only other thing read)
+ * against these bytes' size and sha256, then age when it is encrypted, then the decompressor.
  */
-export async function readWalFile(
-  path: string,
-  file: WalFile,
-  trust: WalTrust,
-  o: { maxBytes: number; systemIdentifier: string | null; partial: boolean; reportUntrusted?: boolean },
-): Promise<WalRead> {
-  let bytes: Buffer;
-  try {
-    bytes = await readWholeFile(path, storedLimit(o.maxBytes));
-  } catch (err) {
-    throw new TaskError(ExitCode.storage, `WAL file ${path} cannot be read (${errnoCode(err) ?? (err as Error).message}); check the file and the storage mount`, { cause: err });
-  }
+export async function decodeWal(file: WalFile, bytes: Buffer, trust: WalTrust, statementOf: (key: KeyObject) => Promise<WalStatement>, o: WalReadOptions): Promise<WalRead> {
   let statement: WalStatement | null = null;
   let problem: string | null = null;
   if (trust.verifyKey !== null) {
     try {
-      statement = await readWalStatement(path, trust.verifyKey, o.systemIdentifier);
+      statement = await statementOf(trust.verifyKey);
       const mismatch = bytesProblem(statement, bytes);
       if (mismatch !== null) throw untrusted(`WAL file ${mismatch}`);
     } catch (err) {
@@ -112,4 +117,19 @@ export async function readWalFile(
   } catch (err) {
     throw new TaskError(ExitCode.refused, `WAL file ${file.name} does not decompress (${(err as Error).message}): it is corrupt or truncated; restore it from a copy or choose a time before it`, { cause: err });
   }
+}
+
+/**
+ * Reads `path` once (bounded by what `maxBytes` of WAL can take stored), checks its
+ * signature against those bytes when the trust has a verify key, decrypts them when the file
+ * is encrypted, and decompresses them to at most `maxBytes`.
+ */
+export async function readWalFile(path: string, file: WalFile, trust: WalTrust, o: WalReadOptions): Promise<WalRead> {
+  let bytes: Buffer;
+  try {
+    bytes = await readWholeFile(path, storedLimit(o.maxBytes));
+  } catch (err) {
+    throw new TaskError(ExitCode.storage, `WAL file ${path} cannot be read (${errnoCode(err) ?? (err as Error).message}); check the file and the storage mount`, { cause: err });
+  }
+  return decodeWal(file, bytes, trust, (key) => readWalStatement(path, key, o.systemIdentifier), o);
 }

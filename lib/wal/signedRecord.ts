@@ -45,12 +45,20 @@ export function signedWalProblem(input: SignedWalInput): string | null {
   return null;
 }
 
+/** Reads and checks one WAL file's signature (its name as stored; the key; the base backup's cluster): the statement, or a refusal. */
+export type StatementReader = (name: string, key: KeyObject, systemIdentifier: string) => Promise<WalStatement>;
+
+/** The signatures beside the files in `dir` (BACKUP_DIR/wal). */
+export function statementsIn(dir: string): StatementReader {
+  return (name, key, systemIdentifier) => readWalStatement(join(dir, name), key, systemIdentifier);
+}
+
 /**
- * Reads the signature file of each segment the plan stages and decides with signedWalProblem;
- * throws the refusal (exit 4) naming the first file that fails. `dir`: BACKUP_DIR/wal.
+ * Reads the signature of each segment the plan stages (`read`: from wal/ or the bucket) and
+ * decides with signedWalProblem; throws the refusal (exit 4) naming the first file that fails.
  */
 export async function checkSignedWal(
-  dir: string,
+  read: StatementReader,
   key: KeyObject,
   plan: { segments: readonly { source: string }[]; baseTimeline: number; systemIdentifier: string },
   histories: readonly { name: string; statement: WalStatement | null; untrusted?: string | null }[],
@@ -58,7 +66,7 @@ export async function checkSignedWal(
   const segments = [];
   for (const s of plan.segments) {
     try {
-      segments.push({ name: s.source, statement: await readWalStatement(join(dir, s.source), key, plan.systemIdentifier), problem: null });
+      segments.push({ name: s.source, statement: await read(s.source, key, plan.systemIdentifier), problem: null });
     } catch (err) {
       if (!(err instanceof UntrustedWal)) throw err;
       segments.push({ name: s.source, statement: null, problem: err.problem });

@@ -4,7 +4,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -25,42 +24,11 @@ import { run as cleanup } from "../../tasks/cleanup.js";
 import { backupAndMirror } from "../../tasks/mirror.js";
 import { freePort } from "../../lib/core/port.js";
 import { cliEnv, runCli, tempDir, testConfig, testDeps } from "../helpers.js";
+import type { Server } from "../s3Server.js";
+import { BUCKET, s3Env, startS3 } from "../s3Server.js";
 import { testManifest } from "../manifests.js";
 
-// s3rver ships no types; this is the part of its API the tests use.
-interface S3rverInstance {
-  run(): Promise<{ port: number }>;
-  close(): Promise<void>;
-}
-type S3rverCtor = new (opts: Record<string, unknown>) => S3rverInstance;
-const S3rver = createRequire(import.meta.url)("s3rver") as S3rverCtor;
-
-const BUCKET = "pgsb-backups";
-/** s3rver's only account; it checks the access key id but not V4 signatures, so any secret passes. */
-const GOOD = { id: "S3RVER", secret: "S3RVER" };
 const MiB = 1024 * 1024;
-
-interface Server {
-  port: number;
-  stop(): Promise<void>;
-}
-
-async function startS3(dir: string, port = 0): Promise<Server> {
-  const server = new S3rver({ address: "127.0.0.1", port, silent: true, directory: dir, configureBuckets: [{ name: BUCKET }] });
-  const addr = await server.run();
-  return { port: addr.port, stop: () => server.close() };
-}
-
-function credentialFiles(id: string, secret: string): Record<string, string> {
-  const dir = tempDir("pgsb-s3cred-");
-  writeFileSync(join(dir, "id"), id + "\n", { mode: 0o600 });
-  writeFileSync(join(dir, "secret"), secret + "\n", { mode: 0o600 });
-  return { AWS_ACCESS_KEY_ID_FILE: join(dir, "id"), AWS_SECRET_ACCESS_KEY_FILE: join(dir, "secret") };
-}
-
-function s3Env(port: number, prefix: string, creds = GOOD): Record<string, string> {
-  return { S3_BUCKET: BUCKET, S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_REGION: "us-east-1", S3_PREFIX: prefix, ...credentialFiles(creds.id, creds.secret) };
-}
 
 /** A backup as the backup task leaves it (data, .sha256, .json), with random bytes for data. */
 function fakeBackup(backupDir: string, tier: Tier, time: Date, bytes: number): LocalBackup {

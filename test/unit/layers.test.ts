@@ -4,7 +4,9 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 // The layers of docs/architecture.md "Architecture", lowest first. A file may import its own wing and any
-// wing of a lower rank; wings of the same rank (keys and sql, postgres and s3, wal and restore …) stay out of each other.
+// wing of a lower rank; wings of the same rank (keys and sql, postgres and s3, wal and restore,
+// verify and offsite …) stay out of each other. offsite/ (the physical tier in the S3 bucket)
+// sits above pitr/ and retention/ because it restores from the bucket and prunes it by their plans.
 const RANKS: Record<string, number> = {
   core: 0,
   keys: 1,
@@ -23,6 +25,7 @@ const RANKS: Record<string, number> = {
   pitr: 8,
   retention: 8,
   verify: 9,
+  offsite: 9,
   tasks: 10,
 };
 
@@ -139,6 +142,14 @@ describe("the layers of lib/", () => {
     ["lib/physical/layout.ts", "lib/wal/archive.ts"],
     ["lib/restore/exec.ts", "lib/wal/archive.ts"],
     ["lib/loose.ts", "lib/core/errors.ts"],
+    ["lib/s3/objects.ts", "lib/wal/readFile.ts"],
+    ["lib/s3/client.ts", "lib/physical/layout.ts"],
+    ["lib/receiver/walUploader.ts", "lib/offsite/physicalMirror.ts"],
+    ["lib/pitr/restore.ts", "lib/offsite/walSource.ts"],
+    ["lib/retention/physicalPlan.ts", "lib/offsite/prunePlan.ts"],
+    ["lib/offsite/pitrPlan.ts", "lib/verify/physical.ts"],
+    ["lib/verify/physical.ts", "lib/offsite/remoteBases.ts"],
+    ["lib/offsite/physicalMirror.ts", "tasks/mirror.ts"],
   ])("flags a wrong import: %s -> %s", (from, to) => {
     expect(violations([{ from, to: relative(ROOT, resolve(ROOT, to)) }])).toHaveLength(1);
   });
@@ -155,6 +166,11 @@ describe("the layers of lib/", () => {
     ["lib/pitr/restore.ts", "lib/base/catalog.ts"],
     ["lib/retention/physicalCleanup.ts", "lib/base/catalog.ts"],
     ["lib/verify/physical.ts", "lib/pitr/plan.ts"],
+    ["lib/receiver/walUploader.ts", "lib/s3/objects.ts"],
+    ["lib/offsite/remoteBases.ts", "lib/pitr/trustedBase.ts"],
+    ["lib/offsite/prunePlan.ts", "lib/retention/physicalPlan.ts"],
+    ["lib/offsite/physicalMirror.ts", "lib/receiver/walUpload.ts"],
+    ["tasks/restorePitr.ts", "lib/offsite/pitrPlan.ts"],
   ])("allows a downward import: %s -> %s", (from, to) => {
     expect(violations([{ from, to }])).toEqual([]);
   });

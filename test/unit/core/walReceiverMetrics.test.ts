@@ -22,6 +22,17 @@ describe("formatMetrics with wal-receive's report", () => {
     expect(text).not.toContain("pgsb_wal_receive_lsn_bytes");
     expect(text).toContain('pgsb_wal_receive_up{slot="s"} 0\n');
   });
+  it("with S3: the bucket's lag, pending and refused files, the failure counter and the last upload", () => {
+    const base = { slot: "s", lsn: null, lsnBytes: null, lastReceivedAt: null, lagSeconds: 0, lagBytes: null, restarts: 0, running: true, updatedAt: 1 };
+    const text = formatMetrics({ ...emptyState(), walReceiver: { ...base, s3: { ok: false, lagSeconds: 42.5, pendingFiles: 3, failures: 7, refusedFiles: 1, lastUploadAt: null } } });
+    expect(text).toContain('pgsb_wal_receive_s3_up{slot="s"} 0\n');
+    expect(text).toContain('pgsb_wal_receive_s3_lag_seconds{slot="s"} 42.5\n');
+    expect(text).toContain('pgsb_wal_receive_s3_pending_files{slot="s"} 3\n');
+    expect(text).toContain('# TYPE pgsb_wal_receive_s3_failures_total counter\npgsb_wal_receive_s3_failures_total{slot="s"} 7\n');
+    expect(text).toContain('pgsb_wal_receive_s3_refused_files{slot="s"} 1\n');
+    expect(text).not.toContain("pgsb_wal_receive_s3_last_upload_timestamp_seconds");
+    expect(formatMetrics({ ...emptyState(), walReceiver: base })).not.toContain("pgsb_wal_receive_s3");
+  });
   it("writes nothing of the receiver when it never ran", () => {
     expect(formatMetrics(emptyState())).not.toContain("pgsb_wal_receive");
   });

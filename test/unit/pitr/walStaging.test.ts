@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import { ExitCode } from "../../../lib/core/errors.js";
 import { parseIdentity } from "../../../lib/keys/ageIdentity.js";
 import type { StageTrust } from "../../../lib/pitr/walStaging.js";
-import { STAGED_WAL_DIR, stageWal } from "../../../lib/pitr/walStaging.js";
+import { STAGED_WAL_DIR, localWalSource, stageWal } from "../../../lib/pitr/walStaging.js";
 import { signWalStatement, walStatement } from "../../../lib/wal/signature.js";
 import { tempDir } from "../../helpers.js";
 
@@ -58,7 +58,7 @@ async function refusal(p: Promise<unknown>): Promise<{ exitCode: number; message
 describe("stageWal", () => {
   it("stages history files from the decoded bytes under the plain name", async () => {
     const { backupDir, dataDir } = setup();
-    await stageWal(backupDir, dataDir, [], [{ name: "00000002.history.gz.age", text: Buffer.from(HISTORY) }], SEG, plain, log);
+    await stageWal(localWalSource(backupDir), dataDir, [], [{ name: "00000002.history.gz.age", text: Buffer.from(HISTORY) }], SEG, plain, log);
     expect(staged(dataDir, "00000002.history").toString()).toBe(HISTORY);
   });
 
@@ -67,14 +67,14 @@ describe("stageWal", () => {
     writeFileSync(join(wal, "000000010000000000000003.gz"), gzipSync(raw(3)));
     // pg_receivewal's segment in progress: a gzip stream without its end.
     writeFileSync(join(wal, "000000010000000000000004.gz.partial"), gzipSync(raw(4).subarray(0, 4096)).subarray(0, -8));
-    await stageWal(backupDir, dataDir, [seg("000000010000000000000003.gz"), seg("000000010000000000000004.gz.partial")], [], SEG, plain, log);
+    await stageWal(localWalSource(backupDir), dataDir, [seg("000000010000000000000003.gz"), seg("000000010000000000000004.gz.partial")], [], SEG, plain, log);
     expect(staged(dataDir, "000000010000000000000003").equals(raw(3))).toBe(true);
     const partial = staged(dataDir, "000000010000000000000004");
     expect(partial.length).toBe(SEG);
     expect(partial.subarray(0, 4096).equals(raw(4).subarray(0, 4096))).toBe(true);
     writeFileSync(join(wal, "000000010000000000000005.gz"), gzipSync(raw(5).subarray(0, 1000)));
     mkdirSync(join(backupDir, "other"));
-    await expect(stageWal(backupDir, join(backupDir, "other"), [seg("000000010000000000000005.gz")], [], SEG, plain, log).catch((e: Error) => e.message)).resolves.toMatch(
+    await expect(stageWal(localWalSource(backupDir), join(backupDir, "other"), [seg("000000010000000000000005.gz")], [], SEG, plain, log).catch((e: Error) => e.message)).resolves.toMatch(
       /000000010000000000000005\.gz .*holds 1000 bytes after decompression, not the segment size/,
     );
   });
@@ -83,13 +83,13 @@ describe("stageWal", () => {
     const { backupDir, dataDir, wal } = setup();
     writeFileSync(join(backupDir, "secret"), raw(9));
     symlinkSync(join(backupDir, "secret"), join(wal, "000000010000000000000003"));
-    await expect(stageWal(backupDir, dataDir, [seg("000000010000000000000003")], [], SEG, plain, log)).rejects.toThrow(/cannot be read \(ELOOP\)/);
+    await expect(stageWal(localWalSource(backupDir), dataDir, [seg("000000010000000000000003")], [], SEG, plain, log)).rejects.toThrow(/cannot be read \(ELOOP\)/);
   });
 
   it("with a verify key: stages signed segments, refuses unsigned, altered, renamed and foreign ones by name (exit 4)", async () => {
     const { backupDir, dataDir, wal } = setup();
     writeSigned(wal, "000000010000000000000003.gz", gzipSync(raw(3)));
-    await stageWal(backupDir, dataDir, [seg("000000010000000000000003.gz")], [], SEG, signedTrust, log);
+    await stageWal(localWalSource(backupDir), dataDir, [seg("000000010000000000000003.gz")], [], SEG, signedTrust, log);
     expect(staged(dataDir, "000000010000000000000003").equals(raw(3))).toBe(true);
 
     const cases: [string, () => void, RegExp][] = [
@@ -117,7 +117,7 @@ describe("stageWal", () => {
       plant();
       const into = join(backupDir, `data-${what.replace(/\W+/g, "-")}`);
       mkdirSync(into);
-      const err = await refusal(stageWal(backupDir, into, [seg("000000010000000000000004.gz")], [], SEG, signedTrust, log));
+      const err = await refusal(stageWal(localWalSource(backupDir), into, [seg("000000010000000000000004.gz")], [], SEG, signedTrust, log));
       expect([what, err.exitCode]).toEqual([what, ExitCode.refused]);
       expect(err.message).toMatch(message);
     }
@@ -131,7 +131,7 @@ describe("stageWal", () => {
     const encrypted = execFileSync("age", ["-e", "-r", identity("a").recipients[0] as string], { input: gzipSync(raw(3)) });
     writeSigned(wal, "000000010000000000000003.gz.age", encrypted);
     const s = [seg("000000010000000000000003.gz.age")];
-    await stageWal(backupDir, dataDir, s, [], SEG, { ...signedTrust, identity: identity("a") }, log);
+    await stageWal(localWalSource(backupDir), dataDir, s, [], SEG, { ...signedTrust, identity: identity("a") }, log);
     expect(staged(dataDir, "000000010000000000000003").equals(raw(3))).toBe(true);
     expect(statSync(join(dataDir, STAGED_WAL_DIR, "000000010000000000000003")).mode & 0o777).toBe(0o600);
     for (const [id, message] of [
@@ -140,7 +140,7 @@ describe("stageWal", () => {
     ] as const) {
       const into = join(backupDir, `data-${id === null ? "none" : "wrong"}`);
       mkdirSync(into);
-      const err = await refusal(stageWal(backupDir, into, s, [], SEG, { ...signedTrust, identity: id }, log));
+      const err = await refusal(stageWal(localWalSource(backupDir), into, s, [], SEG, { ...signedTrust, identity: id }, log));
       expect(err.exitCode).toBe(ExitCode.refused);
       expect(err.message).toMatch(message);
     }

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { S3Config } from "../../../lib/config/config.js";
 import { resolveConfig } from "../../../lib/config/config.js";
 import { ExitCode, TaskError } from "../../../lib/core/errors.js";
-import { createS3Client, explainS3Error, keyPrefix, objectKey, s3Failure } from "../../../lib/s3/client.js";
+import { createS3Client, explainS3Error, keyPrefix, objectKey, physicalKey, s3Failure } from "../../../lib/s3/client.js";
 import { Secret } from "../../../lib/core/secret.js";
 
 const KEY_ID = "AKIAEXAMPLEKEYID";
@@ -20,6 +20,7 @@ function s3(extra: Partial<S3Config> = {}): S3Config {
     accessKeyId: new Secret(KEY_ID),
     secretAccessKey: new Secret(SECRET),
     retention: "mirror",
+    walSnapshotSeconds: 5,
     ...extra,
   };
 }
@@ -46,6 +47,14 @@ describe("object keys", () => {
   it("S3_PREFIX loses leading and trailing slashes in the config, so keys never hold //", () => {
     const c = resolveConfig({ S3_BUCKET: "bkt", S3_PREFIX: "/a/b/", BACKUP_DIR: "/x" });
     expect(c.s3 && objectKey(c.s3, "incremental", "n")).toBe("a/b/incremental/n");
+  });
+
+  it.each<[string, "base" | "wal" | "wal-partial", string, string]>([
+    ["", "base", "20240101_030000_base.tar.zst.json", "base/20240101_030000_base.tar.zst.json"],
+    ["pg/prod", "wal", "000000010000000000000003.gz.age.sig", "pg/prod/wal/000000010000000000000003.gz.age.sig"],
+    ["pg/prod", "wal-partial", "000000010000000000000004.gz.partial", "pg/prod/wal-partial/000000010000000000000004.gz.partial"],
+  ])("the physical tier, prefix %j: %s/%s", (prefix, folder, file, key) => {
+    expect(physicalKey(s3({ prefix }), folder, file)).toBe(key);
   });
 });
 
