@@ -6,7 +6,8 @@
 #   l  a lock held by a session left open: found by pid and ended
 #   j  a backup job failing (the box unmounted): its state, exit code and message; run again
 #   x  a wiped cluster whose auto-restore refused (a damaged backup): restored by hand to a time
-#   s  the storage box lost: a new, empty box; the S3 mirror (s3rver on this host) lists and restores
+#   s  the storage box lost: a new, empty box; the S3 mirror (s3rver on this host) lists and restores,
+#      and restore-pitr --source s3 recovers to a time from the bucket alone
 #   z  keys rotated: a new signing pair and age key as new secrets, deployed; old backups with the old key
 # (The wiped cluster that auto-restore heals is scenario e, the point in time scenario p.)
 
@@ -191,10 +192,50 @@ scenario_s() {
   expect_eq "$(pg -d appdb_from_s3 -c 'SELECT count(*) FROM items')" "$rows" "rows of appdb restored from the mirror" || return 1
   [ -s "$E2E_STATE/box2/backups/postgresql/incremental/$incr" ] || fail "$incr was not downloaded into the new box" || return 1
   pg -c 'DROP DATABASE appdb_from_s3' || return 1
+  pitr_from_bucket || return 1
   # The old box back, the stack without the mirror.
   old_box_back
   unset S3_BUCKET S3_ENDPOINT
   deploy
+}
+
+# Point in time from the mirror (runbook:pitr-s3), on the new box of scenario s: wal-receive
+# archives into it and uploads to the bucket, a base backup goes to both, two rows are committed
+# around a time; then the box loses its physical tier and restore-pitr --source s3 recovers to that
+# time from the bucket alone (signed and encrypted, as the e2e deploys).
+completed_segments() { find "$1" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}\.gz\.age' -printf '%f\n' 2>/dev/null | sort; }
+pitr_from_bucket() {
+  local box=$E2E_STATE/box2/backups/postgresql bucket=$E2E_STATE/s3/data/pgsb-e2e at pg_uid
+  docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
+  wait_until 120 "wal-receive uploading the segment being received to the bucket" \
+    sh -c "ls '$bucket/wal-partial' 2>/dev/null | grep -q '\.partial\.age\._S3rver_object$'" \
+    || { docker service logs --tail 30 "${STACK}_wal-receive" >&2; return 1; }
+  one_off base -- backup base >"$E2E_STATE/s-base.log" 2>&1 || { tail -n 20 "$E2E_STATE/s-base.log" >&2; fail "backup base with the mirror"; return 1; }
+  grep -q 'uploaded' "$E2E_STATE/s-base.log" || log "backup base's output does not say it uploaded (see $E2E_STATE/s-base.log)"
+  compgen -G "$bucket/base/*_base.tar.zst.age.json._S3rver_object" >/dev/null \
+    || fail "no base backup manifest in the bucket after backup base: $(find "$bucket" -maxdepth 2 -printf '%P ' 2>/dev/null | cut -c1-400)" || return 1
+  pg -c "CREATE TABLE s3_marks (id int PRIMARY KEY)" -c "INSERT INTO s3_marks VALUES (1)" || return 1
+  sleep 2
+  at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  sleep 2
+  local before newest
+  before=$(completed_segments "$box/wal" | wc -l)
+  pg -c "INSERT INTO s3_marks VALUES (2)" -c "SELECT pg_switch_wal()" >/dev/null || return 1
+  # The segment holding both rows, complete in the box and then in the bucket.
+  wait_until 60 "the switched segment in the box" sh -c "[ \$(find '$box/wal' -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}\.gz\.age' | wc -l) -gt $before ]" || return 1
+  newest=$(completed_segments "$box/wal" | tail -n 1)
+  wait_until 60 "$newest uploaded to the bucket" test -e "$bucket/wal/$newest._S3rver_object" \
+    || { docker service logs --tail 30 "${STACK}_wal-receive" >&2; return 1; }
+  docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
+  # The box loses its physical tier: only the bucket has it now.
+  rm -rf "${box:?}/wal" "${box:?}/base"
+  pg_uid=$(docker run --rm --network none --entrypoint sh "$REGISTRY/pg-swarm-backup-postgres:$VERSION" -c 'echo "$(id -u postgres):$(id -g postgres)"')
+  runbook_run pitr-s3 AT="$at" PG_UID="$pg_uid" TASK_TIMEOUT_SECONDS=600 RECOVERY_TIMEOUT_SECONDS=300 || return 1
+  wait_until 240 "postgres healthy after restore-pitr --source s3" postgres_healthy || return 1
+  expect_eq "$(pg -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM s3_marks")" 1 "rows of s3_marks after restore-pitr --source s3 to a time between them" || return 1
+  [ ! -e "$box/base" ] && [ ! -e "$box/wal" ] || fail "restore-pitr --source s3 wrote into the box: $(ls "$box")" || return 1
+  runbook_run pitr-done || return 1
+  pg -c 'DROP TABLE s3_marks' || return 1
 }
 
 scenario_z() {

@@ -275,7 +275,7 @@ describe("S3 mirror (stack/docker-compose.s3.yml layered over the stack file)", 
     for (const k of Object.keys(env)) if (k.startsWith("S3_") && !(k in extra)) delete env[k];
     return execFileSync("docker", ["stack", "config", "-c", STACK_FILE, "-c", "stack/docker-compose.s3.yml"], { cwd: ROOT, env, encoding: "utf8", stdio: "pipe" });
   };
-  const MIRRORED = ["backup-full", "backup-differential", "backup-incremental", "cleanup", "auto-restore"];
+  const MIRRORED = ["backup-full", "backup-differential", "backup-incremental", "backup-base", "cleanup", "auto-restore", "wal-receive"];
 
   it.each(MIRRORED)("gives %s the bucket's settings and the credentials as secrets", (name) => {
     const s3 = parse(config({ S3_BUCKET: "pg-backups", S3_ENDPOINT: "https://s3.example.com", S3_PREFIX: "prod" }));
@@ -293,9 +293,14 @@ describe("S3 mirror (stack/docker-compose.s3.yml layered over the stack file)", 
     expect(s.environment).toMatchObject({ ...service(name).environment });
   });
 
-  it("leaves postgres, verify and the physical tier without the mirror", () => {
+  it("gives wal-receive how often it uploads the segment being received", () => {
+    expect((parse(config({ S3_BUCKET: "pg-backups", S3_WAL_SNAPSHOT_SECONDS: "60" })).services["wal-receive"] as Service).environment.S3_WAL_SNAPSHOT_SECONDS).toBe("60");
+    expect((parse(config({ S3_BUCKET: "pg-backups" })).services["wal-receive"] as Service).environment.S3_WAL_SNAPSHOT_SECONDS).toBe("");
+  });
+
+  it("leaves postgres and verify without the mirror", () => {
     const s3 = parse(config({ S3_BUCKET: "pg-backups" }));
-    for (const name of ["postgres", "verify", "backup-base", "wal-receive"]) expect(Object.keys((s3.services[name] as Service).environment ?? {}).filter((k) => k.startsWith("S3_") || k.startsWith("AWS_"))).toEqual([]);
+    for (const name of ["postgres", "verify"]) expect(Object.keys((s3.services[name] as Service).environment ?? {}).filter((k) => k.startsWith("S3_") || k.startsWith("AWS_"))).toEqual([]);
     expect(s3.secrets.s3_access_key_id).toMatchObject({ external: true, name: "s3_access_key_id" });
     expect(parse(config({ S3_BUCKET: "b-1", S3_ACCESS_KEY_ID_SECRET: "s3_key_2" })).secrets.s3_access_key_id).toMatchObject({ external: true, name: "s3_key_2" });
   });
