@@ -103,19 +103,29 @@ export async function main(argv: string[]): Promise<void> {
   const y = yargs(argv)
     .scriptName("pg-swarm-backup")
     .usage("$0 <command> [options]\n\nTiered logical backups of a PostgreSQL cluster. Configuration comes from the environment (see docs/configuration.md).");
-  await registerCommands(y, execute)
-    .demandCommand(1, "name a command; see --help")
-    .strict()
-    .epilogue(`${EXIT_TABLE}\n\nCores here: ${availableParallelism()}. Docs: README.md and docs/cli.md`)
-    .version(TOOL.version)
-    .help()
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`pg-swarm-backup: ${msg}\nRun with --help for usage.\n`);
-      process.exitCode = ExitCode.usage;
-    })
-    .parseAsync();
+  try {
+    await registerCommands(y, execute)
+      .demandCommand(1, "name a command; see --help")
+      .strict()
+      .epilogue(`${EXIT_TABLE}\n\nCores here: ${availableParallelism()}. Docs: README.md and docs/cli.md`)
+      .version(TOOL.version)
+      .help()
+      .wrap(Math.min(110, process.stdout.columns ?? 100))
+      // A usage error stops the parse: yargs calls .fail and would otherwise run the command's
+      // handler anyway (an unknown tier went on to connect, `list --bogus` listed and exited 0).
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new UsageError(msg);
+      })
+      .parseAsync();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`pg-swarm-backup: ${err.message}\nRun with --help for usage.\n`);
+    process.exitCode = ExitCode.usage;
+  }
 }
+
+/** What yargs found wrong with the command line (exit 2); thrown from .fail so that no handler runs. */
+class UsageError extends Error {}
 
 await main(hideBin(process.argv));
