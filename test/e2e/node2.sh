@@ -37,6 +37,11 @@ worker_ready() { [ "$(docker node inspect -f '{{.Status.State}}' "$(cat "$state/
 # The namespace and the veth: before the swarm is initialised, which listens on $host_ip.
 net() {
   mkdir -p "$state"
+  # A run that was killed before its teardown leaves the namespace (and maybe its engine) behind.
+  if ip netns list | grep -qw "$ns" || ip link show "$host_if" >/dev/null 2>&1 || [ -e "$run/dockerd.pid" ]; then
+    echo "node2: the namespace $ns, its veth or its engine is left from an earlier run that did not end: removing them"
+    down
+  fi
   ip netns add "$ns"
   touch "$state/netns"
   ip link add "$host_if" type veth peer name "$node_if"
@@ -97,14 +102,18 @@ down() {
     docker node rm --force "$(cat "$state/node")" >/dev/null 2>&1 || true
     rm -f "$state/node"
   fi
-  if [ -e "$state/dockerd.started" ]; then
-    local pid
+  local pid=""
+  if [ -e "$state/dockerd.started" ] || [ -e "$run/dockerd.pid" ]; then
     pid=$(cat "$run/dockerd.pid" 2>/dev/null || cat "$state/dockerd.started")
+    # A pidfile left by an earlier run may name a process that is no longer that engine.
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] || pid=""
+  fi
+  rm -f "$state/dockerd.started"
+  if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true
     local deadline=$(($(date +%s) + 30))
     while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 1; done
     kill -9 "$pid" 2>/dev/null || true
-    rm -f "$state/dockerd.started"
   fi
   # Whatever the engine left mounted under its roots (overlay layers, the netns files of containers).
   local m
