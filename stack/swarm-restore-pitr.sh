@@ -18,6 +18,7 @@
 # The job runs as root: it must read BACKUP_DIR, whose WAL files pg_receivewal wrote 0600 as
 # the backup user, and hand the restored files to postgres's uid (restore-pitr --owner).
 #   RECOVERY_TIMEOUT_SECONDS  give up waiting for the promotion after this long [3600]
+#   SCALE_TIMEOUT_SECONDS     give up waiting for postgres to stop, or to run again, after this long [300]
 # The old data directory is kept in the volume as .pgsb-moved-<time>/ (never deleted by the restore):
 # once the restored cluster is checked, --remove-moved-aside deletes it with a one-off job (the
 # postgres image, as root, the volume mounted; postgres keeps running). Until then base backups fail:
@@ -58,16 +59,23 @@ case ${TRUST_UNSIGNED:-0} in
     ;;
 esac
 
+# Bounded: a service whose task fails to start never converges, and docker service scale would wait for ever.
+scale_to() {
+  if ! timeout "${SCALE_TIMEOUT_SECONDS:-300}" docker service scale --detach=false "$service=$1" >/dev/null; then
+    echo "restore-pitr: $service did not reach $1 running replica(s) within ${SCALE_TIMEOUT_SECONDS:-300} s (SCALE_TIMEOUT_SECONDS); see docker service ps $service" >&2
+    return 1
+  fi
+}
 if ! $dry; then
   echo "restore-pitr: scaling $service to 0 (the database goes down now)" >&2
-  docker service scale --detach=false "$service=0" >/dev/null
+  scale_to 0 || { echo "restore-pitr: nothing was restored" >&2; exit 1; }
 fi
 # Even when restore-pitr fails, postgres comes back up on whatever the volume holds:
 # the old data (a refusal touches nothing) or, after a failure, what the message names.
 restart() {
   if ! $dry; then
     echo "restore-pitr: scaling $service to 1" >&2
-    docker service scale --detach=false "$service=1" >/dev/null || true
+    scale_to 1 || true
   fi
 }
 trap restart EXIT

@@ -71,6 +71,8 @@ export type WalFile =
 
 /** wal-receive's signature beside each file it archives: `<file name>.sig`. */
 export const WAL_SIGNATURE_SUFFIX = ".sig";
+/** wal-receive's marker in wal/ and in its spool: the system identifier of the cluster whose WAL the folder holds (lib/receiver/identity.ts). */
+export const WAL_IDENTITY_MARKER = ".pgsb-system-identifier";
 /** The age extension of an encrypted WAL file. */
 export const WAL_ENCRYPTED_SUFFIX = ".age";
 

@@ -22,6 +22,7 @@ import { archiveMode } from "./archiveMode.js";
 import { WalReceiverMonitor } from "./monitor.js";
 import { stopCleanly } from "./process.js";
 import { WalShipper } from "./shipper.js";
+import { identityPlan, readIdentityMarker, setAsideReplaced, writeIdentityMarker } from "./identity.js";
 import { clusterIdentity } from "./slot.js";
 import { switchChecks } from "./switchChecks.js";
 import { SwitchWatch } from "./switchWatch.js";
@@ -53,6 +54,8 @@ export class WalArchiver {
   readonly #watch: SwitchWatch;
   #uploader: WalUploader | null = null;
   #walSegmentSize = MAX_SEGMENT_BYTES;
+  /** The server's system identifier, once asked (beforeStart). */
+  #systemIdentifier: string | null = null;
   #fatal: TaskError | null = null;
   #child: Child | null = null;
   #unregister: () => void = () => undefined;
@@ -124,21 +127,64 @@ export class WalArchiver {
     return uploader;
   }
 
-  /** Before each pg_receivewal start: the cluster the signatures name and its segment size (kept when the server cannot be asked at once). */
+  /**
+   * Before each pg_receivewal start: the cluster the server is and its segment size (kept when
+   * the server cannot be asked at once), and the WAL of a cluster it replaced set aside
+   * (identity.ts), between two ticks so that no shipping round runs meanwhile.
+   */
   async beforeStart(): Promise<void> {
     const shipper = this.#shipper;
-    if (shipper === null && this.#uploader === null) return;
-    const known = shipper === null || shipper.systemIdentifier !== null;
-    await withClient({ ...this.#config.pg, connectTimeoutSeconds: known ? 0 : this.#config.pg.connectTimeoutSeconds }, this.#config.pg.database, async (c) => {
-      const id = await clusterIdentity(c);
-      this.#walSegmentSize = id.walSegmentSize;
-      if (shipper === null) return;
-      shipper.systemIdentifier = id.systemIdentifier;
-      shipper.maxBytes = 2 * id.walSegmentSize + (1 << 20);
-    }, this.#log).catch((err: unknown) => {
-      if (!known) throw err;
-      this.#log.warn({ error: (err as Error).message }, "the server cannot be asked for its system identifier and segment size now; going on with what it said before");
-    });
+    const known = this.#systemIdentifier !== null;
+    const id = await withClient({ ...this.#config.pg, connectTimeoutSeconds: known ? 0 : this.#config.pg.connectTimeoutSeconds }, this.#config.pg.database, (c) => clusterIdentity(c), this.#log).catch(
+      (err: unknown) => {
+        if (!known) throw err;
+        this.#log.warn({ error: (err as Error).message }, "the server cannot be asked for its system identifier and segment size now; going on with what it said before");
+        return null;
+      },
+    );
+    if (id === null) return;
+    this.#walSegmentSize = id.walSegmentSize;
+    if (shipper !== null) shipper.maxBytes = 2 * id.walSegmentSize + (1 << 20);
+    if (id.systemIdentifier === this.#systemIdentifier) return;
+    await this.#watch.exclusive(() => this.#adoptIdentity(id.systemIdentifier));
+    this.#systemIdentifier = id.systemIdentifier;
+    if (shipper !== null) shipper.systemIdentifier = id.systemIdentifier;
+  }
+
+  /** The markers of wal/ and the spool compared with the server's identifier; another cluster's WAL shipped (the spool's) and set aside. */
+  async #adoptIdentity(server: string): Promise<void> {
+    const config = this.#config;
+    const wal = walDir(config.backupDir);
+    const spool = this.mode.kind === "spool" ? this.mode.receiveDir : null;
+    const [spoolMarker, walMarker] = await Promise.all([spool === null ? null : readIdentityMarker(spool), readIdentityMarker(wal)]);
+    const plan = identityPlan({ server, spool: spool !== null, spoolMarker, walMarker });
+    const shipper = this.#shipper;
+    if (plan.shipSpoolAs !== null && shipper !== null) {
+      shipper.systemIdentifier = plan.shipSpoolAs;
+      const round = await shipper.ship(true).catch((err: unknown) => {
+        this.#log.error({ event: "replaced", error: (err as Error).message }, `the spool's last WAL of cluster ${plan.shipSpoolAs} could not be shipped to wal/ (${(err as Error).message}); it is kept in the spool's set-aside folder`);
+        return null;
+      });
+      shipper.systemIdentifier = null;
+      shipper.forget();
+      if (round !== null && round.shipped.length + round.snapshots.length > 0) this.#log.info({ event: "replaced", files: [...round.shipped, ...round.snapshots] }, `shipped the last WAL of cluster ${plan.shipSpoolAs} from the spool to wal/`);
+    }
+    const stamp = Date.now();
+    const moved: { folder: string; files: string[] }[] = [];
+    if (plan.setAsideWal !== null) moved.push(await setAsideReplaced(wal, plan.setAsideWal, stamp, config.files.dir));
+    if (plan.setAsideSpool !== null && spool !== null) moved.push(await setAsideReplaced(spool, plan.setAsideSpool, stamp, 0o700));
+    const old = plan.setAsideWal ?? plan.setAsideSpool;
+    if (old !== null) {
+      this.#log.error(
+        { event: "replaced", systemIdentifier: server, previous: old, folders: moved.filter((m) => m.files.length > 0).map((m) => m.folder), files: moved.reduce((n, m) => n + m.files.length, 0) },
+        `the server is cluster ${server}, not cluster ${old} whose WAL ${wal}${spool === null ? "" : ` and ${spool}`} held (the cluster was wiped and made again, or replaced): ` +
+          `that WAL was set aside (${moved.map((m) => `${m.files.length} file(s) in ${m.folder}`).join(", ")}; kept, not used) and receiving starts over for the new cluster. ` +
+          `Take a new base backup; to restore the old cluster to a point, move its WAL back into an empty wal/`,
+      );
+    }
+    await mkdir(wal, { recursive: true, mode: config.files.dir });
+    if (walMarker !== server) await writeIdentityMarker(wal, server, config.files.file);
+    if (spool !== null && spoolMarker !== server) await writeIdentityMarker(spool, server, 0o600);
   }
 
   running(child: Child | null): void {

@@ -77,8 +77,19 @@ export class WalShipper {
     }
   }
 
-  /** One round; `inShutdown`: the last round, run by the SIGTERM releaser (see proc.ts). */
+  /** Forgets what this process shipped: the spool's files were set aside (identity.ts), and new ones may take their names. */
+  forget(): void {
+    this.#shipped.clear();
+    this.#snapshots.clear();
+  }
+
+  /**
+   * One round; `inShutdown`: the last round, run by the SIGTERM releaser (see proc.ts). Nothing
+   * is shipped until the cluster the spool's WAL belongs to is known (archiver.ts beforeStart):
+   * WAL is never signed as another cluster's, nor shipped while the spool may be set aside.
+   */
   async ship(inShutdown = false): Promise<ShipRound> {
+    if (this.systemIdentifier === null) return { shipped: [], snapshots: [] };
     const o = this.#o;
     const files = (await readdir(o.spool, { withFileTypes: true })).filter((d) => d.isFile()).flatMap((d) => parseWalName(d.name) ?? []);
     const histories = files.filter((f) => f.kind === "history");

@@ -66,6 +66,16 @@ export class SwitchWatch {
     return next;
   }
 
+  /** Runs `fn` between ticks: after the running (and a queued) one, before any later one. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(fn);
+    this.#chain = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
   /** Stops the timer and the watcher; waits for a running tick. */
   async stop(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);

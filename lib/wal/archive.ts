@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { mapLimit } from "../core/concurrency.js";
 import { ExitCode, TaskError, errnoCode } from "../core/errors.js";
 import { symlinkRefusal } from "../core/noFollow.js";
-import { parseWalName, signedWalName, walDir } from "../physical/layout.js";
+import { WAL_IDENTITY_MARKER, parseWalName, signedWalName, walDir } from "../physical/layout.js";
 import type { WalFile } from "../physical/layout.js";
 import { parseTimelineHistory } from "./timelineHistory.js";
 import type { TimelineHistory } from "./timelineHistory.js";
@@ -74,8 +74,8 @@ export async function listWalFolder(dir: string): Promise<WalListing> {
       continue;
     }
     const file = d.isFile() ? parseWalName(d.name) : null;
-    if (file === null) out.ignored.push(d.name);
-    else candidates.push({ name: d.name, file });
+    if (file !== null) candidates.push({ name: d.name, file });
+    else if (d.name !== WAL_IDENTITY_MARKER) out.ignored.push(d.name);
   }
   const entries = await mapLimit(candidates, STAT_CONCURRENCY, async ({ name, file }) => {
     const path = join(dir, name);

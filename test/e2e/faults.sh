@@ -126,7 +126,7 @@ scenario_w() {
 
   # wal-receive moved to the other node: the slot holds the WAL between them, no segment is lost.
   rm -rf "${E2E_BACKUP_DIR:?}/wal"
-  docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
+  timeout 180 docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
   # pg_receivewal's .partial, or (signed or encrypted: the stack's default) the spool's snapshot of it.
   wait_until 120 "wal-receive writing a .partial into wal/" sh -c "ls '$E2E_BACKUP_DIR/wal' 2>/dev/null | grep -qE '\.partial(\.age)?$'" || return 1
   switch_wal && switch_wal
@@ -139,7 +139,7 @@ scenario_w() {
   wait_until 120 "six completed segments in wal/" enough_segments 6 || { wal_segments >&2; return 1; }
   gapless "$(wal_segments)" || return 1
   expect_eq "$(pg -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pg_swarm_backup'")" t "the slot in use by the moved receiver" || return 1
-  docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
+  timeout 180 docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
   place wal-receive manager
 }
 

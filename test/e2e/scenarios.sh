@@ -294,9 +294,9 @@ scenario_p() {
   pg -d appdb -c "DROP TABLE IF EXISTS big" || return 1
   # A physical tier of this cluster only (scenario e replaced the one wal-receive could have seen),
   # with no receiver running while wal/ goes.
-  docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
+  timeout 180 docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
   rm -rf "${E2E_BACKUP_DIR:?}/wal" "${E2E_BACKUP_DIR:?}/base"
-  docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
+  timeout 180 docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
   # The snapshot of the segment being received, encrypted (….gz.partial.age).
   wait_until 120 "wal-receive shipping a .partial.age into wal/" sh -c "ls '$E2E_BACKUP_DIR/wal' 2>/dev/null | grep -q '\.partial\.age$'" \
     || { docker service logs --tail 30 "${STACK}_wal-receive" >&2; return 1; }
@@ -336,5 +336,5 @@ scenario_p() {
     || fail "the moved-aside data directory is still in the volume after runbook:pitr-done" || return 1
   no_one_offs || fail "one-off services left: $(docker service ls -f label=pgsb.one-off=true)" || return 1
   # The next scenarios run without a receiver, as the ones before did.
-  docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
+  timeout 180 docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
 }

@@ -90,9 +90,9 @@ volume_removed() {
 }
 wipe_volume() {
   local rc=0
-  docker service scale --detach=false "${STACK}_postgres=0" >/dev/null 2>&1 || return 1
+  timeout 180 docker service scale --detach=false "${STACK}_postgres=0" >/dev/null 2>&1 || return 1
   wait_until 30 "the data volume removed" volume_removed || rc=1
-  docker service scale --detach=false "${STACK}_postgres=1" >/dev/null 2>&1 || rc=1
+  timeout 180 docker service scale --detach=false "${STACK}_postgres=1" >/dev/null 2>&1 || rc=1
   wait_until 240 "postgres healthy on the empty volume" postgres_healthy || rc=1
   return "$rc"
 }
@@ -206,7 +206,7 @@ scenario_s() {
 completed_segments() { find "$1" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}\.gz\.age' -printf '%f\n' 2>/dev/null | sort; }
 pitr_from_bucket() {
   local box=$E2E_STATE/box2/backups/postgresql bucket=$E2E_STATE/s3/data/pgsb-e2e at pg_uid
-  docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
+  timeout 180 docker service scale --detach=false "${STACK}_wal-receive=1" >/dev/null 2>&1 || fail "wal-receive did not start" || return 1
   wait_until 120 "wal-receive uploading the segment being received to the bucket" \
     sh -c "ls '$bucket/wal-partial' 2>/dev/null | grep -q '\.partial\.age\._S3rver_object$'" \
     || { docker service logs --tail 30 "${STACK}_wal-receive" >&2; return 1; }
@@ -226,7 +226,7 @@ pitr_from_bucket() {
   newest=$(completed_segments "$box/wal" | tail -n 1)
   wait_until 60 "$newest uploaded to the bucket" test -e "$bucket/wal/$newest._S3rver_object" \
     || { docker service logs --tail 30 "${STACK}_wal-receive" >&2; return 1; }
-  docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
+  timeout 180 docker service scale --detach=false "${STACK}_wal-receive=0" >/dev/null 2>&1 || true
   # The box loses its physical tier: only the bucket has it now.
   rm -rf "${box:?}/wal" "${box:?}/base"
   pg_uid=$(docker run --rm --network none --entrypoint sh "$REGISTRY/pg-swarm-backup-postgres:$VERSION" -c 'echo "$(id -u postgres):$(id -g postgres)"')

@@ -206,7 +206,7 @@ describe("wal-receive", () => {
       expect(gap).toMatchObject({ level: "error", newestBefore, msg: expect.stringMatching(/verify will report the gap/) });
       await commitAndMeasure("after the gap");
       await stopReceiver(again);
-      expect(readdirSync(join(backupDir, "wal")).filter((n) => n.startsWith("."))).toEqual([]);
+      expect(readdirSync(join(backupDir, "wal")).filter((n) => n.startsWith(".") && n !== ".pgsb-system-identifier")).toEqual([]);
       expect(await continuityFrom(start)).toMatchObject({ ok: false, problem: "missing-segment" });
       const afterGap = parseWalName(String(gap.firstAfter));
       if (afterGap?.kind !== "segment") throw new Error(`not a segment: ${String(gap.firstAfter)}`);

@@ -85,11 +85,13 @@ describe("WalShipper", () => {
     expect(signedBy(archive, "000000010000000000000003").equals(Buffer.alloc(8192, 1))).toBe(true);
   });
 
-  it("signs nothing before it knows the cluster", async () => {
+  it("ships (and signs) nothing before it knows the cluster the spool's WAL is of", async () => {
     const { spool, archive } = folders();
     writeFileSync(join(spool, "000000010000000000000003"), Buffer.alloc(10, 1));
     const shipper = new WalShipper({ spool, archive, recipients: null, signingKey: privateKey, fileMode: 0o640, env: process.env, log });
-    await expect(shipper.ship()).rejects.toThrow(/system identifier is not known yet/);
+    expect(await shipper.ship()).toEqual({ shipped: [], snapshots: [] });
+    expect(readdirSync(archive)).toEqual([]);
+    expect(readdirSync(spool)).toEqual(["000000010000000000000003"]);
   });
 });
 
