@@ -105,3 +105,15 @@ export function makeKeys(...ageNames: string[]): TestKeys {
     },
   };
 }
+
+/** After a file's tests: every wal-receive stopped, then each cleanup run newest first, whatever the others did. */
+export async function cleanUpAfterWalTests(cleanup: (() => void)[]): Promise<void> {
+  await stopAllWalReceive();
+  for (const f of cleanup.reverse()) {
+    try {
+      f();
+    } catch {
+      // keep cleaning
+    }
+  }
+}

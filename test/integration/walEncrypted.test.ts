@@ -19,7 +19,7 @@ import { createCluster, destroyCluster, sql, startCluster, stopCluster } from ".
 import { cliEnv, runCli, snapshot, tempDir } from "../helpers.js";
 import { restoreTarget, startRestored } from "../pitrFixtures.js";
 import type { TestKeys } from "../walReceiver.js";
-import { makeKeys, startWalReceive, stopAllWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
+import { cleanUpAfterWalTests, makeKeys, startWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
 
 const cleanup: (() => void)[] = [];
 let keys: TestKeys;
@@ -49,16 +49,7 @@ beforeAll(() => {
   keys = makeKeys("a", "b", "c");
 });
 
-afterAll(async () => {
-  await stopAllWalReceive();
-  for (const f of cleanup.reverse()) {
-    try {
-      f();
-    } catch {
-      // keep cleaning
-    }
-  }
-});
+afterAll(() => cleanUpAfterWalTests(cleanup));
 
 describe("a mixed archive: plain WAL, then encrypted to key A, then to key B", () => {
   let src: ClusterInfo;

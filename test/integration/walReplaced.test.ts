@@ -15,7 +15,7 @@ import type { ClusterInfo } from "../cluster.js";
 import { createCluster, destroyCluster, sql, stopCluster } from "../cluster.js";
 import { cliEnv, tempDir } from "../helpers.js";
 import type { TestKeys, WalReceiveProcess } from "../walReceiver.js";
-import { makeKeys, startWalReceive, stopAllWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
+import { cleanUpAfterWalTests, makeKeys, startWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
 
 const cleanup: (() => void)[] = [];
 let keys: TestKeys;
@@ -24,16 +24,7 @@ beforeAll(() => {
   keys = makeKeys("a");
 });
 
-afterAll(async () => {
-  await stopAllWalReceive();
-  for (const f of cleanup.reverse()) {
-    try {
-      f();
-    } catch {
-      // keep cleaning
-    }
-  }
-});
+afterAll(() => cleanUpAfterWalTests(cleanup));
 
 async function cluster(name: string): Promise<{ c: ClusterInfo; id: string }> {
   const c = await createCluster({ name });

@@ -19,7 +19,7 @@ import { createCluster, destroyCluster, sql, startCluster, stopCluster } from ".
 import { cliEnv, runCli, snapshot, tempDir, testConfig, testDeps } from "../helpers.js";
 import { restoreTarget, startRestored } from "../pitrFixtures.js";
 import type { TestKeys, WalReceiveProcess } from "../walReceiver.js";
-import { makeKeys, startWalReceive, stopAllWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
+import { cleanUpAfterWalTests, makeKeys, startWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
 
 let src: ClusterInfo;
 let keys: TestKeys;
@@ -84,16 +84,7 @@ beforeAll(async () => {
   await stopWalReceive(receiver);
 }, 120_000);
 
-afterAll(async () => {
-  await stopAllWalReceive();
-  for (const f of cleanup.reverse()) {
-    try {
-      f();
-    } catch {
-      // keep cleaning
-    }
-  }
-});
+afterAll(() => cleanUpAfterWalTests(cleanup));
 
 describe("signed WAL", () => {
   it("every segment and history file in wal/ is signed; stock tools check a signature", () => {
