@@ -22,6 +22,7 @@ import { archiveMode } from "./archiveMode.js";
 import { WalReceiverMonitor } from "./monitor.js";
 import { stopCleanly } from "./process.js";
 import { WalShipper } from "./shipper.js";
+import { recordBucketMove } from "./bucketReplaced.js";
 import { identityPlan, readIdentityMarker, setAsideReplaced, writeIdentityMarker } from "./identity.js";
 import { clusterIdentity } from "./slot.js";
 import { switchChecks } from "./switchChecks.js";
@@ -173,13 +174,18 @@ export class WalArchiver {
     const moved: { folder: string; files: string[] }[] = [];
     if (plan.setAsideWal !== null) moved.push(await setAsideReplaced(wal, plan.setAsideWal, stamp, config.files.dir));
     if (plan.setAsideSpool !== null && spool !== null) moved.push(await setAsideReplaced(spool, plan.setAsideSpool, stamp, 0o700));
+    // The bucket's copies of wal/'s old WAL go aside too, by the uploader before it uploads anything more.
+    if (plan.setAsideWal !== null && config.s3 !== null) {
+      await mkdir(wal, { recursive: true, mode: config.files.dir });
+      await recordBucketMove(wal, plan.setAsideWal, stamp, config.files.file);
+    }
     const old = plan.setAsideWal ?? plan.setAsideSpool;
     if (old !== null) {
       this.#log.error(
         { event: "replaced", systemIdentifier: server, previous: old, folders: moved.filter((m) => m.files.length > 0).map((m) => m.folder), files: moved.reduce((n, m) => n + m.files.length, 0) },
         `the server is cluster ${server}, not cluster ${old} whose WAL ${wal}${spool === null ? "" : ` and ${spool}`} held (the cluster was wiped and made again, or replaced): ` +
           `that WAL was set aside (${moved.map((m) => `${m.files.length} file(s) in ${m.folder}`).join(", ")}; kept, not used) and receiving starts over for the new cluster. ` +
-          `Take a new base backup; to restore the old cluster to a point, move its WAL back into an empty wal/`,
+          `${config.s3 === null ? "" : `Its objects in the S3 mirror go to wal-replaced/${old}-${stamp}/ before anything more is uploaded. `}Take a new base backup; to restore the old cluster to a point, move its WAL back into an empty wal/`,
       );
     }
     await mkdir(wal, { recursive: true, mode: config.files.dir });

@@ -16,6 +16,7 @@ import type { MirrorTarget } from "../s3/client.js";
 import { s3Failure } from "../s3/client.js";
 import { deleteKeys } from "../s3/objects.js";
 import { listWalArchive } from "../wal/archive.js";
+import { moveReplacedObjects, pendingBucketMoves } from "./bucketReplaced.js";
 import { listRemoteWal, remoteSizes, uploadWalFile, walObjectKey } from "./walUpload.js";
 import type { LocalWal, WalUpload } from "./walUploads.js";
 import { fileState, planWalUploads } from "./walUploads.js";
@@ -157,6 +158,13 @@ export class WalUploader {
     for (const name of this.#refused.keys()) if (!names.has(name)) this.#refused.delete(name);
     const plan = (remote: ReadonlyMap<string, number>) => planWalUploads(local, remote, { snapshots: o.snapshotSeconds > 0, lastSnapshot: this.#lastSnapshot });
     try {
+      // A replaced cluster's objects leave wal/ and wal-partial/ before anything of the new one goes up (bucketReplaced.ts).
+      for (const job of await pendingBucketMoves(walDir(o.backupDir))) {
+        const moved = await moveReplacedObjects(o.t, job, new Map(local.map((w) => [w.file.name, w.size])));
+        this.#needList = true;
+        this.#remote = null;
+        o.log.info({ event: "replaced", previous: job.oldId, moved, to: `wal-replaced/${job.oldId}-${job.stamp}/` }, `moved ${moved} object(s) of cluster ${job.oldId} in the S3 mirror from wal/ and wal-partial/ to wal-replaced/${job.oldId}-${job.stamp}/`);
+      }
       if (this.#remote === null || this.#needList || o.now() - this.#listedAt > RELIST_MS) {
         this.#remote = remoteSizes(await listRemoteWal(o.t));
         [this.#needList, this.#listedAt] = [false, o.now()];

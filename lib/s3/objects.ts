@@ -8,8 +8,8 @@ import { Writable } from "node:stream";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { FileHandle } from "node:fs/promises";
-import type { PutObjectCommandInput } from "@aws-sdk/client-s3";
-import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import type { CopyObjectCommandInput, PutObjectCommandInput } from "@aws-sdk/client-s3";
+import { CopyObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { S3Config } from "../config/config.js";
 import { ExitCode, TaskError } from "../core/errors.js";
@@ -66,6 +66,12 @@ export async function headObject(t: MirrorTarget, key: string): Promise<ObjectHe
 }
 
 /** One PUT of a small body (a sidecar, a signature, a WAL file read into memory). */
+/** A copy of `from` at `to` in the same bucket, its metadata kept (a server-side copy: nothing is downloaded). */
+export async function copyObject(t: MirrorTarget, from: string, to: string): Promise<void> {
+  const source = `${t.s3.bucket}/${from.split("/").map(encodeURIComponent).join("/")}`;
+  await t.client.send(new CopyObjectCommand({ Bucket: t.s3.bucket, Key: to, CopySource: source, ...(sseParams(t.s3) as Partial<CopyObjectCommandInput>) }));
+}
+
 export async function putBytes(t: MirrorTarget, key: string, body: string | Uint8Array, metadata: Record<string, string> = {}, contentType = "application/octet-stream"): Promise<void> {
   await t.client.send(new PutObjectCommand({ Bucket: t.s3.bucket, Key: key, Body: body, ContentType: contentType, Metadata: metadata, ...sseParams(t.s3) }));
 }

@@ -75,7 +75,8 @@ export async function listWalFolder(dir: string): Promise<WalListing> {
     }
     const file = d.isFile() ? parseWalName(d.name) : null;
     if (file !== null) candidates.push({ name: d.name, file });
-    else if (d.name !== WAL_IDENTITY_MARKER) out.ignored.push(d.name);
+    // wal-receive's own files: its identity marker and pending bucket moves (lib/receiver/).
+    else if (d.name !== WAL_IDENTITY_MARKER && !d.name.startsWith(".pgsb-bucket-replaced-")) out.ignored.push(d.name);
   }
   const entries = await mapLimit(candidates, STAT_CONCURRENCY, async ({ name, file }) => {
     const path = join(dir, name);

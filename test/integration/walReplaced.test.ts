@@ -15,16 +15,32 @@ import type { ClusterInfo } from "../cluster.js";
 import { createCluster, destroyCluster, sql, stopCluster } from "../cluster.js";
 import { cliEnv, tempDir } from "../helpers.js";
 import type { TestKeys, WalReceiveProcess } from "../walReceiver.js";
+import type { Server } from "../s3Server.js";
+import { BUCKET, s3Env, startS3 } from "../s3Server.js";
 import { cleanUpAfterWalTests, makeKeys, startWalReceive, stopWalReceive, waitFor } from "../walReceiver.js";
 
 const cleanup: (() => void)[] = [];
 let keys: TestKeys;
+let server: Server;
 
-beforeAll(() => {
+beforeAll(async () => {
   keys = makeKeys("a");
+  server = await startS3();
 });
 
-afterAll(() => cleanUpAfterWalTests(cleanup));
+afterAll(async () => {
+  await cleanUpAfterWalTests(cleanup);
+  await server?.stop();
+});
+
+/** The bucket's objects in `folder` (under the test's prefix), as s3rver stores them on disk: name to path. */
+function bucketFiles(folder: string): Map<string, string> {
+  const dir = join(server.dir, BUCKET, folder);
+  const out = new Map<string, string>();
+  if (!existsSync(dir)) return out;
+  for (const n of readdirSync(dir)) if (n.endsWith("._S3rver_object")) out.set(n.slice(0, -"._S3rver_object".length), join(dir, n));
+  return out;
+}
 
 async function cluster(name: string): Promise<{ c: ClusterInfo; id: string }> {
   const c = await createCluster({ name });
@@ -50,8 +66,8 @@ async function streaming(c: ClusterInfo): Promise<void> {
 }
 
 /** The system identifier in a stored segment's first page header (xlp_sysid, at byte 24), decrypted and decompressed as stored. */
-function segmentSystemId(path: string): string {
-  const stored = path.endsWith(".age") ? execFileSync("age", ["-d", "-i", keys.identity("a"), path], { maxBuffer: 64 << 20 }) : readFileSync(path);
+function segmentSystemId(path: string, name = path): string {
+  const stored = name.endsWith(".age") ? execFileSync("age", ["-d", "-i", keys.identity("a"), path], { maxBuffer: 64 << 20 }) : readFileSync(path);
   return gunzipSync(stored).readBigUInt64LE(24).toString();
 }
 
@@ -60,9 +76,11 @@ async function stillRunning(r: WalReceiveProcess): Promise<boolean> {
 }
 
 describe.each([
-  ["with a spool, signed and encrypted (the stack's way)", true],
-  ["pg_receivewal writing into wal/ itself", false],
-])("a cluster wiped and made again under wal-receive: %s", (_what, spooled) => {
+  ["with a spool, signed and encrypted (the stack's way)", true, false],
+  ["with a spool, signed and encrypted, and the S3 mirror", true, true],
+  ["pg_receivewal writing into wal/ itself", false, false],
+])("a cluster wiped and made again under wal-receive: %s", (_what, spooled, mirrored) => {
+  const prefix = `repl-${mirrored ? "s3" : spooled ? "s" : "d"}`;
   let backupDir: string;
   let wal: string;
   let spool: string;
@@ -70,13 +88,17 @@ describe.each([
   let fresh: { c: ClusterInfo; id: string };
   let oldSegments: string[];
   const env = (c: ClusterInfo) =>
-    cliEnv(c, backupDir, { WAL_STATUS_INTERVAL_SECONDS: "1", ...(spooled ? { WAL_SPOOL_DIR: spool, BACKUP_SIGNING_KEY_FILE: keys.sign, AGE_RECIPIENTS_FILE: keys.recipients("a") } : {}) });
+    cliEnv(c, backupDir, {
+      WAL_STATUS_INTERVAL_SECONDS: "1",
+      ...(spooled ? { WAL_SPOOL_DIR: spool, BACKUP_SIGNING_KEY_FILE: keys.sign, AGE_RECIPIENTS_FILE: keys.recipients("a") } : {}),
+      ...(mirrored ? { ...s3Env(server.port, prefix), S3_WAL_SNAPSHOT_SECONDS: "1" } : {}),
+    });
 
   beforeAll(async () => {
     backupDir = tempDir("pgsb-walrepl-");
     spool = tempDir("pgsb-walrepl-spool-");
     wal = join(backupDir, "wal");
-    old = await cluster(`walrepl-old-${spooled ? "s" : "d"}`);
+    old = await cluster(`walrepl-old-${prefix}`);
     const r = startWalReceive(env(old.c));
     await streaming(old.c);
     await switchAndShip(old.c, wal);
@@ -84,10 +106,11 @@ describe.each([
     // Rows after the last switch: the segment being received holds them.
     await sql(old.c, "postgres", "INSERT INTO marks SELECT FROM generate_series(1, 100)");
     await sleep(1500);
+    if (mirrored) await waitFor("the old cluster's segments in the bucket", () => completed(wal).every((n) => bucketFiles(`${prefix}/wal`).has(n)), 30_000);
     expect((await stopWalReceive(r)).code).toBe(143);
     oldSegments = completed(wal);
     stopCluster(old.c, "immediate");
-    fresh = await cluster(`walrepl-new-${spooled ? "s" : "d"}`);
+    fresh = await cluster(`walrepl-new-${prefix}`);
     expect(fresh.id).not.toBe(old.id);
   });
 
@@ -95,7 +118,7 @@ describe.each([
     const r = startWalReceive(env(fresh.c));
     const line = await waitFor("the replaced line", () => r.logs().find((l) => l.event === "replaced" && l.level === "error" || (l.level as number) === 50 && l.event === "replaced"), 30_000);
     expect(line).toMatchObject({ systemIdentifier: fresh.id, previous: old.id });
-    expect(String(line.msg)).toMatch(/set aside .* receiving starts over for the new cluster\. Take a new base backup/);
+    expect(String(line.msg)).toMatch(/set aside .* receiving starts over for the new cluster\. (Its objects in the S3 mirror go to wal-replaced\/\d+-\d+\/ before anything more is uploaded\. )?Take a new base backup/);
     await streaming(fresh.c);
     const newest = await switchAndShip(fresh.c, wal);
     await switchAndShip(fresh.c, wal);
@@ -123,6 +146,22 @@ describe.each([
       for (const n of sigs) expect(readFileSync(join(wal, n), "utf8")).toContain(`system-identifier ${fresh.id}`);
       expect(readFileSync(join(spool, ".pgsb-system-identifier"), "utf8").trim()).toBe(fresh.id);
       expect(readdirSync(spool).some((n) => n.startsWith(`.replaced-${old.id}-`))).toBe(true);
+    }
+    if (mirrored) {
+      // In the bucket too: the old cluster's objects in wal-replaced/<id>-<ms>/, wal/ and wal-partial/ the new cluster's alone.
+      const moved = await waitFor("the bucket's move", () => r.logs().find((l) => l.event === "replaced" && typeof l.moved === "number"), 30_000);
+      expect(moved.moved as number).toBeGreaterThanOrEqual(2 * oldSegments.length);
+      await waitFor(`${newest} in the bucket`, () => [...bucketFiles(`${prefix}/wal`).keys()].some((n) => n.startsWith(newest) && !n.endsWith(".sig")), 30_000);
+      const replacedDirs = readdirSync(join(server.dir, BUCKET, prefix, "wal-replaced"));
+      expect(replacedDirs).toHaveLength(1);
+      expect(replacedDirs[0]).toMatch(new RegExp(`^${old.id}-\\d+$`));
+      const aside = bucketFiles(`${prefix}/wal-replaced/${replacedDirs[0]}/wal`);
+      for (const n of oldSegments) expect(segmentSystemId(aside.get(n) as string, n)).toBe(old.id);
+      const above = [...bucketFiles(`${prefix}/wal`)].filter(([n]) => parseWalName(n)?.kind === "segment" && !n.endsWith(".sig"));
+      expect(above.length).toBeGreaterThan(0);
+      for (const [n, path] of above) expect(segmentSystemId(path, n)).toBe(fresh.id);
+      for (const [n, path] of bucketFiles(`${prefix}/wal`)) if (n.endsWith(".sig")) expect(readFileSync(path, "utf8")).toContain(`system-identifier ${fresh.id}`);
+      expect(readdirSync(wal).filter((n) => n.startsWith(".pgsb-bucket-replaced-"))).toEqual([]);
     }
     await stopWalReceive(r);
   });
