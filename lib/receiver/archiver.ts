@@ -147,7 +147,9 @@ export class WalArchiver {
     this.#walSegmentSize = id.walSegmentSize;
     if (shipper !== null) shipper.maxBytes = 2 * id.walSegmentSize + (1 << 20);
     if (id.systemIdentifier === this.#systemIdentifier) return;
-    await this.#watch.exclusive(() => this.#adoptIdentity(id.systemIdentifier));
+    // The first time, the shipper has never shipped (nothing ships before the identity is known): no round to wait for.
+    const adopt = () => this.#adoptIdentity(id.systemIdentifier);
+    await (known ? this.#watch.exclusive(adopt) : adopt());
     this.#systemIdentifier = id.systemIdentifier;
     if (shipper !== null) shipper.systemIdentifier = id.systemIdentifier;
   }
@@ -162,7 +164,7 @@ export class WalArchiver {
     const shipper = this.#shipper;
     if (plan.shipSpoolAs !== null && shipper !== null) {
       shipper.systemIdentifier = plan.shipSpoolAs;
-      const round = await shipper.ship(true).catch((err: unknown) => {
+      const round = await shipper.ship().catch((err: unknown) => {
         this.#log.error({ event: "replaced", error: (err as Error).message }, `the spool's last WAL of cluster ${plan.shipSpoolAs} could not be shipped to wal/ (${(err as Error).message}); it is kept in the spool's set-aside folder`);
         return null;
       });
@@ -185,7 +187,7 @@ export class WalArchiver {
         { event: "replaced", systemIdentifier: server, previous: old, folders: moved.filter((m) => m.files.length > 0).map((m) => m.folder), files: moved.reduce((n, m) => n + m.files.length, 0) },
         `the server is cluster ${server}, not cluster ${old} whose WAL ${wal}${spool === null ? "" : ` and ${spool}`} held (the cluster was wiped and made again, or replaced): ` +
           `that WAL was set aside (${moved.map((m) => `${m.files.length} file(s) in ${m.folder}`).join(", ")}; kept, not used) and receiving starts over for the new cluster. ` +
-          `${config.s3 === null ? "" : `Its objects in the S3 mirror go to wal-replaced/${old}-${stamp}/ before anything more is uploaded. `}Take a new base backup; to restore the old cluster to a point, move its WAL back into an empty wal/`,
+          `${plan.setAsideWal === null || config.s3 === null ? "" : `Its objects in the S3 mirror go to wal-replaced/${plan.setAsideWal}-${stamp}/ before anything more is uploaded. `}Take a new base backup; to restore the old cluster to a point, move its WAL back into an empty wal/`,
       );
     }
     await mkdir(wal, { recursive: true, mode: config.files.dir });

@@ -78,6 +78,15 @@ async function ensureSlot(config: Config, deps: Deps, log: Logger): Promise<void
         log.error({ slot, newestWal: range.newest.file.name }, `replication slot ${slot} vanished (dropped, or the server was replaced); recreating it. WAL the server recycled meanwhile is missing from ${dir}: verify will report the gap; take a new base backup`);
       } else log.info({ slot }, `creating replication slot ${slot}`);
     }
+    if (state === null || state.walStatus === "lost") {
+      // Reserved at once: the server keeps WAL from here on, however long pg_receivewal takes to start
+      // (pg_receivewal --create-slot reserves none until it first streams, so WAL written meanwhile,
+      // a base backup's first segment say, was not kept for it).
+      await c.query("SELECT pg_create_physical_replication_slot($1, true)", [slot]).catch((err: unknown) => {
+        if ((err as { code?: string }).code === "42710") return;
+        throw new TaskError(ExitCode.database, `replication slot ${slot} could not be created (${(err as Error).message}); check max_replication_slots on the server`, { cause: err });
+      });
+    }
   }, log);
   const pgReceivewal = receivewalBinary();
   try {
