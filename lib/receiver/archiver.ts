@@ -55,7 +55,7 @@ export class WalArchiver {
   readonly #watch: SwitchWatch;
   #uploader: WalUploader | null = null;
   #walSegmentSize = MAX_SEGMENT_BYTES;
-  /** The server's system identifier, once asked (beforeStart). */
+  /** The server's system identifier, once asked (beforeStart): the cluster the spool's WAL is of, which shipping signs. */
   #systemIdentifier: string | null = null;
   #fatal: TaskError | null = null;
   #child: Child | null = null;
@@ -97,7 +97,7 @@ export class WalArchiver {
       a.#unregister = shutdown.register("wal-receive: ship the spool's last WAL to wal/", async () => {
         // A round caught by the signal may wait on an age the shutdown stopped: it is not waited for long.
         await Promise.race([a.#watch.stop(), sleep(LAST_ROUND_WAIT_MS)]);
-        await shipper.ship(true);
+        await shipper.ship(a.#systemIdentifier, true);
       });
       log.info({ spool: mode.receiveDir, sign: mode.kind === "spool" && mode.sign, encrypt: mode.kind === "spool" && mode.encrypt }, `pg_receivewal writes into ${mode.receiveDir}; wal-receive ships to ${walDir(config.backupDir)}`);
     }
@@ -151,7 +151,6 @@ export class WalArchiver {
     const adopt = () => this.#adoptIdentity(id.systemIdentifier);
     await (known ? this.#watch.exclusive(adopt) : adopt());
     this.#systemIdentifier = id.systemIdentifier;
-    if (shipper !== null) shipper.systemIdentifier = id.systemIdentifier;
   }
 
   /** The markers of wal/ and the spool compared with the server's identifier; another cluster's WAL shipped (the spool's) and set aside. */
@@ -159,16 +158,15 @@ export class WalArchiver {
     const config = this.#config;
     const wal = walDir(config.backupDir);
     const spool = this.mode.kind === "spool" ? this.mode.receiveDir : null;
+    await mkdir(wal, { recursive: true, mode: config.files.dir });
     const [spoolMarker, walMarker] = await Promise.all([spool === null ? null : readIdentityMarker(spool), readIdentityMarker(wal)]);
     const plan = identityPlan({ server, spool: spool !== null, spoolMarker, walMarker });
     const shipper = this.#shipper;
     if (plan.shipSpoolAs !== null && shipper !== null) {
-      shipper.systemIdentifier = plan.shipSpoolAs;
-      const round = await shipper.ship().catch((err: unknown) => {
+      const round = await shipper.ship(plan.shipSpoolAs).catch((err: unknown) => {
         this.#log.error({ event: "replaced", error: (err as Error).message }, `the spool's last WAL of cluster ${plan.shipSpoolAs} could not be shipped to wal/ (${(err as Error).message}); it is kept in the spool's set-aside folder`);
         return null;
       });
-      shipper.systemIdentifier = null;
       shipper.forget();
       if (round !== null && round.shipped.length + round.snapshots.length > 0) this.#log.info({ event: "replaced", files: [...round.shipped, ...round.snapshots] }, `shipped the last WAL of cluster ${plan.shipSpoolAs} from the spool to wal/`);
     }
@@ -178,8 +176,8 @@ export class WalArchiver {
     if (plan.setAsideSpool !== null && spool !== null) moved.push(await setAsideReplaced(spool, plan.setAsideSpool, stamp, 0o700));
     // The bucket's copies of wal/'s old WAL go aside too, by the uploader before it uploads anything more.
     if (plan.setAsideWal !== null && config.s3 !== null) {
-      await mkdir(wal, { recursive: true, mode: config.files.dir });
       await recordBucketMove(wal, plan.setAsideWal, stamp, config.files.file);
+      this.#uploader?.bucketMoveRecorded();
     }
     const old = plan.setAsideWal ?? plan.setAsideSpool;
     if (old !== null) {
@@ -190,7 +188,6 @@ export class WalArchiver {
           `${plan.setAsideWal === null || config.s3 === null ? "" : `Its objects in the S3 mirror go to wal-replaced/${plan.setAsideWal}-${stamp}/ before anything more is uploaded. `}Take a new base backup; to restore the old cluster to a point, move its WAL back into an empty wal/`,
       );
     }
-    await mkdir(wal, { recursive: true, mode: config.files.dir });
     if (walMarker !== server) await writeIdentityMarker(wal, server, config.files.file);
     if (spool !== null && spoolMarker !== server) await writeIdentityMarker(spool, server, 0o600);
   }
@@ -228,7 +225,7 @@ export class WalArchiver {
     const received = await this.monitor.sample();
     if (this.#shipper !== null) {
       try {
-        await this.#shipper.ship();
+        await this.#shipper.ship(this.#systemIdentifier);
         this.monitor.setArchived(received);
       } catch (err) {
         this.#log.error({ event: "ship", reason, error: (err as Error).message }, `WAL could not be shipped from ${this.mode.receiveDir} to wal/ (${(err as Error).message}); retrying at the next tick`);

@@ -18,13 +18,12 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../core/atomicWrite.js";
 import { errnoCode } from "../core/errors.js";
 import { readSmallFile } from "../core/noFollow.js";
-import { WAL_IDENTITY_MARKER as IDENTITY_MARKER, WAL_SIGNATURE_SUFFIX, parseWalName } from "../physical/layout.js";
-
+import { WAL_IDENTITY_MARKER, WAL_SIGNATURE_SUFFIX, parseWalName } from "../physical/layout.js";
 
 /** The identifier a folder's marker names; null when there is none, or it is not one (it is then rewritten). */
 export async function readIdentityMarker(dir: string): Promise<string | null> {
   try {
-    const text = (await readSmallFile(join(dir, IDENTITY_MARKER), 64)).trim();
+    const text = (await readSmallFile(join(dir, WAL_IDENTITY_MARKER), 64)).trim();
     return /^\d{1,20}$/.test(text) ? text : null;
   } catch (err) {
     if (errnoCode(err) === "ENOENT") return null;
@@ -33,7 +32,7 @@ export async function readIdentityMarker(dir: string): Promise<string | null> {
 }
 
 export async function writeIdentityMarker(dir: string, systemIdentifier: string, mode: number): Promise<void> {
-  await writeFileAtomic(join(dir, IDENTITY_MARKER), systemIdentifier + "\n", mode);
+  await writeFileAtomic(join(dir, WAL_IDENTITY_MARKER), systemIdentifier + "\n", mode);
 }
 
 export interface IdentityPlan {

@@ -55,8 +55,6 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 export class WalShipper {
-  /** The cluster the signatures name (pg_control_system()); set before pg_receivewal starts. */
-  systemIdentifier: string | null = null;
   /** No file of the spool is larger: twice the cluster's wal_segment_size, set with the identifier. */
   maxBytes = 2 * (16 << 20);
   readonly #o: ShipperOptions;
@@ -84,12 +82,13 @@ export class WalShipper {
   }
 
   /**
-   * One round; `inShutdown`: the last round, run by the SIGTERM releaser (see proc.ts). Nothing
-   * is shipped until the cluster the spool's WAL belongs to is known (archiver.ts beforeStart):
-   * WAL is never signed as another cluster's, nor shipped while the spool may be set aside.
+   * One round. `cluster`: the system identifier of the cluster the spool's WAL is of, which the
+   * signatures name; null while it is not known (archiver.ts beforeStart), and then nothing is
+   * shipped: WAL is never signed as another cluster's, nor shipped while the spool may be set
+   * aside. `inShutdown`: the last round, run by the SIGTERM releaser (see proc.ts).
    */
-  async ship(inShutdown = false): Promise<ShipRound> {
-    if (this.systemIdentifier === null) return { shipped: [], snapshots: [] };
+  async ship(cluster: string | null, inShutdown = false): Promise<ShipRound> {
+    if (cluster === null) return { shipped: [], snapshots: [] };
     const o = this.#o;
     const files = (await readdir(o.spool, { withFileTypes: true })).filter((d) => d.isFile()).flatMap((d) => parseWalName(d.name) ?? []);
     const histories = files.filter((f) => f.kind === "history");
@@ -100,7 +99,7 @@ export class WalShipper {
     for (const h of histories) {
       const bytes = await this.#read(h.name);
       if (bytes === null) continue;
-      round.shipped.push(await this.#store(h.name, bytes, inShutdown));
+      round.shipped.push(await this.#store(h.name, bytes, cluster, inShutdown));
       // pg_receivewal fetches a history file again when it needs it.
       await rm(join(o.spool, h.name), { force: true });
     }
@@ -113,7 +112,7 @@ export class WalShipper {
         this.#shipped.add(s.name);
         continue;
       }
-      round.shipped.push(await this.#store(s.name, bytes, inShutdown));
+      round.shipped.push(await this.#store(s.name, bytes, cluster, inShutdown));
       this.#shipped.add(s.name);
       for (const p of PARTIAL_NAMES) {
         for (const n of [walStem(s) + p, walStem(s) + p + WAL_SIGNATURE_SUFFIX]) await rm(join(o.archive, n), { force: true });
@@ -130,7 +129,7 @@ export class WalShipper {
       // A segment completing meanwhile is renamed away: shipped complete in the next round.
       const bytes = await this.#read(s.name);
       if (bytes === null) continue;
-      round.snapshots.push(await this.#store(s.name, bytes, inShutdown));
+      round.snapshots.push(await this.#store(s.name, bytes, cluster, inShutdown));
       this.#snapshots.set(s.name, state as string);
     }
     for (const name of this.#snapshots.keys()) if (!segments.some((s) => s.name === name)) this.#snapshots.delete(name);
@@ -149,14 +148,13 @@ export class WalShipper {
   }
 
   /** Writes one file into wal/ (encrypted, then signed, as configured); returns its stored name. */
-  async #store(name: string, bytes: Buffer, inShutdown: boolean): Promise<string> {
+  async #store(name: string, bytes: Buffer, cluster: string, inShutdown: boolean): Promise<string> {
     const o = this.#o;
     const stored = o.recipients === null ? name : name + WAL_ENCRYPTED_SUFFIX;
     const data = o.recipients === null ? bytes : await encryptWal(bytes, o.recipients, o.env, inShutdown);
     await writeFileAtomic(join(o.archive, stored), data, o.fileMode);
     if (o.signingKey !== null) {
-      if (this.systemIdentifier === null) throw new Error("the cluster's system identifier is not known yet; nothing is signed without it");
-      await writeFileAtomic(join(o.archive, stored + WAL_SIGNATURE_SUFFIX), signWalStatement(walStatement(stored, data, this.systemIdentifier), o.signingKey), o.fileMode);
+      await writeFileAtomic(join(o.archive, stored + WAL_SIGNATURE_SUFFIX), signWalStatement(walStatement(stored, data, cluster), o.signingKey), o.fileMode);
     }
     return stored;
   }

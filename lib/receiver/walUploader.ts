@@ -84,6 +84,8 @@ export class WalUploader {
   #stopped = false;
   #wake: (() => void) | null = null;
   #loop: Promise<void> | null = null;
+  /** Bucket moves may be recorded in wal/ (bucketReplaced.ts): at the start, left by an earlier run, and when the archiver records one. */
+  #movesToCheck = true;
 
   constructor(o: WalUploaderOptions) {
     this.#o = o;
@@ -92,6 +94,12 @@ export class WalUploader {
 
   start(): void {
     this.#loop ??= this.#run();
+  }
+
+  /** The archiver recorded a bucket move in wal/: it is carried out before anything more goes up. */
+  bucketMoveRecorded(): void {
+    this.#movesToCheck = true;
+    this.nudge();
   }
 
   /** A tick of the receiver: something may have reached wal/. */
@@ -159,11 +167,20 @@ export class WalUploader {
     const plan = (remote: ReadonlyMap<string, number>) => planWalUploads(local, remote, { snapshots: o.snapshotSeconds > 0, lastSnapshot: this.#lastSnapshot });
     try {
       // A replaced cluster's objects leave wal/ and wal-partial/ before anything of the new one goes up (bucketReplaced.ts).
-      for (const job of await pendingBucketMoves(walDir(o.backupDir))) {
-        const moved = await moveReplacedObjects(o.t, job, new Map(local.map((w) => [w.file.name, w.size])));
-        this.#needList = true;
-        this.#remote = null;
-        o.log.info({ event: "replaced", previous: job.oldId, moved, to: `wal-replaced/${job.oldId}-${job.stamp}/` }, `moved ${moved} object(s) of cluster ${job.oldId} in the S3 mirror from wal/ and wal-partial/ to wal-replaced/${job.oldId}-${job.stamp}/`);
+      if (this.#movesToCheck) {
+        // Cleared before wal/ is read: a move recorded meanwhile sets it again for the next round.
+        this.#movesToCheck = false;
+        try {
+          for (const job of await pendingBucketMoves(walDir(o.backupDir))) {
+            const moved = await moveReplacedObjects(o.t, job, new Map(local.map((w) => [w.file.name, w.size])));
+            this.#needList = true;
+            this.#remote = null;
+            o.log.info({ event: "replaced", previous: job.oldId, moved, to: `wal-replaced/${job.oldId}-${job.stamp}/` }, `moved ${moved} object(s) of cluster ${job.oldId} in the S3 mirror from wal/ and wal-partial/ to wal-replaced/${job.oldId}-${job.stamp}/`);
+          }
+        } catch (err) {
+          this.#movesToCheck = true;
+          throw err;
+        }
       }
       if (this.#remote === null || this.#needList || o.now() - this.#listedAt > RELIST_MS) {
         this.#remote = remoteSizes(await listRemoteWal(o.t));

@@ -57,9 +57,8 @@ describe("WalShipper", () => {
     writeFileSync(join(archive, "000000020000000000000004.gz.partial"), "plaintext");
     writeFileSync(join(archive, "000000020000000000000004.gz.age.0123456789abcdef.tmp"), "half");
     const shipper = new WalShipper({ spool, archive, recipients: [key.recipient], signingKey: privateKey, fileMode: 0o640, env: process.env, log });
-    shipper.systemIdentifier = SYSID;
     await shipper.removeStaleTemps();
-    const round = await shipper.ship();
+    const round = await shipper.ship(SYSID);
     expect(round).toEqual({
       shipped: ["00000002.history.gz.age", "000000020000000000000003.gz.age", "000000020000000000000004.gz.age"],
       snapshots: ["000000020000000000000005.gz.partial.age"],
@@ -71,17 +70,16 @@ describe("WalShipper", () => {
     }
     expect(readdirSync(spool).sort()).toEqual(["000000020000000000000004.gz", "000000020000000000000005.gz.partial"]);
 
-    expect(await shipper.ship()).toEqual({ shipped: [], snapshots: [] });
+    expect(await shipper.ship(SYSID)).toEqual({ shipped: [], snapshots: [] });
     appendFileSync(join(spool, "000000020000000000000005.gz.partial"), "more");
-    expect(await shipper.ship()).toEqual({ shipped: [], snapshots: ["000000020000000000000005.gz.partial.age"] });
+    expect(await shipper.ship(SYSID)).toEqual({ shipped: [], snapshots: ["000000020000000000000005.gz.partial.age"] });
   });
 
   it("signs plain files under pg_receivewal's own names when it only signs", async () => {
     const { spool, archive } = folders();
     writeFileSync(join(spool, "000000010000000000000003"), Buffer.alloc(8192, 1));
     const shipper = new WalShipper({ spool, archive, recipients: null, signingKey: privateKey, fileMode: 0o640, env: process.env, log });
-    shipper.systemIdentifier = SYSID;
-    expect((await shipper.ship()).shipped).toEqual(["000000010000000000000003"]);
+    expect((await shipper.ship(SYSID)).shipped).toEqual(["000000010000000000000003"]);
     expect(signedBy(archive, "000000010000000000000003").equals(Buffer.alloc(8192, 1))).toBe(true);
   });
 
@@ -89,7 +87,7 @@ describe("WalShipper", () => {
     const { spool, archive } = folders();
     writeFileSync(join(spool, "000000010000000000000003"), Buffer.alloc(10, 1));
     const shipper = new WalShipper({ spool, archive, recipients: null, signingKey: privateKey, fileMode: 0o640, env: process.env, log });
-    expect(await shipper.ship()).toEqual({ shipped: [], snapshots: [] });
+    expect(await shipper.ship(null)).toEqual({ shipped: [], snapshots: [] });
     expect(readdirSync(archive)).toEqual([]);
     expect(readdirSync(spool)).toEqual(["000000010000000000000003"]);
   });
@@ -104,8 +102,7 @@ describe("resume points", () => {
     const real = Buffer.concat([Buffer.from([0x10, 0xd1, 2, 0]), Buffer.alloc(8188, 1)]);
     expect(await isResumePoint(compression === "gzip" ? gzipSync(real) : compression === "lz4" ? execFileSync("lz4", ["-c"], { input: real }) : real, compression)).toBe(false);
     const shipper = new WalShipper({ spool, archive, recipients: null, signingKey: privateKey, fileMode: 0o640, env: process.env, log });
-    shipper.systemIdentifier = SYSID;
-    expect(await shipper.ship()).toEqual({ shipped: [], snapshots: [] });
+    expect(await shipper.ship(SYSID)).toEqual({ shipped: [], snapshots: [] });
     expect(readdirSync(spool)).toEqual([name]);
     expect(readdirSync(archive)).toEqual([]);
   });
